@@ -1,0 +1,883 @@
+//! Configuration: TOML types, the embedded default, lookup, and validation with located errors.
+//!
+//! Keys are kebab-case and unknown keys are errors, so a typo is caught at `check-config` time
+//! rather than silently ignored. Every error names the file, `line:column`, the key and what was
+//! expected.
+
+mod secret;
+mod source_map;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use secret::Secret;
+use source_map::SourceMap;
+pub use source_map::{KeyPath, Seg};
+
+use crate::model::{Device, Direction, MetricKind, Role, Severity};
+
+/// The default configuration, embedded so `noctua run` needs no file.
+pub const DEFAULT_TOML: &str = include_str!("../config/noctua.toml");
+
+/// Where `/etc` installs keep the config (systemd's `ConfigurationDirectory=noctua`).
+pub const SYSTEM_PATH: &str = "/etc/noctua/noctua.toml";
+
+/// The whole configuration. Sections left out take their defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// The sled store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// HTTP listener for `/metrics`, health and the API.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Channel sizes between stages.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// NetFlow/IPFIX collector.
+    #[serde(default)]
+    pub netflow: NetflowConfig,
+    /// SNMP poller and credentials.
+    #[serde(default)]
+    pub snmp: SnmpConfig,
+    /// Managed devices (`[[device]]`).
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceConfig>,
+    /// Threshold levels per metric family.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Response targets per severity tier.
+    #[serde(default)]
+    pub tiers: Tiers,
+    /// MQTT publisher.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct StoreConfig {
+    /// Directory of the sled database. Relative paths are under `$STATE_DIRECTORY` when systemd
+    /// sets it, else the working directory.
+    pub path: PathBuf,
+    /// Group commit: writes are flushed at most this often; a waiting writer waits at most this.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("noctua-data"),
+            flush_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store directory, resolving a relative path against systemd's state directory.
+    pub fn resolved_path(&self, state_directory: Option<&Path>) -> PathBuf {
+        match state_directory {
+            Some(dir) if self.path.is_relative() => dir.join(&self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HttpConfig {
+    /// Listen address; loopback by default because writes are only token-protected.
+    pub listen: SocketAddr,
+    /// Bearer token for write endpoints, inline.
+    pub token: Option<Secret>,
+    /// Bearer token for write endpoints, read from a file.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9617)),
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PipelineConfig {
+    /// Samples queued between ingest and detection; beyond it ingest drops and counts.
+    pub sample_queue: usize,
+    /// Verdicts queued between detection and the alarm manager.
+    pub verdict_queue: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            sample_queue: 65_536,
+            verdict_queue: 4_096,
+        }
+    }
+}
+
+/// `[netflow]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NetflowConfig {
+    /// Whether to run the collector.
+    pub enabled: bool,
+    /// UDP listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Allowed exporters: CIDRs or device names. Empty allows only configured devices.
+    pub exporters: Vec<String>,
+    /// Socket receive buffer in bytes (`SO_RCVBUF`).
+    pub receive_buffer_bytes: usize,
+}
+
+impl Default for NetflowConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: vec![
+                SocketAddr::from(([0, 0, 0, 0], 2055)),
+                SocketAddr::from(([0, 0, 0, 0], 4739)),
+            ],
+            exporters: Vec::new(),
+            receive_buffer_bytes: 8 << 20,
+        }
+    }
+}
+
+/// `[snmp]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SnmpConfig {
+    /// Default poll interval.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries after a timeout.
+    pub retries: u32,
+    /// Named credentials that devices refer to.
+    pub credentials: BTreeMap<String, Credential>,
+}
+
+impl Default for SnmpConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            credentials: BTreeMap::new(),
+        }
+    }
+}
+
+/// SNMP protocol version of a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnmpVersion {
+    /// Community-based v2c.
+    V2c,
+    /// User-based security model v3.
+    V3,
+}
+
+/// USM authentication protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthProtocol {
+    /// HMAC-MD5-96 (legacy devices only).
+    Md5,
+    /// HMAC-SHA-96.
+    Sha1,
+    /// HMAC-SHA-224.
+    Sha224,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-384.
+    Sha384,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+/// USM privacy protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivProtocol {
+    /// DES (legacy devices only).
+    Des,
+    /// AES-128.
+    Aes128,
+    /// AES-192.
+    Aes192,
+    /// AES-256.
+    Aes256,
+}
+
+/// `[snmp.credentials.NAME]`: one v2c community or one v3 USM user.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Credential {
+    /// Protocol version.
+    pub version: SnmpVersion,
+    /// v2c community, inline.
+    pub community: Option<Secret>,
+    /// v2c community, from a file.
+    pub community_file: Option<PathBuf>,
+    /// v3 user name.
+    pub user: Option<String>,
+    /// v3 authentication protocol; absent means noAuthNoPriv.
+    pub auth_protocol: Option<AuthProtocol>,
+    /// v3 authentication passphrase, inline.
+    pub auth_key: Option<Secret>,
+    /// v3 authentication passphrase, from a file.
+    pub auth_key_file: Option<PathBuf>,
+    /// v3 privacy protocol; absent means authNoPriv.
+    pub priv_protocol: Option<PrivProtocol>,
+    /// v3 privacy passphrase, inline.
+    pub priv_key: Option<Secret>,
+    /// v3 privacy passphrase, from a file.
+    pub priv_key_file: Option<PathBuf>,
+}
+
+/// `[[device]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeviceConfig {
+    /// Stable unique name.
+    pub name: String,
+    /// Management address.
+    pub address: IpAddr,
+    /// Router, switch or base station.
+    pub role: Role,
+    /// Upstream device, for root-cause suppression.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Site label.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Name of an `[snmp.credentials.NAME]` entry; absent means not polled.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// Interface speed overrides (`[[device.interface]]`).
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<InterfaceConfig>,
+}
+
+impl DeviceConfig {
+    /// The domain view of this device.
+    pub fn device(&self) -> Device {
+        Device {
+            name: self.name.clone(),
+            address: self.address,
+            role: self.role,
+            parent: self.parent.clone(),
+            site: self.site.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+/// `[[device.interface]]`: a speed the device does not report (or reports wrongly).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InterfaceConfig {
+    /// Interface by ifIndex.
+    #[serde(default)]
+    pub if_index: Option<u32>,
+    /// Interface by ifName.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Speed in Mbit/s, for utilisation.
+    pub speed_mbps: u64,
+}
+
+/// `[thresholds]`: one rule per metric family. Families left out keep their defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Thresholds {
+    /// Utilisation in percent.
+    pub utilisation: Option<ThresholdLevels>,
+    /// Packet loss in percent.
+    pub loss: Option<ThresholdLevels>,
+    /// Latency in milliseconds.
+    pub latency: Option<ThresholdLevels>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        let rising = |w, mi, ma, c, h| {
+            Some(ThresholdLevels {
+                direction: Direction::Rising,
+                warning: Some(w),
+                minor: Some(mi),
+                major: Some(ma),
+                critical: Some(c),
+                hysteresis: h,
+            })
+        };
+        Self {
+            utilisation: rising(70.0, 80.0, 90.0, 95.0, 5.0),
+            loss: rising(1.0, 2.0, 5.0, 10.0, 0.5),
+            latency: rising(50.0, 100.0, 200.0, 500.0, 10.0),
+        }
+    }
+}
+
+impl Thresholds {
+    /// The rule for a metric family, if any.
+    pub fn for_kind(&self, kind: MetricKind) -> Option<&ThresholdLevels> {
+        match kind {
+            MetricKind::Utilisation => self.utilisation.as_ref(),
+            MetricKind::Loss => self.loss.as_ref(),
+            MetricKind::Latency => self.latency.as_ref(),
+            MetricKind::Traffic | MetricKind::State => None,
+        }
+    }
+}
+
+/// Tiered levels of one threshold rule. A level left out is not used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThresholdLevels {
+    /// Rising raises above a level; falling raises below it.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Warning level.
+    #[serde(default)]
+    pub warning: Option<f64>,
+    /// Minor level.
+    #[serde(default)]
+    pub minor: Option<f64>,
+    /// Major level.
+    #[serde(default)]
+    pub major: Option<f64>,
+    /// Critical level.
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// How far back past a level the value must come before the tier drops.
+    #[serde(default)]
+    pub hysteresis: f64,
+}
+
+impl ThresholdLevels {
+    /// Configured levels from lowest to highest tier.
+    pub fn levels(&self) -> impl Iterator<Item = (Severity, f64)> + '_ {
+        [
+            (Severity::Warning, self.warning),
+            (Severity::Minor, self.minor),
+            (Severity::Major, self.major),
+            (Severity::Critical, self.critical),
+        ]
+        .into_iter()
+        .filter_map(|(s, v)| v.map(|v| (s, v)))
+    }
+}
+
+/// `[tiers]`: response targets per severity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Tiers {
+    /// Critical.
+    pub critical: TierTarget,
+    /// Major.
+    pub major: TierTarget,
+    /// Minor.
+    pub minor: TierTarget,
+    /// Warning.
+    pub warning: TierTarget,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        let target = |ack_min: u64, restore_h: u64| TierTarget {
+            ack_within: Some(Duration::from_secs(ack_min * 60)),
+            restore_within: Some(Duration::from_secs(restore_h * 3600)),
+        };
+        Self {
+            critical: target(15, 4),
+            major: target(30, 8),
+            minor: target(24 * 60, 48),
+            warning: TierTarget::default(),
+        }
+    }
+}
+
+/// Acknowledge and restore targets of one tier; absent means no target.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TierTarget {
+    /// Acknowledge within.
+    #[serde(default, with = "humantime_serde")]
+    pub ack_within: Option<Duration>,
+    /// Restore within.
+    #[serde(default, with = "humantime_serde")]
+    pub restore_within: Option<Duration>,
+}
+
+/// `[mqtt]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct MqttConfig {
+    /// Whether to publish.
+    pub enabled: bool,
+    /// Broker `host:port`.
+    pub broker: String,
+    /// Client id; must be stable for the persistent session.
+    pub client_id: String,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Keepalive interval.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// User name.
+    pub username: Option<String>,
+    /// Password, inline.
+    pub password: Option<Secret>,
+    /// Password, from a file.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            broker: "127.0.0.1:1883".to_owned(),
+            client_id: "noctua".to_owned(),
+            prefix: "noctua".to_owned(),
+            keepalive: Duration::from_secs(30),
+            username: None,
+            password: None,
+            password_file: None,
+        }
+    }
+}
+
+/// Where the config came from; logged at start and re-read on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config PATH`.
+    Flag(PathBuf),
+    /// `$NOCTUA_CONFIG`.
+    Env(PathBuf),
+    /// `/etc/noctua/noctua.toml`.
+    System(PathBuf),
+    /// The embedded default.
+    Embedded,
+}
+
+impl ConfigSource {
+    /// Applies the lookup order: flag, then environment, then the system file if present, then
+    /// the embedded default. Inputs are passed in so the order is testable.
+    pub fn locate(flag: Option<PathBuf>, env: Option<OsString>, system: &Path) -> Self {
+        if let Some(p) = flag {
+            Self::Flag(p)
+        } else if let Some(e) = env.filter(|e| !e.is_empty()) {
+            Self::Env(PathBuf::from(e))
+        } else if system.exists() {
+            Self::System(system.to_owned())
+        } else {
+            Self::Embedded
+        }
+    }
+
+    /// Reads and validates the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self.path() {
+            None => parse("<embedded default>", DEFAULT_TOML, Path::new(".")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                parse(&path.display().to_string(), &text, base)
+            }
+        }
+    }
+
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Flag(p) | Self::Env(p) | Self::System(p) => Some(p),
+            Self::Embedded => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(p) => write!(f, "{} (--config)", p.display()),
+            Self::Env(p) => write!(f, "{} ($NOCTUA_CONFIG)", p.display()),
+            Self::System(p) => write!(f, "{}", p.display()),
+            Self::Embedded => f.write_str("embedded default"),
+        }
+    }
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted key, e.g. `device[1].parent`.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    #[error("{}", render(origin, issues))]
+    Invalid {
+        /// File name (or `<embedded default>`).
+        origin: String,
+        /// Every problem found.
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn render(origin: &str, issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| {
+            format!(
+                "{origin}:{}:{}: `{}`: {}",
+                i.line, i.column, i.key, i.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parses, resolves secret files and validates a config text. `origin` names it in errors;
+/// relative `*-file` paths are taken relative to `base`, the config file's directory.
+pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, ConfigError> {
+    let map = SourceMap::new(text);
+    let invalid = |issues| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        issues,
+    };
+    let mut config: Config = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let (line, column) = map.line_col(span.start);
+        invalid(vec![ConfigIssue {
+            line,
+            column,
+            key: map.key_at(&span).to_string(),
+            message: e.message().trim_end().to_owned(),
+        }])
+    })?;
+    let mut problems = Vec::new();
+    resolve_secrets(&mut config, base, &mut problems);
+    validate(&config, &mut problems);
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    let issues = problems
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = map.locate(&path);
+            ConfigIssue {
+                line,
+                column,
+                key: path.to_string(),
+                message,
+            }
+        })
+        .collect();
+    Err(invalid(issues))
+}
+
+type Problems = Vec<(KeyPath, String)>;
+
+fn root(k: &str) -> KeyPath {
+    KeyPath::default().key(k)
+}
+
+/// Reads every `*-file` secret into its inline slot, so later code has one place to look.
+fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
+    let mut pair =
+        |inline: &mut Option<Secret>, file: &Option<PathBuf>, at: KeyPath, name: &str| {
+            let Some(path) = file else { return };
+            let file_key = format!("{name}-file");
+            if inline.is_some() {
+                problems.push((
+                    at.key(name),
+                    format!("set either `{name}` or `{file_key}`, not both"),
+                ));
+                return;
+            }
+            let path = base.join(path);
+            match Secret::from_file(&path) {
+                Ok(s) => *inline = Some(s),
+                Err(e) => problems.push((
+                    at.key(&file_key),
+                    format!("cannot read secret file {}: {e}", path.display()),
+                )),
+            }
+        };
+    let http = &mut config.http;
+    pair(&mut http.token, &http.token_file, root("http"), "token");
+    let mqtt = &mut config.mqtt;
+    pair(
+        &mut mqtt.password,
+        &mqtt.password_file,
+        root("mqtt"),
+        "password",
+    );
+    for (name, c) in &mut config.snmp.credentials {
+        let at = root("snmp").key("credentials").key(name);
+        pair(&mut c.community, &c.community_file, at.clone(), "community");
+        pair(&mut c.auth_key, &c.auth_key_file, at.clone(), "auth-key");
+        pair(&mut c.priv_key, &c.priv_key_file, at, "priv-key");
+    }
+}
+
+fn validate(config: &Config, problems: &mut Problems) {
+    if config.store.flush_interval.is_zero() {
+        problems.push((
+            root("store").key("flush-interval"),
+            "expected a duration above zero".to_owned(),
+        ));
+    }
+    for (key, n) in [
+        ("sample-queue", config.pipeline.sample_queue),
+        ("verdict-queue", config.pipeline.verdict_queue),
+    ] {
+        if n == 0 {
+            problems.push((root("pipeline").key(key), "expected at least 1".to_owned()));
+        }
+    }
+    for (name, c) in &config.snmp.credentials {
+        validate_credential(c, root("snmp").key("credentials").key(name), problems);
+    }
+    validate_devices(config, problems);
+    validate_exporters(config, problems);
+    let t = &config.thresholds;
+    for (key, levels) in [
+        ("utilisation", &t.utilisation),
+        ("loss", &t.loss),
+        ("latency", &t.latency),
+    ] {
+        if let Some(levels) = levels {
+            validate_levels(levels, root("thresholds").key(key), problems);
+        }
+    }
+    if config.mqtt.enabled && config.mqtt.broker.trim().is_empty() {
+        problems.push((
+            root("mqtt").key("broker"),
+            "expected host:port of the broker when mqtt is enabled".to_owned(),
+        ));
+    }
+}
+
+fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
+    let mut need = |ok: bool, key: &str, msg: &str| {
+        if !ok {
+            problems.push((at.key(key), msg.to_owned()));
+        }
+    };
+    match c.version {
+        SnmpVersion::V2c => {
+            need(
+                c.community.is_some(),
+                "community",
+                "v2c needs `community` or `community-file`",
+            );
+            let v3_only =
+                c.user.is_some() || c.auth_protocol.is_some() || c.priv_protocol.is_some();
+            need(
+                !v3_only,
+                "version",
+                "user/auth/priv settings need version = \"v3\"",
+            );
+        }
+        SnmpVersion::V3 => {
+            need(c.user.is_some(), "user", "v3 needs a `user`");
+            need(
+                c.community.is_none(),
+                "community",
+                "v3 does not use a community",
+            );
+            let key_ok = |k: &Option<Secret>| k.as_ref().is_some_and(|k| k.len() >= 8);
+            if c.auth_protocol.is_some() {
+                need(
+                    key_ok(&c.auth_key),
+                    "auth-key",
+                    "expected `auth-key` or `auth-key-file` of at least 8 characters",
+                );
+            }
+            if c.priv_protocol.is_some() {
+                need(
+                    c.auth_protocol.is_some(),
+                    "priv-protocol",
+                    "privacy needs authentication: set `auth-protocol` too",
+                );
+                need(
+                    key_ok(&c.priv_key),
+                    "priv-key",
+                    "expected `priv-key` or `priv-key-file` of at least 8 characters",
+                );
+            }
+        }
+    }
+}
+
+fn validate_devices(config: &Config, problems: &mut Problems) {
+    let mut first_index: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in config.devices.iter().enumerate() {
+        let at = root("device").index(i);
+        if d.name.trim().is_empty() {
+            problems.push((at.key("name"), "expected a non-empty name".to_owned()));
+        }
+        if let Some(&first) = first_index.get(d.name.as_str()) {
+            problems.push((
+                at.key("name"),
+                format!(
+                    "duplicate device name `{}` (first at device[{first}])",
+                    d.name
+                ),
+            ));
+        } else {
+            first_index.insert(&d.name, i);
+        }
+        if let Some(c) = &d.credentials
+            && !config.snmp.credentials.contains_key(c)
+        {
+            problems.push((
+                at.key("credentials"),
+                format!("unknown credentials `{c}`: expected a key of [snmp.credentials]"),
+            ));
+        }
+        for (j, itf) in d.interfaces.iter().enumerate() {
+            let at = at.key("interface").index(j);
+            if itf.if_index.is_none() == itf.name.is_none() {
+                problems.push((
+                    at,
+                    "expected exactly one of `if-index` or `name`".to_owned(),
+                ));
+            } else if itf.speed_mbps == 0 {
+                problems.push((
+                    at.key("speed-mbps"),
+                    "expected a speed above zero".to_owned(),
+                ));
+            }
+        }
+    }
+    for (i, d) in config.devices.iter().enumerate() {
+        let Some(parent) = &d.parent else { continue };
+        let at = root("device").index(i).key("parent");
+        if !first_index.contains_key(parent.as_str()) {
+            problems.push((
+                at,
+                format!("unknown parent `{parent}`: expected a device name"),
+            ));
+        } else if let Some(cycle) = parent_cycle(config, i, &first_index) {
+            problems.push((at, format!("parent cycle: {cycle}")));
+        }
+    }
+}
+
+/// Follows parent links from device `start`; returns the loop in words if it comes back.
+fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> Option<String> {
+    let mut seen = HashSet::new();
+    let mut chain = vec![config.devices[start].name.as_str()];
+    let mut cur = start;
+    while seen.insert(cur) {
+        let next = config.devices[cur]
+            .parent
+            .as_deref()
+            .and_then(|p| index.get(p))?;
+        chain.push(&config.devices[*next].name);
+        if *next == start {
+            return Some(chain.join(" -> "));
+        }
+        cur = *next;
+    }
+    None
+}
+
+fn validate_exporters(config: &Config, problems: &mut Problems) {
+    let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
+    for (i, e) in config.netflow.exporters.iter().enumerate() {
+        let ok = e.parse::<ipnet::IpNet>().is_ok()
+            || e.parse::<IpAddr>().is_ok()
+            || names.contains(e.as_str());
+        if !ok {
+            problems.push((
+                root("netflow").key("exporters").index(i),
+                format!("`{e}` is neither a CIDR, an address nor a device name"),
+            ));
+        }
+    }
+}
+
+fn validate_levels(t: &ThresholdLevels, at: KeyPath, problems: &mut Problems) {
+    if !(t.hysteresis.is_finite() && t.hysteresis >= 0.0) {
+        problems.push((at.key("hysteresis"), "expected a number >= 0".to_owned()));
+    }
+    let mut prev: Option<(Severity, f64)> = None;
+    for (sev, v) in t.levels() {
+        if !v.is_finite() {
+            problems.push((at.key(sev.name()), "expected a finite number".to_owned()));
+            continue;
+        }
+        if let Some((psev, pv)) = prev {
+            let ordered = match t.direction {
+                Direction::Rising => v > pv,
+                Direction::Falling => v < pv,
+            };
+            if !ordered {
+                let relation = match t.direction {
+                    Direction::Rising => "above",
+                    Direction::Falling => "below",
+                };
+                problems.push((
+                    at.key(sev.name()),
+                    format!(
+                        "levels out of order: {} ({v}) must be {relation} {} ({pv}) for a {} rule",
+                        sev.name(),
+                        psev.name(),
+                        match t.direction {
+                            Direction::Rising => "rising",
+                            Direction::Falling => "falling",
+                        }
+                    ),
+                ));
+            }
+        }
+        prev = Some((sev, v));
+    }
+}

@@ -1,0 +1,312 @@
+//! Wires the stages together and owns start-up, reload and shutdown.
+//!
+//! Start: open the store, bind every socket, restore alarm state, spawn the stages, then tell
+//! systemd `READY=1`. Stop (SIGTERM/SIGINT): ingest stops, each stage ends when its input
+//! channel closes (so the pipeline drains in order), the flusher makes the last commits durable,
+//! and the run marker records a clean stop. SIGHUP re-reads the config; a bad one is refused and
+//! the running one stays.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alarm::stage::load_manager;
+use crate::config::{Config, ConfigSource};
+use crate::detect::Verdict;
+use crate::ingest::SampleSink;
+use crate::model::{AlarmEvent, Sample, Timestamp};
+use crate::northbound::http::{self, HttpState};
+use crate::northbound::metrics::Metrics;
+use crate::store::{Store, StoreError, Tree};
+
+/// Meta key of the [`RunRecord`].
+pub const RUN_RECORD_KEY: &[u8] = b"last_run";
+
+/// When the daemon last started and whether it stopped cleanly; read by the next start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Start time.
+    pub started_at: Timestamp,
+    /// Clean-stop time; `None` while running or after a crash.
+    pub stopped_at: Option<Timestamp>,
+    /// How many times this store has been started.
+    pub runs: u64,
+}
+
+/// Why the daemon could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The config key that set it.
+        key: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The running stages' shared handles, for callers that feed or watch the pipeline (tests,
+/// and the ingest sources of later issues).
+pub struct Pipeline {
+    /// Where ingest offers samples.
+    pub samples: SampleSink,
+    /// Committed, durable alarm transitions.
+    pub events: broadcast::Sender<AlarmEvent>,
+    /// Metrics of every stage.
+    pub metrics: Arc<Metrics>,
+    config: watch::Sender<Arc<Config>>,
+    stages: TaskTracker,
+    flusher: tokio::task::JoinHandle<()>,
+    flush_stop: CancellationToken,
+    store: Store,
+}
+
+impl Pipeline {
+    /// Starts detection, the alarm manager and the store flusher on `store`.
+    pub fn start(config: Arc<Config>, store: Store) -> Result<Self, StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let manager = load_manager(&store)?;
+        let (sample_tx, sample_rx) = mpsc::channel::<Sample>(config.pipeline.sample_queue);
+        let (verdict_tx, verdict_rx) = mpsc::channel::<Verdict>(config.pipeline.verdict_queue);
+        let (events, _) = broadcast::channel(1024);
+        let (config_tx, config_rx) = watch::channel(config.clone());
+        let flush_stop = CancellationToken::new();
+        let flusher = {
+            let m = metrics.clone();
+            tokio::spawn(store.clone().run_flusher(
+                config.store.flush_interval,
+                flush_stop.clone(),
+                move |r| {
+                    let result = if r.ok { "ok" } else { "error" };
+                    m.store_flushes.with_label_values(&[result]).inc();
+                    m.store_flush_seconds.observe(r.took.as_secs_f64());
+                },
+            ))
+        };
+        let stages = TaskTracker::new();
+        stages.spawn(crate::detect::run_stage(
+            sample_rx,
+            verdict_tx,
+            config_rx,
+            metrics.clone(),
+        ));
+        stages.spawn(crate::alarm::stage::run_stage(
+            manager,
+            verdict_rx,
+            store.clone(),
+            events.clone(),
+            metrics.clone(),
+        ));
+        stages.close();
+        Ok(Self {
+            samples: SampleSink::new(sample_tx, metrics.clone()),
+            events,
+            metrics,
+            config: config_tx,
+            stages,
+            flusher,
+            flush_stop,
+            store,
+        })
+    }
+
+    /// Hands a new config to the stages that can take it live.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        self.config.send_replace(config);
+    }
+
+    /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
+    pub async fn drain(self) -> Result<(), StoreError> {
+        drop(self.samples);
+        self.stages.wait().await;
+        self.flush_stop.cancel();
+        // The flusher only ends by itself; a panic in it would already have aborted the process.
+        let _ = self.flusher.await;
+        self.store.flush()
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError> {
+    let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
+    let store_path = config.store.resolved_path(state_dir.as_deref());
+    let store = Store::open(&store_path)?;
+    let runs = mark_start(&store)?;
+    tracing::info!(path = %store_path.display(), runs, "store open");
+
+    let listen = config.http.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: listen,
+            key: "http.listen",
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    if config.http.token.is_none() {
+        tracing::warn!("no http.token configured: write endpoints are disabled");
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+
+    let config = Arc::new(config);
+    let pipeline = Pipeline::start(config.clone(), store.clone())?;
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_state = HttpState {
+        metrics: pipeline.metrics.clone(),
+        store: store.clone(),
+        ready: ready.clone(),
+    };
+    tasks.spawn({
+        let cancel = cancel.clone();
+        async move {
+            if let Err(e) = http::serve(listener, http_state, cancel).await {
+                tracing::error!(error = %e, "http listener failed");
+            }
+        }
+    });
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tasks.spawn(watchdog(period / 2, cancel.clone()));
+    }
+    tasks.close();
+
+    ready.store(true, Ordering::Relaxed);
+    notify(&[NotifyState::Ready]);
+    tracing::info!(http = %bound, config = %source, "noctua ready");
+
+    let mut current = config;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                match NotifyState::monotonic_usec_now() {
+                    Ok(now) => notify(&[NotifyState::Reloading, now]),
+                    Err(_) => notify(&[NotifyState::Reloading]),
+                }
+                current = reload(&source, current, &pipeline);
+                notify(&[NotifyState::Ready]);
+            }
+        }
+    }
+
+    notify(&[NotifyState::Stopping]);
+    ready.store(false, Ordering::Relaxed);
+    cancel.cancel();
+    pipeline.drain().await?;
+    mark_stop(&store)?;
+    // HTTP clients get a moment to finish; a stuck one must not hold up the stop.
+    if tokio::time::timeout(Duration::from_millis(500), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("http connections still open at shutdown; closing them");
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Re-reads the config; keeps the running one if the new one is invalid.
+fn reload(source: &ConfigSource, current: Arc<Config>, pipeline: &Pipeline) -> Arc<Config> {
+    match source.load() {
+        Ok(new) => {
+            let restart_needed = [
+                ("store", new.store != current.store),
+                ("http", new.http.listen != current.http.listen),
+                ("pipeline", new.pipeline != current.pipeline),
+            ];
+            for (section, changed) in restart_needed {
+                if changed {
+                    tracing::warn!(
+                        section,
+                        "config reload: [{section}] changes take effect after a restart"
+                    );
+                }
+            }
+            let new = Arc::new(new);
+            pipeline.reconfigure(new.clone());
+            pipeline
+                .metrics
+                .config_reloads
+                .with_label_values(&["ok"])
+                .inc();
+            tracing::info!(config = %source, "config reloaded");
+            new
+        }
+        Err(e) => {
+            pipeline
+                .metrics
+                .config_reloads
+                .with_label_values(&["error"])
+                .inc();
+            tracing::error!(config = %source, "config reload refused, keeping the running config:\n{e}");
+            current
+        }
+    }
+}
+
+fn mark_start(store: &Store) -> Result<u64, StoreError> {
+    let previous: Option<RunRecord> = store.get(Tree::Meta, RUN_RECORD_KEY)?;
+    if let Some(p) = &previous
+        && p.stopped_at.is_none()
+    {
+        tracing::warn!(started_at = %p.started_at, "previous run did not stop cleanly; records committed before it ended are intact");
+    }
+    let runs = previous.map_or(0, |p| p.runs) + 1;
+    let record = RunRecord {
+        started_at: Timestamp::now(),
+        stopped_at: None,
+        runs,
+    };
+    store.put(Tree::Meta, RUN_RECORD_KEY, &record)?;
+    store.flush()?;
+    Ok(runs)
+}
+
+fn mark_stop(store: &Store) -> Result<(), StoreError> {
+    if let Some(mut record) = store.get::<RunRecord>(Tree::Meta, RUN_RECORD_KEY)? {
+        record.stopped_at = Some(Timestamp::now());
+        store.put(Tree::Meta, RUN_RECORD_KEY, &record)?;
+    }
+    store.flush()
+}
+
+async fn watchdog(every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => notify(&[NotifyState::Watchdog]),
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Tells systemd; outside systemd (`NOTIFY_SOCKET` unset) this does nothing.
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}

@@ -1,0 +1,87 @@
+//! The HTTP listener: `/healthz`, `/readyz`, `/metrics`. The API and the live alarm stream grow
+//! here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::northbound::metrics::Metrics;
+use crate::store::Store;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Metrics to expose.
+    pub metrics: Arc<Metrics>,
+    /// The store, for its size and health.
+    pub store: Store,
+    /// Set once every socket is bound and the pipeline runs; cleared when stopping.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves until `stop` fires; connections then finish their current request.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    if !s.ready.load(Ordering::Relaxed) {
+        json_error(StatusCode::SERVICE_UNAVAILABLE, "starting or stopping")
+    } else if s.store.flush_failing() {
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store cannot flush to disk",
+        )
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    s.metrics
+        .store_size
+        .set(i64::try_from(s.store.size_on_disk()).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "no such endpoint")
+}

@@ -1,0 +1,513 @@
+//! The sled schema: trees, key encoding, versioned values, and group commit.
+//!
+//! This is the only module that imports sled (0.34 is old and 1.0 is a rewrite; keeping it here
+//! keeps a migration to one file). Keys are big-endian so a scan comes out in order; values are
+//! one format byte followed by postcard. An alarm transition touches four trees in one
+//! transaction, and callers await a [`Ticket`] to know it is on disk before they publish it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp};
+
+/// Schema of the trees and keys below; bump with a migration when they change.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Encoding of values (the first byte of each).
+const VALUE_FORMAT: u8 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// The named trees. Their names are the on-disk schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tree {
+    /// Active alarms by alarm id.
+    ActiveAlarms,
+    /// Every alarm transition by (time, sequence).
+    AlarmHistory,
+    /// Fault records by fault id.
+    Faults,
+    /// Per-series detector state by series key.
+    DetectorState,
+    /// NetFlow/IPFIX templates by exporter scope and template id.
+    Templates,
+    /// Transitions not yet acknowledged by the MQTT broker, by sequence.
+    Outbox,
+    /// Schema version, run markers, counters.
+    Meta,
+}
+
+impl Tree {
+    const ALL: [Tree; 7] = [
+        Tree::ActiveAlarms,
+        Tree::AlarmHistory,
+        Tree::Faults,
+        Tree::DetectorState,
+        Tree::Templates,
+        Tree::Outbox,
+        Tree::Meta,
+    ];
+
+    /// The on-disk tree name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::ActiveAlarms => "alarms_active",
+            Tree::AlarmHistory => "alarm_history",
+            Tree::Faults => "faults",
+            Tree::DetectorState => "detector_state",
+            Tree::Templates => "netflow_templates",
+            Tree::Outbox => "mqtt_outbox",
+            Tree::Meta => "meta",
+        }
+    }
+}
+
+/// What went wrong with the store, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds sled's exclusive lock.
+    #[error("store at {} is in use by another process (is noctua running? stop it or use its HTTP API)", path.display())]
+    Locked {
+        /// Store directory.
+        path: PathBuf,
+    },
+    /// The store was written by a newer noctua.
+    #[error("store at {} has schema version {found}, newer than this noctua supports ({supported}); upgrade noctua", path.display())]
+    NewerSchema {
+        /// Store directory.
+        path: PathBuf,
+        /// Version found on disk.
+        found: u32,
+        /// Version this build writes.
+        supported: u32,
+    },
+    /// A value could not be decoded.
+    #[error("corrupt value in tree {tree}: {reason}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A transition was computed from a state the store no longer has (a logic error upstream,
+    /// or two writers); the whole transaction was rolled back.
+    #[error(
+        "alarm {alarm} changed underneath: expected notification {expected:?}, store has {found:?}"
+    )]
+    Conflict {
+        /// The alarm.
+        alarm: AlarmId,
+        /// Notification id the writer based its change on.
+        expected: Option<u64>,
+        /// Notification id in the store.
+        found: Option<u64>,
+    },
+    /// An I/O or sled error.
+    #[error("store at {}: {source}", path.display())]
+    Sled {
+        /// Store directory.
+        path: PathBuf,
+        /// The sled error.
+        source: sled::Error,
+    },
+}
+
+/// A write's place in the commit order; await it with [`Store::durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// Result of one flush, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushReport {
+    /// How long the flush took.
+    pub took: Duration,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The store handle; cheap to clone, shared by the stages that write.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    written: AtomicU64,
+    flushed: watch::Sender<u64>,
+    wake: Notify,
+    flush_failed: AtomicBool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and checks its schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let sled_err = |source| StoreError::Sled {
+            path: path.to_owned(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(path)
+            // Group commit below decides when to flush; sled's own timer would only add writes.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Locked {
+                        path: path.to_owned(),
+                    }
+                }
+                other => sled_err(other),
+            })?;
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sled_err)?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                db,
+                trees,
+                written: AtomicU64::new(0),
+                flushed: watch::Sender::new(0),
+                wake: Notify::new(),
+                flush_failed: AtomicBool::new(false),
+            }),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let meta = self.tree(Tree::Meta);
+        let found = meta.get(SCHEMA_KEY).map_err(|e| self.sled_err(e))?;
+        match found {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| self.sled_err(e))?;
+                self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: Tree::Meta.name(),
+                        reason: "schema_version is not 4 bytes".to_owned(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: self.inner.path.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Store directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        // `trees` was built from `Tree::ALL` in order, so every variant's index exists.
+        &self.inner.trees[t as usize]
+    }
+
+    fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.inner.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads one versioned value.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let raw = self.tree(tree).get(key).map_err(|e| self.sled_err(e))?;
+        raw.map(|v| decode(tree, &v)).transpose()
+    }
+
+    /// Writes one versioned value; durable after the returned ticket is.
+    pub fn put<T: Serialize>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Ticket, StoreError> {
+        let bytes = encode(tree, value)?;
+        self.tree(tree)
+            .insert(key, bytes)
+            .map_err(|e| self.sled_err(e))?;
+        Ok(self.written())
+    }
+
+    /// All values of a tree in key order.
+    pub fn scan<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<T>, StoreError> {
+        self.tree(tree)
+            .iter()
+            .values()
+            .map(|v| decode(tree, &v.map_err(|e| self.sled_err(e))?))
+            .collect()
+    }
+
+    /// Number of entries in a tree.
+    pub fn len(&self, tree: Tree) -> usize {
+        self.tree(tree).len()
+    }
+
+    /// Whether the tree is empty.
+    pub fn is_empty(&self, tree: Tree) -> bool {
+        self.tree(tree).is_empty()
+    }
+
+    /// Commits one alarm transition atomically: the active alarm (removed when cleared), its
+    /// fault record, a history entry and an outbox entry.
+    ///
+    /// `expected` is the alarm's notification id the transition was computed from (`None` for a
+    /// raise); if the store disagrees nothing is written and [`StoreError::Conflict`] says why.
+    pub fn commit_transition(
+        &self,
+        event: &AlarmEvent,
+        fault: &FaultRecord,
+        expected: Option<u64>,
+    ) -> Result<Ticket, StoreError> {
+        let alarm_key = event.alarm.alarm_id.0.to_be_bytes();
+        let alarm_bytes = encode(Tree::ActiveAlarms, &event.alarm)?;
+        let fault_bytes = encode(Tree::Faults, fault)?;
+        let event_bytes = encode(Tree::AlarmHistory, event)?;
+        let history_key = history_key(event.at, event.seq);
+        let seq_key = event.seq.to_be_bytes();
+        let trees = (
+            self.tree(Tree::ActiveAlarms),
+            self.tree(Tree::Faults),
+            self.tree(Tree::AlarmHistory),
+            self.tree(Tree::Outbox),
+        );
+        let result = trees.transaction(|(active, faults, history, outbox)| {
+            let found = match active.get(alarm_key)? {
+                None => None,
+                Some(v) => {
+                    let a: Alarm = decode(Tree::ActiveAlarms, &v)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    Some(a.notification_id)
+                }
+            };
+            if found != expected {
+                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                    alarm: event.alarm.alarm_id,
+                    expected,
+                    found,
+                }));
+            }
+            if event.alarm.is_cleared() {
+                active.remove(&alarm_key)?;
+            } else {
+                active.insert(&alarm_key, alarm_bytes.as_slice())?;
+            }
+            faults.insert(&fault.id.0.to_be_bytes(), fault_bytes.as_slice())?;
+            history.insert(&history_key, event_bytes.as_slice())?;
+            outbox.insert(&seq_key, event_bytes.as_slice())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(self.written()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(self.sled_err(e)),
+        }
+    }
+
+    /// Alarm history from `(at, seq)` onwards, in commit order.
+    pub fn history_since(&self, at: Timestamp, seq: u64) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.tree(Tree::AlarmHistory)
+            .range(history_key(at, seq)..)
+            .values()
+            .map(|v| decode(Tree::AlarmHistory, &v.map_err(|e| self.sled_err(e))?))
+            .collect()
+    }
+
+    /// The highest sequence number committed so far (0 for an empty store).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let last = self
+            .tree(Tree::AlarmHistory)
+            .last()
+            .map_err(|e| self.sled_err(e))?;
+        let max_history = match last {
+            None => 0,
+            Some((_, v)) => decode::<AlarmEvent>(Tree::AlarmHistory, &v)?.seq,
+        };
+        // History is ordered by time first; a clock step back could put a larger seq earlier,
+        // so the outbox (ordered by seq) is consulted too.
+        let max_outbox = self
+            .tree(Tree::Outbox)
+            .last()
+            .map_err(|e| self.sled_err(e))?
+            .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        Ok(max_history.max(max_outbox))
+    }
+
+    /// A new id, unique for the life of the store (sled persists the counter).
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        self.inner.db.generate_id().map_err(|e| self.sled_err(e))
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Whether the last flush failed (e.g. disk full); readiness reports it.
+    pub fn flush_failing(&self) -> bool {
+        self.inner.flush_failed.load(Ordering::Relaxed)
+    }
+
+    fn written(&self) -> Ticket {
+        let t = self.inner.written.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.wake.notify_one();
+        Ticket(t)
+    }
+
+    /// Waits until the write behind `ticket` is on disk. Needs [`Store::run_flusher`] running.
+    pub async fn durable(&self, ticket: Ticket) {
+        let mut rx = self.inner.flushed.subscribe();
+        // The sender lives in `inner`, which `self` keeps alive, so this cannot see a closed
+        // channel; an error would only mean the store is gone, and then there is nothing to wait for.
+        let _ = rx.wait_for(|f| *f >= ticket.0).await;
+    }
+
+    /// Flushes everything written so far, now, on the calling thread.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let target = self.inner.written.load(Ordering::Acquire);
+        self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        self.inner.flushed.send_if_modified(|f| {
+            let advance = target > *f;
+            *f = (*f).max(target);
+            advance
+        });
+        Ok(())
+    }
+
+    /// Group commit: flushes pending writes at most once per `interval`, until `stop` fires,
+    /// then once more. `report` sees each flush (for metrics).
+    pub async fn run_flusher(
+        self,
+        interval: Duration,
+        stop: CancellationToken,
+        report: impl Fn(FlushReport) + Send,
+    ) {
+        loop {
+            let stopping = tokio::select! {
+                () = self.inner.wake.notified() => false,
+                () = stop.cancelled() => true,
+            };
+            if self.inner.written.load(Ordering::Acquire) > *self.inner.flushed.borrow() {
+                let store = self.clone();
+                let started = Instant::now();
+                let result = tokio::task::spawn_blocking(move || store.flush()).await;
+                let ok = matches!(result, Ok(Ok(())));
+                if let Ok(Err(e)) = &result {
+                    tracing::error!(error = %e, "store flush failed; will retry");
+                }
+                self.inner.flush_failed.store(!ok, Ordering::Relaxed);
+                report(FlushReport {
+                    took: started.elapsed(),
+                    ok,
+                });
+                if !ok {
+                    // Retry without waiting for a new write.
+                    self.inner.wake.notify_one();
+                }
+            }
+            if stopping {
+                return;
+            }
+            // Writers arriving during this pause share the next flush.
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
+}
+
+fn history_key(at: Timestamp, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    // Flip the sign bit so negative times sort before positive ones as unsigned bytes.
+    k[..8].copy_from_slice(&((at.as_millis() as u64) ^ (1 << 63)).to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Encodes a value as the format byte followed by postcard.
+pub fn encode<T: Serialize>(tree: Tree, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![VALUE_FORMAT];
+    postcard::to_io(value, &mut out).map_err(|e| StoreError::Corrupt {
+        tree: tree.name(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// Decodes a value written by [`encode`], refusing unknown formats.
+pub fn decode<T: DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        tree: tree.name(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&VALUE_FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| corrupt(format!("cannot decode: {e}")))
+        }
+        Some((other, _)) => Err(corrupt(format!("unknown value format {other}"))),
+        None => Err(corrupt("empty value".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn history_keys_sort_like_time_then_seq(a in any::<i64>(), sa in any::<u64>(), b in any::<i64>(), sb in any::<u64>()) {
+            let ka = history_key(Timestamp::from_millis(a), sa);
+            let kb = history_key(Timestamp::from_millis(b), sb);
+            prop_assert_eq!(ka.cmp(&kb), (a, sa).cmp(&(b, sb)));
+        }
+
+        #[test]
+        fn values_round_trip(v in any::<(u64, String, Option<i64>)>()) {
+            let bytes = encode(Tree::Meta, &v).unwrap();
+            prop_assert_eq!(bytes[0], VALUE_FORMAT);
+            prop_assert_eq!(decode::<(u64, String, Option<i64>)>(Tree::Meta, &bytes).unwrap(), v);
+        }
+
+        #[test]
+        fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode::<AlarmEvent>(Tree::AlarmHistory, &bytes);
+        }
+    }
+
+    #[test]
+    fn unknown_value_format_is_refused() {
+        let err = decode::<u64>(Tree::Meta, &[9, 1]).unwrap_err();
+        assert!(err.to_string().contains("unknown value format 9"), "{err}");
+    }
+}
