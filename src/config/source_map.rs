@@ -97,40 +97,45 @@ impl<'i> SourceMap<'i> {
         self.line_col(best.start)
     }
 
-    /// The deepest key path whose key or value covers `span`, to name the key of a parse error.
+    /// The key a parse error at `span` is about: the last key (or array element) that starts at
+    /// or before the error. Table headers span only the header, not their body, so "covers" would
+    /// miss keys under `[section]`; "last one starting before" does not.
     pub fn key_at(&self, span: &Range<usize>) -> KeyPath {
-        let mut path = KeyPath::default();
-        let Some(doc) = &self.doc else { return path };
-        let covers = |r: Range<usize>| r.start <= span.start && span.start < r.end.max(r.start + 1);
-        let mut table = Some(doc);
-        let mut array: Option<&[toml::Spanned<DeValue<'i>>]> = None;
-        loop {
-            let mut found = None;
-            if let Some(t) = table {
-                for (k, v) in t.iter() {
-                    if covers(k.span()) || covers(v.span()) {
-                        path = path.key(k.get_ref());
-                        found = Some(v);
-                        break;
+        let mut best = (0, KeyPath::default());
+        if let Some(doc) = &self.doc {
+            Self::walk_table(doc, &KeyPath::default(), span.start, &mut best);
+        }
+        best.1
+    }
+
+    fn walk_table(t: &DeTable<'i>, at: &KeyPath, offset: usize, best: &mut (usize, KeyPath)) {
+        for (k, v) in t.iter() {
+            let path = at.key(k.get_ref());
+            if k.span().start <= offset && k.span().start >= best.0 {
+                *best = (k.span().start, path.clone());
+            }
+            Self::walk_value(v, &path, offset, best);
+        }
+    }
+
+    fn walk_value(
+        v: &toml::Spanned<DeValue<'i>>,
+        at: &KeyPath,
+        offset: usize,
+        best: &mut (usize, KeyPath),
+    ) {
+        match v.get_ref() {
+            DeValue::Table(t) => Self::walk_table(t, at, offset, best),
+            DeValue::Array(a) => {
+                for (i, e) in a.iter().enumerate() {
+                    let path = at.index(i);
+                    if e.span().start <= offset && e.span().start >= best.0 {
+                        *best = (e.span().start, path.clone());
                     }
-                }
-            } else if let Some(a) = array {
-                for (i, v) in a.iter().enumerate() {
-                    if covers(v.span()) {
-                        path = path.index(i);
-                        found = Some(v);
-                        break;
-                    }
+                    Self::walk_value(e, &path, offset, best);
                 }
             }
-            let Some(v) = found else { return path };
-            table = None;
-            array = None;
-            match v.get_ref() {
-                DeValue::Table(t) => table = Some(t),
-                DeValue::Array(a) => array = Some(a),
-                _ => return path,
-            }
+            _ => {}
         }
     }
 }

@@ -1,0 +1,116 @@
+//! Per-sample detection, per-verdict alarm updates, and the store's per-transition cost.
+//! Run with `cargo bench --bench hot_paths`; the README records the figures.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use noctua::alarm::AlarmManager;
+use noctua::config::Thresholds;
+use noctua::detect::{Detector, Verdict};
+use noctua::model::{Category, Metric, Sample, SeriesKey, Severity, Timestamp};
+use noctua::store::{Store, Tree, encode};
+
+fn series(i: usize) -> SeriesKey {
+    SeriesKey {
+        device: format!("r{}", i / 48),
+        object: format!("ifIndex={}", i % 48),
+        metric: Metric::UtilisationInPct,
+    }
+}
+
+fn detect(c: &mut Criterion) {
+    // 10,000 series, steady values under every level: the common case is "no verdict".
+    let samples: Vec<Sample> = (0..10_000)
+        .map(|i| Sample {
+            series: series(i),
+            at: Timestamp::from_millis(0),
+            value: 40.0 + (i % 20) as f64,
+        })
+        .collect();
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(samples.len() as u64));
+    g.bench_function("threshold_step_10k_series_quiet", |b| {
+        let mut d = Detector::new(Thresholds::default());
+        b.iter(|| {
+            for s in &samples {
+                black_box(d.step(s));
+            }
+        })
+    });
+    g.finish();
+}
+
+fn verdicts(n: usize) -> Vec<Verdict> {
+    let tiers = [
+        Severity::Warning,
+        Severity::Major,
+        Severity::Critical,
+        Severity::Cleared,
+    ];
+    (0..n)
+        .map(|i| Verdict {
+            series: series(i % 500),
+            at: Timestamp::from_millis(i as i64),
+            condition: "utilisation_in_pct_threshold".into(),
+            severity: tiers[(i / 500) % tiers.len()],
+            category: Category::Performance,
+            threshold: None,
+            text: "utilisation_in_pct at 91 is above the major level 90".into(),
+        })
+        .collect()
+}
+
+fn alarm(c: &mut Criterion) {
+    let input = verdicts(2_000);
+    let mut g = c.benchmark_group("alarm");
+    g.throughput(Throughput::Elements(input.len() as u64));
+    g.bench_function("on_verdict_500_keys", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |vs| {
+                let mut m = AlarmManager::default();
+                for v in vs {
+                    black_box(m.on_verdict(v));
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn store(c: &mut Criterion) {
+    let mut m = AlarmManager::default();
+    let transitions: Vec<_> = verdicts(2_000)
+        .into_iter()
+        .filter_map(|v| m.on_verdict(v))
+        .collect();
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encode_alarm_event", |b| {
+        let e = &transitions[0].event;
+        b.iter(|| black_box(encode(Tree::AlarmHistory, e)))
+    });
+    g.throughput(Throughput::Elements(transitions.len() as u64));
+    g.bench_function("commit_transition_no_flush", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path()).expect("store");
+                (dir, store)
+            },
+            |(_dir, store)| {
+                for t in &transitions {
+                    store
+                        .commit_transition(&t.event, &t.fault, t.expected)
+                        .expect("commit");
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, detect, alarm, store);
+criterion_main!(benches);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the real peers the test suite talks to, from Debian's packages, if they are missing.
+# Idempotent; needs root (CI runs as root) or sudo.
+set -euo pipefail
+
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v promtool >/dev/null || need+=(prometheus)
+
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup-peers: installing ${need[*]}"
+  $sudo apt-get update -qq
+  # Package scripts must not start services on the test machine.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  [ -z "$created_policy" ] || $sudo rm -f "$policy"
+fi
+
+for tool in systemd-analyze promtool; do
+  command -v "$tool" >/dev/null || { echo "setup-peers: $tool still missing" >&2; exit 1; }
+done

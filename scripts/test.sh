@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install the peers, then format, lint and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-peers.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked

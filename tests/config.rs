@@ -1,0 +1,287 @@
+//! Config parsing, lookup and validation: every error must name the key and its line.
+
+use std::path::{Path, PathBuf};
+
+use noctua::config::{self, Config, ConfigError, ConfigSource, Secret};
+
+fn issues(text: &str) -> Vec<(usize, String, String)> {
+    match config::parse("test.toml", text, Path::new(".")) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(ConfigError::Invalid { origin, issues }) => {
+            assert_eq!(origin, "test.toml");
+            issues
+                .into_iter()
+                .map(|i| (i.line, i.key, i.message))
+                .collect()
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            toml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn embedded_default_parses_and_matches_the_built_in_defaults() {
+    let parsed = config::parse("<embedded>", config::DEFAULT_TOML, Path::new(".")).unwrap();
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn every_file_in_config_dir_parses() {
+    let mut files = Vec::new();
+    toml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        &mut files,
+    );
+    assert!(files.len() >= 2, "found only {files:?}");
+    for f in files {
+        if let Err(e) = ConfigSource::Flag(f.clone()).load() {
+            panic!("{} does not parse:\n{e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let got = issues("[store]\npath = \"x\"\n\n[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+    assert_eq!(got.len(), 1);
+    let (line, key, msg) = &got[0];
+    assert_eq!(*line, 6);
+    assert_eq!(key, "http.lisen");
+    assert!(msg.contains("unknown field `lisen`"), "{msg}");
+}
+
+#[test]
+fn bad_duration_names_key_and_line() {
+    let got = issues("[snmp]\nretries = 1\ninterval = \"5 fortnights\"\n");
+    assert_eq!(got[0].0, 3);
+    assert_eq!(got[0].1, "snmp.interval");
+    assert!(
+        got[0].2.contains("fortnights") || got[0].2.contains("unit"),
+        "{}",
+        got[0].2
+    );
+}
+
+#[test]
+fn rendered_error_has_file_line_column_key_and_expectation() {
+    let err = config::parse("site.toml", "[mqtt]\nkeepalive = 30\n", Path::new(".")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("site.toml:2:13: `mqtt.keepalive`: "),
+        "{text}"
+    );
+}
+
+const DEVICES: &str = r#"
+[snmp.credentials.lab]
+version = "v2c"
+community = "public"
+
+[[device]]
+name = "core-r1"
+address = "192.0.2.1"
+role = "router"
+credentials = "lab"
+
+[[device]]
+name = "bh-r1"
+address = "192.0.2.2"
+role = "router"
+parent = "core-r1"
+"#;
+
+#[test]
+fn valid_topology_parses() {
+    let c = config::parse("t", DEVICES, Path::new(".")).unwrap();
+    assert_eq!(c.devices.len(), 2);
+    assert_eq!(c.devices[1].device().parent.as_deref(), Some("core-r1"));
+}
+
+#[test]
+fn topology_errors_are_all_reported_with_their_lines() {
+    let text = format!(
+        "{DEVICES}{}",
+        r#"
+[[device]]
+name = "bh-r1"
+address = "192.0.2.3"
+role = "switch"
+
+[[device]]
+name = "enb-1"
+address = "192.0.2.4"
+role = "base-station"
+parent = "nowhere"
+credentials = "missing"
+
+[[device]]
+name = "a"
+address = "192.0.2.5"
+role = "switch"
+parent = "b"
+
+[[device]]
+name = "b"
+address = "192.0.2.6"
+role = "switch"
+parent = "a"
+"#
+    );
+    let got = issues(&text);
+    let find = |key: &str| {
+        got.iter()
+            .find(|(_, k, _)| k == key)
+            .unwrap_or_else(|| panic!("no issue for {key} in {got:?}"))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |n: usize| lines[n - 1];
+    let dup = find("device[2].name");
+    assert!(dup.2.contains("duplicate device name `bh-r1`"), "{}", dup.2);
+    assert_eq!(at(dup.0), "name = \"bh-r1\"");
+    let parent = find("device[3].parent");
+    assert!(parent.2.contains("unknown parent `nowhere`"));
+    assert_eq!(at(parent.0), "parent = \"nowhere\"");
+    let creds = find("device[3].credentials");
+    assert!(creds.2.contains("unknown credentials `missing`"));
+    assert_eq!(at(creds.0), "credentials = \"missing\"");
+    let cycle = find("device[4].parent");
+    assert!(cycle.2.contains("parent cycle: a -> b -> a"), "{}", cycle.2);
+    assert_eq!(at(cycle.0), "parent = \"b\"");
+    assert_eq!(got.len(), 5, "{got:?}");
+}
+
+#[test]
+fn invalid_address_and_exporter_cidr_are_rejected() {
+    let got = issues("[[device]]\nname = \"x\"\naddress = \"192.0.2.300\"\nrole = \"router\"\n");
+    assert_eq!((got[0].0, got[0].1.as_str()), (3, "device[0].address"));
+    let got = issues("[netflow]\nexporters = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, "netflow.exporters[1]");
+    assert_eq!(got[0].0, 2);
+    assert!(got[0].2.contains("neither a CIDR"));
+}
+
+#[test]
+fn threshold_levels_out_of_order_are_rejected() {
+    let got = issues(
+        "[thresholds.loss]\nwarning = 5.0\nminor = 2.0\nmajor = 6.0\n\n[thresholds.latency]\ndirection = \"falling\"\nwarning = 10.0\ncritical = 20.0\n",
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].0, got[0].1.as_str()), (3, "thresholds.loss.minor"));
+    assert!(got[0].2.contains("must be above warning"), "{}", got[0].2);
+    assert_eq!(
+        (got[1].0, got[1].1.as_str()),
+        (9, "thresholds.latency.critical")
+    );
+    assert!(got[1].2.contains("must be below warning"), "{}", got[1].2);
+}
+
+#[test]
+fn credentials_are_checked_per_version() {
+    let got = issues(
+        "[snmp.credentials.a]\nversion = \"v2c\"\n\n[snmp.credentials.b]\nversion = \"v3\"\nuser = \"u\"\nauth-protocol = \"sha256\"\nauth-key = \"short\"\npriv-protocol = \"aes128\"\n",
+    );
+    let keys: Vec<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "snmp.credentials.a.community",
+            "snmp.credentials.b.auth-key",
+            "snmp.credentials.b.priv-key"
+        ]
+    );
+    // A missing key is located at its table's header.
+    assert_eq!(got[0].0, 1);
+    assert_eq!(got[1].0, 8);
+}
+
+#[test]
+fn secrets_come_from_files_relative_to_the_config_and_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("community"), "s3cret-community\n").unwrap();
+    let file = dir.path().join("noctua.toml");
+    std::fs::write(
+        &file,
+        "[snmp.credentials.lab]\nversion = \"v2c\"\ncommunity-file = \"community\"\n\n[mqtt]\npassword = \"hunter2-password\"\n",
+    )
+    .unwrap();
+    let c = ConfigSource::Flag(file).load().unwrap();
+    let cred = &c.snmp.credentials["lab"];
+    assert_eq!(cred.community, Some(Secret::new("s3cret-community")));
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("***"));
+}
+
+#[test]
+fn secret_file_problems_are_errors() {
+    let got = issues(
+        "[http]\ntoken = \"a\"\ntoken-file = \"/nonexistent\"\n[mqtt]\npassword-file = \"/nonexistent/pw\"\n",
+    );
+    assert_eq!(got[0].1, "http.token");
+    assert!(got[0].2.contains("not both"));
+    assert_eq!((got[1].0, got[1].1.as_str()), (5, "mqtt.password-file"));
+    assert!(got[1].2.contains("cannot read secret file /nonexistent/pw"));
+}
+
+#[test]
+fn lookup_order_is_flag_env_system_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("noctua.toml");
+    let flag = Some(PathBuf::from("/flag.toml"));
+    let env = Some("/env.toml".into());
+    assert_eq!(
+        ConfigSource::locate(flag.clone(), env.clone(), &system),
+        ConfigSource::Flag("/flag.toml".into())
+    );
+    assert_eq!(
+        ConfigSource::locate(None, env, &system),
+        ConfigSource::Env("/env.toml".into())
+    );
+    assert_eq!(
+        ConfigSource::locate(None, None, &system),
+        ConfigSource::Embedded
+    );
+    std::fs::write(&system, "").unwrap();
+    assert_eq!(
+        ConfigSource::locate(None, Some("".into()), &system),
+        ConfigSource::System(system.clone())
+    );
+    // An empty file is a valid config: every section takes its default.
+    assert_eq!(
+        ConfigSource::System(system).load().unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn missing_file_says_which() {
+    let err = ConfigSource::Flag("/nonexistent/noctua.toml".into())
+        .load()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot read config /nonexistent/noctua.toml")
+    );
+}
+
+#[test]
+fn store_path_is_relative_to_systemd_state_directory() {
+    let c = Config::default();
+    assert_eq!(
+        c.store.resolved_path(Some(Path::new("/var/lib/noctua"))),
+        Path::new("/var/lib/noctua/noctua-data")
+    );
+    assert_eq!(c.store.resolved_path(None), Path::new("noctua-data"));
+}

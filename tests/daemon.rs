@@ -1,0 +1,375 @@
+//! The built binary as an operator runs it: health, metrics, signals, reload, exit codes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use noctua::daemon::{RUN_RECORD_KEY, RunRecord};
+use noctua::store::{Store, Tree};
+
+const BIN: &str = env!("CARGO_BIN_EXE_noctua");
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let file = dir.join("noctua.toml");
+    let store = dir.join("store");
+    std::fs::write(
+        &file,
+        format!(
+            "[store]\npath = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
+            store.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn start(dir: &Path, config: &Path, port: u16) -> Daemon {
+    let log = dir.join(format!(
+        "daemon-{}.log",
+        Instant::now().elapsed().as_nanos()
+    ));
+    let child = Command::new(BIN)
+        .args(["--log-level", "info", "run", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon { child, port, log };
+    wait_until(&mut d, |d| {
+        get(d.port, "/healthz").is_some_and(|(s, _)| s == 200)
+    });
+    d
+}
+
+/// Polls `ready` for up to 20 s (a slow CI machine), failing with the daemon's log.
+fn wait_until(d: &mut Daemon, mut ready: impl FnMut(&mut Daemon) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ready(d) {
+            return;
+        }
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("daemon exited with {status}:\n{}", log(d));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("condition not reached; daemon log:\n{}", log(d));
+}
+
+fn log(d: &Daemon) -> String {
+    std::fs::read_to_string(&d.log).unwrap_or_default()
+}
+
+/// A minimal HTTP/1.0 GET, to keep an HTTP client out of the dependencies.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+fn signal(d: &Daemon, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &d.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+fn wait_exit(d: &mut Daemon, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running {limit:?} after the signal:\n{}",
+            log(d)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `promtool check metrics` (installed by scripts/setup-peers.sh) lints the exposition.
+fn promtool_accepts(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/setup-peers.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_record(dir: &Path) -> RunRecord {
+    let store = Store::open(&dir.join("store")).unwrap();
+    store
+        .get(Tree::Meta, RUN_RECORD_KEY)
+        .unwrap()
+        .expect("run record")
+}
+
+#[test]
+fn serves_health_and_metrics_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let mut d = start(dir.path(), &config, port);
+    assert_eq!(get(port, "/healthz"), Some((200, "ok\n".into())));
+    assert_eq!(get(port, "/readyz"), Some((200, "ready\n".into())));
+    let (status, metrics) = get(port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("noctua_build_info{version=\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("noctua_store_size_bytes "), "{metrics}");
+    assert!(
+        metrics.contains("process_resident_memory_bytes "),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
+    let (status, body) = get(port, "/nope").unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "{\"error\":\"no such endpoint\"}")
+    );
+    assert!(log(&d).contains(&format!("{} (--config)", config.display())));
+
+    signal(&d, "-TERM");
+    let status = wait_exit(&mut d, Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "{}", log(&d));
+    assert!(log(&d).contains("stopped cleanly"));
+    let record = run_record(dir.path());
+    assert_eq!(record.runs, 1);
+    assert!(
+        record.stopped_at.is_some(),
+        "clean stop not flushed: {record:?}"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let _first = start(dir.path(), &config, port);
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&port.to_string(), &free_port().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+}
+
+#[test]
+fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let mut d = start(dir.path(), &config, port);
+    let reloads = |port, result: &str| {
+        get(port, "/metrics").and_then(|(_, m)| {
+            m.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "noctua_config_reloads_total{{result=\"{result}\"}}"
+                    ))
+                })
+                .map(|l| l.ends_with(" 1"))
+        })
+    };
+    std::fs::write(&config, "[thresholds.loss]\nwarning = 5.0\nminor = 1.0\n").unwrap();
+    signal(&d, "-HUP");
+    wait_until(&mut d, |d| reloads(d.port, "error") == Some(true));
+    assert!(log(&d).contains("config reload refused"), "{}", log(&d));
+    assert!(
+        log(&d).contains(":3:9: `thresholds.loss.minor`"),
+        "{}",
+        log(&d)
+    );
+    assert_eq!(get(port, "/readyz").map(|r| r.0), Some(200));
+
+    write_config(dir.path(), port, "[thresholds.loss]\nwarning = 0.5\n");
+    signal(&d, "-HUP");
+    wait_until(&mut d, |d| reloads(d.port, "ok") == Some(true));
+    signal(&d, "-TERM");
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+}
+
+#[test]
+fn kill_9_loses_nothing_committed_and_the_next_start_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let mut d = start(dir.path(), &config, port);
+    signal(&d, "-KILL");
+    wait_exit(&mut d, Duration::from_secs(5));
+    let record = run_record(dir.path());
+    assert_eq!((record.runs, record.stopped_at), (1, None));
+
+    let mut d = start(dir.path(), &config, port);
+    assert!(
+        log(&d).contains("previous run did not stop cleanly"),
+        "{}",
+        log(&d)
+    );
+    signal(&d, "-INT");
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    assert_eq!(run_record(dir.path()).runs, 2);
+}
+
+#[test]
+fn bind_failure_is_a_runtime_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = write_config(dir.path(), port, "");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port} (http.listen)")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_config_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, noctua::config::DEFAULT_TOML).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"ok\n"[..])
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[store]\nflush-interval = \"soon\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:2:18: `store.flush-interval`: ", bad.display())),
+        "{stderr}"
+    );
+
+    // Validation reports every problem, one line each.
+    let many = dir.path().join("many.toml");
+    std::fs::write(
+        &many,
+        "[pipeline]\nsample-queue = 0\n\n[netflow]\nexporters = [\"10.0.0.0/40\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&many)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].ends_with("many.toml:2:16: `pipeline.sample-queue`: expected at least 1"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("many.toml:5:14: `netflow.exporters[0]`"),
+        "{stderr}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = Command::new(BIN)
+        .arg("print-default-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        noctua::config::DEFAULT_TOML
+    );
+
+    let out = Command::new(BIN).arg("version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("noctua {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = Command::new(BIN).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,213 @@
+//! The sled store: durability, schema and lock errors, atomic transitions, group commit.
+
+use std::time::Duration;
+
+use noctua::alarm::AlarmManager;
+use noctua::alarm::Transition;
+use noctua::detect::Verdict;
+use noctua::model::{
+    Alarm, AlarmEvent, Category, FaultRecord, Metric, SeriesKey, Severity, Timestamp,
+};
+use noctua::store::{SCHEMA_VERSION, Store, StoreError, Tree};
+use tokio_util::sync::CancellationToken;
+
+fn verdict(device: &str, severity: Severity, at: i64) -> Verdict {
+    Verdict {
+        series: SeriesKey {
+            device: device.into(),
+            object: "ifIndex=1".into(),
+            metric: Metric::LatencyMs,
+        },
+        at: Timestamp::from_millis(at),
+        condition: "latency_ms_threshold".into(),
+        severity,
+        category: Category::Performance,
+        threshold: None,
+        text: format!("{device} latency"),
+    }
+}
+
+fn commit(store: &Store, t: &Transition) -> Result<(), StoreError> {
+    store
+        .commit_transition(&t.event, &t.fault, t.expected)
+        .map(|_| ())
+}
+
+#[test]
+fn reopen_keeps_committed_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = AlarmManager::default();
+    let raise = m
+        .on_verdict(verdict("core-r1", Severity::Major, 1000))
+        .unwrap();
+    let other = m
+        .on_verdict(verdict("bh-r1", Severity::Minor, 2000))
+        .unwrap();
+    let clear = m
+        .on_verdict(verdict("bh-r1", Severity::Cleared, 3000))
+        .unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for t in [&raise, &other, &clear] {
+            commit(&store, t).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let active: Vec<Alarm> = store.scan(Tree::ActiveAlarms).unwrap();
+    assert_eq!(active, vec![raise.event.alarm.clone()]);
+    let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
+    assert_eq!(faults, vec![raise.fault.clone(), clear.fault.clone()]);
+    let history = store.history_since(Timestamp::from_millis(0), 0).unwrap();
+    assert_eq!(
+        history,
+        vec![
+            raise.event.clone(),
+            other.event.clone(),
+            clear.event.clone()
+        ]
+    );
+    let outbox: Vec<AlarmEvent> = store.scan(Tree::Outbox).unwrap();
+    assert_eq!(outbox.len(), 3);
+    assert_eq!(store.last_seq().unwrap(), 3);
+    // Resuming from the middle returns exactly the rest.
+    let rest = store
+        .history_since(Timestamp::from_millis(2000), 2)
+        .unwrap();
+    assert_eq!(rest, vec![other.event, clear.event]);
+}
+
+#[test]
+fn failed_transaction_leaves_no_partial_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = AlarmManager::default();
+    let raise = m
+        .on_verdict(verdict("core-r1", Severity::Major, 1000))
+        .unwrap();
+    commit(&store, &raise).unwrap();
+    let escalate = m
+        .on_verdict(verdict("core-r1", Severity::Critical, 2000))
+        .unwrap();
+    // Pretend the escalation was computed from a state the store never had.
+    let mut stale = escalate.clone();
+    stale.expected = Some(999);
+    let err = commit(&store, &stale).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: Some(999),
+                found: Some(1),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Nothing of it reached any of the four trees.
+    let active: Vec<Alarm> = store.scan(Tree::ActiveAlarms).unwrap();
+    assert_eq!(active[0].perceived_severity, Severity::Major);
+    let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
+    assert_eq!(faults[0].peak_severity, Severity::Major);
+    assert_eq!(store.len(Tree::AlarmHistory), 1);
+    assert_eq!(store.len(Tree::Outbox), 1);
+    // A raise for an alarm id that already exists is refused the same way.
+    let err = commit(&store, &raise).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { expected: None, .. }),
+        "{err}"
+    );
+    assert_eq!(store.len(Tree::AlarmHistory), 1);
+    commit(&store, &escalate).unwrap();
+    assert_eq!(store.len(Tree::AlarmHistory), 2);
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("must refuse");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1));
+    assert!(text.contains("newer than this noctua supports"), "{text}");
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+}
+
+#[test]
+fn locked_store_says_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path())
+        .err()
+        .expect("second open must fail");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store at {} is in use by another process (is noctua running? stop it or use its HTTP API)",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn corrupt_values_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("alarms_active")
+            .unwrap()
+            .insert(1u64.to_be_bytes(), &[1u8, 0xff, 0xff][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let err = store.scan::<Alarm>(Tree::ActiveAlarms).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("corrupt value in tree alarms_active"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn group_commit_makes_waiting_writers_durable_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let stop = CancellationToken::new();
+    let flushes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = flushes.clone();
+    let flusher = tokio::spawn(store.clone().run_flusher(
+        Duration::from_millis(50),
+        stop.clone(),
+        move |r| {
+            assert!(r.ok);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    ));
+    let mut waiters = Vec::new();
+    for i in 0..20u64 {
+        let ticket = store.put(Tree::Meta, &i.to_be_bytes(), &i).unwrap();
+        let s = store.clone();
+        waiters.push(tokio::spawn(async move { s.durable(ticket).await }));
+    }
+    for w in waiters {
+        w.await.unwrap();
+    }
+    // Twenty writers, far fewer flushes: they shared them.
+    let n = flushes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..20).contains(&n), "{n} flushes for 20 writes");
+    stop.cancel();
+    flusher.await.unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.get::<u64>(Tree::Meta, &7u64.to_be_bytes()).unwrap(),
+        Some(7)
+    );
+}
