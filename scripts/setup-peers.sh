@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v promtool >/dev/null || need+=(prometheus)
+# The unit's ExecReload uses /bin/kill, and `systemd-analyze verify` checks that it exists.
+[ -x /bin/kill ] || need+=(procps)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

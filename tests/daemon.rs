@@ -98,13 +98,11 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-fn signal(d: &Daemon, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &d.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} failed");
+fn signal(d: &Daemon, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(d.child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
 }
 
 fn wait_exit(d: &mut Daemon, limit: Duration) -> ExitStatus {
@@ -181,7 +179,7 @@ fn serves_health_and_metrics_then_stops_cleanly_on_sigterm() {
     );
     assert!(log(&d).contains(&format!("{} (--config)", config.display())));
 
-    signal(&d, "-TERM");
+    signal(&d, libc::SIGTERM);
     let status = wait_exit(&mut d, Duration::from_secs(2));
     assert_eq!(status.code(), Some(0), "{}", log(&d));
     assert!(log(&d).contains("stopped cleanly"));
@@ -235,7 +233,7 @@ fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
         })
     };
     std::fs::write(&config, "[thresholds.loss]\nwarning = 5.0\nminor = 1.0\n").unwrap();
-    signal(&d, "-HUP");
+    signal(&d, libc::SIGHUP);
     wait_until(&mut d, |d| reloads(d.port, "error") == Some(true));
     assert!(log(&d).contains("config reload refused"), "{}", log(&d));
     assert!(
@@ -246,9 +244,9 @@ fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
     assert_eq!(get(port, "/readyz").map(|r| r.0), Some(200));
 
     write_config(dir.path(), port, "[thresholds.loss]\nwarning = 0.5\n");
-    signal(&d, "-HUP");
+    signal(&d, libc::SIGHUP);
     wait_until(&mut d, |d| reloads(d.port, "ok") == Some(true));
-    signal(&d, "-TERM");
+    signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
 }
 
@@ -258,7 +256,7 @@ fn kill_9_loses_nothing_committed_and_the_next_start_says_so() {
     let port = free_port();
     let config = write_config(dir.path(), port, "");
     let mut d = start(dir.path(), &config, port);
-    signal(&d, "-KILL");
+    signal(&d, libc::SIGKILL);
     wait_exit(&mut d, Duration::from_secs(5));
     let record = run_record(dir.path());
     assert_eq!((record.runs, record.stopped_at), (1, None));
@@ -269,7 +267,7 @@ fn kill_9_loses_nothing_committed_and_the_next_start_says_so() {
         "{}",
         log(&d)
     );
-    signal(&d, "-INT");
+    signal(&d, libc::SIGINT);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     assert_eq!(run_record(dir.path()).runs, 2);
 }
