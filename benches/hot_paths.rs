@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use noctua::alarm::AlarmManager;
-use noctua::config::Thresholds;
+use noctua::config::{Config, Thresholds};
 use noctua::detect::{Detector, Verdict};
 use noctua::model::{Category, Metric, Sample, SeriesKey, Severity, Timestamp};
 use noctua::store::{Store, Tree, encode};
@@ -68,7 +68,7 @@ fn alarm(c: &mut Criterion) {
         b.iter_batched(
             || input.clone(),
             |vs| {
-                let mut m = AlarmManager::default();
+                let mut m = AlarmManager::new(&config());
                 for v in vs {
                     black_box(m.on_verdict(v));
                 }
@@ -80,10 +80,10 @@ fn alarm(c: &mut Criterion) {
 }
 
 fn store(c: &mut Criterion) {
-    let mut m = AlarmManager::default();
+    let mut m = AlarmManager::new(&config());
     let transitions: Vec<_> = verdicts(2_000)
         .into_iter()
-        .filter_map(|v| m.on_verdict(v))
+        .flat_map(|v| m.on_verdict(v))
         .collect();
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(1));
@@ -92,7 +92,7 @@ fn store(c: &mut Criterion) {
         b.iter(|| black_box(encode(Tree::AlarmHistory, e)))
     });
     g.throughput(Throughput::Elements(transitions.len() as u64));
-    g.bench_function("commit_transition_no_flush", |b| {
+    g.bench_function("commit_one_per_transaction_no_flush", |b| {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -102,14 +102,36 @@ fn store(c: &mut Criterion) {
             |(_dir, store)| {
                 for t in &transitions {
                     store
-                        .commit_transition(&t.event, &t.fault, t.expected)
+                        .commit_transitions(std::slice::from_ref(t))
                         .expect("commit");
                 }
             },
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("commit_batches_of_1024_no_flush", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path()).expect("store");
+                (dir, store)
+            },
+            |(_dir, store)| {
+                for batch in transitions.chunks(1024) {
+                    store.commit_transitions(batch).expect("commit");
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
+}
+
+/// Clears at once so every verdict is a transition.
+fn config() -> Config {
+    let mut c = Config::default();
+    c.alarms.clear_hold_down = std::time::Duration::ZERO;
+    c
 }
 
 criterion_group!(benches, detect, alarm, store);

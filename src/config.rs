@@ -59,6 +59,12 @@ pub struct Config {
     /// MQTT publisher.
     #[serde(default)]
     pub mqtt: MqttConfig,
+    /// Alarm lifecycle: hold-down, reopen, flapping, escalation.
+    #[serde(default)]
+    pub alarms: AlarmsConfig,
+    /// Maintenance windows (`[[maintenance]]`).
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
 }
 
 /// `[store]`.
@@ -472,6 +478,124 @@ impl Default for MqttConfig {
     }
 }
 
+/// `[alarms]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AlarmsConfig {
+    /// A cleared condition must stay clear this long before the alarm clears.
+    #[serde(with = "humantime_serde")]
+    pub clear_hold_down: Duration,
+    /// A condition that comes back within this time of its clear reopens the same fault.
+    #[serde(with = "humantime_serde")]
+    pub reopen_window: Duration,
+    /// Sliding window in which state changes are counted for flapping.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// State changes within the window that make a condition flapping.
+    pub flap_threshold: u32,
+    /// A flapping condition must be stable this long before the flapping alarm clears.
+    #[serde(with = "humantime_serde")]
+    pub flap_hold: Duration,
+    /// Raise the severity one tier when the acknowledge target passes.
+    pub escalate_on_ack_overdue: bool,
+    /// Instantaneous events (reboot) clear by themselves after this long.
+    #[serde(with = "humantime_serde")]
+    pub event_clear_after: Duration,
+    /// Cleared history and closed faults older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            clear_hold_down: Duration::from_secs(30),
+            reopen_window: Duration::from_secs(600),
+            flap_window: Duration::from_secs(600),
+            flap_threshold: 6,
+            flap_hold: Duration::from_secs(900),
+            escalate_on_ack_overdue: false,
+            event_clear_after: Duration::from_secs(900),
+            retention: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+/// `[[maintenance]]`: a window in which alarms are recorded but not notified.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MaintenanceConfig {
+    /// Name for logs and the API.
+    pub name: String,
+    /// Applies to this device and everything below it in the topology.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Applies to every device of this site.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Applies to every device with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// One-off window start (RFC 3339, quoted).
+    #[serde(default)]
+    pub start: Option<crate::model::Timestamp>,
+    /// One-off window end (RFC 3339, quoted).
+    #[serde(default)]
+    pub end: Option<crate::model::Timestamp>,
+    /// Weekly recurring window, in UTC.
+    #[serde(default)]
+    pub weekly: Option<WeeklyWindow>,
+}
+
+/// A weekly window: `{ day = "sun", at = "02:00", duration = "2h" }`, UTC.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WeeklyWindow {
+    /// Day of the week.
+    pub day: Weekday,
+    /// Start time of day, `HH:MM` UTC.
+    pub at: String,
+    /// Length.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+}
+
+impl WeeklyWindow {
+    /// Minutes after midnight of `at`, if it is a valid `HH:MM`.
+    pub fn start_minute(&self) -> Option<u32> {
+        let (h, m) = self.at.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && self.at.len() == 5).then_some(h * 60 + m)
+    }
+}
+
+/// Day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+impl Weekday {
+    /// Days since Monday.
+    pub fn index(self) -> u32 {
+        self as u32
+    }
+}
+
 /// Where the config came from; logged at start and re-read on SIGHUP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -695,6 +819,20 @@ fn validate(config: &Config, problems: &mut Problems) {
             validate_levels(levels, root("thresholds").key(key), problems);
         }
     }
+    validate_maintenance(config, problems);
+    let a = &config.alarms;
+    if a.flap_threshold < 2 {
+        problems.push((
+            root("alarms").key("flap-threshold"),
+            "expected at least 2 state changes".to_owned(),
+        ));
+    }
+    if a.retention < a.reopen_window {
+        problems.push((
+            root("alarms").key("retention"),
+            "expected a retention at least as long as reopen-window".to_owned(),
+        ));
+    }
     if config.mqtt.enabled && config.mqtt.broker.trim().is_empty() {
         problems.push((
             root("mqtt").key("broker"),
@@ -840,6 +978,53 @@ fn validate_exporters(config: &Config, problems: &mut Problems) {
                 root("netflow").key("exporters").index(i),
                 format!("`{e}` is neither a CIDR, an address nor a device name"),
             ));
+        }
+    }
+}
+
+fn validate_maintenance(config: &Config, problems: &mut Problems) {
+    let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
+    for (i, m) in config.maintenance.iter().enumerate() {
+        let at = root("maintenance").index(i);
+        let scopes = [&m.device, &m.site, &m.tag]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if scopes != 1 {
+            problems.push((
+                at.clone(),
+                "expected exactly one of `device`, `site` or `tag`".to_owned(),
+            ));
+        }
+        if let Some(d) = &m.device
+            && !names.contains(d.as_str())
+        {
+            problems.push((at.key("device"), format!("unknown device `{d}`")));
+        }
+        match (&m.start, &m.end, &m.weekly) {
+            (Some(s), Some(e), None) => {
+                if e <= s {
+                    problems.push((at.key("end"), "expected `end` after `start`".to_owned()));
+                }
+            }
+            (None, None, Some(w)) => {
+                if w.start_minute().is_none() {
+                    problems.push((
+                        at.key("weekly").key("at"),
+                        format!("expected HH:MM (UTC), got `{}`", w.at),
+                    ));
+                }
+                if w.duration.is_zero() || w.duration > Duration::from_secs(7 * 86_400) {
+                    problems.push((
+                        at.key("weekly").key("duration"),
+                        "expected a duration above zero and at most a week".to_owned(),
+                    ));
+                }
+            }
+            _ => problems.push((
+                at,
+                "expected either `start` and `end`, or `weekly`".to_owned(),
+            )),
         }
     }
 }

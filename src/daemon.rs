@@ -20,9 +20,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::stage::load_manager;
+use crate::alarm::stage::{AlarmInput, load_manager};
 use crate::config::{Config, ConfigSource};
-use crate::detect::Verdict;
 use crate::ingest::SampleSink;
 use crate::model::{AlarmEvent, Sample, Timestamp};
 use crate::northbound::http::{self, HttpState};
@@ -69,7 +68,9 @@ pub enum DaemonError {
 pub struct Pipeline {
     /// Where ingest offers samples.
     pub samples: SampleSink,
-    /// Committed, durable alarm transitions.
+    /// Where sources send events and (later) the API sends commands; same order as verdicts.
+    pub alarm_inputs: mpsc::Sender<AlarmInput>,
+    /// Committed, durable, notified alarm transitions.
     pub events: broadcast::Sender<AlarmEvent>,
     /// Metrics of every stage.
     pub metrics: Arc<Metrics>,
@@ -84,9 +85,9 @@ impl Pipeline {
     /// Starts detection, the alarm manager and the store flusher on `store`.
     pub fn start(config: Arc<Config>, store: Store) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
-        let manager = load_manager(&store)?;
+        let manager = load_manager(&config, &store, Timestamp::now())?;
         let (sample_tx, sample_rx) = mpsc::channel::<Sample>(config.pipeline.sample_queue);
-        let (verdict_tx, verdict_rx) = mpsc::channel::<Verdict>(config.pipeline.verdict_queue);
+        let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
         let (events, _) = broadcast::channel(1024);
         let (config_tx, config_rx) = watch::channel(config.clone());
         let flush_stop = CancellationToken::new();
@@ -105,20 +106,22 @@ impl Pipeline {
         let stages = TaskTracker::new();
         stages.spawn(crate::detect::run_stage(
             sample_rx,
-            verdict_tx,
-            config_rx,
+            alarm_tx.clone(),
+            config_rx.clone(),
             metrics.clone(),
         ));
         stages.spawn(crate::alarm::stage::run_stage(
             manager,
-            verdict_rx,
+            alarm_rx,
             store.clone(),
             events.clone(),
+            config_rx,
             metrics.clone(),
         ));
         stages.close();
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),
+            alarm_inputs: alarm_tx,
             events,
             metrics,
             config: config_tx,
@@ -137,6 +140,7 @@ impl Pipeline {
     /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
     pub async fn drain(self) -> Result<(), StoreError> {
         drop(self.samples);
+        drop(self.alarm_inputs);
         self.stages.wait().await;
         self.flush_stop.cancel();
         // The flusher only ends by itself; a panic in it would already have aborted the process.

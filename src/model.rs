@@ -313,6 +313,16 @@ pub enum Category {
 }
 
 impl Category {
+    /// snake_case name for labels and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Performance => "performance",
+            Category::Service => "service",
+            Category::Equipment => "equipment",
+            Category::Security => "security",
+        }
+    }
+
     /// The TS 28.532 alarm type that usually goes with this category.
     pub fn alarm_type(self) -> AlarmType {
         match self {
@@ -464,6 +474,25 @@ pub struct Alarm {
     pub count: u64,
     /// noctua: last report of the condition.
     pub last_seen: Timestamp,
+    /// noctua: the root-cause alarm this one is a symptom of (`rootCauseIndicator` false).
+    pub root_cause_alarm_id: Option<AlarmId>,
+    /// noctua: why the alarm is currently not being notified, if it is not.
+    pub suppressed_by: Option<Suppression>,
+    /// noctua: whether the outside world has been told about this alarm; a notified alarm's clear
+    /// is always sent, even while suppressed, so no subscriber keeps a stale alarm.
+    pub notified: bool,
+}
+
+/// Why an alarm is recorded but not notified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppression {
+    /// A device above it in the topology is down; see `rootCauseAlarmId`.
+    RootCause,
+    /// The condition is flapping; one `flapping:` alarm stands for it.
+    Flapping,
+    /// The device is in a maintenance window.
+    Maintenance,
 }
 
 impl Alarm {
@@ -474,7 +503,7 @@ impl Alarm {
 }
 
 /// What happened to an alarm in one transition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionKind {
     /// First detection.
@@ -491,6 +520,30 @@ pub enum TransitionKind {
     Unacknowledged,
     /// The condition went away or a user cleared it.
     Cleared,
+    /// The tier's acknowledge target passed without an acknowledgement.
+    AckOverdue,
+    /// The tier's restore target passed without a clear.
+    RestoreOverdue,
+    /// Suppression started or ended (root cause, flapping, maintenance).
+    SuppressionChanged,
+}
+
+impl TransitionKind {
+    /// snake_case name for metric labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransitionKind::Raised => "raised",
+            TransitionKind::Updated => "updated",
+            TransitionKind::Escalated => "escalated",
+            TransitionKind::DeEscalated => "de_escalated",
+            TransitionKind::Acknowledged => "acknowledged",
+            TransitionKind::Unacknowledged => "unacknowledged",
+            TransitionKind::Cleared => "cleared",
+            TransitionKind::AckOverdue => "ack_overdue",
+            TransitionKind::RestoreOverdue => "restore_overdue",
+            TransitionKind::SuppressionChanged => "suppression_changed",
+        }
+    }
 }
 
 /// One committed alarm transition: a history entry, an outbox message and a stream event.
@@ -505,6 +558,8 @@ pub struct AlarmEvent {
     pub kind: TransitionKind,
     /// The alarm as it is after the transition.
     pub alarm: Alarm,
+    /// Whether the transition was published (suppressed ones are only recorded).
+    pub notified: bool,
 }
 
 /// A note an engineer attached to a fault.
@@ -551,16 +606,80 @@ pub struct FaultRecord {
     pub root_cause: Option<AlarmId>,
     /// Engineers' notes, in order.
     pub notes: Vec<Note>,
+    /// Site of the device when raised (config may change later; history should not).
+    pub site: Option<String>,
+    /// Role of the device when raised.
+    pub role: Option<Role>,
+    /// How often the condition came back within the reopen window after a clear.
+    pub reopened: u32,
+    /// The tier's acknowledge target passed unacknowledged.
+    pub ack_breached: bool,
+    /// The tier's restore target passed uncleared.
+    pub restore_breached: bool,
+    /// Maintenance time between raise and acknowledgement, left out of MTTA.
+    pub ack_maintenance_ms: u64,
+    /// Maintenance time between raise and clear, left out of MTTR.
+    pub repair_maintenance_ms: u64,
 }
 
 impl FaultRecord {
-    /// Time to acknowledge, once acknowledged.
+    /// Time to acknowledge, once acknowledged, without maintenance time.
     pub fn mtta(&self) -> Option<Duration> {
-        self.acked_at.map(|t| t.since(self.raised_at))
+        self.acked_at.map(|t| {
+            t.since(self.raised_at)
+                .saturating_sub(Duration::from_millis(self.ack_maintenance_ms))
+        })
     }
 
-    /// Time to repair, once cleared.
+    /// Time to repair, once cleared, without maintenance time.
     pub fn mttr(&self) -> Option<Duration> {
-        self.cleared_at.map(|t| t.since(self.raised_at))
+        self.cleared_at.map(|t| {
+            t.since(self.raised_at)
+                .saturating_sub(Duration::from_millis(self.repair_maintenance_ms))
+        })
     }
+}
+
+/// Something a source observed that is an alarm by itself, not a measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceEvent {
+    /// Device name.
+    pub device: String,
+    /// Object (`device` for the element, `ifIndex=N` for an interface).
+    pub object: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub at: Timestamp,
+    /// Detail for `additionalText`.
+    pub text: String,
+}
+
+/// Events that raise or clear equipment alarms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Polls or probes stopped getting answers.
+    Unreachable,
+    /// Answers came back.
+    Reachable,
+    /// Interface oper status went down.
+    LinkDown,
+    /// Interface oper status came back up.
+    LinkUp,
+    /// sysUpTime went backwards or a coldStart trap arrived.
+    Reboot,
+}
+
+/// One alarm transition to commit: the event, the fault record after it, and the notification
+/// id the store must still hold for the alarm (`None` for a raise) — the optimistic-concurrency
+/// guard that keeps the manager and the store from drifting apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The event (history, outbox when notified, stream).
+    pub event: AlarmEvent,
+    /// The fault record after the transition.
+    pub fault: FaultRecord,
+    /// Notification id the transition was computed from.
+    pub expected: Option<u64>,
 }

@@ -17,13 +17,14 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp};
+use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp, Transition};
 
 /// Schema of the trees and keys below; bump with a migration when they change.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Encoding of values (the first byte of each).
 const VALUE_FORMAT: u8 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const LAST_SEQ_KEY: &[u8] = b"last_seq";
 
 /// The named trees. Their names are the on-disk schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,53 +277,75 @@ impl Store {
         self.tree(tree).is_empty()
     }
 
-    /// Commits one alarm transition atomically: the active alarm (removed when cleared), its
-    /// fault record, a history entry and an outbox entry.
+    /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
+    /// (removed when cleared), its fault record, a history entry, and an outbox entry when it is
+    /// to be notified. One transaction per batch is what makes alarm storms affordable.
     ///
-    /// `expected` is the alarm's notification id the transition was computed from (`None` for a
-    /// raise); if the store disagrees nothing is written and [`StoreError::Conflict`] says why.
-    pub fn commit_transition(
-        &self,
-        event: &AlarmEvent,
-        fault: &FaultRecord,
-        expected: Option<u64>,
-    ) -> Result<Ticket, StoreError> {
-        let alarm_key = event.alarm.alarm_id.0.to_be_bytes();
-        let alarm_bytes = encode(Tree::ActiveAlarms, &event.alarm)?;
-        let fault_bytes = encode(Tree::Faults, fault)?;
-        let event_bytes = encode(Tree::AlarmHistory, event)?;
-        let history_key = history_key(event.at, event.seq);
-        let seq_key = event.seq.to_be_bytes();
+    /// Each transition names the notification id it was computed from (`None` for a raise); if
+    /// the store disagrees, nothing of the batch is written and [`StoreError::Conflict`] says why.
+    pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
+        struct Encoded {
+            alarm_key: [u8; 8],
+            alarm: Vec<u8>,
+            fault_key: [u8; 8],
+            fault: Vec<u8>,
+            history_key: [u8; 16],
+            event: Vec<u8>,
+        }
+        let encoded = batch
+            .iter()
+            .map(|t| {
+                Ok(Encoded {
+                    alarm_key: t.event.alarm.alarm_id.0.to_be_bytes(),
+                    alarm: encode(Tree::ActiveAlarms, &t.event.alarm)?,
+                    fault_key: t.fault.id.0.to_be_bytes(),
+                    fault: encode(Tree::Faults, &t.fault)?,
+                    history_key: history_key(t.event.at, t.event.seq),
+                    event: encode(Tree::AlarmHistory, &t.event)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let trees = (
             self.tree(Tree::ActiveAlarms),
             self.tree(Tree::Faults),
             self.tree(Tree::AlarmHistory),
             self.tree(Tree::Outbox),
+            self.tree(Tree::Meta),
         );
-        let result = trees.transaction(|(active, faults, history, outbox)| {
-            let found = match active.get(alarm_key)? {
-                None => None,
-                Some(v) => {
-                    let a: Alarm = decode(Tree::ActiveAlarms, &v)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    Some(a.notification_id)
+        let high_water = batch.iter().map(|t| t.event.seq).max();
+        let result = trees.transaction(|(active, faults, history, outbox, meta)| {
+            for (t, e) in batch.iter().zip(&encoded) {
+                // Reads inside the transaction see its own earlier writes, so a batch may carry
+                // several transitions of one alarm.
+                let found = match active.get(e.alarm_key)? {
+                    None => None,
+                    Some(v) => {
+                        let a: Alarm = decode(Tree::ActiveAlarms, &v)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        Some(a.notification_id)
+                    }
+                };
+                if found != t.expected {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                        alarm: t.event.alarm.alarm_id,
+                        expected: t.expected,
+                        found,
+                    }));
                 }
-            };
-            if found != expected {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
-                    alarm: event.alarm.alarm_id,
-                    expected,
-                    found,
-                }));
+                if t.event.alarm.is_cleared() {
+                    active.remove(&e.alarm_key)?;
+                } else {
+                    active.insert(&e.alarm_key, e.alarm.as_slice())?;
+                }
+                faults.insert(&e.fault_key, e.fault.as_slice())?;
+                history.insert(&e.history_key, e.event.as_slice())?;
+                if t.event.notified {
+                    outbox.insert(&t.event.seq.to_be_bytes(), e.event.as_slice())?;
+                }
             }
-            if event.alarm.is_cleared() {
-                active.remove(&alarm_key)?;
-            } else {
-                active.insert(&alarm_key, alarm_bytes.as_slice())?;
+            if let Some(seq) = high_water {
+                meta.insert(LAST_SEQ_KEY, &seq.to_be_bytes())?;
             }
-            faults.insert(&fault.id.0.to_be_bytes(), fault_bytes.as_slice())?;
-            history.insert(&history_key, event_bytes.as_slice())?;
-            outbox.insert(&seq_key, event_bytes.as_slice())?;
             Ok(())
         });
         match result {
@@ -330,6 +353,33 @@ impl Store {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(self.sled_err(e)),
         }
+    }
+
+    /// Retention: deletes history before `cutoff` and fault records closed before it.
+    /// Active alarms, open faults and the outbox are never touched. Returns how many entries
+    /// went.
+    pub fn compact(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let history = self.tree(Tree::AlarmHistory);
+        let mut removed = 0;
+        for key in history.range(..history_key(cutoff, 0)).keys() {
+            history
+                .remove(key.map_err(|e| self.sled_err(e))?)
+                .map_err(|e| self.sled_err(e))?;
+            removed += 1;
+        }
+        let faults = self.tree(Tree::Faults);
+        for item in faults.iter() {
+            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let f: FaultRecord = decode(Tree::Faults, &value)?;
+            if f.cleared_at.is_some_and(|c| c < cutoff) {
+                faults.remove(key).map_err(|e| self.sled_err(e))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.written();
+        }
+        Ok(removed)
     }
 
     /// Alarm history from `(at, seq)` onwards, in commit order.
@@ -341,25 +391,22 @@ impl Store {
             .collect()
     }
 
-    /// The highest sequence number committed so far (0 for an empty store).
+    /// The highest sequence number committed so far (0 for an empty store). Kept in meta by
+    /// every commit, so retention and a drained outbox can never make a sequence number reused.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let last = self
-            .tree(Tree::AlarmHistory)
-            .last()
+        let raw = self
+            .tree(Tree::Meta)
+            .get(LAST_SEQ_KEY)
             .map_err(|e| self.sled_err(e))?;
-        let max_history = match last {
-            None => 0,
-            Some((_, v)) => decode::<AlarmEvent>(Tree::AlarmHistory, &v)?.seq,
-        };
-        // History is ordered by time first; a clock step back could put a larger seq earlier,
-        // so the outbox (ordered by seq) is consulted too.
-        let max_outbox = self
-            .tree(Tree::Outbox)
-            .last()
-            .map_err(|e| self.sled_err(e))?
-            .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        Ok(max_history.max(max_outbox))
+        match raw {
+            None => Ok(0),
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    tree: Tree::Meta.name(),
+                    reason: "last_seq is not 8 bytes".to_owned(),
+                }),
+        }
     }
 
     /// A new id, unique for the life of the store (sled persists the counter).
@@ -393,14 +440,24 @@ impl Store {
 
     /// Flushes everything written so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let target = self.flush_db()?;
+        self.advance_flushed(target);
+        Ok(())
+    }
+
+    /// Flushes sled; returns the ticket number everything up to which is now durable.
+    fn flush_db(&self) -> Result<u64, StoreError> {
         let target = self.inner.written.load(Ordering::Acquire);
         self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(target)
+    }
+
+    fn advance_flushed(&self, target: u64) {
         self.inner.flushed.send_if_modified(|f| {
             let advance = target > *f;
             *f = (*f).max(target);
             advance
         });
-        Ok(())
     }
 
     /// Group commit: flushes pending writes at most once per `interval`, until `stop` fires,
@@ -419,17 +476,29 @@ impl Store {
             if self.inner.written.load(Ordering::Acquire) > *self.inner.flushed.borrow() {
                 let store = self.clone();
                 let started = Instant::now();
-                let result = tokio::task::spawn_blocking(move || store.flush()).await;
-                let ok = matches!(result, Ok(Ok(())));
-                if let Ok(Err(e)) = &result {
-                    tracing::error!(error = %e, "store flush failed; will retry");
-                }
+                let result = tokio::task::spawn_blocking(move || store.flush_db()).await;
+                let flushed = match result {
+                    Ok(Ok(target)) => Some(target),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "store flush failed; will retry");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "store flush task failed; will retry");
+                        None
+                    }
+                };
+                let ok = flushed.is_some();
                 self.inner.flush_failed.store(!ok, Ordering::Relaxed);
+                // Report before releasing the waiters, so whatever they publish is already
+                // accounted for in the metrics.
                 report(FlushReport {
                     took: started.elapsed(),
                     ok,
                 });
-                if !ok {
+                if let Some(target) = flushed {
+                    self.advance_flushed(target);
+                } else {
                     // Retry without waiting for a new write.
                     self.inner.wake.notify_one();
                 }

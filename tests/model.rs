@@ -37,6 +37,9 @@ fn alarm() -> Alarm {
         category: Category::Performance,
         count: 2,
         last_seen: Timestamp::from_millis(1_795_000_100_000),
+        root_cause_alarm_id: None,
+        suppressed_by: Some(Suppression::Maintenance),
+        notified: true,
     }
 }
 
@@ -78,6 +81,7 @@ fn alarm_json_uses_ts_28_532_names_and_rfc3339_utc() {
     assert_eq!(json["thresholdInfo"]["thresholdLevel"], "UP");
     assert_eq!(json["thresholdInfo"]["observedMeasurement"], "loss_pct");
     assert!(json["alarmClearedTime"].is_null());
+    assert_eq!(json["suppressedBy"], "maintenance");
 }
 
 #[test]
@@ -112,9 +116,17 @@ fn fault_record_round_trips_and_reports_mtta_mttr() {
             by: "maria".into(),
             text: "fibre cut at km 12".into(),
         }],
+        site: Some("region-east".into()),
+        role: Some(Role::Router),
+        reopened: 1,
+        ack_breached: false,
+        restore_breached: true,
+        ack_maintenance_ms: 0,
+        repair_maintenance_ms: 600_000,
     };
     assert_eq!(f.mtta(), Some(std::time::Duration::from_secs(60)));
-    assert_eq!(f.mttr(), Some(std::time::Duration::from_secs(3600)));
+    // An hour open, ten minutes of it in maintenance.
+    assert_eq!(f.mttr(), Some(std::time::Duration::from_secs(3000)));
     let json = serde_json::to_string(&f).unwrap();
     assert!(json.contains("\"peakSeverity\":\"CRITICAL\""), "{json}");
     assert_eq!(serde_json::from_str::<FaultRecord>(&json).unwrap(), f);

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use noctua::alarm::AlarmManager;
-use noctua::alarm::Transition;
+use noctua::config::Config;
 use noctua::detect::Verdict;
 use noctua::model::{
-    Alarm, AlarmEvent, Category, FaultRecord, Metric, SeriesKey, Severity, Timestamp,
+    Alarm, AlarmEvent, Category, FaultRecord, Metric, SeriesKey, Severity, Timestamp, Transition,
 };
 use noctua::store::{SCHEMA_VERSION, Store, StoreError, Tree};
 use tokio_util::sync::CancellationToken;
@@ -29,23 +29,29 @@ fn verdict(device: &str, severity: Severity, at: i64) -> Verdict {
 
 fn commit(store: &Store, t: &Transition) -> Result<(), StoreError> {
     store
-        .commit_transition(&t.event, &t.fault, t.expected)
+        .commit_transitions(std::slice::from_ref(t))
         .map(|_| ())
+}
+
+/// A manager that clears at once, so each verdict gives exactly one transition.
+fn manager() -> AlarmManager {
+    let mut c = Config::default();
+    c.alarms.clear_hold_down = Duration::ZERO;
+    AlarmManager::new(&c)
+}
+
+fn one(ts: Vec<Transition>) -> Transition {
+    assert_eq!(ts.len(), 1, "{ts:?}");
+    ts.into_iter().next().unwrap()
 }
 
 #[test]
 fn reopen_keeps_committed_transitions() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = AlarmManager::default();
-    let raise = m
-        .on_verdict(verdict("core-r1", Severity::Major, 1000))
-        .unwrap();
-    let other = m
-        .on_verdict(verdict("bh-r1", Severity::Minor, 2000))
-        .unwrap();
-    let clear = m
-        .on_verdict(verdict("bh-r1", Severity::Cleared, 3000))
-        .unwrap();
+    let mut m = manager();
+    let raise = one(m.on_verdict(verdict("core-r1", Severity::Major, 1000)));
+    let other = one(m.on_verdict(verdict("bh-r1", Severity::Minor, 2000)));
+    let clear = one(m.on_verdict(verdict("bh-r1", Severity::Cleared, 3000)));
     {
         let store = Store::open(dir.path()).unwrap();
         for t in [&raise, &other, &clear] {
@@ -81,14 +87,10 @@ fn reopen_keeps_committed_transitions() {
 fn failed_transaction_leaves_no_partial_write() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut m = AlarmManager::default();
-    let raise = m
-        .on_verdict(verdict("core-r1", Severity::Major, 1000))
-        .unwrap();
+    let mut m = manager();
+    let raise = one(m.on_verdict(verdict("core-r1", Severity::Major, 1000)));
     commit(&store, &raise).unwrap();
-    let escalate = m
-        .on_verdict(verdict("core-r1", Severity::Critical, 2000))
-        .unwrap();
+    let escalate = one(m.on_verdict(verdict("core-r1", Severity::Critical, 2000)));
     // Pretend the escalation was computed from a state the store never had.
     let mut stale = escalate.clone();
     stale.expected = Some(999);
@@ -173,6 +175,74 @@ fn corrupt_values_are_errors_not_panics() {
             .starts_with("corrupt value in tree alarms_active"),
         "{err}"
     );
+}
+
+#[test]
+fn a_batch_commits_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = manager();
+    let mut batch = m.on_verdict(verdict("core-r1", Severity::Major, 1000));
+    batch.extend(m.on_verdict(verdict("core-r1", Severity::Critical, 1001)));
+    batch.extend(m.on_verdict(verdict("bh-r1", Severity::Minor, 1002)));
+    // Several transitions of one alarm in one transaction chain correctly.
+    store.commit_transitions(&batch).unwrap();
+    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    assert_eq!(store.last_seq().unwrap(), 3);
+    let mut next = m.on_verdict(verdict("core-r1", Severity::Cleared, 2000));
+    next.extend(m.on_verdict(verdict("bh-r1", Severity::Major, 2001)));
+    next[1].expected = Some(77);
+    assert!(store.commit_transitions(&next).is_err());
+    // The good first half of the failed batch is not there either.
+    assert_eq!(store.len(Tree::ActiveAlarms), 2);
+    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    assert_eq!(store.last_seq().unwrap(), 3);
+}
+
+#[test]
+fn suppressed_transitions_stay_out_of_the_outbox_and_retention_keeps_what_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = Config::default();
+    c.alarms.clear_hold_down = Duration::ZERO;
+    c.devices = toml::from_str::<Config>(
+        "[[device]]\nname = \"core-r1\"\naddress = \"192.0.2.1\"\nrole = \"router\"\n[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.2\"\nrole = \"router\"\nparent = \"core-r1\"\n",
+    )
+    .unwrap()
+    .devices;
+    let mut m = AlarmManager::new(&c);
+    let down = m.on_event(noctua::model::DeviceEvent {
+        device: "core-r1".into(),
+        object: "device".into(),
+        kind: noctua::model::EventKind::Unreachable,
+        at: Timestamp::from_millis(1000),
+        text: String::new(),
+    });
+    let symptom = m.on_verdict(verdict("bh-r1", Severity::Major, 2000));
+    let symptom_gone = m.on_verdict(verdict("bh-r1", Severity::Cleared, 3000));
+    store
+        .commit_transitions(&[down, symptom, symptom_gone].concat())
+        .unwrap();
+    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    assert_eq!(
+        store.len(Tree::Outbox),
+        1,
+        "only the root cause is notified"
+    );
+    // Retention at t=2500: history before it goes, the open root fault and the outbox stay;
+    // the symptom's fault closed after the cutoff stays too.
+    let removed = store.compact(Timestamp::from_millis(2500)).unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(store.len(Tree::AlarmHistory), 1);
+    assert_eq!(store.len(Tree::Faults), 2);
+    assert_eq!(store.len(Tree::Outbox), 1);
+    assert_eq!(store.compact(Timestamp::from_millis(10_000)).unwrap(), 2);
+    assert_eq!(
+        store.len(Tree::Faults),
+        1,
+        "the open fault is never compacted"
+    );
+    assert_eq!(store.last_seq().unwrap(), 3, "sequence survives retention");
 }
 
 #[tokio::test]

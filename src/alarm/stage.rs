@@ -1,95 +1,175 @@
-//! The alarm task: apply verdicts, commit each transition, wait for the flush, then publish.
+//! The alarm task: apply inputs and ticks, commit each batch of transitions in one
+//! transaction, wait for its flush, then publish what is to be notified.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::alarm::AlarmManager;
+use crate::config::Config;
 use crate::detect::Verdict;
-use crate::model::{Alarm, AlarmEvent, FaultRecord};
+use crate::model::{
+    Alarm, AlarmEvent, DeviceEvent, FaultRecord, Timestamp, Transition, TransitionKind,
+};
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
 
-/// Rebuilds the manager from the store: at start, and after a failed commit so the manager
-/// never runs ahead of what is on disk.
-pub fn load_manager(store: &Store) -> Result<AlarmManager, StoreError> {
-    let alarms: Vec<Alarm> = store.scan(Tree::ActiveAlarms)?;
-    let open: Vec<FaultRecord> = store
-        .scan::<FaultRecord>(Tree::Faults)?
-        .into_iter()
-        .filter(|f| f.cleared_at.is_none())
-        .collect();
-    Ok(AlarmManager::restore(alarms, open, store.last_seq()?))
+/// What the alarm manager takes in, on one channel so their order is kept.
+#[derive(Debug, Clone)]
+pub enum AlarmInput {
+    /// From detection.
+    Verdict(Verdict),
+    /// From a source (reachability, link state, reboot).
+    Event(DeviceEvent),
 }
 
-/// Runs until the verdict channel closes. Transitions are committed in batches and published
-/// on `events` only after their flush: a subscriber never sees what the store might lose.
+/// How often time-driven rules (hold-down, targets, flapping, maintenance) are evaluated.
+const TICK: Duration = Duration::from_secs(1);
+/// How often retention runs.
+const COMPACT_EVERY: Duration = Duration::from_secs(3600);
+/// Inputs taken per batch; a batch is one store transaction and one flush wait.
+const BATCH: usize = 1024;
+
+/// Rebuilds the manager from the store: at start, and after a failed commit so the manager
+/// never runs ahead of what is on disk.
+pub fn load_manager(
+    config: &Config,
+    store: &Store,
+    now: Timestamp,
+) -> Result<AlarmManager, StoreError> {
+    let alarms: Vec<Alarm> = store.scan(Tree::ActiveAlarms)?;
+    let faults: Vec<FaultRecord> = store.scan(Tree::Faults)?;
+    Ok(AlarmManager::restore(
+        config,
+        alarms,
+        faults,
+        store.last_seq()?,
+        now,
+    ))
+}
+
+/// Runs until the input channel closes.
 pub async fn run_stage(
     mut manager: AlarmManager,
-    mut verdicts: mpsc::Receiver<Verdict>,
+    mut inputs: mpsc::Receiver<AlarmInput>,
     store: Store,
     events: broadcast::Sender<AlarmEvent>,
+    mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
 ) {
-    let mut batch = Vec::with_capacity(256);
-    let mut committed = Vec::with_capacity(256);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut transitions = Vec::with_capacity(BATCH);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_compaction: Option<tokio::time::Instant> = None;
     metrics.alarm_active.set(manager.active_count() as i64);
-    while verdicts.recv_many(&mut batch, 256).await > 0 {
-        let mut last_ticket = None;
-        for verdict in batch.drain(..) {
-            let Some(t) = manager.on_verdict(verdict) else {
-                continue;
-            };
-            match store.commit_transition(&t.event, &t.fault, t.expected) {
-                Ok(ticket) => {
-                    last_ticket = Some(ticket);
-                    committed.push(t.event);
+    loop {
+        tokio::select! {
+            n = inputs.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
                 }
-                Err(e) => {
-                    metrics.alarm_commit_errors.inc();
-                    tracing::error!(error = %e, alarm = %t.event.alarm.alarm_id, "alarm transition not committed; reloading alarm state from the store");
-                    match load_manager(&store) {
-                        Ok(m) => manager = m,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state")
-                        }
-                    }
+                for input in batch.drain(..) {
+                    transitions.extend(match input {
+                        AlarmInput::Verdict(v) => manager.on_verdict(v),
+                        AlarmInput::Event(e) => manager.on_event(e),
+                    });
+                }
+            }
+            _ = tick.tick() => {
+                if config.has_changed().unwrap_or(false) {
+                    manager.reconfigure(&config.borrow_and_update());
+                }
+                let now = Timestamp::now();
+                transitions.extend(manager.on_tick(now));
+                if last_compaction.is_none_or(|t| t.elapsed() >= COMPACT_EVERY) {
+                    last_compaction = Some(tokio::time::Instant::now());
+                    compact(&store, &config.borrow(), now, &metrics);
                 }
             }
         }
-        if let Some(ticket) = last_ticket {
-            store.durable(ticket).await;
+        if transitions.is_empty() {
+            continue;
         }
-        for event in committed.drain(..) {
-            metrics
-                .alarm_transitions
-                .with_label_values(&[kind_label(&event)])
-                .inc();
-            tracing::info!(
-                seq = event.seq,
-                alarm = %event.alarm.alarm_id,
-                device = %event.alarm.device,
-                object = %event.alarm.object,
-                severity = event.alarm.perceived_severity.name(),
-                kind = kind_label(&event),
-                "{}", event.alarm.additional_text
-            );
-            // No subscriber is fine: the store and outbox already hold the event.
-            let _ = events.send(event);
+        if let Err(e) = commit(&store, &transitions, &events, &metrics).await {
+            metrics.alarm_commit_errors.inc_by(transitions.len() as u64);
+            tracing::error!(error = %e, lost = transitions.len(), "alarm transitions not committed; reloading alarm state from the store");
+            match load_manager(&config.borrow(), &store, Timestamp::now()) {
+                Ok(m) => manager = m,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state");
+                }
+            }
         }
+        transitions.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
     }
 }
 
-fn kind_label(event: &AlarmEvent) -> &'static str {
-    use crate::model::TransitionKind::*;
-    match event.kind {
-        Raised => "raised",
-        Updated => "updated",
-        Escalated => "escalated",
-        DeEscalated => "de_escalated",
-        Acknowledged => "acknowledged",
-        Unacknowledged => "unacknowledged",
-        Cleared => "cleared",
+/// Durable before visible: one transaction, one flush wait, then publish.
+async fn commit(
+    store: &Store,
+    transitions: &[Transition],
+    events: &broadcast::Sender<AlarmEvent>,
+    metrics: &Metrics,
+) -> Result<(), StoreError> {
+    let ticket = store.commit_transitions(transitions)?;
+    store.durable(ticket).await;
+    for t in transitions {
+        let e = &t.event;
+        let (severity, category) = (e.alarm.perceived_severity.name(), t.fault.category.name());
+        metrics
+            .alarm_transitions
+            .with_label_values(&[e.kind.name()])
+            .inc();
+        if e.kind == TransitionKind::Acknowledged
+            && t.fault.acked_at == Some(e.at)
+            && let Some(d) = t.fault.mtta()
+        {
+            metrics
+                .fault_time_to_acknowledge
+                .with_label_values(&[t.fault.peak_severity.name(), category])
+                .observe(d.as_secs_f64());
+        }
+        if e.kind == TransitionKind::Cleared
+            && let Some(d) = t.fault.mttr()
+        {
+            metrics
+                .fault_time_to_repair
+                .with_label_values(&[t.fault.peak_severity.name(), category])
+                .observe(d.as_secs_f64());
+        }
+        if !e.notified {
+            metrics.alarm_suppressed.inc();
+            continue;
+        }
+        tracing::info!(
+            seq = e.seq,
+            alarm = %e.alarm.alarm_id,
+            device = %e.alarm.device,
+            object = %e.alarm.object,
+            condition = %e.alarm.condition,
+            severity,
+            kind = e.kind.name(),
+            "{}", e.alarm.additional_text
+        );
+        // No subscriber is fine: the store and outbox already hold the event.
+        let _ = events.send(e.clone());
+    }
+    Ok(())
+}
+
+fn compact(store: &Store, config: &Config, now: Timestamp, metrics: &Metrics) {
+    let keep = i64::try_from(config.alarms.retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = Timestamp::from_millis(now.as_millis().saturating_sub(keep));
+    match store.compact(cutoff) {
+        Ok(n) => {
+            metrics.store_compacted.inc_by(n as u64);
+            if n > 0 {
+                tracing::info!(removed = n, before = %cutoff, "retention: old history and closed faults removed");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "retention pass failed"),
     }
 }

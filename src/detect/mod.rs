@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::alarm::stage::AlarmInput;
 use crate::config::{Config, Thresholds};
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
@@ -139,7 +140,7 @@ fn category_of(metric: Metric) -> Category {
 /// the alarm stage drains and ends in turn.
 pub async fn run_stage(
     mut samples: mpsc::Receiver<Sample>,
-    verdicts: mpsc::Sender<Verdict>,
+    verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
 ) {
@@ -157,7 +158,7 @@ pub async fn run_stage(
                     .with_label_values(&[v.severity.name()])
                     .inc();
                 // Inside the pipeline we wait rather than drop: only ingest may shed load.
-                if verdicts.send(v).await.is_err() {
+                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
                     return;
                 }
             }

@@ -2,8 +2,8 @@
 //! `noctua_<stage>_<noun>_<unit>[_total]`, labels only from small fixed sets.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The registry and a handle to every metric.
@@ -23,6 +23,14 @@ pub struct Metrics {
     pub alarm_active: IntGauge,
     /// Transitions the store refused.
     pub alarm_commit_errors: IntCounter,
+    /// Transitions recorded but not notified (root cause, flapping, maintenance).
+    pub alarm_suppressed: IntCounter,
+    /// Time to acknowledge, by peak severity and category.
+    pub fault_time_to_acknowledge: HistogramVec,
+    /// Time to repair, by peak severity and category.
+    pub fault_time_to_repair: HistogramVec,
+    /// Entries removed by retention.
+    pub store_compacted: IntCounter,
     /// Store size on disk.
     pub store_size: IntGauge,
     /// Group-commit flushes by result (`ok`, `error`).
@@ -81,6 +89,26 @@ impl Metrics {
             ]),
         ));
         must(registry.register(Box::new(flush.clone())));
+        // Response-time buckets from a minute to two days: tier targets are 15 min to 48 h.
+        let response_buckets = vec![
+            60.0,
+            300.0,
+            900.0,
+            1800.0,
+            3600.0,
+            4.0 * 3600.0,
+            8.0 * 3600.0,
+            86400.0,
+            172800.0,
+        ];
+        let histogram_vec = |name: &str, help: &str| {
+            let h = must(HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(response_buckets.clone()),
+                &["severity", "category"],
+            ));
+            must(registry.register(Box::new(h.clone())));
+            h
+        };
         let m = Self {
             ingest_samples: counter(
                 "noctua_ingest_samples_total",
@@ -109,6 +137,22 @@ impl Metrics {
             alarm_commit_errors: counter(
                 "noctua_alarm_commit_errors_total",
                 "Alarm transitions the store refused.",
+            ),
+            alarm_suppressed: counter(
+                "noctua_alarm_suppressed_transitions_total",
+                "Alarm transitions recorded but not notified (root cause, flapping, maintenance).",
+            ),
+            fault_time_to_acknowledge: histogram_vec(
+                "noctua_fault_time_to_acknowledge_seconds",
+                "Time from raise to first acknowledgement, maintenance excluded.",
+            ),
+            fault_time_to_repair: histogram_vec(
+                "noctua_fault_time_to_repair_seconds",
+                "Time from raise to clear, maintenance excluded.",
+            ),
+            store_compacted: counter(
+                "noctua_store_compacted_entries_total",
+                "History entries and closed faults removed by retention.",
             ),
             store_size: gauge("noctua_store_size_bytes", "Size of the sled store on disk."),
             store_flushes: counter_vec(

@@ -1,0 +1,67 @@
+//! The device tree from config `parent` links, for root-cause suppression and scoping.
+
+use std::collections::HashMap;
+
+use crate::config::DeviceConfig;
+use crate::model::Role;
+
+/// Parent, site, tags and role of each configured device.
+#[derive(Debug, Default, Clone)]
+pub struct Topology {
+    devices: HashMap<String, Node>,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    parent: Option<String>,
+    site: Option<String>,
+    tags: Vec<String>,
+    role: Role,
+}
+
+impl Topology {
+    /// Builds the tree; config validation has already refused unknown parents and cycles.
+    pub fn new(devices: &[DeviceConfig]) -> Self {
+        let devices = devices
+            .iter()
+            .map(|d| {
+                let node = Node {
+                    parent: d.parent.clone(),
+                    site: d.site.clone(),
+                    tags: d.tags.clone(),
+                    role: d.role,
+                };
+                (d.name.clone(), node)
+            })
+            .collect();
+        Self { devices }
+    }
+
+    /// The device itself, then its parent, grandparent, ... up to the top.
+    ///
+    /// Bounded by the number of devices, so even a cycle (which validation refuses) ends.
+    pub fn ancestors_or_self<'a>(&'a self, device: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let limit = self.devices.len() + 1;
+        std::iter::successors(Some(device), move |d| {
+            self.devices.get(*d).and_then(|n| n.parent.as_deref())
+        })
+        .take(limit)
+    }
+
+    /// Site of a device, if configured.
+    pub fn site(&self, device: &str) -> Option<&str> {
+        self.devices.get(device).and_then(|n| n.site.as_deref())
+    }
+
+    /// Role of a device, if configured.
+    pub fn role(&self, device: &str) -> Option<Role> {
+        self.devices.get(device).map(|n| n.role)
+    }
+
+    /// Whether a device carries a tag.
+    pub fn has_tag(&self, device: &str, tag: &str) -> bool {
+        self.devices
+            .get(device)
+            .is_some_and(|n| n.tags.iter().any(|t| t == tag))
+    }
+}
