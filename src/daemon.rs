@@ -20,10 +20,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::stage::{AlarmInput, load_manager};
+use crate::alarm::stage::{AlarmInput, Clock, load_manager};
 use crate::config::{Config, ConfigSource};
-use crate::ingest::SampleSink;
-use crate::model::{AlarmEvent, Sample, Timestamp};
+use crate::ingest::{Ingest, SampleSink};
+use crate::model::{AlarmEvent, Timestamp};
 use crate::northbound::http::{self, HttpState};
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
@@ -68,8 +68,6 @@ pub enum DaemonError {
 pub struct Pipeline {
     /// Where ingest offers samples.
     pub samples: SampleSink,
-    /// Where sources send events and (later) the API sends commands; same order as verdicts.
-    pub alarm_inputs: mpsc::Sender<AlarmInput>,
     /// Committed, durable, notified alarm transitions.
     pub events: broadcast::Sender<AlarmEvent>,
     /// Metrics of every stage.
@@ -83,10 +81,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts detection, the alarm manager and the store flusher on `store`.
-    pub fn start(config: Arc<Config>, store: Store) -> Result<Self, StoreError> {
+    pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
         let manager = load_manager(&config, &store, Timestamp::now())?;
-        let (sample_tx, sample_rx) = mpsc::channel::<Sample>(config.pipeline.sample_queue);
+        let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
         let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
         let (events, _) = broadcast::channel(1024);
         let (config_tx, config_rx) = watch::channel(config.clone());
@@ -106,7 +104,7 @@ impl Pipeline {
         let stages = TaskTracker::new();
         stages.spawn(crate::detect::run_stage(
             sample_rx,
-            alarm_tx.clone(),
+            alarm_tx,
             config_rx.clone(),
             metrics.clone(),
         ));
@@ -117,11 +115,11 @@ impl Pipeline {
             events.clone(),
             config_rx,
             metrics.clone(),
+            clock,
         ));
         stages.close();
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),
-            alarm_inputs: alarm_tx,
             events,
             metrics,
             config: config_tx,
@@ -140,7 +138,6 @@ impl Pipeline {
     /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
     pub async fn drain(self) -> Result<(), StoreError> {
         drop(self.samples);
-        drop(self.alarm_inputs);
         self.stages.wait().await;
         self.flush_stop.cancel();
         // The flusher only ends by itself; a panic in it would already have aborted the process.
@@ -175,7 +172,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
     let config = Arc::new(config);
-    let pipeline = Pipeline::start(config.clone(), store.clone())?;
+    let pipeline = Pipeline::start(config.clone(), store.clone(), Clock::Wall)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let ready = Arc::new(AtomicBool::new(false));

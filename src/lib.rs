@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod fault;
 pub mod ingest;
 pub mod model;
 pub mod northbound;

@@ -5,9 +5,15 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use noctua::config::{self, ConfigSource};
+use noctua::fault::report::{self, Format};
+use noctua::fault::{self, GroupBy};
+use noctua::ingest::replay::{self, Speed};
+use noctua::model::{FaultId, Timestamp};
+use noctua::store::Store;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -44,8 +50,103 @@ enum Command {
     },
     /// Print the embedded default config.
     PrintDefaultConfig,
+    /// Replay scenario files through the pipeline on the data's clock; print every transition
+    /// as a JSON line; with --expect, compare with a golden file (exit 1 and a diff on mismatch).
+    Replay {
+        /// Scenario files (JSON lines), fed in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Config; the embedded default if not given (never /etc, so CI runs are reproducible).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Store to replay into; a temporary one if not given.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Expected output (golden file).
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// max, realtime, or a factor such as 60x.
+        #[arg(long, default_value = "max")]
+        speed: Speed,
+    },
+    /// MTTA/MTTR reports from a stopped daemon's store.
+    Mttr {
+        #[command(subcommand)]
+        command: MttrCommand,
+    },
+    /// Fault records in a stopped daemon's store.
+    Faults {
+        #[command(subcommand)]
+        command: FaultsCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum MttrCommand {
+    /// MTTA and MTTR (mean, median, p90) and target breaches, by group. Without --since/--until:
+    /// rolling 24h, 7d and 30d windows.
+    Report {
+        /// Group by.
+        #[arg(long, value_enum, default_value_t = GroupBy::Severity)]
+        by: GroupBy,
+        /// Faults raised at or after: RFC 3339 (`2026-11-01T00:00:00Z`) or an age (`7d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Faults raised before: RFC 3339 or an age.
+        #[arg(long)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultsCommand {
+    /// List fault records, oldest first.
+    List {
+        /// Only faults not yet cleared.
+        #[arg(long)]
+        open: bool,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only faults raised at or after (RFC 3339 or an age such as `24h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show one fault record in full (JSON).
+    Show {
+        /// Fault id.
+        id: u64,
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Add a note to a fault, open or closed (post-incident notes).
+    Note {
+        /// Fault id.
+        id: u64,
+        /// Who writes it.
+        #[arg(long)]
+        by: String,
+        /// The note.
+        text: String,
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -74,6 +175,197 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => run(config),
+        Command::Replay {
+            files,
+            config,
+            store,
+            expect,
+            speed,
+        } => replay_command(files, config, store, expect, speed),
+        Command::Mttr {
+            command:
+                MttrCommand::Report {
+                    by,
+                    since,
+                    until,
+                    format,
+                    config,
+                },
+        } => offline(config, |store| {
+            let now = Timestamp::now();
+            let faults = fault::all(store)?;
+            let reports = if since.is_none() && until.is_none() {
+                fault::ROLLING
+                    .iter()
+                    .map(|(label, d)| fault::report(&faults, by, label, ago(now, *d), now))
+                    .collect()
+            } else {
+                let since = time_arg(since.as_deref(), now)?.unwrap_or(Timestamp::from_millis(0));
+                let until = time_arg(until.as_deref(), now)?.unwrap_or(now);
+                vec![fault::report(&faults, by, "custom", since, until)]
+            };
+            print!("{}", report::render_reports(&reports, format));
+            Ok(())
+        }),
+        Command::Faults { command } => match command {
+            FaultsCommand::List {
+                open,
+                device,
+                since,
+                format,
+                config,
+            } => offline(config, |store| {
+                let since = time_arg(since.as_deref(), Timestamp::now())?;
+                let faults: Vec<_> = fault::all(store)?
+                    .into_iter()
+                    .filter(|f| !open || f.cleared_at.is_none())
+                    .filter(|f| device.as_ref().is_none_or(|d| &f.device == d))
+                    .filter(|f| since.is_none_or(|s| f.raised_at >= s))
+                    .collect();
+                print!("{}", report::render_faults(&faults, format));
+                Ok(())
+            }),
+            FaultsCommand::Show { id, config } => offline(config, |store| {
+                let f = fault::get(store, id)?;
+                print!(
+                    "{}",
+                    report::render_faults(std::slice::from_ref(&f), Format::Json)
+                );
+                Ok(())
+            }),
+            FaultsCommand::Note {
+                id,
+                by,
+                text,
+                config,
+            } => offline(config, |store| {
+                fault::add_note(store, FaultId(id), &by, &text, Timestamp::now())?;
+                println!("note added to fault {id}");
+                Ok(())
+            }),
+        },
+    }
+}
+
+fn replay_command(
+    files: Vec<PathBuf>,
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    expect: Option<PathBuf>,
+    speed: Speed,
+) -> ExitCode {
+    let source = config.map_or(ConfigSource::Embedded, ConfigSource::Flag);
+    let config = match source.load() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut items = Vec::new();
+    for f in &files {
+        match replay::read(f) {
+            Ok(mut i) => items.append(&mut i),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    let expected = match expect.as_ref().map(std::fs::read_to_string).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cannot read expected output: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = (|| -> anyhow::Result<Vec<String>> {
+        let temp;
+        let path = match &store {
+            Some(p) => p.as_path(),
+            None => {
+                temp = tempfile::tempdir()?;
+                temp.path()
+            }
+        };
+        let store = Store::open(path)?;
+        let after = store.last_seq()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(replay::run(config, store.clone(), items, speed))?;
+        Ok(replay::outcome_lines(&store, after)?)
+    })();
+    let lines = match result {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("noctua: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    for l in &lines {
+        println!("{l}");
+    }
+    match (expected, expect) {
+        (Some(text), Some(path)) => match replay::diff(&text, &lines) {
+            None => {
+                eprintln!("replay matches {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Some(d) => {
+                eprintln!(
+                    "replay differs from {} (- expected, + actual):\n{d}",
+                    path.display()
+                );
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs a command against a stopped daemon's store; a running daemon holds the lock and the
+/// error says so.
+fn offline(flag: Option<PathBuf>, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> ExitCode {
+    let source = ConfigSource::locate(
+        flag,
+        std::env::var_os("NOCTUA_CONFIG"),
+        std::path::Path::new(config::SYSTEM_PATH),
+    );
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
+    let path = config.store.resolved_path(state_dir.as_deref());
+    let result = Store::open(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|store| f(&store));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("noctua: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn ago(now: Timestamp, d: std::time::Duration) -> Timestamp {
+    Timestamp::from_millis(now.as_millis() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `--since`/`--until`: RFC 3339, or an age before now such as `7d`.
+fn time_arg(arg: Option<&str>, now: Timestamp) -> anyhow::Result<Option<Timestamp>> {
+    let Some(arg) = arg else { return Ok(None) };
+    if let Ok(t) = Timestamp::parse_rfc3339(arg) {
+        return Ok(Some(t));
+    }
+    match humantime::parse_duration(arg) {
+        Ok(d) => Ok(Some(ago(now, d))),
+        Err(_) => anyhow::bail!("`{arg}` is neither an RFC 3339 time nor an age such as `7d`"),
     }
 }
 

@@ -140,6 +140,17 @@ pub enum Role {
     BaseStation,
 }
 
+impl Role {
+    /// kebab-case name, as in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Router => "router",
+            Role::Switch => "switch",
+            Role::BaseStation => "base-station",
+        }
+    }
+}
+
 /// A managed element, named once in config and referred to by that name everywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

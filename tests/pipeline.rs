@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use noctua::config::Config;
+use noctua::alarm::stage::Clock;
 use noctua::daemon::Pipeline;
 use noctua::model::{AlarmEvent, Metric, Sample, SeriesKey, Severity, Timestamp, TransitionKind};
 use noctua::store::{Store, Tree};
@@ -32,7 +33,7 @@ fn config() -> Config {
 async fn samples_become_durable_alarm_events_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let pipeline = Pipeline::start(Arc::new(config()), store.clone()).unwrap();
+    let pipeline = Pipeline::start(Arc::new(config()), store.clone(), Clock::Wall).unwrap();
     let mut events = pipeline.events.subscribe();
     let series = [
         (Metric::UtilisationInPct, 50.0),
@@ -110,7 +111,7 @@ async fn samples_become_durable_alarm_events_in_order() {
     // its clear continues the sequence.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.len(Tree::ActiveAlarms), 1);
-    let pipeline = Pipeline::start(Arc::new(config()), store.clone()).unwrap();
+    let pipeline = Pipeline::start(Arc::new(config()), store.clone(), Clock::Wall).unwrap();
     let mut events = pipeline.events.subscribe();
     assert!(
         pipeline
@@ -132,7 +133,7 @@ async fn a_full_sample_queue_drops_and_counts() {
     let store = Store::open(dir.path()).unwrap();
     let mut config = Config::default();
     config.pipeline.sample_queue = 4;
-    let pipeline = Pipeline::start(Arc::new(config), store).unwrap();
+    let pipeline = Pipeline::start(Arc::new(config), store, Clock::Wall).unwrap();
     // A current-thread runtime: detection cannot run until this test yields, so the queue fills.
     let accepted = (0..10)
         .filter(|i| {

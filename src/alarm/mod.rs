@@ -351,7 +351,8 @@ impl AlarmManager {
     pub fn on_tick(&mut self, now: Timestamp) -> Vec<Transition> {
         let mut out = Vec::new();
         let hold = self.policy.clear_hold_down;
-        let due: Vec<ReductionKey> = self
+        // Sorted: map order is random, and replays must give the same sequence every time.
+        let mut due: Vec<ReductionKey> = self
             .active
             .iter()
             .filter(|(_, e)| {
@@ -360,14 +361,16 @@ impl AlarmManager {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        due.sort();
         for key in &due {
             self.clear(key, now, &mut out);
         }
-        let settled: Vec<ReductionKey> = self
+        let mut settled: Vec<ReductionKey> = self
             .flaps
             .iter_mut()
             .filter_map(|(k, f)| f.settle(now, self.policy.flap_hold).then(|| k.clone()))
             .collect();
+        settled.sort();
         for key in settled {
             let flap_key = flapping_key(&key);
             self.clear(&flap_key, now, &mut out);

@@ -22,6 +22,18 @@ pub enum AlarmInput {
     Verdict(Verdict),
     /// From a source (reachability, link state, reboot).
     Event(DeviceEvent),
+    /// Data time, for replays ([`Clock::Data`]).
+    Tick(Timestamp),
+}
+
+/// Where the alarm manager's notion of "now" for time-driven rules comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The daemon: the wall clock, every second.
+    Wall,
+    /// Replays: only the [`AlarmInput::Tick`]s in the input, so results do not depend on how
+    /// fast the replay ran.
+    Data,
 }
 
 /// How often time-driven rules (hold-down, targets, flapping, maintenance) are evaluated.
@@ -57,6 +69,7 @@ pub async fn run_stage(
     events: broadcast::Sender<AlarmEvent>,
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
+    clock: Clock,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut transitions = Vec::with_capacity(BATCH);
@@ -74,10 +87,11 @@ pub async fn run_stage(
                     transitions.extend(match input {
                         AlarmInput::Verdict(v) => manager.on_verdict(v),
                         AlarmInput::Event(e) => manager.on_event(e),
+                        AlarmInput::Tick(t) => manager.on_tick(t),
                     });
                 }
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if clock == Clock::Wall => {
                 if config.has_changed().unwrap_or(false) {
                     manager.reconfigure(&config.borrow_and_update());
                 }

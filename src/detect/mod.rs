@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::alarm::stage::AlarmInput;
 use crate::config::{Config, Thresholds};
+use crate::ingest::Ingest;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
     ThresholdLevel, Timestamp,
@@ -139,7 +140,7 @@ fn category_of(metric: Metric) -> Category {
 /// The detection task: runs until the sample channel closes, then drops its verdict sender so
 /// the alarm stage drains and ends in turn.
 pub async fn run_stage(
-    mut samples: mpsc::Receiver<Sample>,
+    mut samples: mpsc::Receiver<Ingest>,
     verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
@@ -150,17 +151,25 @@ pub async fn run_stage(
         if config.has_changed().unwrap_or(false) {
             detector.set_thresholds(config.borrow_and_update().thresholds.clone());
         }
-        for sample in batch.drain(..) {
-            metrics.detect_samples.inc();
-            if let Some(v) = detector.step(&sample) {
-                metrics
-                    .detect_verdicts
-                    .with_label_values(&[v.severity.name()])
-                    .inc();
-                // Inside the pipeline we wait rather than drop: only ingest may shed load.
-                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
-                    return;
+        for item in batch.drain(..) {
+            let out = match item {
+                Ingest::Sample(sample) => {
+                    metrics.detect_samples.inc();
+                    let Some(v) = detector.step(&sample) else {
+                        continue;
+                    };
+                    metrics
+                        .detect_verdicts
+                        .with_label_values(&[v.severity.name()])
+                        .inc();
+                    AlarmInput::Verdict(v)
                 }
+                Ingest::Event(e) => AlarmInput::Event(e),
+                Ingest::Tick(t) => AlarmInput::Tick(t),
+            };
+            // Inside the pipeline we wait rather than drop: only ingest may shed load.
+            if verdicts.send(out).await.is_err() {
+                return;
             }
         }
     }

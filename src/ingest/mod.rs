@@ -1,31 +1,46 @@
-//! Ingest: every source turns what it hears into [`Sample`]s and hands them to detection.
+//! Ingest: every source turns what it hears into [`Ingest`] items and hands them to detection.
 //!
-//! Sources cannot slow a UDP sender down, so they never wait on detection: [`SampleSink`] uses
-//! `try_send` and counts what it had to drop.
+//! Live sources cannot slow a UDP sender down, so they never wait: [`SampleSink::offer`] uses
+//! `try_send` and counts what it had to drop. Replay reads a file and can wait, so it uses
+//! [`SampleSink::send`] and loses nothing.
+
+pub mod replay;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::model::Sample;
+use crate::model::{DeviceEvent, Sample, Timestamp};
 use crate::northbound::metrics::Metrics;
+
+/// What flows from ingest into detection, in one ordered channel: measurements, events, and
+/// (for replays, whose clock is the data's) the passing of time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingest {
+    /// A measurement, for detection.
+    Sample(Sample),
+    /// An event that is an alarm by itself; detection passes it on in order.
+    Event(DeviceEvent),
+    /// Data time has reached this instant (replay only; the daemon's clock is the wall clock).
+    Tick(Timestamp),
+}
 
 /// The ingest end of the sample channel, shared by all sources.
 #[derive(Clone)]
 pub struct SampleSink {
-    tx: mpsc::Sender<Sample>,
+    tx: mpsc::Sender<Ingest>,
     metrics: Arc<Metrics>,
 }
 
 impl SampleSink {
     /// Wraps the sender of the bounded sample channel.
-    pub fn new(tx: mpsc::Sender<Sample>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(tx: mpsc::Sender<Ingest>, metrics: Arc<Metrics>) -> Self {
         Self { tx, metrics }
     }
 
-    /// Offers a sample; returns false (and counts why) if it was dropped.
-    pub fn offer(&self, sample: Sample) -> bool {
-        match self.tx.try_send(sample) {
+    /// Offers an item without waiting; returns false (and counts why) if it was dropped.
+    pub fn offer(&self, item: impl Into<Ingest>) -> bool {
+        match self.tx.try_send(item.into()) {
             Ok(()) => {
                 self.metrics.ingest_samples.inc();
                 true
@@ -45,5 +60,26 @@ impl SampleSink {
                 false
             }
         }
+    }
+
+    /// Sends an item, waiting for room; false if the pipeline has stopped.
+    pub async fn send(&self, item: impl Into<Ingest>) -> bool {
+        let ok = self.tx.send(item.into()).await.is_ok();
+        if ok {
+            self.metrics.ingest_samples.inc();
+        }
+        ok
+    }
+}
+
+impl From<Sample> for Ingest {
+    fn from(s: Sample) -> Self {
+        Ingest::Sample(s)
+    }
+}
+
+impl From<DeviceEvent> for Ingest {
+    fn from(e: DeviceEvent) -> Self {
+        Ingest::Event(e)
     }
 }
