@@ -127,6 +127,53 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
+/// An alarm storm over 100,000 series: every series raises, then every series clears; verdicts
+/// go through the manager and are committed in batches of 1,024, each batch flushed to disk
+/// before the next (what the alarm stage does with group commit).
+fn storm(c: &mut Criterion) {
+    let n = 100_000;
+    let mk = |i: usize, severity: Severity| Verdict {
+        series: SeriesKey {
+            device: format!("bs{}", i / 16),
+            object: format!("cell={}", i % 16),
+            metric: Metric::LatencyMs,
+        },
+        at: Timestamp::from_millis(i as i64),
+        condition: "latency_ms_threshold".into(),
+        severity,
+        category: Category::Performance,
+        threshold: None,
+        text: "latency_ms at 612 is above the critical level 500".into(),
+    };
+    let input: Vec<Verdict> = (0..n)
+        .map(|i| mk(i, Severity::Critical))
+        .chain((0..n).map(|i| mk(i, Severity::Cleared)))
+        .collect();
+    let mut g = c.benchmark_group("storm");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(input.len() as u64));
+    g.bench_function("durable_transitions_100k_series", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path()).expect("store");
+                (dir, store, input.clone())
+            },
+            |(_dir, store, verdicts)| {
+                let mut m = AlarmManager::new(&config());
+                for chunk in verdicts.chunks(1024) {
+                    let batch: Vec<_> =
+                        chunk.iter().flat_map(|v| m.on_verdict(v.clone())).collect();
+                    store.commit_transitions(&batch).expect("commit");
+                    store.flush().expect("flush");
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 /// Clears at once so every verdict is a transition.
 fn config() -> Config {
     let mut c = Config::default();
@@ -134,5 +181,5 @@ fn config() -> Config {
     c
 }
 
-criterion_group!(benches, detect, alarm, store);
+criterion_group!(benches, detect, alarm, store, storm);
 criterion_main!(benches);

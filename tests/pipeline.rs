@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use noctua::config::Config;
 use noctua::alarm::stage::Clock;
+use noctua::config::Config;
 use noctua::daemon::Pipeline;
 use noctua::model::{AlarmEvent, Metric, Sample, SeriesKey, Severity, Timestamp, TransitionKind};
 use noctua::store::{Store, Tree};

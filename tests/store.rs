@@ -281,3 +281,45 @@ async fn group_commit_makes_waiting_writers_durable_together() {
         Some(7)
     );
 }
+
+#[test]
+fn retention_keeps_the_store_bounded_through_a_day_long_storm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut c = Config::default();
+    c.alarms.clear_hold_down = Duration::ZERO;
+    c.alarms.reopen_window = Duration::ZERO;
+    let mut m = AlarmManager::new(&c);
+    let retention_ms = 2 * 3_600_000;
+    let series = 20;
+    let mut max_history = 0;
+    let mut max_faults = 0;
+    let mut total = 0;
+    // 24 simulated hours, a minute at a time: every series raises one minute and clears the next.
+    for minute in 0..1440i64 {
+        let now = minute * 60_000;
+        let sev = if minute % 2 == 0 {
+            Severity::Major
+        } else {
+            Severity::Cleared
+        };
+        let batch: Vec<Transition> = (0..series)
+            .flat_map(|s| m.on_verdict(verdict(&format!("r{s}"), sev, now + s)))
+            .collect();
+        total += batch.len();
+        store.commit_transitions(&batch).unwrap();
+        if minute % 10 == 9 {
+            store
+                .compact(Timestamp::from_millis(now - retention_ms))
+                .unwrap();
+            max_history = max_history.max(store.len(Tree::AlarmHistory));
+            max_faults = max_faults.max(store.len(Tree::Faults));
+        }
+    }
+    // Plus the flapping alarms the churn raises.
+    assert!(total >= 1440 * 20, "{total}");
+    // Two hours (plus one compaction interval) of a 20-transitions-a-minute storm.
+    assert!(max_history <= 20 * 130, "history grew to {max_history}");
+    assert!(max_faults <= 10 * 130 + 20, "faults grew to {max_faults}");
+    assert_eq!(store.last_seq().unwrap(), total as u64);
+}
