@@ -171,6 +171,43 @@ fn storm(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("manager_only_100k_series", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |verdicts| {
+                let mut m = AlarmManager::new(&config());
+                let mut n = 0;
+                for chunk in verdicts.chunks(1024) {
+                    let batch: Vec<_> =
+                        chunk.iter().flat_map(|v| m.on_verdict(v.clone())).collect();
+                    n += batch.len();
+                }
+                n
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("commit_only_100k_series", |b| {
+        let mut m = AlarmManager::new(&config());
+        let batches: Vec<Vec<_>> = input
+            .chunks(1024)
+            .map(|c| c.iter().flat_map(|v| m.on_verdict(v.clone())).collect())
+            .collect();
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path()).expect("store");
+                (dir, store)
+            },
+            |(dir, store)| {
+                for batch in &batches {
+                    store.commit_transitions(batch).expect("commit");
+                }
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 

@@ -606,11 +606,17 @@ impl AlarmManager {
             return;
         }
         let p = &self.policy;
-        let started =
-            self.flaps
-                .entry(key.clone())
-                .or_default()
-                .change(now, p.flap_window, p.flap_threshold);
+        // Look up before inserting: cloning the key for every change would cost an allocation
+        // per transition on the storm path.
+        let started = match self.flaps.get_mut(key) {
+            Some(f) => f.change(now, p.flap_window, p.flap_threshold),
+            None => {
+                let mut f = FlapTracker::default();
+                let started = f.change(now, p.flap_window, p.flap_threshold);
+                self.flaps.insert(key.clone(), f);
+                started
+            }
+        };
         if started {
             let condition = Condition {
                 key: flapping_key(key),
