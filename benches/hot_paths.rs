@@ -3,6 +3,10 @@
 
 use std::hint::black_box;
 
+/// The same allocator as the `noctua` binary, so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use noctua::alarm::AlarmManager;
 use noctua::config::{Config, Thresholds};

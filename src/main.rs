@@ -149,6 +149,11 @@ enum FaultsCommand {
     },
 }
 
+/// mimalloc instead of the system allocator: sled allocates and frees a node copy on most
+/// writes, and the durable alarm path measured about 30% faster with it (README, Benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
