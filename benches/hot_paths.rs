@@ -98,11 +98,7 @@ fn store(c: &mut Criterion) {
     g.throughput(Throughput::Elements(transitions.len() as u64));
     g.bench_function("commit_one_per_transaction_no_flush", |b| {
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let store = Store::open(dir.path()).expect("store");
-                (dir, store)
-            },
+            fresh_store,
             |(_dir, store)| {
                 for t in &transitions {
                     store
@@ -115,11 +111,7 @@ fn store(c: &mut Criterion) {
     });
     g.bench_function("commit_batches_of_1024_no_flush", |b| {
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let store = Store::open(dir.path()).expect("store");
-                (dir, store)
-            },
+            fresh_store,
             |(_dir, store)| {
                 for batch in transitions.chunks(1024) {
                     store.commit_transitions(batch).expect("commit");
@@ -159,8 +151,7 @@ fn storm(c: &mut Criterion) {
     g.bench_function("durable_transitions_100k_series", |b| {
         b.iter_batched(
             || {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let store = Store::open(dir.path()).expect("store");
+                let (dir, store) = fresh_store();
                 (dir, store, input.clone())
             },
             |(_dir, store, verdicts)| {
@@ -198,11 +189,7 @@ fn storm(c: &mut Criterion) {
             .map(|c| c.iter().flat_map(|v| m.on_verdict(v.clone())).collect())
             .collect();
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let store = Store::open(dir.path()).expect("store");
-                (dir, store)
-            },
+            fresh_store,
             |(dir, store)| {
                 for batch in &batches {
                     store.commit_transitions(batch).expect("commit");
@@ -213,6 +200,13 @@ fn storm(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+/// An empty store in a directory that lives as long as the returned guard.
+fn fresh_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    (dir, store)
 }
 
 /// Clears at once so every verdict is a transition.

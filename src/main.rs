@@ -332,17 +332,9 @@ fn replay_command(
 /// Runs a command against a stopped daemon's store; a running daemon holds the lock and the
 /// error says so.
 fn offline(flag: Option<PathBuf>, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> ExitCode {
-    let source = ConfigSource::locate(
-        flag,
-        std::env::var_os("NOCTUA_CONFIG"),
-        std::path::Path::new(config::SYSTEM_PATH),
-    );
-    let config = match source.load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let config = match load_config(flag) {
+        Ok((_, c)) => c,
+        Err(code) => return code,
     };
     let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
     let path = config.store.resolved_path(state_dir.as_deref());
@@ -374,18 +366,26 @@ fn time_arg(arg: Option<&str>, now: Timestamp) -> anyhow::Result<Option<Timestam
     }
 }
 
-fn run(flag: Option<PathBuf>) -> ExitCode {
+/// The config by the daemon's lookup order; a bad one is printed and gives exit code 2.
+fn load_config(flag: Option<PathBuf>) -> Result<(ConfigSource, config::Config), ExitCode> {
     let source = ConfigSource::locate(
         flag,
         std::env::var_os("NOCTUA_CONFIG"),
         std::path::Path::new(config::SYSTEM_PATH),
     );
-    let config = match source.load() {
-        Ok(c) => c,
+    match source.load() {
+        Ok(c) => Ok((source, c)),
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
+            Err(ExitCode::from(EXIT_CONFIG))
         }
+    }
+}
+
+fn run(flag: Option<PathBuf>) -> ExitCode {
+    let (source, config) = match load_config(flag) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     tracing::info!(config = %source, "config loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -254,34 +254,7 @@ impl AlarmManager {
         note: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Transition>, AlarmError> {
-        let key = self
-            .ids
-            .get(&id)
-            .cloned()
-            .ok_or(AlarmError::NotActive(id))?;
-        let mut out = Vec::new();
-        let maintenance_ms = self.maintenance_between(&key.0, self.fault_raised(&key), now);
-        let Some(entry) = self.active.get_mut(&key) else {
-            return Err(AlarmError::NotActive(id));
-        };
-        if entry.alarm.ack_state == AckState::Acknowledged {
-            return Ok(out);
-        }
-        let expected = Some(entry.alarm.notification_id);
-        let a = &mut entry.alarm;
-        a.ack_state = AckState::Acknowledged;
-        a.ack_user_id = Some(user.to_owned());
-        a.ack_time = Some(now);
-        a.alarm_changed_time = Some(now);
-        let f = &mut entry.fault;
-        if f.acked_at.is_none() {
-            f.acked_at = Some(now);
-            f.acked_by = Some(user.to_owned());
-            f.ack_maintenance_ms = maintenance_ms;
-        }
-        push_note(f, now, user, note);
-        self.record(&key, TransitionKind::Acknowledged, now, expected, &mut out);
-        Ok(out)
+        self.set_ack(id, AckState::Acknowledged, user, note, now)
     }
 
     /// An acknowledgement is withdrawn; MTTA keeps the first acknowledgement.
@@ -291,32 +264,52 @@ impl AlarmManager {
         user: &str,
         now: Timestamp,
     ) -> Result<Vec<Transition>, AlarmError> {
-        let key = self
-            .ids
-            .get(&id)
-            .cloned()
-            .ok_or(AlarmError::NotActive(id))?;
+        self.set_ack(
+            id,
+            AckState::Unacknowledged,
+            user,
+            Some("unacknowledged"),
+            now,
+        )
+    }
+
+    fn set_ack(
+        &mut self,
+        id: AlarmId,
+        state: AckState,
+        user: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        let key = self.key_of_id(id)?;
         let mut out = Vec::new();
+        let maintenance_ms = self.maintenance_between(&key.0, self.fault_raised(&key), now);
         let Some(entry) = self.active.get_mut(&key) else {
             return Err(AlarmError::NotActive(id));
         };
-        if entry.alarm.ack_state == AckState::Unacknowledged {
+        if entry.alarm.ack_state == state {
             return Ok(out);
         }
         let expected = Some(entry.alarm.notification_id);
+        let acked = state == AckState::Acknowledged;
         let a = &mut entry.alarm;
-        a.ack_state = AckState::Unacknowledged;
-        a.ack_user_id = None;
-        a.ack_time = None;
+        a.ack_state = state;
+        a.ack_user_id = acked.then(|| user.to_owned());
+        a.ack_time = acked.then_some(now);
         a.alarm_changed_time = Some(now);
-        push_note(&mut entry.fault, now, user, Some("unacknowledged"));
-        self.record(
-            &key,
-            TransitionKind::Unacknowledged,
-            now,
-            expected,
-            &mut out,
-        );
+        let f = &mut entry.fault;
+        if acked && f.acked_at.is_none() {
+            f.acked_at = Some(now);
+            f.acked_by = Some(user.to_owned());
+            f.ack_maintenance_ms = maintenance_ms;
+        }
+        push_note(f, now, user, note);
+        let kind = if acked {
+            TransitionKind::Acknowledged
+        } else {
+            TransitionKind::Unacknowledged
+        };
+        self.record(&key, kind, now, expected, &mut out);
         Ok(out)
     }
 
@@ -328,11 +321,7 @@ impl AlarmManager {
         note: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Transition>, AlarmError> {
-        let key = self
-            .ids
-            .get(&id)
-            .cloned()
-            .ok_or(AlarmError::NotActive(id))?;
+        let key = self.key_of_id(id)?;
         let mut out = Vec::new();
         if let Some(entry) = self.active.get_mut(&key) {
             entry.alarm.clear_user_id = Some(user.to_owned());
@@ -735,6 +724,10 @@ impl AlarmManager {
             fault: entry.fault.clone(),
             expected,
         });
+    }
+
+    fn key_of_id(&self, id: AlarmId) -> Result<ReductionKey, AlarmError> {
+        self.ids.get(&id).cloned().ok_or(AlarmError::NotActive(id))
     }
 
     fn fault_raised(&self, key: &ReductionKey) -> Timestamp {
