@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::stage::{AlarmInput, Clock, load_manager};
+use crate::alarm::stage::{AlarmInput, Clock, Commander, load_manager};
 use crate::config::{Config, ConfigSource};
 use crate::ingest::{Ingest, SampleSink};
 use crate::model::{AlarmEvent, Timestamp};
@@ -72,6 +72,9 @@ pub struct Pipeline {
     pub events: broadcast::Sender<AlarmEvent>,
     /// Metrics of every stage.
     pub metrics: Arc<Metrics>,
+    /// Engineers' commands (the HTTP API).
+    pub commander: Commander,
+    alarm_inputs: mpsc::Sender<AlarmInput>,
     config: watch::Sender<Arc<Config>>,
     stages: TaskTracker,
     flusher: tokio::task::JoinHandle<()>,
@@ -104,7 +107,7 @@ impl Pipeline {
         let stages = TaskTracker::new();
         stages.spawn(crate::detect::run_stage(
             sample_rx,
-            alarm_tx,
+            alarm_tx.clone(),
             config_rx.clone(),
             metrics.clone(),
         ));
@@ -120,6 +123,8 @@ impl Pipeline {
         stages.close();
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),
+            commander: Commander::new(&alarm_tx),
+            alarm_inputs: alarm_tx,
             events,
             metrics,
             config: config_tx,
@@ -138,6 +143,7 @@ impl Pipeline {
     /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
     pub async fn drain(self) -> Result<(), StoreError> {
         drop(self.samples);
+        drop(self.alarm_inputs);
         self.stages.wait().await;
         self.flush_stop.cancel();
         // The flusher only ends by itself; a panic in it would already have aborted the process.
@@ -180,6 +186,8 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
         metrics: pipeline.metrics.clone(),
         store: store.clone(),
         ready: ready.clone(),
+        commander: pipeline.commander.clone(),
+        token: config.http.token.clone(),
     };
     tasks.spawn({
         let cancel = cancel.clone();

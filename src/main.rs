@@ -202,7 +202,7 @@ fn main() -> ExitCode {
             let reports = if since.is_none() && until.is_none() {
                 fault::ROLLING
                     .iter()
-                    .map(|(label, d)| fault::report(&faults, by, label, ago(now, *d), now))
+                    .map(|(label, d)| fault::report(&faults, by, label, now.minus(*d), now))
                     .collect()
             } else {
                 let since = time_arg(since.as_deref(), now)?.unwrap_or(Timestamp::from_millis(0));
@@ -350,20 +350,10 @@ fn offline(flag: Option<PathBuf>, f: impl FnOnce(&Store) -> anyhow::Result<()>) 
     }
 }
 
-fn ago(now: Timestamp, d: std::time::Duration) -> Timestamp {
-    Timestamp::from_millis(now.as_millis() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// `--since`/`--until`: RFC 3339, or an age before now such as `7d`.
 fn time_arg(arg: Option<&str>, now: Timestamp) -> anyhow::Result<Option<Timestamp>> {
-    let Some(arg) = arg else { return Ok(None) };
-    if let Ok(t) = Timestamp::parse_rfc3339(arg) {
-        return Ok(Some(t));
-    }
-    match humantime::parse_duration(arg) {
-        Ok(d) => Ok(Some(ago(now, d))),
-        Err(_) => anyhow::bail!("`{arg}` is neither an RFC 3339 time nor an age such as `7d`"),
-    }
+    arg.map(|a| Timestamp::parse_time_or_age(a, now).map_err(anyhow::Error::msg))
+        .transpose()
 }
 
 /// The config by the daemon's lookup order; a bad one is printed and gives exit code 2.

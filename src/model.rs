@@ -50,6 +50,24 @@ impl Timestamp {
         Ok(Self(ms))
     }
 
+    /// `since`/`until` arguments: RFC 3339, or an age before `now` such as `7d` or `12h`.
+    pub fn parse_time_or_age(arg: &str, now: Timestamp) -> Result<Self, String> {
+        if let Ok(t) = Self::parse_rfc3339(arg) {
+            return Ok(t);
+        }
+        humantime::parse_duration(arg)
+            .map(|d| now.minus(d))
+            .map_err(|_| format!("`{arg}` is neither an RFC 3339 time nor an age such as `7d`"))
+    }
+
+    /// This instant moved back by `d`.
+    pub fn minus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
     fn system_time(self) -> SystemTime {
         let magnitude = Duration::from_millis(self.0.unsigned_abs());
         if self.0 >= 0 {

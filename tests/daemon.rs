@@ -1,124 +1,16 @@
 //! The built binary as an operator runs it: health, metrics, signals, reload, exit codes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
 
 use noctua::daemon::{RUN_RECORD_KEY, RunRecord};
 use noctua::store::{Store, Tree};
-
-const BIN: &str = env!("CARGO_BIN_EXE_noctua");
-
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
-    let file = dir.join("noctua.toml");
-    let store = dir.join("store");
-    std::fs::write(
-        &file,
-        format!(
-            "[store]\npath = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
-            store.display()
-        ),
-    )
-    .unwrap();
-    file
-}
-
-fn start(dir: &Path, config: &Path, port: u16) -> Daemon {
-    let log = dir.join(format!(
-        "daemon-{}.log",
-        Instant::now().elapsed().as_nanos()
-    ));
-    let child = Command::new(BIN)
-        .args(["--log-level", "info", "run", "--config"])
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon { child, port, log };
-    wait_until(&mut d, |d| {
-        get(d.port, "/healthz").is_some_and(|(s, _)| s == 200)
-    });
-    d
-}
-
-/// Polls `ready` for up to 20 s (a slow CI machine), failing with the daemon's log.
-fn wait_until(d: &mut Daemon, mut ready: impl FnMut(&mut Daemon) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if ready(d) {
-            return;
-        }
-        if let Ok(Some(status)) = d.child.try_wait() {
-            panic!("daemon exited with {status}:\n{}", log(d));
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("condition not reached; daemon log:\n{}", log(d));
-}
-
-fn log(d: &Daemon) -> String {
-    std::fs::read_to_string(&d.log).unwrap_or_default()
-}
-
-/// A minimal HTTP/1.0 GET, to keep an HTTP client out of the dependencies.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-fn signal(d: &Daemon, sig: libc::c_int) {
-    let pid = libc::pid_t::try_from(d.child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
-}
-
-fn wait_exit(d: &mut Daemon, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running {limit:?} after the signal:\n{}",
-            log(d)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// `promtool check metrics` (installed by scripts/setup-peers.sh) lints the exposition.
 fn promtool_accepts(metrics: &str) {

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::alarm::AlarmManager;
+use crate::alarm::{AlarmError, AlarmManager};
 use crate::config::Config;
 use crate::detect::Verdict;
 use crate::model::{
-    Alarm, AlarmEvent, DeviceEvent, FaultRecord, Timestamp, Transition, TransitionKind,
+    Alarm, AlarmEvent, AlarmId, DeviceEvent, FaultRecord, Timestamp, Transition, TransitionKind,
 };
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
 
 /// What the alarm manager takes in, on one channel so their order is kept.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum AlarmInput {
     /// From detection.
     Verdict(Verdict),
@@ -24,6 +24,80 @@ pub enum AlarmInput {
     Event(DeviceEvent),
     /// Data time, for replays ([`Clock::Data`]).
     Tick(Timestamp),
+    /// An engineer's command; answered once its transitions are durable.
+    Command(AlarmCommand, oneshot::Sender<CommandResult>),
+}
+
+/// What an engineer can do to an alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmCommand {
+    /// Acknowledge.
+    Ack {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+        /// Optional note for the fault record.
+        note: Option<String>,
+    },
+    /// Withdraw an acknowledgement.
+    Unack {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+    },
+    /// Clear by hand.
+    Clear {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+        /// Optional note for the fault record.
+        note: Option<String>,
+    },
+}
+
+/// The committed transitions a command caused (none if it changed nothing), or why not.
+pub type CommandResult = Result<Vec<AlarmEvent>, CommandError>;
+
+/// Why a command did not take effect.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The manager refused it.
+    #[error(transparent)]
+    Refused(#[from] AlarmError),
+    /// Its transitions could not be committed.
+    #[error("not committed: {0}")]
+    Store(String),
+    /// The daemon is stopping.
+    #[error("the alarm manager is stopping")]
+    Stopping,
+}
+
+/// A handle that sends engineers' commands to the alarm stage and waits for them to be durable.
+///
+/// It holds only a weak sender, so an open HTTP connection never keeps the pipeline from
+/// draining at shutdown.
+#[derive(Clone)]
+pub struct Commander(mpsc::WeakSender<AlarmInput>);
+
+impl Commander {
+    /// Wraps the alarm stage's input.
+    pub fn new(inputs: &mpsc::Sender<AlarmInput>) -> Self {
+        Self(inputs.downgrade())
+    }
+
+    /// Runs a command; returns the transitions it committed.
+    pub async fn run(&self, command: AlarmCommand) -> CommandResult {
+        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(AlarmInput::Command(command, reply))
+            .await
+            .map_err(|_| CommandError::Stopping)?;
+        drop(tx);
+        answer.await.map_err(|_| CommandError::Stopping)?
+    }
 }
 
 /// Where the alarm manager's notion of "now" for time-driven rules comes from.
@@ -73,6 +147,7 @@ pub async fn run_stage(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut transitions = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(oneshot::Sender<CommandResult>, std::ops::Range<usize>)> = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_compaction: Option<tokio::time::Instant> = None;
@@ -84,11 +159,23 @@ pub async fn run_stage(
                     return;
                 }
                 for input in batch.drain(..) {
-                    transitions.extend(match input {
-                        AlarmInput::Verdict(v) => manager.on_verdict(v),
-                        AlarmInput::Event(e) => manager.on_event(e),
-                        AlarmInput::Tick(t) => manager.on_tick(t),
-                    });
+                    match input {
+                        AlarmInput::Verdict(v) => transitions.extend(manager.on_verdict(v)),
+                        AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
+                        AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
+                        AlarmInput::Command(c, reply) => {
+                            let start = transitions.len();
+                            match apply(&mut manager, c, Timestamp::now()) {
+                                Ok(ts) => {
+                                    transitions.extend(ts);
+                                    replies.push((reply, start..transitions.len()));
+                                }
+                                Err(e) => {
+                                    let _ = reply.send(Err(e.into()));
+                                }
+                            }
+                        }
+                    }
                 }
             }
             _ = tick.tick(), if clock == Clock::Wall => {
@@ -104,9 +191,22 @@ pub async fn run_stage(
             }
         }
         if transitions.is_empty() {
+            // Commands that changed nothing (an acknowledged alarm acknowledged again).
+            for (reply, _) in replies.drain(..) {
+                let _ = reply.send(Ok(Vec::new()));
+            }
             continue;
         }
-        if let Err(e) = commit(&store, &transitions, &events, &metrics).await {
+        let committed = commit(&store, &transitions, &events, &metrics).await;
+        for (reply, range) in replies.drain(..) {
+            let answer = match &committed {
+                Ok(()) => Ok(transitions[range].iter().map(|t| t.event.clone()).collect()),
+                Err(e) => Err(CommandError::Store(e.to_string())),
+            };
+            // The asker may have gone (a dropped HTTP request); the change stands regardless.
+            let _ = reply.send(answer);
+        }
+        if let Err(e) = committed {
             metrics.alarm_commit_errors.inc_by(transitions.len() as u64);
             tracing::error!(error = %e, lost = transitions.len(), "alarm transitions not committed; reloading alarm state from the store");
             match load_manager(&config.borrow(), &store, Timestamp::now()) {
@@ -118,6 +218,18 @@ pub async fn run_stage(
         }
         transitions.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
+    }
+}
+
+fn apply(
+    manager: &mut AlarmManager,
+    command: AlarmCommand,
+    now: Timestamp,
+) -> Result<Vec<Transition>, AlarmError> {
+    match command {
+        AlarmCommand::Ack { id, user, note } => manager.on_ack(id, &user, note.as_deref(), now),
+        AlarmCommand::Unack { id, user } => manager.on_unack(id, &user, now),
+        AlarmCommand::Clear { id, user, note } => manager.on_clear(id, &user, note.as_deref(), now),
     }
 }
 

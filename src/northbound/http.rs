@@ -1,5 +1,5 @@
-//! The HTTP listener: `/healthz`, `/readyz`, `/metrics`. The API and the live alarm stream grow
-//! here.
+//! The HTTP listener: `/healthz`, `/readyz`, `/metrics`, and the `/api/v1` routes of
+//! [`crate::northbound::api`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarm::stage::Commander;
+use crate::config::Secret;
 use crate::northbound::metrics::Metrics;
 use crate::store::Store;
 
@@ -24,6 +26,10 @@ pub struct HttpState {
     pub store: Store,
     /// Set once every socket is bound and the pipeline runs; cleared when stopping.
     pub ready: Arc<AtomicBool>,
+    /// Engineers' commands to the alarm stage.
+    pub commander: Commander,
+    /// Bearer token for writes; `None` disables them.
+    pub token: Option<Secret>,
 }
 
 /// The routes.
@@ -32,6 +38,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::northbound::api::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -47,7 +54,8 @@ pub async fn serve(
         .await
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+/// An error response: `{"error": message}` with the status.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 

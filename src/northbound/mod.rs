@@ -1,4 +1,5 @@
 //! What the outside world sees: metrics, the HTTP API, and (later) MQTT.
 
+pub mod api;
 pub mod http;
 pub mod metrics;

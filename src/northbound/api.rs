@@ -1,0 +1,391 @@
+//! The HTTP API under `/api/v1`: alarms (list, show with history, ack/unack/clear), fault
+//! records and MTTR reports. Reads go to the store directly (sled serves readers alongside the
+//! writer); writes go through the alarm stage, so the manager stays the only writer and a
+//! command's answer means its transitions are durable.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::AlarmError;
+use crate::alarm::stage::{AlarmCommand, CommandError};
+use crate::config::Secret;
+use crate::fault::{self, GroupBy};
+use crate::model::{
+    AckState, Alarm, AlarmEvent, AlarmId, Category, Severity, Timestamp, TransitionKind,
+};
+use crate::northbound::http::{HttpState, json_error};
+use crate::store::Tree;
+
+/// The `/api/v1` routes.
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/alarms/{id}", get(show_alarm))
+        .route("/api/v1/alarms/{id}/{action}", post(command))
+        .route("/api/v1/faults", get(list_faults))
+        .route("/api/v1/mttr", get(mttr))
+}
+
+/// An API failure: a status and a message, rendered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_error(self.status, &self.message)
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+fn time_param(value: Option<&str>, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|v| Timestamp::parse_time_or_age(v, now).map_err(bad_request))
+        .transpose()
+}
+
+fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
+    let all = [
+        Severity::Warning,
+        Severity::Minor,
+        Severity::Major,
+        Severity::Critical,
+        Severity::Indeterminate,
+    ];
+    value
+        .map(|v| {
+            all.into_iter()
+                .find(|s| s.name().eq_ignore_ascii_case(v))
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "unknown severity `{v}`: expected warning, minor, major or critical"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn category_param(value: Option<&str>) -> Result<Option<Category>, ApiError> {
+    let all = [
+        Category::Performance,
+        Category::Service,
+        Category::Equipment,
+        Category::Security,
+    ];
+    value
+        .map(|v| {
+            all.into_iter()
+                .find(|c| c.name() == v)
+                .ok_or_else(|| bad_request(format!("unknown category `{v}`")))
+        })
+        .transpose()
+}
+
+fn id_param(id: &str) -> Result<AlarmId, ApiError> {
+    id.parse()
+        .map(AlarmId)
+        .map_err(|_| bad_request(format!("`{id}` is not an alarm id")))
+}
+
+/// Filters of `GET /api/v1/alarms`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmQuery {
+    /// Minimum severity.
+    severity: Option<String>,
+    /// `active` (default), `acknowledged`, `unacknowledged` or `cleared`.
+    state: Option<String>,
+    device: Option<String>,
+    category: Option<String>,
+    /// For `cleared`: cleared at or after (RFC 3339 or an age; default 24h).
+    since: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Page<T> {
+    total: usize,
+    offset: usize,
+    items: Vec<T>,
+}
+
+fn page<T>(items: Vec<T>, offset: usize, limit: Option<usize>) -> Page<T> {
+    let total = items.len();
+    let items = items
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(500).min(5000))
+        .collect();
+    Page {
+        total,
+        offset,
+        items,
+    }
+}
+
+async fn list_alarms(
+    State(s): State<HttpState>,
+    query: Result<Query<AlarmQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let now = Timestamp::now();
+    let min = severity_param(q.severity.as_deref())?;
+    let category = category_param(q.category.as_deref())?;
+    let mut alarms: Vec<Alarm> = match q.state.as_deref().unwrap_or("active") {
+        state @ ("active" | "acknowledged" | "unacknowledged") => {
+            let all: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
+            all.into_iter()
+                .filter(|a| match state {
+                    "acknowledged" => a.ack_state == AckState::Acknowledged,
+                    "unacknowledged" => a.ack_state == AckState::Unacknowledged,
+                    _ => true,
+                })
+                .collect()
+        }
+        "cleared" => {
+            let since = time_param(q.since.as_deref(), now)?
+                .unwrap_or(now.minus(std::time::Duration::from_secs(86_400)));
+            s.store
+                .history_since(since, 0)
+                .map_err(unavailable)?
+                .into_iter()
+                .filter(|e| e.kind == TransitionKind::Cleared)
+                .map(|e| e.alarm)
+                .collect()
+        }
+        other => {
+            return Err(bad_request(format!(
+                "unknown state `{other}`: expected active, acknowledged, unacknowledged or cleared"
+            )));
+        }
+    };
+    alarms.retain(|a| {
+        // A cleared alarm's severity is CLEARED, so a minimum severity leaves cleared ones out.
+        min.is_none_or(|m| a.perceived_severity >= m)
+            && q.device.as_ref().is_none_or(|d| &a.device == d)
+            && category.is_none_or(|c| a.category == c)
+    });
+    // Most severe first, then newest first: what an engineer looks at first.
+    alarms.sort_by(|a, b| {
+        b.perceived_severity
+            .cmp(&a.perceived_severity)
+            .then(b.alarm_raised_time.cmp(&a.alarm_raised_time))
+    });
+    Ok(axum::Json(page(alarms, q.offset, q.limit)).into_response())
+}
+
+#[derive(Serialize)]
+struct AlarmWithHistory {
+    alarm: Alarm,
+    history: Vec<AlarmEvent>,
+}
+
+async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
+    let id = id_param(&id)?;
+    let history: Vec<AlarmEvent> = s
+        .store
+        .history_since(Timestamp::from_millis(i64::MIN), 0)
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|e| e.alarm.alarm_id == id)
+        .collect();
+    let active: Option<Alarm> = s
+        .store
+        .get(Tree::ActiveAlarms, &id.0.to_be_bytes())
+        .map_err(unavailable)?;
+    let alarm = active
+        .or_else(|| history.last().map(|e| e.alarm.clone()))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")))?;
+    Ok(axum::Json(AlarmWithHistory { alarm, history }).into_response())
+}
+
+/// Body of the write endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    user: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CommandAnswer {
+    transitions: Vec<AlarmEvent>,
+}
+
+async fn command(
+    State(s): State<HttpState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(s.token.as_ref(), &headers)?;
+    let id = id_param(&id)?;
+    let body: CommandBody = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "expected a JSON body {{\"user\": ..., \"note\": ...}}: {e}"
+        ))
+    })?;
+    if body.user.trim().is_empty() {
+        return Err(bad_request("`user` must not be empty"));
+    }
+    let command = match action.as_str() {
+        "ack" => AlarmCommand::Ack {
+            id,
+            user: body.user,
+            note: body.note,
+        },
+        "unack" => AlarmCommand::Unack {
+            id,
+            user: body.user,
+        },
+        "clear" => AlarmCommand::Clear {
+            id,
+            user: body.user,
+            note: body.note,
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action `{other}`: expected ack, unack or clear"),
+            ));
+        }
+    };
+    match s.commander.run(command).await {
+        Ok(transitions) => Ok(axum::Json(CommandAnswer { transitions }).into_response()),
+        Err(CommandError::Refused(AlarmError::NotActive(id))) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no active alarm {id}"),
+        )),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: no http.token is configured",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal how much of a
+/// guess was right (only the length, which is not the secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Filters of `GET /api/v1/faults`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultQuery {
+    #[serde(default)]
+    open: bool,
+    device: Option<String>,
+    since: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn list_faults(
+    State(s): State<HttpState>,
+    query: Result<Query<FaultQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let since = time_param(q.since.as_deref(), Timestamp::now())?;
+    let mut faults: Vec<_> = fault::all(&s.store)
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|f| !q.open || f.cleared_at.is_none())
+        .filter(|f| q.device.as_ref().is_none_or(|d| &f.device == d))
+        .filter(|f| since.is_none_or(|t| f.raised_at >= t))
+        .collect();
+    faults.reverse();
+    Ok(axum::Json(page(faults, q.offset, q.limit)).into_response())
+}
+
+/// Parameters of `GET /api/v1/mttr`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MttrQuery {
+    by: Option<GroupBy>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+async fn mttr(
+    State(s): State<HttpState>,
+    query: Result<Query<MttrQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let now = Timestamp::now();
+    let by = q.by.unwrap_or(GroupBy::Severity);
+    let faults = fault::all(&s.store).map_err(unavailable)?;
+    let reports = if q.since.is_none() && q.until.is_none() {
+        fault::ROLLING
+            .iter()
+            .map(|(label, d)| fault::report(&faults, by, label, now.minus(*d), now))
+            .collect()
+    } else {
+        let since = time_param(q.since.as_deref(), now)?.unwrap_or(Timestamp::from_millis(0));
+        let until = time_param(q.until.as_deref(), now)?.unwrap_or(now);
+        vec![fault::report(&faults, by, "custom", since, until)]
+    };
+    Ok(axum::Json(reports).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The HTTP API of a running daemon: listing, showing, acknowledging and clearing alarms, with
+//! the bearer token, JSON errors, and the change durable in the store.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use noctua::model::{FaultRecord, Timestamp};
+use noctua::store::{Store, Tree};
+use serde_json::Value;
+
+const TOKEN: &str = "t0ken-for-tests";
+
+/// A store with two active alarms raised a minute ago, replayed by the binary itself.
+fn store_with_alarms(dir: &Path) {
+    let ago = |s: i64| Timestamp::from_millis(Timestamp::now().as_millis() - s * 1000);
+    let scenario = dir.join("s.jsonl");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"object\":\"ifIndex=3\",\"metric\":\"utilisation_in_pct\",\"value\":92.0}}\n\
+             {{\"at\":\"{}\",\"device\":\"enb-1042\",\"event\":\"unreachable\"}}\n",
+            ago(70),
+            ago(60)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(r: Option<(u16, String)>) -> (u16, Value) {
+    let (status, body) = r.expect("no HTTP answer");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    json(request(port, "POST", path, &headers, body))
+}
+
+#[test]
+fn engineers_list_acknowledge_and_clear_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config, port);
+
+    let (status, list) = json(get(port, "/api/v1/alarms"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 2);
+    // Most severe first.
+    assert_eq!(list["items"][0]["device"], "enb-1042");
+    assert_eq!(list["items"][0]["perceivedSeverity"], "CRITICAL");
+    let util_id = list["items"][1]["alarmId"].as_str().unwrap().to_owned();
+    let (_, majors) = json(get(
+        port,
+        "/api/v1/alarms?severity=critical&device=enb-1042",
+    ));
+    assert_eq!(majors["total"], 1);
+
+    // Bad input is a 400 or 404 with a JSON message, never a 500.
+    for (path, want) in [
+        ("/api/v1/alarms?severity=loud", 400),
+        ("/api/v1/alarms?state=gone", 400),
+        ("/api/v1/alarms?colour=red", 400),
+        ("/api/v1/alarms/abc", 400),
+        ("/api/v1/alarms/999999", 404),
+        ("/api/v1/faults?since=whenever", 400),
+    ] {
+        let (status, body) = json(get(port, path));
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+
+    let ack = format!("/api/v1/alarms/{util_id}/ack");
+    let body = r#"{"user":"maria","note":"looking at the microwave link"}"#;
+    assert_eq!(post(port, &ack, None, body).0, 401);
+    assert_eq!(post(port, &ack, Some("guess"), body).0, 401);
+    assert_eq!(post(port, &ack, Some(TOKEN), "{\"who\":1}").0, 400);
+    assert_eq!(post(port, &ack, Some(TOKEN), r#"{"user":" "}"#).0, 400);
+    assert_eq!(
+        post(port, "/api/v1/alarms/999999/ack", Some(TOKEN), body).0,
+        404
+    );
+    assert_eq!(
+        post(
+            port,
+            &format!("/api/v1/alarms/{util_id}/poke"),
+            Some(TOKEN),
+            body
+        )
+        .0,
+        404
+    );
+
+    let (status, answer) = post(port, &ack, Some(TOKEN), body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["transitions"][0]["kind"], "acknowledged");
+    assert_eq!(answer["transitions"][0]["alarm"]["ackUserId"], "maria");
+    // Again: nothing changes, nothing is recorded.
+    let (_, again) = post(port, &ack, Some(TOKEN), body);
+    assert_eq!(again["transitions"], Value::Array(vec![]));
+    let (_, acked) = json(get(port, "/api/v1/alarms?state=acknowledged"));
+    assert_eq!(acked["total"], 1);
+
+    let clear = format!("/api/v1/alarms/{util_id}/clear");
+    let (status, cleared) = post(
+        port,
+        &clear,
+        Some(TOKEN),
+        r#"{"user":"omar","note":"rerouted"}"#,
+    );
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["transitions"][0]["alarm"]["clearUserId"], "omar");
+    let (_, list) = json(get(port, "/api/v1/alarms"));
+    assert_eq!(list["total"], 1);
+    let (_, gone) = json(get(port, "/api/v1/alarms?state=cleared&since=1h"));
+    assert_eq!(gone["total"], 1);
+    let (status, shown) = json(get(port, &format!("/api/v1/alarms/{util_id}")));
+    assert_eq!(status, 200);
+    let kinds: Vec<_> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["raised", "acknowledged", "cleared"]);
+
+    let (_, faults) = json(get(port, "/api/v1/faults?open=true"));
+    assert_eq!(faults["total"], 1);
+    let (status, mttr) = json(get(port, "/api/v1/mttr?by=device&since=1h"));
+    assert_eq!(status, 200);
+    assert_eq!(mttr[0]["rows"][0]["group"], "bh-r1");
+    assert_eq!(mttr[0]["rows"][0]["mtta"]["count"], 1);
+
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    // What the API answered is in the store.
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
+    let f = faults.iter().find(|f| f.device == "bh-r1").unwrap();
+    assert_eq!(f.acked_by.as_deref(), Some("maria"));
+    assert_eq!(f.cleared_by.as_deref(), Some("omar"));
+    let notes: Vec<_> = f.notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(notes, ["looking at the microwave link", "rerouted"]);
+}
+
+#[test]
+fn without_a_token_writes_are_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let _d = start(dir.path(), &config, port);
+    let (status, body) = post(
+        port,
+        "/api/v1/alarms/1/ack",
+        Some("anything"),
+        r#"{"user":"x"}"#,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no http.token"));
+}
