@@ -13,6 +13,7 @@ use noctua::fault::report::{self, Format};
 use noctua::fault::{self, GroupBy};
 use noctua::ingest::replay::{self, Speed};
 use noctua::model::{FaultId, Timestamp};
+use noctua::northbound::client::{ApiClient, render_alarm_lines};
 use noctua::store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -69,6 +70,23 @@ enum Command {
         #[arg(long, default_value = "max")]
         speed: Speed,
     },
+    /// Alarms of a running daemon, through its HTTP API.
+    Alarms {
+        /// The daemon's HTTP address.
+        #[arg(
+            long,
+            global = true,
+            env = "NOCTUA_SERVER",
+            default_value = "http://127.0.0.1:9617"
+        )]
+        server: String,
+        /// File holding the API token for ack/unack/clear (or set $NOCTUA_TOKEN; a token on the
+        /// command line would show in `ps`).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AlarmsCommand,
+    },
     /// MTTA/MTTR reports from a stopped daemon's store.
     Mttr {
         #[command(subcommand)]
@@ -81,6 +99,60 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AlarmsCommand {
+    /// Active alarms, most severe first.
+    List {
+        /// Minimum severity (warning, minor, major, critical).
+        #[arg(long)]
+        severity: Option<String>,
+        /// active, acknowledged, unacknowledged or cleared.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Print the API's JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One alarm with its history (JSON).
+    Show {
+        /// Alarm id.
+        id: u64,
+    },
+    /// Acknowledge.
+    Ack {
+        /// Alarm id.
+        id: u64,
+        /// Who.
+        #[arg(long)]
+        by: String,
+        /// Note for the fault record.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Withdraw an acknowledgement.
+    Unack {
+        /// Alarm id.
+        id: u64,
+        /// Who.
+        #[arg(long)]
+        by: String,
+    },
+    /// Clear by hand.
+    Clear {
+        /// Alarm id.
+        id: u64,
+        /// Who.
+        #[arg(long)]
+        by: String,
+        /// Note for the fault record.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +259,11 @@ fn main() -> ExitCode {
             expect,
             speed,
         } => replay_command(files, config, store, expect, speed),
+        Command::Alarms {
+            server,
+            token_file,
+            command,
+        } => alarms_command(&server, token_file, command),
         Command::Mttr {
             command:
                 MttrCommand::Report {
@@ -327,6 +404,84 @@ fn replay_command(
         },
         _ => ExitCode::SUCCESS,
     }
+}
+
+fn alarms_command(server: &str, token_file: Option<PathBuf>, command: AlarmsCommand) -> ExitCode {
+    let token = match token_file {
+        Some(path) => match config::Secret::from_file(&path) {
+            Ok(t) => Some(t.expose().to_owned()),
+            Err(e) => {
+                eprintln!("cannot read token file {}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => std::env::var("NOCTUA_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let api = ApiClient::new(server, token);
+    let write = |id: u64, action: &str, by: String, note: Option<String>| {
+        let body = serde_json::json!({ "user": by, "note": note });
+        api.post(&format!("/api/v1/alarms/{id}/{action}"), &body)
+            .map(|answer| {
+                let n = answer["transitions"].as_array().map_or(0, Vec::len);
+                if n == 0 {
+                    format!("alarm {id}: nothing to change\n")
+                } else {
+                    format!("alarm {id}: {action} done\n")
+                }
+            })
+    };
+    let result = match command {
+        AlarmsCommand::List {
+            severity,
+            state,
+            device,
+            json,
+        } => {
+            let mut query = Vec::new();
+            for (k, v) in [("severity", severity), ("state", state), ("device", device)] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", url_escape(&v)));
+                }
+            }
+            api.get(&format!("/api/v1/alarms?{}", query.join("&")))
+                .map(|page| {
+                    if json {
+                        format!("{page:#}\n")
+                    } else {
+                        let items = page["items"].as_array().cloned().unwrap_or_default();
+                        render_alarm_lines(&items)
+                    }
+                })
+        }
+        AlarmsCommand::Show { id } => api
+            .get(&format!("/api/v1/alarms/{id}"))
+            .map(|a| format!("{a:#}\n")),
+        AlarmsCommand::Ack { id, by, note } => write(id, "ack", by, note),
+        AlarmsCommand::Unack { id, by } => write(id, "unack", by, None),
+        AlarmsCommand::Clear { id, by, note } => write(id, "clear", by, note),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("noctua: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Percent-encodes a query value (device names may hold `/` or spaces).
+fn url_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Runs a command against a stopped daemon's store; a running daemon holds the lock and the

@@ -183,3 +183,84 @@ fn without_a_token_writes_are_disabled() {
     assert_eq!(status, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("no http.token"));
 }
+
+#[test]
+fn the_alarms_cli_talks_to_the_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let _d = start(dir.path(), &config, port);
+    let server = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.arg("alarms").args(args).arg("--server").arg(&server);
+        c.env_remove("NOCTUA_TOKEN").env_remove("NOCTUA_SERVER");
+        if let Some(t) = token {
+            c.env("NOCTUA_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, lines, _) = cli(&["list"], None);
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("CRITICAL") && lines[0].contains("enb-1042"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains('\x1b'), "no colour when piped");
+    let id = lines[1].split_whitespace().next().unwrap().to_owned();
+
+    let (code, json, _) = cli(&["list", "--json", "--severity", "critical"], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap()["total"], 1);
+
+    let (code, _, err) = cli(&["ack", &id, "--by", "maria"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("401"), "{err}");
+    let (code, out, err) = cli(
+        &["ack", &id, "--by", "maria", "--note", "on it"],
+        Some(TOKEN),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("alarm {id}: ack done\n"));
+    let (_, out, _) = cli(&["ack", &id, "--by", "maria"], Some(TOKEN));
+    assert_eq!(out, format!("alarm {id}: nothing to change\n"));
+    let (code, shown, _) = cli(&["show", &id], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&shown).unwrap()["alarm"]["ackUserId"],
+        "maria"
+    );
+
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (code, out, err) = cli(
+        &[
+            "clear",
+            &id,
+            "--by",
+            "omar",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("alarm {id}: clear done\n"));
+
+    let out = Command::new(BIN)
+        .args(["alarms", "list", "--server", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach noctua at http://127.0.0.1:1")
+    );
+}

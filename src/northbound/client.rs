@@ -1,0 +1,150 @@
+//! The client side of the HTTP API, for `noctua alarms ...`: a running daemon owns the store, so
+//! engineers' commands go through it.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answered.
+    #[error(
+        "cannot reach noctua at {url} (is the daemon running? --server or $NOCTUA_SERVER): {reason}"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{status}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The daemon's message.
+        message: String,
+    },
+}
+
+/// A connection to one daemon's API.
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    /// A client for the daemon at `base` (e.g. `http://127.0.0.1:9617`).
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        }
+    }
+
+    /// `GET path`, parsed as JSON.
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let answer = self.agent.get(&url).call();
+        self.finish(url, answer)
+    }
+
+    /// `POST path` with a JSON body and the bearer token.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let answer = req.send(body.to_string());
+        self.finish(url, answer)
+    }
+
+    fn finish(
+        &self,
+        url: String,
+        answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ClientError> {
+        let mut resp = answer.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Unreachable {
+                url,
+                reason: e.to_string(),
+            })?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            let message = value["error"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            Err(ClientError::Api { status, message })
+        }
+    }
+}
+
+/// ANSI colour per severity; only used when stdout is a terminal.
+fn colour(severity: &str) -> &'static str {
+    match severity {
+        "CRITICAL" => "\x1b[1;31m",
+        "MAJOR" => "\x1b[31m",
+        "MINOR" => "\x1b[33m",
+        "WARNING" => "\x1b[36m",
+        "CLEARED" => "\x1b[32m",
+        _ => "",
+    }
+}
+
+/// One alarm per line: id, severity, device, object, condition, raised, who acknowledged, text.
+/// Coloured by severity on a terminal, plain when piped.
+pub fn render_alarm_lines(alarms: &[Value]) -> String {
+    let tty = std::io::stdout().is_terminal();
+    let mut out = String::new();
+    for a in alarms {
+        let s = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
+        let severity = s("perceivedSeverity");
+        let (on, off) = if tty {
+            (colour(&severity), "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        let ack = a["ackUserId"]
+            .as_str()
+            .map_or("-".to_owned(), |u| format!("ack:{u}"));
+        let suppressed = a["suppressedBy"]
+            .as_str()
+            .map_or(String::new(), |r| format!(" [suppressed: {r}]"));
+        let _ = writeln!(
+            out,
+            "{on}{:>6}  {:<8}{off}  {:<12}  {:<12}  {:<28}  {}  {:<10}  {}{suppressed}",
+            s("alarmId"),
+            severity,
+            s("device"),
+            s("object"),
+            s("condition"),
+            s("alarmRaisedTime"),
+            ack,
+            s("additionalText"),
+        );
+    }
+    out
+}
