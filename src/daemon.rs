@@ -74,6 +74,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Engineers' commands (the HTTP API).
     pub commander: Commander,
+    /// The first sequence number this pipeline can hand out.
+    pub first_seq: u64,
     alarm_inputs: mpsc::Sender<AlarmInput>,
     config: watch::Sender<Arc<Config>>,
     stages: TaskTracker,
@@ -87,6 +89,7 @@ impl Pipeline {
     pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
         let manager = load_manager(&config, &store, Timestamp::now())?;
+        let first_seq = manager.last_seq() + 1;
         let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
         let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
         let (events, _) = broadcast::channel(1024);
@@ -124,6 +127,7 @@ impl Pipeline {
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),
             commander: Commander::new(&alarm_tx),
+            first_seq,
             alarm_inputs: alarm_tx,
             events,
             metrics,
@@ -188,6 +192,10 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
         ready: ready.clone(),
         commander: pipeline.commander.clone(),
         token: config.http.token.clone(),
+        events: pipeline.events.clone(),
+        first_seq: pipeline.first_seq,
+        started_at: Timestamp::now(),
+        stop: cancel.clone(),
     };
     tasks.spawn({
         let cancel = cancel.clone();

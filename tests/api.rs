@@ -3,44 +3,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use noctua::model::{FaultRecord, Timestamp};
+use noctua::model::FaultRecord;
 use noctua::store::{Store, Tree};
 use serde_json::Value;
 
 const TOKEN: &str = "t0ken-for-tests";
-
-/// A store with two active alarms raised a minute ago, replayed by the binary itself.
-fn store_with_alarms(dir: &Path) {
-    let ago = |s: i64| Timestamp::from_millis(Timestamp::now().as_millis() - s * 1000);
-    let scenario = dir.join("s.jsonl");
-    std::fs::write(
-        &scenario,
-        format!(
-            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"object\":\"ifIndex=3\",\"metric\":\"utilisation_in_pct\",\"value\":92.0}}\n\
-             {{\"at\":\"{}\",\"device\":\"enb-1042\",\"event\":\"unreachable\"}}\n",
-            ago(70),
-            ago(60)
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--log-level", "warn", "replay"])
-        .arg(&scenario)
-        .arg("--store")
-        .arg(dir.join("store"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn json(r: Option<(u16, String)>) -> (u16, Value) {
     let (status, body) = r.expect("no HTTP answer");

@@ -25,6 +25,10 @@ use crate::store::Tree;
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/alarms", get(list_alarms))
+        .route(
+            "/api/v1/alarms/stream",
+            get(crate::northbound::stream::stream),
+        )
         .route("/api/v1/alarms/{id}", get(show_alarm))
         .route("/api/v1/alarms/{id}/{action}", post(command))
         .route("/api/v1/faults", get(list_faults))
@@ -45,6 +49,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -56,7 +65,7 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+    ApiError::bad_request(message)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
@@ -69,7 +78,7 @@ fn time_param(value: Option<&str>, now: Timestamp) -> Result<Option<Timestamp>, 
         .transpose()
 }
 
-fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
+pub(crate) fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
     let all = [
         Severity::Warning,
         Severity::Minor,
@@ -90,7 +99,7 @@ fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
         .transpose()
 }
 
-fn category_param(value: Option<&str>) -> Result<Option<Category>, ApiError> {
+pub(crate) fn category_param(value: Option<&str>) -> Result<Option<Category>, ApiError> {
     let all = [
         Category::Performance,
         Category::Service,

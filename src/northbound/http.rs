@@ -12,8 +12,11 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::broadcast;
+
 use crate::alarm::stage::Commander;
 use crate::config::Secret;
+use crate::model::{AlarmEvent, Timestamp};
 use crate::northbound::metrics::Metrics;
 use crate::store::Store;
 
@@ -30,6 +33,15 @@ pub struct HttpState {
     pub commander: Commander,
     /// Bearer token for writes; `None` disables them.
     pub token: Option<Secret>,
+    /// Published alarm transitions, for the live stream.
+    pub events: broadcast::Sender<AlarmEvent>,
+    /// The first sequence number of this run: a stream resumed from before it is told the
+    /// daemon restarted.
+    pub first_seq: u64,
+    /// When this run started.
+    pub started_at: Timestamp,
+    /// Fires at shutdown; live streams end on it.
+    pub stop: CancellationToken,
 }
 
 /// The routes.

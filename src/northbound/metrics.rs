@@ -39,6 +39,8 @@ pub struct Metrics {
     pub store_flush_seconds: Histogram,
     /// Config reloads by result (`ok`, `error`).
     pub config_reloads: IntCounterVec,
+    /// Clients following the live alarm stream.
+    pub http_sse_clients: IntGauge,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -165,6 +167,10 @@ impl Metrics {
                 "noctua_config_reloads_total",
                 "Config reloads on SIGHUP, by result.",
                 "result",
+            ),
+            http_sse_clients: gauge(
+                "noctua_http_sse_clients",
+                "Clients following the live alarm stream.",
             ),
             registry,
         };

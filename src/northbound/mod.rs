@@ -4,3 +4,4 @@ pub mod api;
 pub mod client;
 pub mod http;
 pub mod metrics;
+pub mod stream;

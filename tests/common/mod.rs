@@ -135,3 +135,112 @@ pub fn wait_exit(d: &mut Daemon, limit: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A store with two active alarms raised a minute ago, replayed by the binary itself.
+pub fn store_with_alarms(dir: &Path) {
+    let ago = |s: i64| {
+        noctua::model::Timestamp::from_millis(
+            noctua::model::Timestamp::now().as_millis() - s * 1000,
+        )
+    };
+    let scenario = dir.join("s.jsonl");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"object\":\"ifIndex=3\",\"metric\":\"utilisation_in_pct\",\"value\":92.0}}\n\
+             {{\"at\":\"{}\",\"device\":\"enb-1042\",\"event\":\"unreachable\"}}\n",
+            ago(70),
+            ago(60)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Server-Sent Events client over a plain socket (HTTP/1.0, so the body is not chunked).
+pub struct SseClient {
+    reader: std::io::BufReader<TcpStream>,
+}
+
+/// One SSE event: name, id, data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<u64>,
+    pub data: String,
+}
+
+impl SseClient {
+    pub fn connect(port: u16, path: &str, last_event_id: Option<u64>) -> Self {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{resume}\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let mut line = String::new();
+        use std::io::BufRead;
+        reader.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("HTTP/1.") && line.contains(" 200 "),
+            "{line}"
+        );
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        Self { reader }
+    }
+
+    /// The next event (keep-alive comments skipped), or `None` if none comes within `wait`.
+    pub fn next(&mut self, wait: Duration) -> Option<SseEvent> {
+        use std::io::BufRead;
+        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let mut e = SseEvent {
+            event: "message".into(),
+            id: None,
+            data: String::new(),
+        };
+        let mut seen = false;
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if seen {
+                    return Some(e);
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                e.event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                e.id = v.trim().parse().ok();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                e.data.push_str(v.trim_start());
+            } else {
+                continue; // a comment (keep-alive)
+            }
+            seen = true;
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `GET /api/v1/alarms/stream`: the live alarm stream (Server-Sent Events).
+//!
+//! A new client first gets a `snapshot` of the active alarms, then every published transition
+//! as a `transition` event whose SSE id is its sequence number. A client that reconnects with
+//! `Last-Event-ID: N` gets exactly the published transitions after N, from the store's history,
+//! then the live ones: no gap, no duplicate. If the daemon restarted since N, a `restarted`
+//! event says so first.
+//!
+//! Gap-freedom: the live feed is subscribed *before* the store is read, and everything the
+//! store already holds is skipped on the live feed by sequence number. A client too slow for
+//! the live feed is caught up from the store again instead of losing events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::model::{Alarm, AlarmEvent, Severity, Timestamp};
+use crate::northbound::api::{ApiError, category_param, severity_param};
+use crate::northbound::http::HttpState;
+use crate::store::{Store, StoreError, Tree};
+
+/// Filters of the stream; clears always pass a severity filter, so a client never keeps an
+/// alarm that was cleared.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    severity: Option<String>,
+    device: Option<String>,
+    category: Option<String>,
+}
+
+struct Filter {
+    min: Option<Severity>,
+    device: Option<String>,
+    category: Option<crate::model::Category>,
+}
+
+impl Filter {
+    fn passes(&self, a: &Alarm) -> bool {
+        (a.is_cleared() || self.min.is_none_or(|m| a.perceived_severity >= m))
+            && self.device.as_ref().is_none_or(|d| &a.device == d)
+            && self.category.is_none_or(|c| a.category == c)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    active_alarms: Vec<Alarm>,
+    last_seq: u64,
+    started_at: Timestamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Restarted {
+    started_at: Timestamp,
+    first_seq: u64,
+}
+
+/// The SSE handler.
+pub async fn stream(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = Filter {
+        min: severity_param(q.severity.as_deref())?,
+        device: q.device,
+        category: category_param(q.category.as_deref())?,
+    };
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number"))?,
+        ),
+    };
+    let (tx, rx) = mpsc::channel::<Event>(256);
+    tokio::spawn(feed(s, filter, resume, tx));
+    let events =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Produces one client's events until it goes away or the daemon stops.
+async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sender<Event>) {
+    s.metrics.http_sse_clients.inc();
+    // Subscribe before reading the store: whatever is committed after the read is then on
+    // the live feed.
+    let mut live = s.events.subscribe();
+    let result = async {
+        let mut cursor = match resume {
+            Some(n) => {
+                if n < s.first_seq {
+                    let note = Restarted {
+                        started_at: s.started_at,
+                        first_seq: s.first_seq,
+                    };
+                    send(&tx, json_event("restarted", None, &note)).await?;
+                }
+                catch_up(&s.store, n, &filter, &tx).await?
+            }
+            None => {
+                let head = s.store.last_seq().map_err(|_| Closed)?;
+                let active: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(|_| Closed)?;
+                let snapshot = Snapshot {
+                    active_alarms: active.into_iter().filter(|a| filter.passes(a)).collect(),
+                    last_seq: head,
+                    started_at: s.started_at,
+                };
+                send(&tx, json_event("snapshot", Some(head), &snapshot)).await?;
+                head
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = s.stop.cancelled() => return Ok(()),
+                () = tx.closed() => return Ok(()),
+                next = live.recv() => next,
+            };
+            match next {
+                Ok(e) if e.seq > cursor => {
+                    cursor = e.seq;
+                    if filter.passes(&e.alarm) {
+                        send(&tx, transition(&e)).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    cursor = catch_up(&s.store, cursor, &filter, &tx).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+    .await;
+    let _: Result<(), Closed> = result;
+    s.metrics.http_sse_clients.dec();
+}
+
+/// The client went away (or the store failed under it); either way the feed ends.
+struct Closed;
+
+async fn send(tx: &mpsc::Sender<Event>, e: Event) -> Result<(), Closed> {
+    tx.send(e).await.map_err(|_| Closed)
+}
+
+/// Sends the published transitions after `after` from the store; returns the last sequence
+/// number the store held.
+async fn catch_up(
+    store: &Store,
+    after: u64,
+    filter: &Filter,
+    tx: &mpsc::Sender<Event>,
+) -> Result<u64, Closed> {
+    let (head, missed) = missed_since(store, after).map_err(|_| Closed)?;
+    for e in missed.iter().filter(|e| filter.passes(&e.alarm)) {
+        send(tx, transition(e)).await?;
+    }
+    Ok(head.max(after))
+}
+
+/// Published transitions after `after`, in sequence order, and the store's last sequence.
+fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), StoreError> {
+    let head = store.last_seq()?;
+    let mut events: Vec<AlarmEvent> = store
+        .history_since(Timestamp::from_millis(i64::MIN), 0)?
+        .into_iter()
+        .filter(|e| e.notified && e.seq > after && e.seq <= head)
+        .collect();
+    events.sort_by_key(|e| e.seq);
+    Ok((head, events))
+}
+
+fn transition(e: &AlarmEvent) -> Event {
+    json_event("transition", Some(e.seq), e)
+}
+
+fn json_event<T: Serialize>(name: &str, id: Option<u64>, data: &T) -> Event {
+    let event = Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default());
+    match id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    }
+}

@@ -1,0 +1,112 @@
+//! The live alarm stream: snapshot, live transitions, and resumption with `Last-Event-ID` after
+//! a dropped connection and after a daemon restart — no gap, no duplicate.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const TOKEN: &str = "t0ken-for-tests";
+const WAIT: Duration = Duration::from_secs(10);
+/// How long "nothing more arrives" is watched for; only ever makes a failing run slower.
+const QUIET: Duration = Duration::from_millis(400);
+
+fn act(port: u16, id: &str, action: &str) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, body) = request(
+        port,
+        "POST",
+        &format!("/api/v1/alarms/{id}/{action}"),
+        &[("Authorization", &auth)],
+        r#"{"user":"maria"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{action}: {body}");
+}
+
+fn data(e: &SseEvent) -> Value {
+    serde_json::from_str(&e.data).unwrap()
+}
+
+#[test]
+fn stream_resumes_without_gap_or_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config, port);
+
+    let mut a = SseClient::connect(port, "/api/v1/alarms/stream", None);
+    let snapshot = a.next(WAIT).expect("snapshot");
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.id, Some(2));
+    let active = data(&snapshot)["activeAlarms"].as_array().unwrap().clone();
+    assert_eq!(active.len(), 2);
+    let util = active.iter().find(|a| a["device"] == "bh-r1").unwrap()["alarmId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enb = active.iter().find(|a| a["device"] == "enb-1042").unwrap()["alarmId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    act(port, &util, "ack");
+    let e = a.next(WAIT).expect("live transition");
+    assert_eq!((e.event.as_str(), e.id), ("transition", Some(3)));
+    assert_eq!(data(&e)["kind"], "acknowledged");
+    drop(a); // the engineer's laptop goes to sleep
+
+    act(port, &util, "unack");
+    act(port, &util, "clear");
+    let mut b = SseClient::connect(port, "/api/v1/alarms/stream", Some(3));
+    let missed: Vec<_> = [b.next(WAIT), b.next(WAIT)]
+        .into_iter()
+        .map(|e| e.expect("missed transition"))
+        .map(|e| (e.id, data(&e)["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            (Some(4), "unacknowledged".to_owned()),
+            (Some(5), "cleared".to_owned())
+        ]
+    );
+    assert_eq!(b.next(QUIET), None, "nothing twice");
+    act(port, &enb, "ack");
+    assert_eq!(b.next(WAIT).expect("live again").id, Some(6));
+    drop(b);
+
+    // Filters: only enb-1042's transitions.
+    let mut f = SseClient::connect(port, "/api/v1/alarms/stream?device=enb-1042", Some(0));
+    let got: Vec<_> = std::iter::from_fn(|| f.next(QUIET))
+        .map(|e| (e.event, e.id))
+        .collect();
+    // Resuming from before this run's first sequence number: told about the restart first.
+    let t = |id| ("transition".to_owned(), Some(id));
+    assert_eq!(got, [("restarted".to_owned(), None), t(2), t(6)]);
+    let (status, _) = get(port, "/api/v1/alarms/stream?severity=loud").unwrap();
+    assert_eq!(status, 400);
+
+    // After a restart, a resumed stream is told, and still misses nothing.
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let mut d = start(dir.path(), &config, port);
+    let mut c = SseClient::connect(port, "/api/v1/alarms/stream", Some(6));
+    let note = c.next(WAIT).expect("restarted note");
+    assert_eq!(note.event, "restarted");
+    assert_eq!(data(&note)["firstSeq"], 7);
+    act(port, &enb, "unack");
+    let e = c.next(WAIT).expect("live after restart");
+    assert_eq!(
+        (e.id, data(&e)["kind"].clone()),
+        (Some(7), Value::from("unacknowledged"))
+    );
+
+    // Stopping the daemon ends the stream rather than holding up the stop.
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    assert_eq!(c.next(WAIT), None);
+}
