@@ -103,6 +103,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AlarmsCommand {
+    /// Follow the live alarm stream; resumes after a disconnect without repeating anything.
+    Tail {
+        /// Minimum severity (clears always shown).
+        #[arg(long)]
+        min_severity: Option<String>,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Print transitions as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Active alarms, most severe first.
     List {
         /// Minimum severity (warning, minor, major, critical).
@@ -431,27 +443,38 @@ fn alarms_command(server: &str, token_file: Option<PathBuf>, command: AlarmsComm
             })
     };
     let result = match command {
+        AlarmsCommand::Tail {
+            min_severity,
+            device,
+            json,
+        } => {
+            let query = query_string(&[("severity", min_severity), ("device", device)]);
+            let mut stdout = std::io::stdout().lock();
+            return match api.tail(&query, json, &mut stdout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("noctua: {e}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            };
+        }
         AlarmsCommand::List {
             severity,
             state,
             device,
             json,
         } => {
-            let mut query = Vec::new();
-            for (k, v) in [("severity", severity), ("state", state), ("device", device)] {
-                if let Some(v) = v {
-                    query.push(format!("{k}={}", url_escape(&v)));
+            let query =
+                query_string(&[("severity", severity), ("state", state), ("device", device)]);
+            api.get(&format!("/api/v1/alarms{query}")).map(|page| {
+                if json {
+                    format!("{page:#}\n")
+                } else {
+                    let items = page["items"].as_array().cloned().unwrap_or_default();
+                    render_alarm_lines(&items)
                 }
-            }
-            api.get(&format!("/api/v1/alarms?{}", query.join("&")))
-                .map(|page| {
-                    if json {
-                        format!("{page:#}\n")
-                    } else {
-                        let items = page["items"].as_array().cloned().unwrap_or_default();
-                        render_alarm_lines(&items)
-                    }
-                })
+            })
         }
         AlarmsCommand::Show { id } => api
             .get(&format!("/api/v1/alarms/{id}"))
@@ -469,6 +492,19 @@ fn alarms_command(server: &str, token_file: Option<PathBuf>, command: AlarmsComm
             eprintln!("noctua: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// `?k=v&...` of the parameters that are set, or nothing.
+fn query_string(params: &[(&str, Option<String>)]) -> String {
+    let set: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", url_escape(v))))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", set.join("&"))
     }
 }
 

@@ -525,6 +525,13 @@ pub enum Suppression {
 }
 
 impl Alarm {
+    /// The order engineers read alarms in: most severe first, then newest first.
+    pub fn urgency_order(a: &Alarm, b: &Alarm) -> std::cmp::Ordering {
+        b.perceived_severity
+            .cmp(&a.perceived_severity)
+            .then(b.alarm_raised_time.cmp(&a.alarm_raised_time))
+    }
+
     /// Whether the alarm has been cleared.
     pub fn is_cleared(&self) -> bool {
         self.alarm_cleared_time.is_some()

@@ -110,3 +110,68 @@ fn stream_resumes_without_gap_or_duplicate() {
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     assert_eq!(c.next(WAIT), None);
 }
+
+#[test]
+fn alarms_tail_follows_and_survives_a_daemon_restart() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config, port);
+    let server = format!("http://127.0.0.1:{port}");
+    let mut tail = std::process::Command::new(BIN)
+        .args(["alarms", "tail", "--server", &server])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(WAIT).expect("a line from tail");
+    assert_eq!(
+        next(),
+        format!("2 active alarms (1 critical, 1 major) at {server}")
+    );
+    let first = next();
+    assert!(
+        first.contains("CRITICAL") && first.contains("enb-1042"),
+        "{first}"
+    );
+    let second = next();
+    let util = second.split_whitespace().next().unwrap().to_owned();
+
+    act(port, &util, "ack");
+    let acked = next();
+    assert!(
+        acked.contains(" acknowledged ") && acked.contains("ack:maria"),
+        "{acked}"
+    );
+
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let _d = start(dir.path(), &config, port);
+    act(port, &util, "clear");
+    let cleared = next();
+    assert!(
+        cleared.contains(" cleared ") && cleared.contains("CLEARED"),
+        "{cleared}"
+    );
+    assert_eq!(
+        lines.recv_timeout(QUIET).ok(),
+        None,
+        "nothing repeated after the restart"
+    );
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+}

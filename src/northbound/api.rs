@@ -201,12 +201,7 @@ async fn list_alarms(
             && q.device.as_ref().is_none_or(|d| &a.device == d)
             && category.is_none_or(|c| a.category == c)
     });
-    // Most severe first, then newest first: what an engineer looks at first.
-    alarms.sort_by(|a, b| {
-        b.perceived_severity
-            .cmp(&a.perceived_severity)
-            .then(b.alarm_raised_time.cmp(&a.alarm_raised_time))
-    });
+    alarms.sort_by(Alarm::urgency_order);
     Ok(axum::Json(page(alarms, q.offset, q.limit)).into_response())
 }
 

@@ -102,6 +102,124 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// Follows the live alarm stream forever: a summary line and the active alarms first, then
+    /// one line per transition. After a lost connection (or a daemon restart) it reconnects with
+    /// the last event id, so nothing is missed or shown twice. With `json`, transitions are
+    /// printed as JSON lines.
+    pub fn tail(
+        &self,
+        query: &str,
+        json: bool,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        use std::io::BufRead;
+        let url = format!("{}/api/v1/alarms/stream{query}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut last: Option<u64> = None;
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let mut req = agent.get(&url).header("Accept", "text/event-stream");
+            if let Some(id) = last {
+                req = req.header("Last-Event-ID", id.to_string());
+            }
+            let resp = match req.call() {
+                Ok(r) if r.status().is_success() => r,
+                Ok(r) => {
+                    return Err(std::io::Error::other(format!(
+                        "{url}: HTTP {}",
+                        r.status().as_u16()
+                    )));
+                }
+                Err(e) => {
+                    eprintln!("noctua: cannot reach {url} ({e}); retrying in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(250);
+            let reader = std::io::BufReader::new(resp.into_body().into_reader());
+            let (mut event, mut id, mut data) = (String::new(), None, String::new());
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse::<u64>().ok();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                } else if line.is_empty() && !data.is_empty() {
+                    let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    match event.as_str() {
+                        "snapshot" => {
+                            let active = value["activeAlarms"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default();
+                            writeln!(out, "{}", summary(&active, &self.base))?;
+                            if !json {
+                                out.write_all(render_alarm_lines(&active).as_bytes())?;
+                            }
+                        }
+                        "restarted" => eprintln!(
+                            "noctua: the daemon restarted at {}; resuming",
+                            value["startedAt"].as_str().unwrap_or("?")
+                        ),
+                        _ if json => writeln!(out, "{data}")?,
+                        _ => out.write_all(render_transition(&value).as_bytes())?,
+                    }
+                    out.flush()?;
+                    if id.is_some() {
+                        last = id;
+                    }
+                    (event, id, data) = (String::new(), None, String::new());
+                }
+            }
+            eprintln!(
+                "noctua: stream closed; resuming after event {}",
+                last.unwrap_or(0)
+            );
+        }
+    }
+}
+
+/// `3 active alarms (1 critical, 2 major) at http://...`
+fn summary(active: &[Value], base: &str) -> String {
+    let count = |s: &str| {
+        active
+            .iter()
+            .filter(|a| a["perceivedSeverity"] == s)
+            .count()
+    };
+    let parts: Vec<String> = ["CRITICAL", "MAJOR", "MINOR", "WARNING"]
+        .iter()
+        .map(|s| (count(s), s.to_lowercase()))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, s)| format!("{n} {s}"))
+        .collect();
+    let detail = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    };
+    format!("{} active alarms{detail} at {base}", active.len())
+}
+
+/// One transition as a line: time, what happened, then the alarm as in a list.
+fn render_transition(event: &Value) -> String {
+    let kind = event["kind"].as_str().unwrap_or("?");
+    let at = event["at"].as_str().unwrap_or("?");
+    format!(
+        "{at} {kind:<19} {}",
+        render_alarm_lines(std::slice::from_ref(&event["alarm"]))
+    )
+}
+
 /// ANSI colour per severity; only used when stdout is a terminal.
 fn colour(severity: &str) -> &'static str {
     match severity {

@@ -116,7 +116,9 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
             }
             None => {
                 let head = s.store.last_seq().map_err(|_| Closed)?;
-                let active: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(|_| Closed)?;
+                let mut active: Vec<Alarm> =
+                    s.store.scan(Tree::ActiveAlarms).map_err(|_| Closed)?;
+                active.sort_by(Alarm::urgency_order);
                 let snapshot = Snapshot {
                     active_alarms: active.into_iter().filter(|a| filter.passes(a)).collect(),
                     last_seq: head,
