@@ -461,6 +461,9 @@ pub struct MqttConfig {
     pub password: Option<Secret>,
     /// Password, from a file.
     pub password_file: Option<PathBuf>,
+    /// Most transitions kept for the broker while it is away; beyond it the oldest are dropped
+    /// (and counted).
+    pub outbox_limit: usize,
 }
 
 impl Default for MqttConfig {
@@ -474,6 +477,7 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             password_file: None,
+            outbox_limit: 100_000,
         }
     }
 }
@@ -593,6 +597,15 @@ impl Weekday {
     /// Days since Monday.
     pub fn index(self) -> u32 {
         self as u32
+    }
+}
+
+impl MqttConfig {
+    /// `broker` split into host and port.
+    pub fn broker_address(&self) -> Option<(String, u16)> {
+        let (host, port) = self.broker.trim().rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        (!host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
     }
 }
 
@@ -833,10 +846,16 @@ fn validate(config: &Config, problems: &mut Problems) {
             "expected a retention at least as long as reopen-window".to_owned(),
         ));
     }
-    if config.mqtt.enabled && config.mqtt.broker.trim().is_empty() {
+    if config.mqtt.enabled && config.mqtt.broker_address().is_none() {
         problems.push((
             root("mqtt").key("broker"),
             "expected host:port of the broker when mqtt is enabled".to_owned(),
+        ));
+    }
+    if config.mqtt.outbox_limit == 0 {
+        problems.push((
+            root("mqtt").key("outbox-limit"),
+            "expected at least 1".to_owned(),
         ));
     }
 }

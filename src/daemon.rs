@@ -205,6 +205,15 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             }
         }
     });
+    if config.mqtt.enabled {
+        tasks.spawn(crate::northbound::mqtt::run(
+            config.mqtt.clone(),
+            store.clone(),
+            pipeline.events.subscribe(),
+            pipeline.metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     if let Some(period) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(period / 2, cancel.clone()));
     }

@@ -382,6 +382,44 @@ impl Store {
         Ok(removed)
     }
 
+    /// Up to `limit` outbox entries after sequence `after`, in sequence order.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.tree(Tree::Outbox)
+            .range(start..)
+            .values()
+            .take(limit)
+            .map(|v| decode(Tree::Outbox, &v.map_err(|e| self.sled_err(e))?))
+            .collect()
+    }
+
+    /// Takes a transition off the outbox once the broker has it. Not flushed at once: after a
+    /// crash the entry is sent again, which at-least-once delivery allows.
+    pub fn outbox_remove(&self, seq: u64) -> Result<(), StoreError> {
+        self.tree(Tree::Outbox)
+            .remove(seq.to_be_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        self.written();
+        Ok(())
+    }
+
+    /// Drops the oldest outbox entries beyond `limit`; returns how many went.
+    pub fn outbox_trim(&self, limit: usize) -> Result<usize, StoreError> {
+        let outbox = self.tree(Tree::Outbox);
+        let excess = outbox.len().saturating_sub(limit);
+        let mut dropped = 0;
+        for key in outbox.iter().keys().take(excess) {
+            outbox
+                .remove(key.map_err(|e| self.sled_err(e))?)
+                .map_err(|e| self.sled_err(e))?;
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.written();
+        }
+        Ok(dropped)
+    }
+
     /// Alarm history from `(at, seq)` onwards, in commit order.
     pub fn history_since(&self, at: Timestamp, seq: u64) -> Result<Vec<AlarmEvent>, StoreError> {
         self.tree(Tree::AlarmHistory)

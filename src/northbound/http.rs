@@ -18,7 +18,7 @@ use crate::alarm::stage::Commander;
 use crate::config::Secret;
 use crate::model::{AlarmEvent, Timestamp};
 use crate::northbound::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, Tree};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -92,6 +92,10 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     s.metrics
         .store_size
         .set(i64::try_from(s.store.size_on_disk()).unwrap_or(i64::MAX));
+    // Read at scrape time: the outbox grows exactly when the publisher is not running.
+    s.metrics
+        .mqtt_outbox_depth
+        .set(i64::try_from(s.store.len(Tree::Outbox)).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

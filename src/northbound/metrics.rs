@@ -41,6 +41,16 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Clients following the live alarm stream.
     pub http_sse_clients: IntGauge,
+    /// Transitions waiting for the MQTT broker.
+    pub mqtt_outbox_depth: IntGauge,
+    /// Transitions the broker acknowledged.
+    pub mqtt_published: IntCounter,
+    /// Transitions dropped because the outbox was full.
+    pub mqtt_outbox_dropped: IntCounter,
+    /// 1 while connected to the broker.
+    pub mqtt_connected: IntGauge,
+    /// From a transition to the broker's acknowledgement of it.
+    pub mqtt_publish_latency: Histogram,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -111,6 +121,16 @@ impl Metrics {
             must(registry.register(Box::new(h.clone())));
             h
         };
+        let latency = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "noctua_mqtt_publish_latency_seconds",
+                "From an alarm transition to the broker's acknowledgement of it.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 300.0,
+            ]),
+        ));
+        must(registry.register(Box::new(latency.clone())));
         let m = Self {
             ingest_samples: counter(
                 "noctua_ingest_samples_total",
@@ -172,6 +192,23 @@ impl Metrics {
                 "noctua_http_sse_clients",
                 "Clients following the live alarm stream.",
             ),
+            mqtt_outbox_depth: gauge(
+                "noctua_mqtt_outbox_depth",
+                "Alarm transitions waiting for the MQTT broker.",
+            ),
+            mqtt_published: counter(
+                "noctua_mqtt_published_total",
+                "Alarm transitions the MQTT broker acknowledged.",
+            ),
+            mqtt_outbox_dropped: counter(
+                "noctua_mqtt_outbox_dropped_total",
+                "Alarm transitions dropped because the MQTT outbox was full.",
+            ),
+            mqtt_connected: gauge(
+                "noctua_mqtt_connected",
+                "1 while connected to the MQTT broker.",
+            ),
+            mqtt_publish_latency: latency,
             registry,
         };
         // Pre-create the fixed label values so every series exists from the first scrape.

@@ -4,4 +4,5 @@ pub mod api;
 pub mod client;
 pub mod http;
 pub mod metrics;
+pub mod mqtt;
 pub mod stream;

@@ -1,0 +1,303 @@
+//! MQTT publisher: every published alarm transition goes to the broker at QoS 1, from the
+//! store's outbox, and leaves the outbox only when the broker has acknowledged it.
+//!
+//! Topics (prefix `noctua` by default):
+//! - `{prefix}/alarms/{severity}/{device}`: each transition, TS 28.532 JSON.
+//! - `{prefix}/active/{alarmId}`: retained, the alarm as it is now; an empty retained message
+//!   when it clears, so a late subscriber sees exactly the active alarms.
+//! - `{prefix}/status`: retained `online`, and `offline` as the last will and on a clean stop.
+//!
+//! Delivery is at least once, in sequence order per connection. rumqttc forgets in-flight
+//! messages across reconnects and has no persistence, so each connection gets a fresh client and
+//! event loop, and after every (re)connect the outbox is sent again from its oldest entry: a
+//! message may arrive twice, never not at all — also across a daemon restart, because the outbox
+//! is in the store. The event loop is polled by its own task at all times.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttConfig;
+use crate::model::{AlarmEvent, Timestamp};
+use crate::northbound::metrics::Metrics;
+use crate::store::Store;
+
+/// Transitions in flight at once (each is two messages).
+const WINDOW: usize = 64;
+
+/// What the event-loop task reports.
+enum Link {
+    Connected,
+    Sent(u16),
+    Acked(u16),
+    Lost(String),
+}
+
+/// Runs until `stop`: connects, drains the outbox, follows new transitions, reconnects.
+pub async fn run(
+    config: MqttConfig,
+    store: Store,
+    mut events: broadcast::Receiver<AlarmEvent>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let Some((host, port)) = config.broker_address() else {
+        tracing::error!(broker = %config.broker, "mqtt.broker is not host:port; not publishing");
+        return;
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        // The outbox grows while the broker is away: keep it bounded then too.
+        trim(&store, &config, &metrics);
+        let mut options = MqttOptions::new(config.client_id.clone(), host.clone(), port);
+        options
+            .set_keep_alive(config.keepalive)
+            .set_clean_session(false)
+            .set_last_will(LastWill::new(
+                status_topic(&config),
+                "offline",
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(user) = &config.username {
+            let password = config.password.as_ref().map_or("", |p| p.expose());
+            options.set_credentials(user.clone(), password);
+        }
+        let (client, eventloop) = AsyncClient::new(options, 2 * WINDOW + 8);
+        let (link_tx, mut link) = mpsc::channel(4 * WINDOW);
+        let poller = tokio::spawn(poll(eventloop, link_tx));
+        let outcome = session(
+            &config,
+            &client,
+            &mut link,
+            &store,
+            &mut events,
+            &metrics,
+            &stop,
+        )
+        .await;
+        metrics.mqtt_connected.set(0);
+        if outcome == Outcome::Stopped {
+            let _ = client
+                .publish(status_topic(&config), QoS::AtLeastOnce, true, "offline")
+                .await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), client.disconnect()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), poller).await;
+            return;
+        }
+        poller.abort();
+        if outcome == Outcome::Connected {
+            backoff = Duration::from_millis(200);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Polls the event loop for as long as the connection lives, reporting what matters.
+async fn poll(mut eventloop: EventLoop, link: mpsc::Sender<Link>) {
+    loop {
+        let report = match eventloop.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => Link::Connected,
+            Ok(Event::Incoming(Incoming::PubAck(ack))) => Link::Acked(ack.pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Link::Sent(pkid),
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = link.send(Link::Lost(e.to_string())).await;
+                return;
+            }
+        };
+        if link.send(report).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Connected, then lost the connection.
+    Connected,
+    /// Never got connected.
+    Failed,
+    /// Asked to stop.
+    Stopped,
+}
+
+/// One connection's life: wait for the CONNACK, then keep up to [`WINDOW`] outbox entries in
+/// flight and take each off the outbox when both of its messages are acknowledged.
+async fn session(
+    config: &MqttConfig,
+    client: &AsyncClient,
+    link: &mut mpsc::Receiver<Link>,
+    store: &Store,
+    events: &mut broadcast::Receiver<AlarmEvent>,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Outcome {
+    // Wait for the connection.
+    let mut waiting = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Outcome::Stopped,
+            _ = waiting.tick() => trim(store, config, metrics),
+            l = link.recv() => match l {
+                Some(Link::Connected) => break,
+                Some(Link::Lost(e)) => {
+                    tracing::warn!(broker = %config.broker, error = %e, "mqtt: cannot connect; will retry");
+                    return Outcome::Failed;
+                }
+                None => return Outcome::Failed,
+                Some(_) => {}
+            },
+        }
+    }
+    tracing::info!(broker = %config.broker, "mqtt: connected");
+    metrics.mqtt_connected.set(1);
+    // Messages issued and waiting for their packet id, in issue order (`None` for ours that
+    // need no bookkeeping, such as the status).
+    let mut awaiting_pkid: VecDeque<Option<u64>> = VecDeque::new();
+    let mut by_pkid: HashMap<u16, u64> = HashMap::new();
+    let mut open: HashMap<u64, (u32, Timestamp)> = HashMap::new();
+    let mut cursor = 0u64;
+    if client
+        .publish(status_topic(config), QoS::AtLeastOnce, true, "online")
+        .await
+        .is_err()
+    {
+        return Outcome::Connected;
+    }
+    awaiting_pkid.push_back(None);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        // Fill the window from the outbox.
+        if open.len() < WINDOW {
+            match store.outbox_after(cursor, WINDOW - open.len()) {
+                Ok(batch) => {
+                    for e in batch {
+                        cursor = e.seq;
+                        for (topic, retain, payload) in messages(config, &e) {
+                            if client
+                                .publish(topic, QoS::AtLeastOnce, retain, payload)
+                                .await
+                                .is_err()
+                            {
+                                return Outcome::Connected;
+                            }
+                            awaiting_pkid.push_back(Some(e.seq));
+                        }
+                        open.insert(e.seq, (2, e.at));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "mqtt: cannot read the outbox"),
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Outcome::Stopped,
+            l = link.recv() => match l {
+                Some(Link::Sent(pkid)) => {
+                    if let Some(Some(seq)) = awaiting_pkid.pop_front() {
+                        by_pkid.insert(pkid, seq);
+                    }
+                }
+                Some(Link::Acked(pkid)) => {
+                    let Some(seq) = by_pkid.remove(&pkid) else { continue };
+                    let done = open.get_mut(&seq).is_some_and(|(left, _)| {
+                        *left -= 1;
+                        *left == 0
+                    });
+                    if done {
+                        if let Some((_, at)) = open.remove(&seq) {
+                            metrics.mqtt_published.inc();
+                            metrics
+                                .mqtt_publish_latency
+                                .observe(Timestamp::now().since(at).as_secs_f64());
+                        }
+                        if let Err(e) = store.outbox_remove(seq) {
+                            tracing::error!(error = %e, seq, "mqtt: cannot take a delivered transition off the outbox");
+                        }
+                    }
+                }
+                Some(Link::Connected) => {}
+                Some(Link::Lost(e)) => {
+                    tracing::warn!(broker = %config.broker, error = %e, "mqtt: connection lost; will resend what is not acknowledged");
+                    return Outcome::Connected;
+                }
+                None => return Outcome::Connected,
+            },
+            // New transitions wake the loop; a lagged receiver only means there is more to read
+            // from the outbox, which is the source of truth anyway.
+            _ = events.recv() => {}
+            _ = tick.tick() => trim(store, config, metrics),
+        }
+    }
+}
+
+/// Keeps the outbox within `outbox-limit`, dropping (and counting) the oldest.
+fn trim(store: &Store, config: &MqttConfig, metrics: &Metrics) {
+    match store.outbox_trim(config.outbox_limit) {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics.mqtt_outbox_dropped.inc_by(n as u64);
+            tracing::warn!(
+                dropped = n,
+                limit = config.outbox_limit,
+                "mqtt: outbox full; oldest transitions dropped"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "mqtt: cannot trim the outbox"),
+    }
+}
+
+fn status_topic(config: &MqttConfig) -> String {
+    format!("{}/status", config.prefix)
+}
+
+/// The two messages of a transition: the event, and the retained current state.
+fn messages(config: &MqttConfig, e: &AlarmEvent) -> [(String, bool, Vec<u8>); 2] {
+    let json = serde_json::to_vec(e).unwrap_or_default();
+    let a = &e.alarm;
+    let active_topic = format!("{}/active/{}", config.prefix, a.alarm_id);
+    let active = if a.is_cleared() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(a).unwrap_or_default()
+    };
+    [
+        (
+            format!(
+                "{}/alarms/{}/{}",
+                config.prefix,
+                a.perceived_severity.name(),
+                topic_level(&a.device)
+            ),
+            false,
+            json,
+        ),
+        (active_topic, true, active),
+    ]
+}
+
+/// A device name as one topic level: MQTT wildcards and separators replaced.
+fn topic_level(name: &str) -> String {
+    name.chars()
+        .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_stay_one_topic_level() {
+        assert_eq!(topic_level("core-r1"), "core-r1");
+        assert_eq!(topic_level("site/a+b#"), "site_a_b_");
+    }
+}

@@ -1,0 +1,346 @@
+//! MQTT through a real mosquitto: every transition arrives (at least once, in order per alarm),
+//! retained active alarms, and the durable outbox across a broker outage and a daemon restart.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const TOKEN: &str = "t0ken-for-tests";
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    /// mosquitto on 127.0.0.1:`port` with persistence in `dir`, so sessions survive a restart.
+    fn start(dir: &Path, port: u16) -> Self {
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (scripts/setup-peers.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child }
+    }
+
+    /// SIGTERM, so mosquitto saves its sessions.
+    fn stop(mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A persistent QoS 1 subscriber (`mosquitto_sub -c`), collecting `topic payload` lines.
+struct Subscriber {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    got: std::cell::RefCell<Vec<(String, Value)>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, topic: &str) -> Self {
+        let mut child = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                "noctua-test-sub",
+                "-v",
+                "-t",
+                topic,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (scripts/setup-peers.sh installs it)");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        // Give it time to subscribe before anything is published.
+        std::thread::sleep(Duration::from_millis(300));
+        Self {
+            child,
+            lines,
+            got: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Every transition event received so far, once `want` distinct sequence numbers have
+    /// been seen (waiting up to 30 s).
+    fn collect(&self, want: usize) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = self.got.borrow_mut();
+        while distinct(&got) < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!(
+                    "only {} of {want} transitions arrived: {got:?}",
+                    distinct(&got)
+                );
+            };
+            let (topic, payload) = line.split_once(' ').unwrap();
+            got.push((topic.to_owned(), serde_json::from_str(payload).unwrap()));
+        }
+        got.clone()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn distinct(got: &[(String, Value)]) -> usize {
+    let mut seqs: Vec<u64> = got.iter().filter_map(|(_, v)| v["seq"].as_u64()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    seqs.len()
+}
+
+/// Retained messages under `topic`, as `topic payload` lines.
+fn retained(port: u16, topic: &str) -> Vec<String> {
+    let out = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-v",
+            "--retained-only",
+            "-W",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn daemon_config(dir: &Path, http: u16, mqtt: u16) -> PathBuf {
+    write_config(
+        dir,
+        http,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nkeepalive = \"5s\"\n"
+        ),
+    )
+}
+
+fn act(port: u16, id: &str, action: &str) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, body) = request(
+        port,
+        "POST",
+        &format!("/api/v1/alarms/{id}/{action}"),
+        &[("Authorization", &auth)],
+        r#"{"user":"maria"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{action}: {body}");
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, text) = get(port, "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+}
+
+fn util_alarm(port: u16) -> String {
+    let (_, body) = get(port, "/api/v1/alarms?device=bh-r1").unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["items"][0]["alarmId"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn transitions_reach_the_broker_with_retained_active_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let (http, mqtt) = (free_port(), free_port());
+    let _broker = Broker::start(dir.path(), mqtt);
+    let sub = Subscriber::start(mqtt, "noctua/alarms/#");
+    let config = daemon_config(dir.path(), http, mqtt);
+    let mut d = start(dir.path(), &config, http);
+
+    // The two raises the replay left in the outbox go out first.
+    let first = sub.collect(2);
+    let topics: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(
+        topics.contains(&"noctua/alarms/critical/enb-1042"),
+        "{topics:?}"
+    );
+    assert!(topics.contains(&"noctua/alarms/major/bh-r1"), "{topics:?}");
+    let util = util_alarm(http);
+    act(http, &util, "ack");
+    let all = sub.collect(3);
+    let ack = all
+        .iter()
+        .find(|(_, v)| v["kind"] == "acknowledged")
+        .expect("ack message");
+    assert_eq!(ack.1["alarm"]["ackUserId"], "maria");
+    assert_eq!(ack.1["alarm"]["alarmId"], util.as_str());
+
+    let active = retained(mqtt, "noctua/active/#");
+    assert_eq!(active.len(), 2, "{active:?}");
+    assert_eq!(retained(mqtt, "noctua/status"), ["noctua/status online"]);
+    act(http, &util, "clear");
+    sub.collect(4);
+    let active = retained(mqtt, "noctua/active/#");
+    assert_eq!(
+        active.len(),
+        1,
+        "the cleared alarm's retained message is removed: {active:?}"
+    );
+    assert!(!active[0].starts_with(&format!("noctua/active/{util} ")));
+
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_depth") == Some(0.0)
+    });
+    assert_eq!(metric(http, "noctua_mqtt_published_total"), Some(4.0));
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    assert_eq!(retained(mqtt, "noctua/status"), ["noctua/status offline"]);
+}
+
+#[test]
+fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let (http, mqtt) = (free_port(), free_port());
+    let broker = Broker::start(dir.path(), mqtt);
+    let sub = Subscriber::start(mqtt, "noctua/alarms/#");
+    let config = daemon_config(dir.path(), http, mqtt);
+    let mut d = start(dir.path(), &config, http);
+    sub.collect(2);
+    let util = util_alarm(http);
+
+    broker.stop();
+    act(http, &util, "ack");
+    act(http, &util, "unack");
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_depth") == Some(2.0)
+    });
+    // The daemon restarts while the broker is still down; the outbox is in the store.
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let _d = start(dir.path(), &config, http);
+    act(http, &util, "ack");
+
+    let _broker = Broker::start(dir.path(), mqtt);
+    let all = sub.collect(5);
+    // In order per alarm (duplicates allowed: delivery is at least once).
+    let mut kinds: Vec<(u64, String)> = all
+        .iter()
+        .filter(|(_, v)| v["alarm"]["alarmId"] == util.as_str())
+        .map(|(_, v)| {
+            (
+                v["seq"].as_u64().unwrap(),
+                v["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.dedup();
+    let seqs: Vec<u64> = kinds.iter().map(|(s, _)| *s).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {kinds:?}"
+    );
+    let names: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["raised", "acknowledged", "unacknowledged", "acknowledged"]
+    );
+}
+
+#[test]
+fn a_full_outbox_drops_the_oldest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let http = free_port();
+    // No broker listens here.
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{}\"\noutbox-limit = 2\n",
+            free_port()
+        ),
+    );
+    let mut d = start(dir.path(), &config, http);
+    let util = util_alarm(http);
+    act(http, &util, "ack");
+    act(http, &util, "unack");
+    // Two raises from the replay plus two transitions: four, bounded to two.
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_dropped_total") == Some(2.0)
+    });
+    assert_eq!(metric(http, "noctua_mqtt_outbox_depth"), Some(2.0));
+    let store_dir = dir.path().join("store");
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let store = noctua::store::Store::open(&store_dir).unwrap();
+    let kept: Vec<String> = store
+        .outbox_after(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name().to_owned())
+        .collect();
+    assert_eq!(
+        kept,
+        ["acknowledged", "unacknowledged"],
+        "the newest are kept"
+    );
+}
