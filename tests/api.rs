@@ -126,6 +126,19 @@ fn engineers_list_acknowledge_and_clear_through_the_api() {
     assert_eq!(mttr[0]["rows"][0]["group"], "bh-r1");
     assert_eq!(mttr[0]["rows"][0]["mtta"]["count"], 1);
 
+    // Requests are counted by route pattern, not raw path.
+    let (_, metrics) = get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            "noctua_http_requests_total{route=\"/api/v1/alarms/{id}/{action}\",status=\"401\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("noctua_http_requests_total{route=\"/api/v1/alarms/{id}\",status=\"404\"} 1")
+    );
+
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     // What the API answered is in the store.

@@ -52,6 +52,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::northbound::api::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -69,6 +73,24 @@ pub async fn serve(
 /// An error response: `{"error": message}` with the status.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Counts every request by its route pattern (bounded label values; unmatched paths share one).
+async fn count_requests(
+    State(s): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    s.metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    response
 }
 
 async fn healthz() -> &'static str {

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Clients following the live alarm stream.
     pub http_sse_clients: IntGauge,
+    /// HTTP requests by matched route and status code.
+    pub http_requests: IntCounterVec,
     /// Transitions waiting for the MQTT broker.
     pub mqtt_outbox_depth: IntGauge,
     /// Transitions the broker acknowledged.
@@ -192,6 +194,17 @@ impl Metrics {
                 "noctua_http_sse_clients",
                 "Clients following the live alarm stream.",
             ),
+            http_requests: {
+                let c = must(IntCounterVec::new(
+                    Opts::new(
+                        "noctua_http_requests_total",
+                        "HTTP requests by route (the matched pattern, never the raw path) and status.",
+                    ),
+                    &["route", "status"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
             mqtt_outbox_depth: gauge(
                 "noctua_mqtt_outbox_depth",
                 "Alarm transitions waiting for the MQTT broker.",
