@@ -464,6 +464,13 @@ pub struct MqttConfig {
     /// Most transitions kept for the broker while it is away; beyond it the oldest are dropped
     /// (and counted).
     pub outbox_limit: usize,
+    /// CA certificates (PEM) to verify the broker with; setting it turns TLS on. For a broker
+    /// with a public certificate: `/etc/ssl/certs/ca-certificates.crt`.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for brokers that require one; needs `key-file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM, PKCS#8 or RSA); needs `cert-file`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -478,6 +485,9 @@ impl Default for MqttConfig {
             password: None,
             password_file: None,
             outbox_limit: 100_000,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -799,6 +809,35 @@ fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
         pair(&mut c.community, &c.community_file, at.clone(), "community");
         pair(&mut c.auth_key, &c.auth_key_file, at.clone(), "auth-key");
         pair(&mut c.priv_key, &c.priv_key_file, at, "priv-key");
+    }
+    // TLS files of [mqtt]: relative to the config file too, and checked now.
+    let mqtt = &mut config.mqtt;
+    for (key, file) in [
+        ("ca-file", &mut mqtt.ca_file),
+        ("cert-file", &mut mqtt.cert_file),
+        ("key-file", &mut mqtt.key_file),
+    ] {
+        if let Some(path) = file {
+            *path = base.join(&*path);
+            if let Err(e) = std::fs::metadata(&*path) {
+                problems.push((
+                    root("mqtt").key(key),
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
+    }
+    if mqtt.cert_file.is_some() != mqtt.key_file.is_some() {
+        problems.push((
+            root("mqtt").key("cert-file"),
+            "set both `cert-file` and `key-file`, or neither".to_owned(),
+        ));
+    }
+    if mqtt.cert_file.is_some() && mqtt.ca_file.is_none() {
+        problems.push((
+            root("mqtt").key("ca-file"),
+            "a client certificate needs TLS: set `ca-file` too".to_owned(),
+        ));
     }
 }
 

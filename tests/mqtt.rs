@@ -344,3 +344,146 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
         "the newest are kept"
     );
 }
+
+/// A CA, a broker certificate for 127.0.0.1 and a client certificate, made with the openssl CLI.
+fn make_pki(dir: &Path) {
+    let sh = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=noctua-test-ca",
+    ]);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "noctua")] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let ext = format!("{name}.ext");
+        sh(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        sh(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+    // A second CA that signed nothing, to show a wrong CA is refused.
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=other-ca",
+    ]);
+}
+
+fn tls_broker(dir: &Path, port: u16) -> Child {
+    let conf = dir.join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(MOSQUITTO)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto (TLS) did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn tls_with_a_client_certificate_and_the_right_ca_only() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    store_with_alarms(dir.path());
+    let mqtt = free_port();
+    let broker = Broker {
+        child: tls_broker(dir.path(), mqtt),
+    };
+    let tls = |ca: &str| {
+        format!(
+            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nca-file = \"{ca}\"\ncert-file = \"client.pem\"\nkey-file = \"client.key\"\n"
+        )
+    };
+    // The wrong CA: the broker's certificate is refused and nothing is published.
+    let http = free_port();
+    let config = write_config(dir.path(), http, &tls("other.pem"));
+    let mut d = start(dir.path(), &config, http);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(metric(http, "noctua_mqtt_connected"), Some(0.0));
+    assert_eq!(metric(http, "noctua_mqtt_published_total"), Some(0.0));
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+
+    // The right CA and a client certificate: the outbox drains over TLS.
+    let config = write_config(dir.path(), http, &tls("ca.pem"));
+    let mut d = start(dir.path(), &config, http);
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_published_total") == Some(2.0)
+    });
+    assert_eq!(metric(http, "noctua_mqtt_connected"), Some(1.0));
+    drop(broker);
+}

@@ -17,7 +17,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +66,20 @@ pub async fn run(
                 QoS::AtLeastOnce,
                 true,
             ));
+        if let Some(ca) = &config.ca_file {
+            match tls(ca, &config) {
+                Ok(t) => {
+                    options.set_transport(Transport::tls_with_config(t));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "mqtt: TLS files unreadable; not connecting");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(10)) => continue,
+                        () = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
         if let Some(user) = &config.username {
             let password = config.password.as_ref().map_or("", |p| p.expose());
             options.set_credentials(user.clone(), password);
@@ -237,6 +254,26 @@ async fn session(
             _ = tick.tick() => trim(store, config, metrics),
         }
     }
+}
+
+/// TLS with the configured CA and, if given, a client certificate. The files are read at each
+/// connection, so renewed certificates are picked up without a restart.
+fn tls(ca: &std::path::Path, config: &MqttConfig) -> std::io::Result<TlsConfiguration> {
+    // rustls needs a process-wide crypto provider; ring keeps the build free of C toolchains
+    // beyond a compiler. Installing twice is harmless (the second call reports it and is ignored).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    };
+    let client_auth = match (&config.cert_file, &config.key_file) {
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+        _ => None,
+    };
+    Ok(TlsConfiguration::Simple {
+        ca: read(ca)?,
+        alpn: None,
+        client_auth,
+    })
 }
 
 /// Keeps the outbox within `outbox-limit`, dropping (and counting) the oldest.
