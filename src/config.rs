@@ -536,7 +536,7 @@ impl Default for AlarmsConfig {
 }
 
 /// `[[maintenance]]`: a window in which alarms are recorded but not notified.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MaintenanceConfig {
     /// Name for logs and the API.
@@ -562,7 +562,7 @@ pub struct MaintenanceConfig {
 }
 
 /// A weekly window: `{ day = "sun", at = "02:00", duration = "2h" }`, UTC.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WeeklyWindow {
     /// Day of the week.
@@ -584,7 +584,7 @@ impl WeeklyWindow {
 }
 
 /// Day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Weekday {
     /// Monday.
@@ -1041,49 +1041,64 @@ fn validate_exporters(config: &Config, problems: &mut Problems) {
 }
 
 fn validate_maintenance(config: &Config, problems: &mut Problems) {
-    let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
     for (i, m) in config.maintenance.iter().enumerate() {
         let at = root("maintenance").index(i);
-        let scopes = [&m.device, &m.site, &m.tag]
+        for (key, message) in m.problems(&config.devices) {
+            let path = key.iter().fold(at.clone(), |p, k| p.key(k));
+            problems.push((path, message));
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    /// What is wrong with this window, as (key path below the window, message); empty if
+    /// nothing. Shared by config validation and the maintenance API.
+    pub fn problems(&self, devices: &[DeviceConfig]) -> Vec<(Vec<&'static str>, String)> {
+        let mut out = Vec::new();
+        if self.name.trim().is_empty() {
+            out.push((vec!["name"], "expected a non-empty name".to_owned()));
+        }
+        let scopes = [&self.device, &self.site, &self.tag]
             .iter()
             .filter(|s| s.is_some())
             .count();
         if scopes != 1 {
-            problems.push((
-                at.clone(),
+            out.push((
+                vec![],
                 "expected exactly one of `device`, `site` or `tag`".to_owned(),
             ));
         }
-        if let Some(d) = &m.device
-            && !names.contains(d.as_str())
+        if let Some(d) = &self.device
+            && !devices.iter().any(|x| &x.name == d)
         {
-            problems.push((at.key("device"), format!("unknown device `{d}`")));
+            out.push((vec!["device"], format!("unknown device `{d}`")));
         }
-        match (&m.start, &m.end, &m.weekly) {
+        match (&self.start, &self.end, &self.weekly) {
             (Some(s), Some(e), None) => {
                 if e <= s {
-                    problems.push((at.key("end"), "expected `end` after `start`".to_owned()));
+                    out.push((vec!["end"], "expected `end` after `start`".to_owned()));
                 }
             }
             (None, None, Some(w)) => {
                 if w.start_minute().is_none() {
-                    problems.push((
-                        at.key("weekly").key("at"),
+                    out.push((
+                        vec!["weekly", "at"],
                         format!("expected HH:MM (UTC), got `{}`", w.at),
                     ));
                 }
                 if w.duration.is_zero() || w.duration > Duration::from_secs(7 * 86_400) {
-                    problems.push((
-                        at.key("weekly").key("duration"),
+                    out.push((
+                        vec!["weekly", "duration"],
                         "expected a duration above zero and at most a week".to_owned(),
                     ));
                 }
             }
-            _ => problems.push((
-                at,
+            _ => out.push((
+                vec![],
                 "expected either `start` and `end`, or `weekly`".to_owned(),
             )),
         }
+        out
     }
 }
 

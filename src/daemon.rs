@@ -196,6 +196,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
         first_seq: pipeline.first_seq,
         started_at: Timestamp::now(),
         stop: cancel.clone(),
+        config: pipeline.config.subscribe(),
     };
     tasks.spawn({
         let cancel = cancel.clone();

@@ -41,18 +41,21 @@ pub enum Tree {
     Templates,
     /// Transitions not yet acknowledged by the MQTT broker, by sequence.
     Outbox,
+    /// Maintenance windows created through the API, by name.
+    Maintenance,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 7] = [
+    const ALL: [Tree; 8] = [
         Tree::ActiveAlarms,
         Tree::AlarmHistory,
         Tree::Faults,
         Tree::DetectorState,
         Tree::Templates,
         Tree::Outbox,
+        Tree::Maintenance,
         Tree::Meta,
     ];
 
@@ -65,6 +68,7 @@ impl Tree {
             Tree::DetectorState => "detector_state",
             Tree::Templates => "netflow_templates",
             Tree::Outbox => "mqtt_outbox",
+            Tree::Maintenance => "maintenance_windows",
             Tree::Meta => "meta",
         }
     }
@@ -256,6 +260,12 @@ impl Store {
             .insert(key, bytes)
             .map_err(|e| self.sled_err(e))?;
         Ok(self.written())
+    }
+
+    /// Removes one key; returns whether it was there. Durable after the returned ticket is.
+    pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<(bool, Ticket), StoreError> {
+        let old = self.tree(tree).remove(key).map_err(|e| self.sled_err(e))?;
+        Ok((old.is_some(), self.written()))
     }
 
     /// All values of a tree in key order.

@@ -248,3 +248,81 @@ fn the_alarms_cli_talks_to_the_running_daemon() {
         String::from_utf8_lossy(&out.stderr).contains("cannot reach noctua at http://127.0.0.1:1")
     );
 }
+
+#[test]
+fn maintenance_windows_through_the_api_suppress_and_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.10\"\nrole = \"router\"\n\n[[maintenance]]\nname = \"from-config\"\nsite = \"nowhere\"\nweekly = {{ day = \"sun\", at = \"02:00\", duration = \"1h\" }}\n"
+        ),
+    );
+    let mut d = start(dir.path(), &config, port);
+    let (_, list) = json(get(port, "/api/v1/alarms?device=bh-r1"));
+    let util = list["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    let suppressed = |port| {
+        let (_, shown) = json(get(port, &format!("/api/v1/alarms/{util}")));
+        shown["alarm"]["suppressedBy"].clone()
+    };
+    assert_eq!(suppressed(port), Value::Null);
+
+    let now = noctua::model::Timestamp::now().as_millis();
+    let at = |ms: i64| noctua::model::Timestamp::from_millis(now + ms).to_string();
+    let window = format!(
+        r#"{{"name":"swap","device":"bh-r1","start":"{}","end":"{}"}}"#,
+        at(-60_000),
+        at(3_600_000)
+    );
+    assert_eq!(post(port, "/api/v1/maintenance", None, &window).0, 401);
+    let (status, body) = post(
+        port,
+        "/api/v1/maintenance",
+        Some(TOKEN),
+        r#"{"name":"x","start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:00Z"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one of `device`, `site` or `tag`"),
+        "{body}"
+    );
+    let (status, body) = post(port, "/api/v1/maintenance", Some(TOKEN), &window);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(suppressed(port), "maintenance");
+    assert_eq!(
+        post(port, "/api/v1/maintenance", Some(TOKEN), &window).0,
+        409
+    );
+
+    // Stored: still there, and still suppressing, after a restart.
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let _d = start(dir.path(), &config, port);
+    let (_, windows) = json(get(port, "/api/v1/maintenance"));
+    assert_eq!(windows["config"][0]["name"], "from-config");
+    assert_eq!(windows["api"][0]["name"], "swap");
+    assert_eq!(suppressed(port), "maintenance");
+
+    let auth = format!("Bearer {TOKEN}");
+    let delete = |name: &str| {
+        request(
+            port,
+            "DELETE",
+            &format!("/api/v1/maintenance/{name}"),
+            &[("Authorization", &auth)],
+            "",
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(delete("from-config"), 409);
+    assert_eq!(delete("swap"), 204);
+    assert_eq!(delete("swap"), 404);
+    assert_eq!(suppressed(port), Value::Null);
+}

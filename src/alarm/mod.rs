@@ -26,7 +26,7 @@ pub mod topology;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::config::{AlarmsConfig, Config, TierTarget, Tiers};
+use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers};
 use crate::detect::Verdict;
 use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DeviceEvent, EventKind, FaultId,
@@ -82,7 +82,10 @@ pub struct AlarmManager {
     policy: AlarmsConfig,
     tiers: Tiers,
     topology: Topology,
+    /// Windows from config and from the API, together.
     maintenance: Vec<MaintenanceWindow>,
+    config_windows: Vec<MaintenanceWindow>,
+    api_windows: Vec<MaintenanceWindow>,
     active: HashMap<ReductionKey, Entry>,
     ids: HashMap<AlarmId, ReductionKey>,
     /// Faults closed within the reopen window, by key.
@@ -106,10 +109,29 @@ impl AlarmManager {
         self.policy = config.alarms.clone();
         self.tiers = config.tiers.clone();
         self.topology = Topology::new(&config.devices);
-        self.maintenance = config
+        self.config_windows = config
             .maintenance
             .iter()
             .filter_map(MaintenanceWindow::from_config)
+            .collect();
+        self.merge_windows();
+    }
+
+    /// Replaces the windows created through the API; suppression follows at the next tick.
+    pub fn set_api_maintenance(&mut self, windows: &[MaintenanceConfig]) {
+        self.api_windows = windows
+            .iter()
+            .filter_map(MaintenanceWindow::from_config)
+            .collect();
+        self.merge_windows();
+    }
+
+    fn merge_windows(&mut self) {
+        self.maintenance = self
+            .config_windows
+            .iter()
+            .chain(&self.api_windows)
+            .cloned()
             .collect();
     }
 

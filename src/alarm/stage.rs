@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::{AlarmError, AlarmManager};
-use crate::config::Config;
+use crate::config::{Config, MaintenanceConfig};
 use crate::detect::Verdict;
 use crate::model::{
     Alarm, AlarmEvent, AlarmId, DeviceEvent, FaultRecord, Timestamp, Transition, TransitionKind,
@@ -56,6 +56,8 @@ pub enum AlarmCommand {
         /// Optional note for the fault record.
         note: Option<String>,
     },
+    /// The maintenance windows created through the API changed (already stored).
+    SetMaintenance(Vec<MaintenanceConfig>),
 }
 
 /// The committed transitions a command caused (none if it changed nothing), or why not.
@@ -126,13 +128,10 @@ pub fn load_manager(
 ) -> Result<AlarmManager, StoreError> {
     let alarms: Vec<Alarm> = store.scan(Tree::ActiveAlarms)?;
     let faults: Vec<FaultRecord> = store.scan(Tree::Faults)?;
-    Ok(AlarmManager::restore(
-        config,
-        alarms,
-        faults,
-        store.last_seq()?,
-        now,
-    ))
+    let windows: Vec<MaintenanceConfig> = store.scan(Tree::Maintenance)?;
+    let mut manager = AlarmManager::restore(config, alarms, faults, store.last_seq()?, now);
+    manager.set_api_maintenance(&windows);
+    Ok(manager)
 }
 
 /// Runs until the input channel closes.
@@ -230,6 +229,11 @@ fn apply(
         AlarmCommand::Ack { id, user, note } => manager.on_ack(id, &user, note.as_deref(), now),
         AlarmCommand::Unack { id, user } => manager.on_unack(id, &user, now),
         AlarmCommand::Clear { id, user, note } => manager.on_clear(id, &user, note.as_deref(), now),
+        AlarmCommand::SetMaintenance(windows) => {
+            manager.set_api_maintenance(&windows);
+            // Tick now, so suppression follows the new windows before the answer.
+            Ok(manager.on_tick(now))
+        }
     }
 }
 

@@ -8,12 +8,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::alarm::AlarmError;
 use crate::alarm::stage::{AlarmCommand, CommandError};
-use crate::config::Secret;
+use crate::config::{MaintenanceConfig, Secret};
 use crate::fault::{self, GroupBy};
 use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, Category, Severity, Timestamp, TransitionKind,
@@ -33,6 +33,11 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/alarms/{id}/{action}", post(command))
         .route("/api/v1/faults", get(list_faults))
         .route("/api/v1/mttr", get(mttr))
+        .route(
+            "/api/v1/maintenance",
+            get(list_maintenance).post(create_maintenance),
+        )
+        .route("/api/v1/maintenance/{name}", delete(delete_maintenance))
 }
 
 /// An API failure: a status and a message, rendered as `{"error": message}`.
@@ -379,6 +384,102 @@ async fn mttr(
         vec![fault::report(&faults, by, "custom", since, until)]
     };
     Ok(axum::Json(reports).into_response())
+}
+
+#[derive(Serialize)]
+struct MaintenanceList {
+    /// From the config file (change them there).
+    config: Vec<MaintenanceConfig>,
+    /// Created through the API.
+    api: Vec<MaintenanceConfig>,
+}
+
+async fn list_maintenance(State(s): State<HttpState>) -> ApiResult {
+    let config = s.config.borrow().maintenance.clone();
+    let api = s.store.scan(Tree::Maintenance).map_err(unavailable)?;
+    Ok(axum::Json(MaintenanceList { config, api }).into_response())
+}
+
+async fn create_maintenance(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(s.token.as_ref(), &headers)?;
+    let window: MaintenanceConfig = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("expected a maintenance window as JSON: {e}")))?;
+    let config = s.config.borrow().clone();
+    let problems: Vec<String> = window
+        .problems(&config.devices)
+        .into_iter()
+        .map(|(key, message)| {
+            if key.is_empty() {
+                message
+            } else {
+                format!("{}: {message}", key.join("."))
+            }
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(bad_request(problems.join("; ")));
+    }
+    let key = window.name.as_bytes();
+    let taken = config.maintenance.iter().any(|m| m.name == window.name)
+        || s.store
+            .get::<MaintenanceConfig>(Tree::Maintenance, key)
+            .map_err(unavailable)?
+            .is_some();
+    if taken {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a maintenance window named `{}` exists", window.name),
+        ));
+    }
+    let ticket = s
+        .store
+        .put(Tree::Maintenance, key, &window)
+        .map_err(unavailable)?;
+    s.store.durable(ticket).await;
+    apply_maintenance(&s).await?;
+    Ok((StatusCode::CREATED, axum::Json(window)).into_response())
+}
+
+async fn delete_maintenance(
+    State(s): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(s.token.as_ref(), &headers)?;
+    if s.config.borrow().maintenance.iter().any(|m| m.name == name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("`{name}` is defined in the config file; remove it there"),
+        ));
+    }
+    let (existed, ticket) = s
+        .store
+        .remove(Tree::Maintenance, name.as_bytes())
+        .map_err(unavailable)?;
+    if !existed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window `{name}`"),
+        ));
+    }
+    s.store.durable(ticket).await;
+    apply_maintenance(&s).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Hands the stored API windows to the alarm manager and waits until its re-evaluation is
+/// committed.
+async fn apply_maintenance(s: &HttpState) -> Result<(), ApiError> {
+    let windows = s.store.scan(Tree::Maintenance).map_err(unavailable)?;
+    s.commander
+        .run(AlarmCommand::SetMaintenance(windows))
+        .await
+        .map(|_| ())
+        .map_err(unavailable)
 }
 
 #[cfg(test)]

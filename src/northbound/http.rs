@@ -12,10 +12,10 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::alarm::stage::Commander;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::model::{AlarmEvent, Timestamp};
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, Tree};
@@ -42,6 +42,8 @@ pub struct HttpState {
     pub started_at: Timestamp,
     /// Fires at shutdown; live streams end on it.
     pub stop: CancellationToken,
+    /// The running config (devices and config-defined maintenance windows).
+    pub config: watch::Receiver<Arc<Config>>,
 }
 
 /// The routes.
