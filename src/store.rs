@@ -25,6 +25,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 const VALUE_FORMAT: u8 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const LAST_SEQ_KEY: &[u8] = b"last_seq";
+/// How long a held lock is waited for before the store counts as in use.
+const LOCK_GRACE: Duration = Duration::from_millis(1000);
 
 /// The named trees. Their names are the on-disk schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,19 +162,31 @@ impl Store {
             path: path.to_owned(),
             source,
         };
-        let db = sled::Config::new()
-            .path(path)
-            // Group commit below decides when to flush; sled's own timer would only add writes.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    StoreError::Locked {
-                        path: path.to_owned(),
+        // A process that is just exiting (or a handle just dropped in this one) releases
+        // sled's lock a few milliseconds late; wait that long before calling the store taken.
+        let deadline = Instant::now() + LOCK_GRACE;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                // Group commit below decides when to flush; sled's own timer would only add
+                // writes.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io))
+                    if io.to_string().contains("could not acquire lock") =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.to_owned(),
+                        });
                     }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                other => sled_err(other),
-            })?;
+                Err(other) => return Err(sled_err(other)),
+            }
+        };
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
