@@ -12,9 +12,9 @@ use noctua::config::{self, ConfigSource};
 use noctua::fault::report::{self, Format};
 use noctua::fault::{self, GroupBy};
 use noctua::ingest::replay::{self, Speed};
-use noctua::model::{FaultId, Timestamp};
+use noctua::model::{FaultId, FaultRecord, Timestamp};
 use noctua::northbound::client::{ApiClient, render_alarm_lines};
-use noctua::store::Store;
+use noctua::store::{Store, StoreError};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -285,19 +285,11 @@ fn main() -> ExitCode {
                     format,
                     config,
                 },
-        } => offline(config, |store| {
+        } => with_records(config, |records| {
             let now = Timestamp::now();
-            let faults = fault::all(store)?;
-            let reports = if since.is_none() && until.is_none() {
-                fault::ROLLING
-                    .iter()
-                    .map(|(label, d)| fault::report(&faults, by, label, now.minus(*d), now))
-                    .collect()
-            } else {
-                let since = time_arg(since.as_deref(), now)?.unwrap_or(Timestamp::from_millis(0));
-                let until = time_arg(until.as_deref(), now)?.unwrap_or(now);
-                vec![fault::report(&faults, by, "custom", since, until)]
-            };
+            let since = time_arg(since.as_deref(), now)?;
+            let until = time_arg(until.as_deref(), now)?;
+            let reports = records.mttr(by, since, until, now)?;
             print!("{}", report::render_reports(&reports, format));
             Ok(())
         }),
@@ -308,19 +300,14 @@ fn main() -> ExitCode {
                 since,
                 format,
                 config,
-            } => offline(config, |store| {
+            } => with_records(config, |records| {
                 let since = time_arg(since.as_deref(), Timestamp::now())?;
-                let faults: Vec<_> = fault::all(store)?
-                    .into_iter()
-                    .filter(|f| !open || f.cleared_at.is_none())
-                    .filter(|f| device.as_ref().is_none_or(|d| &f.device == d))
-                    .filter(|f| since.is_none_or(|s| f.raised_at >= s))
-                    .collect();
+                let faults = records.faults(open, device.as_deref(), since)?;
                 print!("{}", report::render_faults(&faults, format));
                 Ok(())
             }),
-            FaultsCommand::Show { id, config } => offline(config, |store| {
-                let f = fault::get(store, id)?;
+            FaultsCommand::Show { id, config } => with_records(config, |records| {
+                let f = records.fault(id)?;
                 print!(
                     "{}",
                     report::render_faults(std::slice::from_ref(&f), Format::Json)
@@ -332,8 +319,8 @@ fn main() -> ExitCode {
                 by,
                 text,
                 config,
-            } => offline(config, |store| {
-                fault::add_note(store, FaultId(id), &by, &text, Timestamp::now())?;
+            } => with_records(config, |records| {
+                records.note(id, &by, &text)?;
                 println!("note added to fault {id}");
                 Ok(())
             }),
@@ -520,19 +507,128 @@ fn url_escape(v: &str) -> String {
         .collect()
 }
 
-/// Runs a command against a stopped daemon's store; a running daemon holds the lock and the
-/// error says so.
-fn offline(flag: Option<PathBuf>, f: impl FnOnce(&Store) -> anyhow::Result<()>) -> ExitCode {
+/// Where `mttr` and `faults` read and write: a stopped daemon's store, or, while the daemon
+/// runs and holds the store, its HTTP API.
+enum Records {
+    Store(Store),
+    Api(ApiClient),
+}
+
+impl Records {
+    fn mttr(
+        &self,
+        by: GroupBy,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<fault::Report>> {
+        match self {
+            Records::Store(store) => {
+                let faults = fault::all(store)?;
+                Ok(if since.is_none() && until.is_none() {
+                    fault::ROLLING
+                        .iter()
+                        .map(|(label, d)| fault::report(&faults, by, label, now.minus(*d), now))
+                        .collect()
+                } else {
+                    let since = since.unwrap_or(Timestamp::from_millis(0));
+                    vec![fault::report(
+                        &faults,
+                        by,
+                        "custom",
+                        since,
+                        until.unwrap_or(now),
+                    )]
+                })
+            }
+            Records::Api(api) => {
+                let by = serde_json::to_value(by)?;
+                let mut query = vec![format!("by={}", by.as_str().unwrap_or("severity"))];
+                query.extend(since.map(|t| format!("since={t}")));
+                query.extend(until.map(|t| format!("until={t}")));
+                let value = api.get(&format!("/api/v1/mttr?{}", query.join("&")))?;
+                Ok(serde_json::from_value(value)?)
+            }
+        }
+    }
+
+    fn faults(
+        &self,
+        open: bool,
+        device: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> anyhow::Result<Vec<FaultRecord>> {
+        match self {
+            Records::Store(store) => Ok(fault::all(store)?
+                .into_iter()
+                .filter(|f| !open || f.cleared_at.is_none())
+                .filter(|f| device.is_none_or(|d| f.device == d))
+                .filter(|f| since.is_none_or(|s| f.raised_at >= s))
+                .collect()),
+            Records::Api(api) => {
+                let mut query = vec![format!("open={open}"), "limit=5000".to_owned()];
+                query.extend(device.map(|d| format!("device={}", url_escape(d))));
+                query.extend(since.map(|t| format!("since={t}")));
+                let page = api.get(&format!("/api/v1/faults?{}", query.join("&")))?;
+                let mut faults: Vec<FaultRecord> = serde_json::from_value(page["items"].clone())?;
+                // The API lists newest first; the store path oldest first. Keep one order.
+                faults.reverse();
+                Ok(faults)
+            }
+        }
+    }
+
+    fn fault(&self, id: u64) -> anyhow::Result<FaultRecord> {
+        match self {
+            Records::Store(store) => Ok(fault::get(store, id)?),
+            Records::Api(api) => Ok(serde_json::from_value(
+                api.get(&format!("/api/v1/faults/{id}"))?,
+            )?),
+        }
+    }
+
+    fn note(&self, id: u64, by: &str, text: &str) -> anyhow::Result<()> {
+        match self {
+            Records::Store(store) => {
+                fault::add_note(store, FaultId(id), by, text, Timestamp::now())?;
+            }
+            Records::Api(api) => {
+                let body = serde_json::json!({ "by": by, "text": text });
+                api.post(&format!("/api/v1/faults/{id}/notes"), &body)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a command on the store named by the config, or through the running daemon's API when
+/// the daemon holds the store (at `$NOCTUA_SERVER`, else the config's `http.listen`; writes use
+/// `$NOCTUA_TOKEN`, else the config's token).
+fn with_records(flag: Option<PathBuf>, f: impl FnOnce(&Records) -> anyhow::Result<()>) -> ExitCode {
     let config = match load_config(flag) {
         Ok((_, c)) => c,
         Err(code) => return code,
     };
     let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
     let path = config.store.resolved_path(state_dir.as_deref());
-    let result = Store::open(&path)
-        .map_err(anyhow::Error::from)
-        .and_then(|store| f(&store));
-    match result {
+    let records = match Store::open(&path) {
+        Ok(store) => Records::Store(store),
+        Err(StoreError::Locked { .. }) => {
+            let server = std::env::var("NOCTUA_SERVER")
+                .unwrap_or_else(|_| format!("http://{}", config.http.listen));
+            let token = std::env::var("NOCTUA_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned()));
+            eprintln!("noctua: the running daemon holds the store; asking it at {server}");
+            Records::Api(ApiClient::new(&server, token))
+        }
+        Err(e) => {
+            eprintln!("noctua: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match f(&records) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("noctua: {e}");

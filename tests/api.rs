@@ -326,3 +326,75 @@ fn maintenance_windows_through_the_api_suppress_and_survive_restarts() {
     assert_eq!(delete("swap"), 404);
     assert_eq!(suppressed(port), Value::Null);
 }
+
+#[test]
+fn faults_and_mttr_commands_go_through_the_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config, port);
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("NOCTUA_TOKEN")
+            .env_remove("NOCTUA_SERVER")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("asking it at"));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let reports: Value = serde_json::from_str(&cli(&[
+        "mttr", "report", "--since", "1h", "--format", "json",
+    ]))
+    .unwrap();
+    assert_eq!(reports[0]["total"]["faults"], 2);
+    let faults: Value =
+        serde_json::from_str(&cli(&["faults", "list", "--format", "json"])).unwrap();
+    let ids: Vec<_> = faults
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids, [1, 2], "oldest first, as from the store");
+    // The note goes through the alarm manager (token from the config), so the open fault keeps it.
+    assert_eq!(
+        cli(&["faults", "note", "1", "--by", "maria", "congestion at peak"]),
+        "note added to fault 1\n"
+    );
+    let (_, list) = json(get(port, "/api/v1/alarms?device=bh-r1"));
+    let util = list["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(
+            port,
+            &format!("/api/v1/alarms/{util}/ack"),
+            Some(TOKEN),
+            r#"{"user":"omar"}"#
+        )
+        .0,
+        200
+    );
+    let shown: Value = serde_json::from_str(&cli(&["faults", "show", "1"])).unwrap();
+    let notes: Vec<_> = shown[0]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].clone())
+        .collect();
+    assert_eq!(
+        notes,
+        ["congestion at peak"],
+        "a later transition kept the note"
+    );
+    assert_eq!(shown[0]["ackedBy"], "omar");
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+}

@@ -142,13 +142,33 @@ fn faults_list_show_and_post_incident_note() {
 }
 
 #[test]
-fn a_running_daemons_store_is_refused_clearly() {
+fn a_held_store_is_read_through_the_api_and_an_absent_daemon_is_said_so() {
     let (dir, config) = replayed_store();
+    // Held by this process, and no daemon listens at the config's http.listen.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
     let store = noctua::store::Store::open(&dir.path().join("store")).unwrap();
     let out = noctua(&["mttr", "report"], &config);
     drop(store);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is in use by another process"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the running daemon holds the store"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach noctua at http://127.0.0.1:{port}")),
+        "{stderr}"
+    );
     let bad = noctua(&["faults", "list", "--since", "last tuesday"], &config);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither an RFC 3339 time nor an age"));

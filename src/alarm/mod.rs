@@ -335,6 +335,20 @@ impl AlarmManager {
         Ok(out)
     }
 
+    /// Adds a note to a fault the manager holds (open, or closed within the reopen window) and
+    /// returns the record to store; `None` if the manager does not hold it (the caller then
+    /// updates the stored record directly).
+    pub fn on_note(&mut self, id: FaultId, note: Note) -> Option<FaultRecord> {
+        let held = self
+            .active
+            .values_mut()
+            .map(|e| &mut e.fault)
+            .chain(self.recent.values_mut())
+            .find(|f| f.id == id)?;
+        held.notes.push(note);
+        Some(held.clone())
+    }
+
     /// A user clears the alarm by hand.
     pub fn on_clear(
         &mut self,

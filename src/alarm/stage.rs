@@ -10,7 +10,8 @@ use crate::alarm::{AlarmError, AlarmManager};
 use crate::config::{Config, MaintenanceConfig};
 use crate::detect::Verdict;
 use crate::model::{
-    Alarm, AlarmEvent, AlarmId, DeviceEvent, FaultRecord, Timestamp, Transition, TransitionKind,
+    Alarm, AlarmEvent, AlarmId, DeviceEvent, FaultId, FaultRecord, Note, Timestamp, Transition,
+    TransitionKind,
 };
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
@@ -26,6 +27,8 @@ pub enum AlarmInput {
     Tick(Timestamp),
     /// An engineer's command; answered once its transitions are durable.
     Command(AlarmCommand, oneshot::Sender<CommandResult>),
+    /// A note on a fault, open or closed; answered once it is durable.
+    Note(FaultId, Note, oneshot::Sender<CommandResult>),
 }
 
 /// What an engineer can do to an alarm.
@@ -75,6 +78,9 @@ pub enum CommandError {
     /// The daemon is stopping.
     #[error("the alarm manager is stopping")]
     Stopping,
+    /// No fault with that id.
+    #[error("no fault {0}")]
+    NoFault(u64),
 }
 
 /// A handle that sends engineers' commands to the alarm stage and waits for them to be durable.
@@ -92,9 +98,21 @@ impl Commander {
 
     /// Runs a command; returns the transitions it committed.
     pub async fn run(&self, command: AlarmCommand) -> CommandResult {
+        self.ask(|reply| AlarmInput::Command(command, reply)).await
+    }
+
+    /// Adds a note to a fault through the manager, so a later transition cannot overwrite it.
+    pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
+        self.ask(|reply| AlarmInput::Note(fault, note, reply)).await
+    }
+
+    async fn ask(
+        &self,
+        input: impl FnOnce(oneshot::Sender<CommandResult>) -> AlarmInput,
+    ) -> CommandResult {
         let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
         let (reply, answer) = oneshot::channel();
-        tx.send(AlarmInput::Command(command, reply))
+        tx.send(input(reply))
             .await
             .map_err(|_| CommandError::Stopping)?;
         drop(tx);
@@ -162,6 +180,11 @@ pub async fn run_stage(
                         AlarmInput::Verdict(v) => transitions.extend(manager.on_verdict(v)),
                         AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
                         AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
+                        AlarmInput::Note(fault, note, reply) => {
+                            // Notes change only the fault record: write it now, in order with
+                            // the transitions around it.
+                            let _ = reply.send(add_note(&mut manager, &store, fault, note).await);
+                        }
                         AlarmInput::Command(c, reply) => {
                             let start = transitions.len();
                             match apply(&mut manager, c, Timestamp::now()) {
@@ -218,6 +241,30 @@ pub async fn run_stage(
         transitions.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
     }
+}
+
+async fn add_note(
+    manager: &mut AlarmManager,
+    store: &Store,
+    fault: FaultId,
+    note: Note,
+) -> CommandResult {
+    let record = match manager.on_note(fault, note.clone()) {
+        Some(r) => r,
+        None => {
+            let mut r: FaultRecord = store
+                .get(Tree::Faults, &fault.0.to_be_bytes())
+                .map_err(|e| CommandError::Store(e.to_string()))?
+                .ok_or(CommandError::NoFault(fault.0))?;
+            r.notes.push(note);
+            r
+        }
+    };
+    let ticket = store
+        .put(Tree::Faults, &fault.0.to_be_bytes(), &record)
+        .map_err(|e| CommandError::Store(e.to_string()))?;
+    store.durable(ticket).await;
+    Ok(Vec::new())
 }
 
 fn apply(

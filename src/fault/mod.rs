@@ -31,7 +31,7 @@ pub enum GroupBy {
 }
 
 /// Mean, median and 90th percentile of durations, in seconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// How many values.
     pub count: usize,
@@ -68,7 +68,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// One group's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {
     /// The group's value (e.g. `critical`, `core-r1`); `all` for the total row.
     pub group: String,
@@ -87,7 +87,7 @@ pub struct ReportRow {
 }
 
 /// MTTA/MTTR over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Label, e.g. `24h` or `custom`.
     pub window: String,

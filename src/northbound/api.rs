@@ -16,7 +16,8 @@ use crate::alarm::stage::{AlarmCommand, CommandError};
 use crate::config::{MaintenanceConfig, Secret};
 use crate::fault::{self, GroupBy};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, Category, Severity, Timestamp, TransitionKind,
+    AckState, Alarm, AlarmEvent, AlarmId, Category, FaultId, Note, Severity, Timestamp,
+    TransitionKind,
 };
 use crate::northbound::http::{HttpState, json_error};
 use crate::store::Tree;
@@ -32,6 +33,8 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/alarms/{id}", get(show_alarm))
         .route("/api/v1/alarms/{id}/{action}", post(command))
         .route("/api/v1/faults", get(list_faults))
+        .route("/api/v1/faults/{id}", get(show_fault))
+        .route("/api/v1/faults/{id}/notes", post(note_fault))
         .route("/api/v1/mttr", get(mttr))
         .route(
             "/api/v1/maintenance",
@@ -354,6 +357,62 @@ async fn list_faults(
         .collect();
     faults.reverse();
     Ok(axum::Json(page(faults, q.offset, q.limit)).into_response())
+}
+
+fn fault_id(id: &str) -> Result<u64, ApiError> {
+    id.parse()
+        .map_err(|_| bad_request(format!("`{id}` is not a fault id")))
+}
+
+async fn show_fault(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
+    let id = fault_id(&id)?;
+    match fault::get(&s.store, id) {
+        Ok(f) => Ok(axum::Json(f).into_response()),
+        Err(fault::FaultError::NotFound(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no fault {id}"),
+        )),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Body of `POST /api/v1/faults/{id}/notes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    by: String,
+    text: String,
+}
+
+async fn note_fault(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(s.token.as_ref(), &headers)?;
+    let id = fault_id(&id)?;
+    let body: NoteBody = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!(
+            "expected a JSON body {{\"by\": ..., \"text\": ...}}: {e}"
+        ))
+    })?;
+    if body.by.trim().is_empty() || body.text.trim().is_empty() {
+        return Err(bad_request("`by` and `text` must not be empty"));
+    }
+    let note = Note {
+        at: Timestamp::now(),
+        by: body.by,
+        text: body.text,
+    };
+    match s.commander.note(FaultId(id), note).await {
+        Ok(_) => show_fault(State(s), Path(id.to_string())).await,
+        Err(CommandError::NoFault(id)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no fault {id}"),
+        )),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 /// Parameters of `GET /api/v1/mttr`.
