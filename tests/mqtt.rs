@@ -487,3 +487,64 @@ fn tls_with_a_client_certificate_and_the_right_ca_only() {
     assert_eq!(metric(http, "noctua_mqtt_connected"), Some(1.0));
     drop(broker);
 }
+
+#[test]
+fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let mqtt = free_port();
+    let passwd = dir.path().join("passwd");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args(["noctua", "s3cret-broker-pass"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let conf = dir.path().join("auth.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {mqtt} 127.0.0.1\nallow_anonymous false\nuser root\npassword_file {}\n",
+            passwd.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(MOSQUITTO)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _broker = Broker { child };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", mqtt)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(dir.path().join("mqtt.password"), "s3cret-broker-pass\n").unwrap();
+    let http = free_port();
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nusername = \"noctua\"\npassword-file = \"mqtt.password\"\n"
+        ),
+    );
+    let mut d = start(dir.path(), &config, http);
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_published_total") == Some(2.0)
+    });
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(
+        !log.contains("s3cret-broker-pass") && !log.contains(TOKEN),
+        "a secret reached the log:\n{log}"
+    );
+}
