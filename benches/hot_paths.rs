@@ -35,9 +35,14 @@ fn detect(c: &mut Criterion) {
     g.throughput(Throughput::Elements(samples.len() as u64));
     g.bench_function("threshold_step_10k_series_quiet", |b| {
         let mut d = Detector::new(Thresholds::default());
+        let mut samples = samples.clone();
+        let mut t = 0;
         b.iter(|| {
-            for s in &samples {
-                black_box(d.step(s));
+            // Each round is a new poll: later times, or every sample would be a duplicate.
+            t += 1;
+            for s in &mut samples {
+                s.at = Timestamp::from_millis(t);
+                let _ = black_box(d.step(s));
             }
         })
     });

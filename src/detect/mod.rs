@@ -39,11 +39,72 @@ pub struct Verdict {
     pub text: String,
 }
 
+/// Why a sample was not evaluated. Each is counted; none stops the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// NaN or infinite.
+    NotFinite,
+    /// Below zero for a metric that cannot be.
+    Negative,
+    /// Beyond what the metric can physically be (loss over 100 %, a state other than 0/1, ...).
+    Absurd,
+    /// Older than a sample already seen for the series.
+    OutOfOrder,
+    /// The same time as the last sample of the series.
+    Duplicate,
+}
+
+impl Rejection {
+    /// Label value for `noctua_detect_samples_rejected_total{reason}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejection::NotFinite => "not_finite",
+            Rejection::Negative => "negative",
+            Rejection::Absurd => "absurd",
+            Rejection::OutOfOrder => "out_of_order",
+            Rejection::Duplicate => "duplicate",
+        }
+    }
+
+    /// Every reason, to pre-create the metric's series.
+    pub const ALL: [Rejection; 5] = [
+        Rejection::NotFinite,
+        Rejection::Negative,
+        Rejection::Absurd,
+        Rejection::OutOfOrder,
+        Rejection::Duplicate,
+    ];
+}
+
+/// The largest value a metric can sensibly take; above it a sample is a bug or an attack.
+fn ceiling(metric: Metric) -> f64 {
+    match metric {
+        Metric::LossPct => 100.0,
+        // Counter timing can overshoot 100 % a little; ten times is not a measurement.
+        Metric::UtilisationInPct | Metric::UtilisationOutPct => 1000.0,
+        // Ten minutes of round trip is a lost probe, not latency.
+        Metric::LatencyMs => 600_000.0,
+        Metric::OperStatus | Metric::Reachability => 1.0,
+        Metric::BitsPerSec
+        | Metric::PacketsPerSec
+        | Metric::FlowsPerSec
+        | Metric::ErrorsPerSec
+        | Metric::DiscardsPerSec => 1e15,
+    }
+}
+
+/// What detection keeps per series.
+#[derive(Debug, Clone, Copy)]
+struct SeriesState {
+    tier: Severity,
+    last_at: Timestamp,
+}
+
 /// Per-series detection state for every series seen.
 #[derive(Debug, Default)]
 pub struct Detector {
     thresholds: Thresholds,
-    tiers: HashMap<SeriesKey, Severity>,
+    series: HashMap<SeriesKey, SeriesState>,
 }
 
 impl Detector {
@@ -51,7 +112,7 @@ impl Detector {
     pub fn new(thresholds: Thresholds) -> Self {
         Self {
             thresholds,
-            tiers: HashMap::new(),
+            series: HashMap::new(),
         }
     }
 
@@ -60,23 +121,48 @@ impl Detector {
         self.thresholds = thresholds;
     }
 
-    /// Feeds one sample; returns a verdict when the series changes tier.
-    pub fn step(&mut self, sample: &Sample) -> Option<Verdict> {
-        if !sample.value.is_finite() {
-            return None;
+    /// Feeds one sample; returns a verdict when the series changes tier, or why the sample was
+    /// refused (it then changes nothing).
+    pub fn step(&mut self, sample: &Sample) -> Result<Option<Verdict>, Rejection> {
+        let v = sample.value;
+        let metric = sample.series.metric;
+        if !v.is_finite() {
+            return Err(Rejection::NotFinite);
         }
-        let kind = sample.series.metric.kind();
-        let rule = self.thresholds.for_kind(kind)?;
-        let current = self.tiers.get(&sample.series).copied().unwrap_or_default();
-        let next = threshold::next_tier(rule, current, sample.value);
+        if v < 0.0 {
+            return Err(Rejection::Negative);
+        }
+        if v > ceiling(metric) {
+            return Err(Rejection::Absurd);
+        }
+        let state = match self.series.get_mut(&sample.series) {
+            Some(state) => {
+                if sample.at < state.last_at {
+                    return Err(Rejection::OutOfOrder);
+                }
+                if sample.at == state.last_at {
+                    return Err(Rejection::Duplicate);
+                }
+                state.last_at = sample.at;
+                state
+            }
+            None => self
+                .series
+                .entry(sample.series.clone())
+                .or_insert(SeriesState {
+                    tier: Severity::Cleared,
+                    last_at: sample.at,
+                }),
+        };
+        let Some(rule) = self.thresholds.for_kind(metric.kind()) else {
+            return Ok(None);
+        };
+        let current = state.tier;
+        let next = threshold::next_tier(rule, current, v);
         if next == current {
-            return None;
+            return Ok(None);
         }
-        if next == Severity::Cleared {
-            self.tiers.remove(&sample.series);
-        } else {
-            self.tiers.insert(sample.series.clone(), next);
-        }
+        state.tier = next;
         // The level the value is now judged against: the new tier's, or on clear the lowest.
         let shown = if next == Severity::Cleared {
             current
@@ -91,7 +177,6 @@ impl Detector {
             Direction::Rising => ("above", ThresholdLevel::Up),
             Direction::Falling => ("below", ThresholdLevel::Down),
         };
-        let metric = sample.series.metric;
         let text = if next == Severity::Cleared {
             format!(
                 "{} back to {} (cleared past {} level {} with hysteresis {})",
@@ -110,7 +195,7 @@ impl Detector {
                 level
             )
         };
-        Some(Verdict {
+        Ok(Some(Verdict {
             series: sample.series.clone(),
             at: sample.at,
             condition: format!("{}_threshold", metric.name()),
@@ -124,7 +209,7 @@ impl Detector {
                 hysteresis: rule.hysteresis,
             }),
             text,
-        })
+        }))
     }
 }
 
@@ -155,8 +240,16 @@ pub async fn run_stage(
             let out = match item {
                 Ingest::Sample(sample) => {
                     metrics.detect_samples.inc();
-                    let Some(v) = detector.step(&sample) else {
-                        continue;
+                    let v = match detector.step(&sample) {
+                        Ok(Some(v)) => v,
+                        Ok(None) => continue,
+                        Err(reason) => {
+                            metrics
+                                .detect_rejected
+                                .with_label_values(&[reason.name()])
+                                .inc();
+                            continue;
+                        }
                     };
                     metrics
                         .detect_verdicts
@@ -197,7 +290,7 @@ mod tests {
         let tiers: Vec<_> = [50.0, 91.0, 92.0, 96.0, 88.0, 60.0, 61.0]
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| d.step(&sample(*v, i as i64)).map(|v| v.severity))
+            .filter_map(|(i, v)| d.step(&sample(*v, i as i64)).unwrap().map(|v| v.severity))
             .collect();
         assert_eq!(
             tiers,
@@ -208,7 +301,7 @@ mod tests {
                 Severity::Cleared
             ]
         );
-        let v = d.step(&sample(97.0, 10)).expect("raise");
+        let v = d.step(&sample(97.0, 10)).unwrap().expect("raise");
         let info = v.threshold.expect("threshold info");
         assert_eq!(info.threshold_value, 95.0);
         assert_eq!(info.observed_value, 97.0);
@@ -217,11 +310,44 @@ mod tests {
     }
 
     #[test]
-    fn ignores_non_finite_values_and_unruled_metrics() {
+    fn bad_samples_are_rejected_with_a_reason_and_change_nothing() {
         let mut d = Detector::new(Thresholds::default());
-        assert_eq!(d.step(&sample(f64::NAN, 0)), None);
-        let mut s = sample(1e12, 0);
+        assert_eq!(d.step(&sample(f64::NAN, 0)), Err(Rejection::NotFinite));
+        assert_eq!(d.step(&sample(f64::INFINITY, 0)), Err(Rejection::NotFinite));
+        assert_eq!(d.step(&sample(-1.0, 0)), Err(Rejection::Negative));
+        assert_eq!(d.step(&sample(5000.0, 0)), Err(Rejection::Absurd));
+        assert_eq!(
+            d.step(&sample(96.0, 10)).unwrap().map(|v| v.severity),
+            Some(Severity::Critical)
+        );
+        assert_eq!(d.step(&sample(10.0, 5)), Err(Rejection::OutOfOrder));
+        assert_eq!(d.step(&sample(10.0, 10)), Err(Rejection::Duplicate));
+        // The rejected samples did not clear the alarm.
+        assert_eq!(d.step(&sample(96.0, 11)), Ok(None));
+        let mut s = sample(1e12, 20);
         s.series.metric = Metric::BitsPerSec;
-        assert_eq!(d.step(&s), None);
+        assert_eq!(d.step(&s), Ok(None), "no rule for traffic rates");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_either_evaluated_or_rejected_never_a_panic(
+            values in proptest::collection::vec(proptest::num::f64::ANY, 1..100),
+            times in proptest::collection::vec(-5i64..5, 1..100),
+        ) {
+            let mut d = Detector::new(Thresholds::default());
+            let mut at = 0;
+            for (v, dt) in values.iter().zip(times.iter().cycle()) {
+                at += dt;
+                match d.step(&sample(*v, at)) {
+                    Ok(Some(verdict)) => proptest::prop_assert!(v.is_finite() && *v >= 0.0 && *v <= 1000.0, "{verdict:?}"),
+                    Ok(None) => {}
+                    Err(Rejection::NotFinite) => proptest::prop_assert!(!v.is_finite()),
+                    Err(Rejection::Negative) => proptest::prop_assert!(*v < 0.0),
+                    Err(Rejection::Absurd) => proptest::prop_assert!(*v > 1000.0),
+                    Err(Rejection::OutOfOrder | Rejection::Duplicate) => {}
+                }
+            }
+        }
     }
 }

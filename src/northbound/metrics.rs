@@ -17,6 +17,8 @@ pub struct Metrics {
     pub detect_samples: IntCounter,
     /// Verdicts by severity.
     pub detect_verdicts: IntCounterVec,
+    /// Samples refused by detection, by reason.
+    pub detect_rejected: IntCounterVec,
     /// Committed alarm transitions by kind.
     pub alarm_transitions: IntCounterVec,
     /// Alarms active now.
@@ -152,6 +154,11 @@ impl Metrics {
                 "Tier changes found by detection, by new severity.",
                 "severity",
             ),
+            detect_rejected: counter_vec(
+                "noctua_detect_samples_rejected_total",
+                "Samples detection refused (not finite, negative, absurd, out of order, duplicate).",
+                "reason",
+            ),
             alarm_transitions: counter_vec(
                 "noctua_alarm_transitions_total",
                 "Alarm transitions committed to the store, by kind.",
@@ -227,6 +234,9 @@ impl Metrics {
         // Pre-create the fixed label values so every series exists from the first scrape.
         for r in ["queue_full", "shutdown"] {
             m.ingest_dropped.with_label_values(&[r]);
+        }
+        for r in crate::detect::Rejection::ALL {
+            m.detect_rejected.with_label_values(&[r.name()]);
         }
         for r in ["ok", "error"] {
             m.store_flushes.with_label_values(&[r]);
