@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use noctua::alarm::AlarmManager;
-use noctua::config::{Config, Thresholds};
+use noctua::config::Config;
 use noctua::detect::{Detector, Verdict};
 use noctua::model::{Category, Metric, Sample, SeriesKey, Severity, Timestamp};
 use noctua::store::{Store, Tree, encode};
@@ -34,7 +34,9 @@ fn detect(c: &mut Criterion) {
     let mut g = c.benchmark_group("detect");
     g.throughput(Throughput::Elements(samples.len() as u64));
     g.bench_function("threshold_step_10k_series_quiet", |b| {
-        let mut d = Detector::new(Thresholds::default());
+        let mut c = Config::default();
+        c.anomaly.enabled = false;
+        let mut d = Detector::new(&c);
         let mut samples = samples.clone();
         let mut t = 0;
         b.iter(|| {

@@ -65,6 +65,9 @@ pub struct Config {
     /// Maintenance windows (`[[maintenance]]`).
     #[serde(default)]
     pub maintenance: Vec<MaintenanceConfig>,
+    /// The seasonal anomaly detector.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
 }
 
 /// `[store]`.
@@ -492,6 +495,68 @@ impl Default for MqttConfig {
     }
 }
 
+/// `[anomaly]`: the seasonal anomaly detector for latency, loss and utilisation.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AnomalyConfig {
+    /// Whether to run it.
+    pub enabled: bool,
+    /// Length of the season (`"0s"` for none).
+    #[serde(with = "humantime_serde")]
+    pub season: Duration,
+    /// Buckets per season, each with its own baseline.
+    pub buckets: u16,
+    /// Samples a bucket must have seen before it may alarm.
+    pub warm_up: u32,
+    /// Weight of each new sample in the baseline.
+    pub learning_rate: f32,
+    /// Consecutive anomalous samples on one side after which the new level is learned.
+    pub shift_after: u32,
+    /// Score for a warning (0.5 is six robust deviations).
+    pub warning: f64,
+    /// Score for minor.
+    pub minor: f64,
+    /// Score for major.
+    pub major: f64,
+    /// Score for critical.
+    pub critical: f64,
+    /// How far under a level the score must fall before the tier drops.
+    pub hysteresis: f64,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            season: Duration::from_secs(86_400),
+            buckets: 24,
+            warm_up: 12,
+            learning_rate: 0.05,
+            shift_after: 30,
+            warning: 0.5,
+            minor: 0.6,
+            major: 0.7,
+            critical: 0.8,
+            hysteresis: 0.05,
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// The score levels as a rising threshold rule, so tiers and hysteresis work exactly as
+    /// for thresholds.
+    pub fn levels(&self) -> ThresholdLevels {
+        ThresholdLevels {
+            direction: Direction::Rising,
+            warning: Some(self.warning),
+            minor: Some(self.minor),
+            major: Some(self.major),
+            critical: Some(self.critical),
+            hysteresis: self.hysteresis,
+        }
+    }
+}
+
 /// `[alarms]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -872,6 +937,34 @@ fn validate(config: &Config, problems: &mut Problems) {
         }
     }
     validate_maintenance(config, problems);
+    let an = &config.anomaly;
+    if an.buckets == 0 {
+        problems.push((
+            root("anomaly").key("buckets"),
+            "expected at least 1".to_owned(),
+        ));
+    }
+    if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
+        problems.push((
+            root("anomaly").key("learning-rate"),
+            "expected a number in (0, 1]".to_owned(),
+        ));
+    }
+    if an.shift_after < 2 {
+        problems.push((
+            root("anomaly").key("shift-after"),
+            "expected at least 2".to_owned(),
+        ));
+    }
+    for (key, v) in [("warning", an.warning), ("critical", an.critical)] {
+        if !(v > 0.0 && v < 1.0) {
+            problems.push((
+                root("anomaly").key(key),
+                "expected a score in (0, 1)".to_owned(),
+            ));
+        }
+    }
+    validate_levels(&an.levels(), root("anomaly"), problems);
     let a = &config.alarms;
     if a.flap_threshold < 2 {
         problems.push((

@@ -4,6 +4,7 @@
 //! feeds it from the sample channel. This engine is tiered thresholds; the anomaly
 //! detector joins it here.
 
+pub mod anomaly;
 pub mod threshold;
 
 use std::collections::HashMap;
@@ -12,13 +13,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::alarm::stage::AlarmInput;
-use crate::config::{Config, Thresholds};
+use crate::config::{AnomalyConfig, Config, ThresholdLevels, Thresholds};
 use crate::ingest::Ingest;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
     ThresholdLevel, Timestamp,
 };
 use crate::northbound::metrics::Metrics;
+use anomaly::{AnomalyState, Score, Watch};
 
 /// What detection concluded about a series: a tier change, with the evidence for the alarm.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,36 +96,59 @@ fn ceiling(metric: Metric) -> f64 {
 }
 
 /// What detection keeps per series.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SeriesState {
     tier: Severity,
     last_at: Timestamp,
+    /// Baseline and tier of the anomaly detector, for the metrics it watches.
+    anomaly: Option<Box<(AnomalyState, Severity, bool)>>,
+}
+
+/// What one sample led to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    /// Tier changes (threshold and anomaly), usually none.
+    pub verdicts: Vec<Verdict>,
+    /// The anomaly score, for metrics the anomaly detector watches.
+    pub anomaly: Option<Score>,
 }
 
 /// Per-series detection state for every series seen.
 #[derive(Debug, Default)]
 pub struct Detector {
     thresholds: Thresholds,
+    anomaly: AnomalyConfig,
     series: HashMap<SeriesKey, SeriesState>,
 }
 
+/// Which way the anomaly detector watches a metric family; `None` if it does not.
+fn watch_of(kind: MetricKind) -> Option<Watch> {
+    match kind {
+        MetricKind::Latency | MetricKind::Loss => Some(Watch::Up),
+        MetricKind::Utilisation => Some(Watch::Both),
+        MetricKind::Traffic | MetricKind::State => None,
+    }
+}
+
 impl Detector {
-    /// A detector with the given rules and no history.
-    pub fn new(thresholds: Thresholds) -> Self {
+    /// A detector with the rules of `config` and no history.
+    pub fn new(config: &Config) -> Self {
         Self {
-            thresholds,
+            thresholds: config.thresholds.clone(),
+            anomaly: config.anomaly.clone(),
             series: HashMap::new(),
         }
     }
 
-    /// Swaps the rules (config reload) and keeps every series' current tier.
-    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
-        self.thresholds = thresholds;
+    /// Takes new rules (config reload) and keeps every series' state.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.thresholds = config.thresholds.clone();
+        self.anomaly = config.anomaly.clone();
     }
 
-    /// Feeds one sample; returns a verdict when the series changes tier, or why the sample was
+    /// Feeds one sample: the tier changes it causes and its anomaly score, or why it was
     /// refused (it then changes nothing).
-    pub fn step(&mut self, sample: &Sample) -> Result<Option<Verdict>, Rejection> {
+    pub fn step(&mut self, sample: &Sample) -> Result<Evaluation, Rejection> {
         let v = sample.value;
         let metric = sample.series.metric;
         if !v.is_finite() {
@@ -152,64 +177,155 @@ impl Detector {
                 .or_insert(SeriesState {
                     tier: Severity::Cleared,
                     last_at: sample.at,
+                    anomaly: None,
                 }),
         };
-        let Some(rule) = self.thresholds.for_kind(metric.kind()) else {
-            return Ok(None);
-        };
-        let current = state.tier;
-        let next = threshold::next_tier(rule, current, v);
-        if next == current {
-            return Ok(None);
+        let mut out = Evaluation::default();
+        let kind = metric.kind();
+        if let Some(rule) = self.thresholds.for_kind(kind) {
+            let current = state.tier;
+            let next = threshold::next_tier(rule, current, v);
+            if next != current {
+                state.tier = next;
+                out.verdicts
+                    .push(threshold_verdict(sample, rule, current, next));
+            }
         }
-        state.tier = next;
-        // The level the value is now judged against: the new tier's, or on clear the lowest.
-        let shown = if next == Severity::Cleared {
-            current
-        } else {
-            next
-        };
-        let level = rule
-            .levels()
-            .find(|(s, _)| *s == shown)
-            .map_or(0.0, |(_, v)| v);
-        let (word, threshold_level) = match rule.direction {
-            Direction::Rising => ("above", ThresholdLevel::Up),
-            Direction::Falling => ("below", ThresholdLevel::Down),
-        };
-        let text = if next == Severity::Cleared {
-            format!(
-                "{} back to {} (cleared past {} level {} with hysteresis {})",
-                metric.name(),
-                sample.value,
-                current.name(),
-                level,
-                rule.hysteresis
-            )
-        } else {
-            format!(
-                "{} at {} is {word} the {} level {}",
-                metric.name(),
-                sample.value,
-                next.name(),
-                level
-            )
-        };
-        Ok(Some(Verdict {
-            series: sample.series.clone(),
-            at: sample.at,
-            condition: format!("{}_threshold", metric.name()),
-            severity: next,
-            category: category_of(metric),
-            threshold: Some(ThresholdInfo {
-                observed_measurement: metric.name().to_owned(),
-                observed_value: sample.value,
-                threshold_level,
-                threshold_value: level,
-                hysteresis: rule.hysteresis,
-            }),
-            text,
-        }))
+        if let (true, Some(watch)) = (self.anomaly.enabled, watch_of(kind)) {
+            let cfg = &self.anomaly;
+            let slot = state
+                .anomaly
+                .get_or_insert_with(|| Box::new((AnomalyState::new(cfg), Severity::Cleared, true)));
+            let (baseline, tier, above) = &mut **slot;
+            let score = baseline.step(cfg, kind, watch, v, sample.at);
+            let next = threshold::next_tier(&cfg.levels(), *tier, score.score);
+            if next != *tier {
+                if *tier == Severity::Cleared {
+                    // The side is fixed when the alarm is raised, so its condition (and
+                    // category) stays the same until it clears.
+                    *above = score.above;
+                }
+                out.verdicts
+                    .push(anomaly_verdict(sample, &score, *tier, next, *above));
+                *tier = next;
+            }
+            out.anomaly = Some(score);
+        }
+        Ok(out)
+    }
+}
+
+fn threshold_verdict(
+    sample: &Sample,
+    rule: &ThresholdLevels,
+    current: Severity,
+    next: Severity,
+) -> Verdict {
+    let metric = sample.series.metric;
+    // The level the value is now judged against: the new tier's, or on clear the old one's.
+    let shown = if next == Severity::Cleared {
+        current
+    } else {
+        next
+    };
+    let level = rule
+        .levels()
+        .find(|(s, _)| *s == shown)
+        .map_or(0.0, |(_, v)| v);
+    let (word, threshold_level) = match rule.direction {
+        Direction::Rising => ("above", ThresholdLevel::Up),
+        Direction::Falling => ("below", ThresholdLevel::Down),
+    };
+    let text = if next == Severity::Cleared {
+        format!(
+            "{} back to {} (cleared past {} level {} with hysteresis {})",
+            metric.name(),
+            sample.value,
+            current.name(),
+            level,
+            rule.hysteresis
+        )
+    } else {
+        format!(
+            "{} at {} is {word} the {} level {}",
+            metric.name(),
+            sample.value,
+            next.name(),
+            level
+        )
+    };
+    Verdict {
+        series: sample.series.clone(),
+        at: sample.at,
+        condition: format!("{}_threshold", metric.name()),
+        severity: next,
+        category: category_of(metric),
+        threshold: Some(ThresholdInfo {
+            observed_measurement: metric.name().to_owned(),
+            observed_value: sample.value,
+            threshold_level,
+            threshold_value: level,
+            hysteresis: rule.hysteresis,
+        }),
+        text,
+    }
+}
+
+fn anomaly_verdict(
+    sample: &Sample,
+    score: &Score,
+    current: Severity,
+    next: Severity,
+    above: bool,
+) -> Verdict {
+    let metric = sample.series.metric;
+    let (condition, category, word, level) = if above {
+        (
+            "anomaly_high",
+            category_of(metric),
+            "above",
+            ThresholdLevel::Up,
+        )
+    } else {
+        (
+            "anomaly_low",
+            Category::Service,
+            "below",
+            ThresholdLevel::Down,
+        )
+    };
+    let text = if next == Severity::Cleared {
+        format!(
+            "{} at {} is back near its usual {:.1} (score {:.3}, was {})",
+            metric.name(),
+            sample.value,
+            score.expected,
+            score.score,
+            current.name()
+        )
+    } else {
+        format!(
+            "{} at {} is far {word} its usual {:.1} for this time (anomaly score {:.3})",
+            metric.name(),
+            sample.value,
+            score.expected,
+            score.score
+        )
+    };
+    Verdict {
+        series: sample.series.clone(),
+        at: sample.at,
+        condition: format!("{}_{condition}", metric.name()),
+        severity: next,
+        category,
+        threshold: Some(ThresholdInfo {
+            observed_measurement: metric.name().to_owned(),
+            observed_value: sample.value,
+            threshold_level: level,
+            threshold_value: score.expected,
+            hysteresis: 0.0,
+        }),
+        text,
     }
 }
 
@@ -230,37 +346,42 @@ pub async fn run_stage(
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
 ) {
-    let mut detector = Detector::new(config.borrow_and_update().thresholds.clone());
+    let mut detector = Detector::new(&config.borrow_and_update());
     let mut batch = Vec::with_capacity(256);
     while samples.recv_many(&mut batch, 256).await > 0 {
         if config.has_changed().unwrap_or(false) {
-            detector.set_thresholds(config.borrow_and_update().thresholds.clone());
+            detector.reconfigure(&config.borrow_and_update());
         }
         for item in batch.drain(..) {
             let out = match item {
                 Ingest::Sample(sample) => {
                     metrics.detect_samples.inc();
-                    let v = match detector.step(&sample) {
-                        Ok(Some(v)) => v,
-                        Ok(None) => continue,
+                    match detector.step(&sample) {
+                        Ok(evaluation) => {
+                            for v in evaluation.verdicts {
+                                metrics
+                                    .detect_verdicts
+                                    .with_label_values(&[v.severity.name()])
+                                    .inc();
+                                // Inside the pipeline we wait rather than drop: only ingest
+                                // may shed load.
+                                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
                         Err(reason) => {
                             metrics
                                 .detect_rejected
                                 .with_label_values(&[reason.name()])
                                 .inc();
-                            continue;
                         }
-                    };
-                    metrics
-                        .detect_verdicts
-                        .with_label_values(&[v.severity.name()])
-                        .inc();
-                    AlarmInput::Verdict(v)
+                    }
+                    continue;
                 }
                 Ingest::Event(e) => AlarmInput::Event(e),
                 Ingest::Tick(t) => AlarmInput::Tick(t),
             };
-            // Inside the pipeline we wait rather than drop: only ingest may shed load.
             if verdicts.send(out).await.is_err() {
                 return;
             }
@@ -271,6 +392,17 @@ pub async fn run_stage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Thresholds only, so their tests are about thresholds.
+    fn detector() -> Detector {
+        let mut c = Config::default();
+        c.anomaly.enabled = false;
+        Detector::new(&c)
+    }
+
+    fn tiers(e: Result<Evaluation, Rejection>) -> Vec<Severity> {
+        e.unwrap().verdicts.iter().map(|v| v.severity).collect()
+    }
 
     fn sample(value: f64, at: i64) -> Sample {
         Sample {
@@ -286,11 +418,11 @@ mod tests {
 
     #[test]
     fn emits_only_on_tier_changes_with_threshold_info() {
-        let mut d = Detector::new(Thresholds::default());
+        let mut d = detector();
         let tiers: Vec<_> = [50.0, 91.0, 92.0, 96.0, 88.0, 60.0, 61.0]
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| d.step(&sample(*v, i as i64)).unwrap().map(|v| v.severity))
+            .flat_map(|(i, v)| tiers(d.step(&sample(*v, i as i64))))
             .collect();
         assert_eq!(
             tiers,
@@ -301,7 +433,7 @@ mod tests {
                 Severity::Cleared
             ]
         );
-        let v = d.step(&sample(97.0, 10)).unwrap().expect("raise");
+        let v = d.step(&sample(97.0, 10)).unwrap().verdicts.remove(0);
         let info = v.threshold.expect("threshold info");
         assert_eq!(info.threshold_value, 95.0);
         assert_eq!(info.observed_value, 97.0);
@@ -311,22 +443,50 @@ mod tests {
 
     #[test]
     fn bad_samples_are_rejected_with_a_reason_and_change_nothing() {
-        let mut d = Detector::new(Thresholds::default());
+        let mut d = detector();
         assert_eq!(d.step(&sample(f64::NAN, 0)), Err(Rejection::NotFinite));
         assert_eq!(d.step(&sample(f64::INFINITY, 0)), Err(Rejection::NotFinite));
         assert_eq!(d.step(&sample(-1.0, 0)), Err(Rejection::Negative));
         assert_eq!(d.step(&sample(5000.0, 0)), Err(Rejection::Absurd));
-        assert_eq!(
-            d.step(&sample(96.0, 10)).unwrap().map(|v| v.severity),
-            Some(Severity::Critical)
-        );
+        assert_eq!(tiers(d.step(&sample(96.0, 10))), [Severity::Critical]);
         assert_eq!(d.step(&sample(10.0, 5)), Err(Rejection::OutOfOrder));
         assert_eq!(d.step(&sample(10.0, 10)), Err(Rejection::Duplicate));
         // The rejected samples did not clear the alarm.
-        assert_eq!(d.step(&sample(96.0, 11)), Ok(None));
+        assert_eq!(tiers(d.step(&sample(96.0, 11))), []);
         let mut s = sample(1e12, 20);
         s.series.metric = Metric::BitsPerSec;
-        assert_eq!(d.step(&s), Ok(None), "no rule for traffic rates");
+        assert_eq!(
+            d.step(&s),
+            Ok(Evaluation::default()),
+            "no rule for traffic rates"
+        );
+    }
+
+    #[test]
+    fn a_latency_spike_after_warm_up_raises_an_anomaly_alarm_below_every_threshold() {
+        let mut d = Detector::new(&Config::default());
+        let mut s = sample(0.0, 0);
+        s.series.metric = Metric::LatencyMs;
+        // A quiet 12 ms for two days, every five minutes.
+        for i in 0..576 {
+            s.at = Timestamp::from_millis(i * 300_000);
+            s.value = 12.0 + (i % 3) as f64 * 0.3;
+            assert_eq!(d.step(&s).unwrap().verdicts, [], "sample {i}");
+        }
+        // 45 ms: under the 50 ms warning threshold, but far from this link's normal.
+        s.at = Timestamp::from_millis(576 * 300_000);
+        s.value = 45.0;
+        let e = d.step(&s).unwrap();
+        let score = e.anomaly.expect("scored");
+        assert!(score.score > 0.8, "{score:?}");
+        assert_eq!(e.verdicts.len(), 1);
+        assert_eq!(e.verdicts[0].condition, "latency_ms_anomaly_high");
+        assert_eq!(e.verdicts[0].severity, Severity::Critical);
+        // Back to normal: the anomaly clears.
+        s.at = Timestamp::from_millis(577 * 300_000);
+        s.value = 12.1;
+        let e = d.step(&s).unwrap();
+        assert_eq!(e.verdicts[0].severity, Severity::Cleared);
     }
 
     proptest::proptest! {
@@ -335,13 +495,12 @@ mod tests {
             values in proptest::collection::vec(proptest::num::f64::ANY, 1..100),
             times in proptest::collection::vec(-5i64..5, 1..100),
         ) {
-            let mut d = Detector::new(Thresholds::default());
+            let mut d = detector();
             let mut at = 0;
             for (v, dt) in values.iter().zip(times.iter().cycle()) {
                 at += dt;
                 match d.step(&sample(*v, at)) {
-                    Ok(Some(verdict)) => proptest::prop_assert!(v.is_finite() && *v >= 0.0 && *v <= 1000.0, "{verdict:?}"),
-                    Ok(None) => {}
+                    Ok(e) => proptest::prop_assert!(e.verdicts.is_empty() || (v.is_finite() && *v >= 0.0 && *v <= 1000.0), "{e:?}"),
                     Err(Rejection::NotFinite) => proptest::prop_assert!(!v.is_finite()),
                     Err(Rejection::Negative) => proptest::prop_assert!(*v < 0.0),
                     Err(Rejection::Absurd) => proptest::prop_assert!(*v > 1000.0),

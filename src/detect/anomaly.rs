@@ -1,0 +1,337 @@
+//! A streaming, seasonal, outlier-robust anomaly score per series.
+//!
+//! The season (a day by default) is cut into buckets (24: hourly); each bucket keeps an
+//! exponentially weighted level and mean absolute deviation. Updates are winsorised at three
+//! spreads, so a spike does not drag the baseline with it. A sample's deviation from its
+//! bucket's level, in robust standard deviations, is `z`; the score is `z / (z + 6)`: 0 for the
+//! usual, 0.5 at six deviations, and still rising (never stuck at 1.0) for ever larger
+//! deviations, so tier boundaries can be chosen from backtest output. A deviation that persists
+//! for `shift-after` samples in one direction is a level shift: every bucket moves by it and the
+//! alarm ends, rather than alarming forever. Memory per series: 12 bytes per bucket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::AnomalyConfig;
+use crate::model::{MetricKind, Timestamp};
+
+/// Which deviations count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Watch {
+    /// Only rises (latency, loss).
+    Up,
+    /// Only drops.
+    Down,
+    /// Both (utilisation: a busy link collapsing to nothing is a fault too).
+    Both,
+}
+
+/// Deviations smaller than this (in the metric's unit) never count, so flat series with tiny
+/// noise do not alarm: 1 % utilisation, 0.5 % loss, 1 ms latency.
+fn absolute_floor(kind: MetricKind) -> f32 {
+    match kind {
+        MetricKind::Loss => 0.5,
+        _ => 1.0,
+    }
+}
+
+/// Deviations below this share of the level never count either.
+const RELATIVE_FLOOR: f32 = 0.02;
+/// 1.4826 × MAD estimates a standard deviation for normal data.
+const MAD_TO_SIGMA: f32 = 1.4826;
+/// Updates are clipped at this many deviations.
+const WINSOR: f32 = 3.0;
+/// `z` at which the score is 0.5.
+const HALF_SCORE_Z: f64 = 6.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+struct Bucket {
+    level: f32,
+    spread: f32,
+    seen: u32,
+}
+
+/// One series' baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyState {
+    buckets: Vec<Bucket>,
+    /// Consecutive anomalous samples, signed by direction.
+    streak: i32,
+    last_at: Option<Timestamp>,
+}
+
+/// What one sample scored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// In [0, 1); 0 while warming up.
+    pub score: f64,
+    /// The baseline the sample was compared with.
+    pub expected: f64,
+    /// Whether the baseline had seen enough of this part of the season to judge.
+    pub warm: bool,
+    /// Whether the sample was above (true) or below the baseline.
+    pub above: bool,
+}
+
+impl AnomalyState {
+    /// An empty baseline for `config`.
+    pub fn new(config: &AnomalyConfig) -> Self {
+        Self {
+            buckets: vec![Bucket::default(); usize::from(config.buckets.max(1))],
+            streak: 0,
+            last_at: None,
+        }
+    }
+
+    fn bucket(&self, config: &AnomalyConfig, at: Timestamp) -> usize {
+        let n = self.buckets.len();
+        let season = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX);
+        if n <= 1 || season <= 0 {
+            return 0;
+        }
+        let phase = at.as_millis().rem_euclid(season);
+        // `phase < season`, so the index is below `n`.
+        ((phase as i128 * n as i128) / season as i128) as usize
+    }
+
+    /// Scores `value` at `at`, then learns from it.
+    pub fn step(
+        &mut self,
+        config: &AnomalyConfig,
+        kind: MetricKind,
+        watch: Watch,
+        value: f64,
+        at: Timestamp,
+    ) -> Score {
+        let gap_ms = self
+            .last_at
+            .map_or(0, |t| at.as_millis().saturating_sub(t.as_millis()));
+        self.last_at = Some(at);
+        let index = self.bucket(config, at);
+        let x = value as f32;
+        let b = &mut self.buckets[index];
+        if b.seen == 0 {
+            *b = Bucket {
+                level: x,
+                spread: (x.abs() * 0.05).max(absolute_floor(kind)),
+                seen: 1,
+            };
+            return Score {
+                score: 0.0,
+                expected: value,
+                warm: false,
+                above: false,
+            };
+        }
+        let scale = (MAD_TO_SIGMA * b.spread)
+            .max(RELATIVE_FLOOR * b.level.abs())
+            .max(absolute_floor(kind));
+        let deviation = x - b.level;
+        let counted = match watch {
+            Watch::Up => deviation.max(0.0),
+            Watch::Down => (-deviation).max(0.0),
+            Watch::Both => deviation.abs(),
+        };
+        let z = f64::from(counted / scale);
+        let warm = b.seen >= config.warm_up;
+        let expected = f64::from(b.level);
+        let score = if warm { z / (z + HALF_SCORE_Z) } else { 0.0 };
+        // Learn, robustly.
+        let alpha = config.learning_rate;
+        let clipped = b.level + deviation.clamp(-WINSOR * scale, WINSOR * scale);
+        b.level += alpha * (clipped - b.level);
+        b.spread += alpha * ((clipped - b.level).abs() - b.spread);
+        b.seen = b.seen.saturating_add(1);
+        // Level shifts: a long run of anomalies on one side is the new normal.
+        let bucket_ms = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX)
+            / i64::try_from(self.buckets.len()).unwrap_or(1);
+        if gap_ms > bucket_ms.max(1) * 2 {
+            self.streak = 0;
+        }
+        let anomalous = warm && score >= config.warning;
+        let side = if deviation >= 0.0 { 1 } else { -1 };
+        self.streak = if !anomalous {
+            0
+        } else if self.streak.signum() == side {
+            self.streak + side
+        } else {
+            side
+        };
+        if self.streak.unsigned_abs() >= config.shift_after {
+            for bucket in &mut self.buckets {
+                if bucket.seen > 0 {
+                    bucket.level += deviation;
+                }
+            }
+            self.streak = 0;
+        }
+        Score {
+            score,
+            expected,
+            warm,
+            above: deviation >= 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIN: i64 = 60_000;
+
+    fn config() -> AnomalyConfig {
+        AnomalyConfig::default()
+    }
+
+    /// A day-shaped utilisation curve: 20 % at night, 70 % mid-afternoon, plus small noise.
+    fn diurnal(minute: i64, noise: f64) -> f64 {
+        let hour = (minute % 1440) as f64 / 60.0;
+        45.0 - 25.0 * ((hour - 3.0) / 24.0 * std::f64::consts::TAU).cos() + noise
+    }
+
+    fn noise(i: i64) -> f64 {
+        // Deterministic pseudo-noise in [-1.5, 1.5].
+        ((i * 7919 % 1000) as f64 / 1000.0 - 0.5) * 3.0
+    }
+
+    fn run(days: i64, mut f: impl FnMut(i64) -> f64) -> (AnomalyState, Vec<Score>) {
+        let c = config();
+        let mut s = AnomalyState::new(&c);
+        let scores = (0..days * 1440 / 5)
+            .map(|i| {
+                let minute = i * 5;
+                s.step(
+                    &c,
+                    MetricKind::Utilisation,
+                    Watch::Both,
+                    f(minute),
+                    Timestamp::from_millis(minute * MIN),
+                )
+            })
+            .collect();
+        (s, scores)
+    }
+
+    #[test]
+    fn a_normal_day_scores_low_once_warm() {
+        let (_, scores) = run(4, |m| diurnal(m, noise(m)));
+        let last_day = &scores[scores.len() - 288..];
+        assert!(last_day.iter().all(|s| s.warm));
+        let worst = last_day.iter().map(|s| s.score).fold(0.0, f64::max);
+        assert!(worst < 0.4, "worst score on a normal day: {worst}");
+    }
+
+    #[test]
+    fn a_spike_scores_high_and_bigger_spikes_score_higher() {
+        let c = config();
+        let (mut s, _) = run(4, |m| diurnal(m, noise(m)));
+        let at = 4 * 1440 + 600; // 10:00 on day five
+        let usual = diurnal(at, 0.0);
+        let kind = MetricKind::Utilisation;
+        let mut score = |v: f64, dt: i64| {
+            s.step(
+                &c,
+                kind,
+                Watch::Both,
+                v,
+                Timestamp::from_millis((at + dt) * MIN),
+            )
+            .score
+        };
+        let small = score(usual + 20.0, 0);
+        let big = score(usual + 45.0, 5);
+        assert!(small > 0.5, "20 points above the usual {usual}: {small}");
+        assert!(big > small, "{big} <= {small}");
+        // Latency-like values far beyond still rank.
+        let c2 = config();
+        let mut l = AnomalyState::new(&c2);
+        for i in 0..200 {
+            l.step(
+                &c2,
+                MetricKind::Latency,
+                Watch::Up,
+                20.0 + noise(i),
+                Timestamp::from_millis(i * MIN),
+            );
+        }
+        let a = l
+            .step(
+                &c2,
+                MetricKind::Latency,
+                Watch::Up,
+                10_000.0,
+                Timestamp::from_millis(201 * MIN),
+            )
+            .score;
+        let b = l
+            .step(
+                &c2,
+                MetricKind::Latency,
+                Watch::Up,
+                100_000.0,
+                Timestamp::from_millis(202 * MIN),
+            )
+            .score;
+        assert!(b > a && b < 1.0, "{a} {b}");
+    }
+
+    #[test]
+    fn a_drop_only_counts_when_watched() {
+        let c = config();
+        let (mut s, _) = run(4, |m| diurnal(m, noise(m)));
+        let at = Timestamp::from_millis((4 * 1440 + 900) * MIN);
+        let collapse = s.step(&c, MetricKind::Utilisation, Watch::Up, 0.5, at);
+        assert_eq!(collapse.score, 0.0);
+        assert!(!collapse.above);
+        let at = Timestamp::from_millis((4 * 1440 + 905) * MIN);
+        let collapse = s.step(&c, MetricKind::Utilisation, Watch::Both, 0.5, at);
+        assert!(collapse.score > 0.6, "{collapse:?}");
+    }
+
+    #[test]
+    fn a_level_shift_is_learned_not_alarmed_forever() {
+        let (_, scores) = run(6, |m| {
+            let base = diurnal(m, noise(m));
+            if m > 4 * 1440 { base + 25.0 } else { base }
+        });
+        // The first shifted sample is the one after minute 4 × 1440.
+        let after = &scores[(4 * 1440 / 5) as usize + 1..];
+        let alarming = after.iter().take_while(|s| s.score >= 0.5).count();
+        assert!(alarming >= 1, "the shift should be noticed");
+        let last_day = &scores[scores.len() - 288..];
+        let worst = last_day.iter().map(|s| s.score).fold(0.0, f64::max);
+        assert!(worst < 0.5, "still alarming a day after the shift: {worst}");
+    }
+
+    #[test]
+    fn flat_noise_never_alarms() {
+        let c = config();
+        let mut s = AnomalyState::new(&c);
+        for i in 0..5000i64 {
+            let v = 0.2 + (i % 3) as f64 * 0.01;
+            let sc = s.step(
+                &c,
+                MetricKind::Loss,
+                Watch::Up,
+                v,
+                Timestamp::from_millis(i * MIN),
+            );
+            assert!(sc.score < 0.2, "{i}: {sc:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn scores_stay_in_range_for_any_finite_input(values in proptest::collection::vec(0.0f64..1e9, 1..300)) {
+            let c = config();
+            let mut s = AnomalyState::new(&c);
+            for (i, v) in values.iter().enumerate() {
+                let sc = s.step(&c, MetricKind::Latency, Watch::Both, *v, Timestamp::from_millis(i as i64 * MIN));
+                prop_assert!((0.0..1.0).contains(&sc.score), "{sc:?}");
+                prop_assert!(sc.expected.is_finite());
+            }
+        }
+    }
+}
