@@ -12,7 +12,7 @@ use noctua::config::{self, ConfigSource};
 use noctua::fault::report::{self, Format};
 use noctua::fault::{self, GroupBy};
 use noctua::ingest::replay::{self, Speed};
-use noctua::model::{FaultId, FaultRecord, Timestamp};
+use noctua::model::{FaultId, FaultRecord, Metric, Timestamp};
 use noctua::northbound::client::{ApiClient, render_alarm_lines};
 use noctua::store::{Store, StoreError};
 use tracing_subscriber::EnvFilter;
@@ -87,6 +87,21 @@ enum Command {
         #[command(subcommand)]
         command: AlarmsCommand,
     },
+    /// Run one series' history (CSV `timestamp,value`) through the daemon's detector: CSV of
+    /// `timestamp,value,score,tier,expected,note` per row, and a summary on stderr.
+    Backtest {
+        /// The history: RFC 3339 or epoch-seconds timestamps; header optional.
+        file: PathBuf,
+        /// Which metric the values are.
+        #[arg(long, value_enum, default_value_t = BacktestMetric::Utilisation)]
+        metric: BacktestMetric,
+        /// Config with the rules to try; the embedded default if not given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the CSV here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// MTTA/MTTR reports from a stopped daemon's store.
     Mttr {
         #[command(subcommand)]
@@ -99,6 +114,16 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BacktestMetric {
+    /// Round-trip latency, ms.
+    Latency,
+    /// Packet loss, %.
+    Loss,
+    /// Link utilisation, %.
+    Utilisation,
 }
 
 #[derive(Subcommand)]
@@ -271,6 +296,12 @@ fn main() -> ExitCode {
             expect,
             speed,
         } => replay_command(files, config, store, expect, speed),
+        Command::Backtest {
+            file,
+            metric,
+            config,
+            output,
+        } => backtest_command(&file, metric, config, output),
         Command::Alarms {
             server,
             token_file,
@@ -326,6 +357,56 @@ fn main() -> ExitCode {
             }),
         },
     }
+}
+
+fn backtest_command(
+    file: &std::path::Path,
+    metric: BacktestMetric,
+    config: Option<PathBuf>,
+    output: Option<PathBuf>,
+) -> ExitCode {
+    let config = match config
+        .map_or(ConfigSource::Embedded, ConfigSource::Flag)
+        .load()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let csv = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let metric = match metric {
+        BacktestMetric::Latency => Metric::LatencyMs,
+        BacktestMetric::Loss => Metric::LossPct,
+        BacktestMetric::Utilisation => Metric::UtilisationInPct,
+    };
+    let (out, summary) = noctua::detect::backtest::run(&config, metric, &csv);
+    let written = match &output {
+        Some(path) => std::fs::write(path, out),
+        None => {
+            print!("{out}");
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("cannot write the output: {e}");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    eprintln!(
+        "{} rows, {} rejected, {} alarms raised, {} in alarm",
+        summary.rows,
+        summary.rejected,
+        summary.alarms,
+        humantime::format_duration(summary.in_alarm)
+    );
+    ExitCode::SUCCESS
 }
 
 fn replay_command(

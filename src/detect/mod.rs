@@ -5,6 +5,7 @@
 //! detector joins it here.
 
 pub mod anomaly;
+pub mod backtest;
 pub mod threshold;
 
 use std::collections::HashMap;

@@ -1,0 +1,55 @@
+//! `noctua backtest` as an engineer runs it on an exported series.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_noctua");
+
+#[test]
+fn backtest_writes_one_row_per_input_row_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("latency.csv");
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..600 {
+        let v = if i == 500 {
+            70.0
+        } else {
+            12.0 + (i % 3) as f64 * 0.3
+        };
+        csv.push_str(&format!("{},{v}\n", 1_764_000_000 + i * 300));
+    }
+    csv.push_str("1764180000,-4\n");
+    std::fs::write(&input, csv).unwrap();
+    let output = dir.path().join("out.csv");
+    let out = Command::new(BIN)
+        .arg("backtest")
+        .arg(&input)
+        .args(["--metric", "latency", "--output"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&output).unwrap();
+    let rows: Vec<&str> = written.lines().collect();
+    assert_eq!(rows.len(), 1 + 601);
+    assert!(
+        rows[501].contains(",70,") && rows[501].contains(",critical,"),
+        "{}",
+        rows[501]
+    );
+    assert!(rows[601].ends_with(",,,,negative"), "{}", rows[601]);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("601 rows, 1 rejected, 2 alarms raised"),
+        "{summary}"
+    );
+
+    let bad = Command::new(BIN)
+        .args(["backtest", "/nonexistent.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
