@@ -89,6 +89,7 @@ impl Pipeline {
     pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
         let manager = load_manager(&config, &store, Timestamp::now())?;
+        let detector = crate::detect::restore(&config, &store)?;
         let first_seq = manager.last_seq() + 1;
         let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
         let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
@@ -109,9 +110,11 @@ impl Pipeline {
         };
         let stages = TaskTracker::new();
         stages.spawn(crate::detect::run_stage(
+            detector,
             sample_rx,
             alarm_tx.clone(),
             config_rx.clone(),
+            store.clone(),
             metrics.clone(),
         ));
         stages.spawn(crate::alarm::stage::run_stage(

@@ -231,6 +231,26 @@ pub enum MetricKind {
 }
 
 impl Metric {
+    /// Every metric, for parsing names back.
+    pub const ALL: [Metric; 11] = [
+        Metric::LatencyMs,
+        Metric::LossPct,
+        Metric::UtilisationInPct,
+        Metric::UtilisationOutPct,
+        Metric::BitsPerSec,
+        Metric::PacketsPerSec,
+        Metric::FlowsPerSec,
+        Metric::ErrorsPerSec,
+        Metric::DiscardsPerSec,
+        Metric::OperStatus,
+        Metric::Reachability,
+    ];
+
+    /// The metric with this [`Metric::name`].
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// Which family the metric belongs to, to pick its thresholds.
     pub fn kind(self) -> MetricKind {
         match self {

@@ -291,6 +291,18 @@ impl Store {
             .collect()
     }
 
+    /// Every key and raw value of a tree, for callers that decode entry by entry and skip
+    /// what they no longer understand.
+    pub fn scan_raw(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.tree(tree)
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
     /// Number of entries in a tree.
     pub fn len(&self, tree: Tree) -> usize {
         self.tree(tree).len()

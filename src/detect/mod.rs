@@ -14,6 +14,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::alarm::stage::AlarmInput;
+use serde::{Deserialize, Serialize};
+
+use std::time::Duration;
+
 use crate::config::{AnomalyConfig, Config, ThresholdLevels, Thresholds};
 use crate::ingest::Ingest;
 use crate::model::{
@@ -21,6 +25,7 @@ use crate::model::{
     ThresholdLevel, Timestamp,
 };
 use crate::northbound::metrics::Metrics;
+use crate::store::{Store, StoreError, Tree};
 use anomaly::{AnomalyState, Score, Watch};
 
 /// What detection concluded about a series: a tier change, with the evidence for the alarm.
@@ -105,6 +110,42 @@ struct SeriesState {
     anomaly: Option<Box<(AnomalyState, Severity, bool)>>,
 }
 
+/// Version of [`StoredSeries`]; state of another version is dropped (the series warms up again)
+/// rather than misread.
+const STATE_VERSION: u8 = 1;
+
+/// A series' detection state as the store keeps it, so a restart neither re-enters warm-up nor
+/// forgets which tier a series is in (and so can still clear its alarm).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSeries {
+    version: u8,
+    tier: Severity,
+    last_at: Timestamp,
+    anomaly: Option<(AnomalyState, Severity, bool)>,
+}
+
+/// The store key of a series: device, object and metric name, separated by U+001F.
+pub fn state_key(series: &SeriesKey) -> Vec<u8> {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        series.device,
+        series.object,
+        series.metric.name()
+    )
+    .into_bytes()
+}
+
+fn parse_state_key(key: &[u8]) -> Option<SeriesKey> {
+    let text = std::str::from_utf8(key).ok()?;
+    let mut parts = text.split('\u{1f}');
+    let (device, object, metric) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(SeriesKey {
+        device: device.to_owned(),
+        object: object.to_owned(),
+        metric: Metric::from_name(metric)?,
+    })
+}
+
 /// What one sample led to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evaluation {
@@ -139,6 +180,37 @@ impl Detector {
             anomaly: config.anomaly.clone(),
             series: HashMap::new(),
         }
+    }
+
+    /// Every series' state, for the store.
+    pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredSeries)> + '_ {
+        self.series.iter().map(|(k, s)| {
+            let stored = StoredSeries {
+                version: STATE_VERSION,
+                tier: s.tier,
+                last_at: s.last_at,
+                anomaly: s.anomaly.as_deref().cloned(),
+            };
+            (state_key(k), stored)
+        })
+    }
+
+    /// Takes back a series' state from the store; returns false (and ignores it) if the key or
+    /// the version is not understood.
+    pub fn import(&mut self, key: &[u8], stored: StoredSeries) -> bool {
+        let Some(series) = parse_state_key(key) else {
+            return false;
+        };
+        if stored.version != STATE_VERSION {
+            return false;
+        }
+        let state = SeriesState {
+            tier: stored.tier,
+            last_at: stored.last_at,
+            anomaly: stored.anomaly.map(Box::new),
+        };
+        self.series.insert(series, state);
+        true
     }
 
     /// Takes new rules (config reload) and keeps every series' state.
@@ -339,17 +411,67 @@ fn category_of(metric: Metric) -> Category {
     }
 }
 
-/// The detection task: runs until the sample channel closes, then drops its verdict sender so
-/// the alarm stage drains and ends in turn.
+/// How often detector state is saved (and once more when the stage ends).
+const SAVE_EVERY: Duration = Duration::from_secs(300);
+
+/// Builds a detector from `config` and the state the store holds; state it cannot read (an
+/// older version, a damaged entry) is skipped, and those series warm up again.
+pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
+    let mut detector = Detector::new(config);
+    let (mut restored, mut skipped) = (0usize, 0usize);
+    for (key, value) in store.scan_raw(Tree::DetectorState)? {
+        let ok = crate::store::decode::<StoredSeries>(Tree::DetectorState, &value)
+            .is_ok_and(|stored| detector.import(&key, stored));
+        if ok {
+            restored += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    if restored + skipped > 0 {
+        tracing::info!(restored, skipped, "detector state restored");
+    }
+    Ok(detector)
+}
+
+/// Writes every series' state; failures are logged, and the next save tries again.
+fn save(detector: &Detector, store: &Store) {
+    let mut failed = 0usize;
+    for (key, stored) in detector.export() {
+        if store.put(Tree::DetectorState, &key, &stored).is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        tracing::error!(failed, "detector state not saved for some series");
+    }
+}
+
+/// The detection task: runs until the sample channel closes, then saves its state and drops its
+/// verdict sender so the alarm stage drains and ends in turn.
 pub async fn run_stage(
+    mut detector: Detector,
     mut samples: mpsc::Receiver<Ingest>,
     verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
+    store: Store,
     metrics: Arc<Metrics>,
 ) {
-    let mut detector = Detector::new(&config.borrow_and_update());
     let mut batch = Vec::with_capacity(256);
-    while samples.recv_many(&mut batch, 256).await > 0 {
+    let mut save_timer = tokio::time::interval(SAVE_EVERY);
+    save_timer.tick().await;
+    loop {
+        let n = tokio::select! {
+            n = samples.recv_many(&mut batch, 256) => n,
+            _ = save_timer.tick() => {
+                save(&detector, &store);
+                continue;
+            }
+        };
+        if n == 0 {
+            save(&detector, &store);
+            return;
+        }
         if config.has_changed().unwrap_or(false) {
             detector.reconfigure(&config.borrow_and_update());
         }
@@ -488,6 +610,37 @@ mod tests {
         s.value = 12.1;
         let e = d.step(&s).unwrap();
         assert_eq!(e.verdicts[0].severity, Severity::Cleared);
+    }
+
+    #[test]
+    fn state_survives_export_and_import_through_the_store_encoding() {
+        let mut d = Detector::new(&Config::default());
+        let mut s = sample(0.0, 0);
+        s.series.metric = Metric::LatencyMs;
+        s.series.object = "ifIndex=3\u{1f}odd".replace('\u{1f}', "/");
+        for i in 0..400 {
+            s.at = Timestamp::from_millis(i * 300_000);
+            s.value = 12.0 + (i % 3) as f64 * 0.3;
+            d.step(&s).unwrap();
+        }
+        let mut restored = Detector::new(&Config::default());
+        for (key, stored) in d.export() {
+            let bytes = crate::store::encode(Tree::DetectorState, &stored).unwrap();
+            let back: StoredSeries = crate::store::decode(Tree::DetectorState, &bytes).unwrap();
+            assert!(restored.import(&key, back));
+        }
+        s.at = Timestamp::from_millis(400 * 300_000);
+        s.value = 45.0;
+        // Warm, same baseline: the same score as the detector that never stopped.
+        assert_eq!(restored.step(&s).unwrap(), d.step(&s).unwrap());
+        // A state of another version is skipped, not misread.
+        let (key, mut stored) = d.export().next().unwrap();
+        stored.version = 99;
+        assert!(!Detector::new(&Config::default()).import(&key, stored));
+        assert!(
+            !Detector::new(&Config::default())
+                .import(b"no separators", d.export().next().unwrap().1)
+        );
     }
 
     proptest::proptest! {
