@@ -126,6 +126,9 @@ pub enum StoreError {
     },
 }
 
+/// A key and its undecoded value.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
 /// A write's place in the commit order; await it with [`Store::durable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticket(u64);
@@ -293,7 +296,7 @@ impl Store {
 
     /// Every key and raw value of a tree, for callers that decode entry by entry and skip
     /// what they no longer understand.
-    pub fn scan_raw(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_raw(&self, tree: Tree) -> Result<Vec<RawEntry>, StoreError> {
         self.tree(tree)
             .iter()
             .map(|kv| {
