@@ -156,3 +156,43 @@ async fn a_full_sample_queue_drops_and_counts() {
     assert_eq!(dropped, 6);
     pipeline.drain().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_waiting_out_its_hold_down_at_a_restart_still_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.alarms.clear_hold_down = std::time::Duration::from_secs(1);
+    let config = Arc::new(c);
+    let store = Store::open(dir.path()).unwrap();
+    let pipeline = Pipeline::start(config.clone(), store.clone(), Clock::Wall).unwrap();
+    let mut events = pipeline.events.subscribe();
+    assert!(
+        pipeline
+            .samples
+            .offer(sample("bh-r1", Metric::LossPct, 6.0, 0))
+    );
+    assert_eq!(events.recv().await.unwrap().kind, TransitionKind::Raised);
+    // Back to normal, and the daemon stops before the hold-down is over.
+    assert!(
+        pipeline
+            .samples
+            .offer(sample("bh-r1", Metric::LossPct, 0.1, 1000))
+    );
+    pipeline.drain().await.unwrap();
+    assert_eq!(store.len(Tree::ActiveAlarms), 1);
+
+    let pipeline = Pipeline::start(config, store.clone(), Clock::Wall).unwrap();
+    let mut events = pipeline.events.subscribe();
+    assert!(
+        pipeline
+            .samples
+            .offer(sample("bh-r1", Metric::LossPct, 0.1, 2000))
+    );
+    let e = tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+        .await
+        .expect("the alarm clears after the restart")
+        .unwrap();
+    assert_eq!(e.kind, TransitionKind::Cleared);
+    pipeline.drain().await.unwrap();
+    assert_eq!(store.len(Tree::ActiveAlarms), 0);
+}

@@ -213,6 +213,44 @@ impl Detector {
         true
     }
 
+    /// Makes the detector agree with an alarm the store still has active: if the alarm's
+    /// condition is one of detection's and the series is clear here (its clear was waiting out
+    /// the hold-down when the daemon stopped), the series goes back to the alarm's tier, so the
+    /// next normal sample clears the alarm instead of leaving it standing.
+    pub fn reassert(&mut self, alarm: &crate::model::Alarm) {
+        let (name, anomaly, above) = if let Some(m) = alarm.condition.strip_suffix("_threshold") {
+            (m, false, true)
+        } else if let Some(m) = alarm.condition.strip_suffix("_anomaly_high") {
+            (m, true, true)
+        } else if let Some(m) = alarm.condition.strip_suffix("_anomaly_low") {
+            (m, true, false)
+        } else {
+            return;
+        };
+        let Some(metric) = Metric::from_name(name) else {
+            return;
+        };
+        let key = SeriesKey {
+            device: alarm.device.clone(),
+            object: alarm.object.clone(),
+            metric,
+        };
+        let Some(state) = self.series.get_mut(&key) else {
+            return;
+        };
+        let severity = alarm.perceived_severity;
+        if !anomaly {
+            if state.tier == Severity::Cleared {
+                state.tier = severity;
+            }
+        } else if let Some(slot) = state.anomaly.as_deref_mut()
+            && slot.1 == Severity::Cleared
+        {
+            slot.1 = severity;
+            slot.2 = above;
+        }
+    }
+
     /// Takes new rules (config reload) and keeps every series' state.
     pub fn reconfigure(&mut self, config: &Config) {
         self.thresholds = config.thresholds.clone();
@@ -430,6 +468,9 @@ pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
     }
     if restored + skipped > 0 {
         tracing::info!(restored, skipped, "detector state restored");
+    }
+    for alarm in store.scan::<crate::model::Alarm>(Tree::ActiveAlarms)? {
+        detector.reassert(&alarm);
     }
     Ok(detector)
 }
