@@ -20,9 +20,9 @@ use crate::model::{MetricKind, Timestamp};
 pub enum Watch {
     /// Only rises (latency, loss).
     Up,
-    /// Only drops.
+    /// Only drops (utilisation: a busy link collapsing to nothing is a fault).
     Down,
-    /// Both (utilisation: a busy link collapsing to nothing is a fault too).
+    /// Both.
     Both,
 }
 
@@ -35,8 +35,15 @@ fn absolute_floor(kind: MetricKind) -> f32 {
     }
 }
 
-/// Deviations below this share of the level never count either.
+/// Rises below this share of the level never count either.
 const RELATIVE_FLOOR: f32 = 0.02;
+/// Drops are measured in shares of the level: a quiet weekend at 60 % of a weekday's load is
+/// not a fault (2.7 units of this), a collapse to near nothing is (6.7 units, score 0.53).
+const RELATIVE_FLOOR_DOWN: f32 = 0.15;
+/// A run of samples at least this many deviations off on one side counts towards a level
+/// shift (lower than the alarm level: learning inside the hour lowers the score of a lasting
+/// shift before the run is long enough).
+const SHIFT_Z: f64 = 3.0;
 /// 1.4826 × MAD estimates a standard deviation for normal data.
 const MAD_TO_SIGMA: f32 = 1.4826;
 /// Updates are clipped at this many deviations.
@@ -123,10 +130,16 @@ impl AnomalyState {
                 above: false,
             };
         }
-        let scale = (MAD_TO_SIGMA * b.spread)
-            .max(RELATIVE_FLOOR * b.level.abs())
-            .max(absolute_floor(kind));
         let deviation = x - b.level;
+        let scale = if deviation < 0.0 && watch != Watch::Both {
+            // A drop is judged against the level alone: a link's usual jitter must not excuse
+            // it falling to nothing.
+            (RELATIVE_FLOOR_DOWN * b.level.abs()).max(absolute_floor(kind))
+        } else {
+            (MAD_TO_SIGMA * b.spread)
+                .max(RELATIVE_FLOOR * b.level.abs())
+                .max(absolute_floor(kind))
+        };
         let counted = match watch {
             Watch::Up => deviation.max(0.0),
             Watch::Down => (-deviation).max(0.0),
@@ -148,7 +161,7 @@ impl AnomalyState {
         if gap_ms > bucket_ms.max(1) * 2 {
             self.streak = 0;
         }
-        let anomalous = warm && score >= config.warning;
+        let anomalous = warm && z >= SHIFT_Z;
         let side = if deviation >= 0.0 { 1 } else { -1 };
         self.streak = if !anomalous {
             0

@@ -167,7 +167,9 @@ pub struct Detector {
 fn watch_of(kind: MetricKind) -> Option<Watch> {
     match kind {
         MetricKind::Latency | MetricKind::Loss => Some(Watch::Up),
-        MetricKind::Utilisation => Some(Watch::Both),
+        // High utilisation is the thresholds' business (and traffic growth is not a fault);
+        // a busy link collapsing to near nothing is.
+        MetricKind::Utilisation => Some(Watch::Down),
         MetricKind::Traffic | MetricKind::State => None,
     }
 }
