@@ -330,6 +330,66 @@ pub struct Thresholds {
     pub loss: Option<ThresholdLevels>,
     /// Latency in milliseconds.
     pub latency: Option<ThresholdLevels>,
+    /// Rules for particular devices or objects (`[[thresholds.rule]]`); the first that
+    /// matches a series wins over the family's levels above.
+    pub rule: Vec<ThresholdRule>,
+}
+
+/// `[[thresholds.rule]]`: levels for the series that match every matcher given.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThresholdRule {
+    /// Name, for logs.
+    pub name: String,
+    /// `latency`, `loss` or `utilisation`.
+    pub metric: MetricKind,
+    /// Devices of this role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Devices of this site.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Devices with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Objects matching this pattern (`*` matches any run of characters), e.g. `ifIndex=*`.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The levels.
+    pub levels: ThresholdLevels,
+}
+
+impl ThresholdRule {
+    /// Whether the rule applies to an object of a device with this role, site and tags.
+    pub fn matches(&self, kind: MetricKind, device: Option<&DeviceConfig>, object: &str) -> bool {
+        let device_ok = |check: &dyn Fn(&DeviceConfig) -> bool| device.is_some_and(check);
+        self.metric == kind
+            && self.role.is_none_or(|r| device_ok(&|d| d.role == r))
+            && self
+                .site
+                .as_ref()
+                .is_none_or(|s| device_ok(&|d| d.site.as_ref() == Some(s)))
+            && self
+                .tag
+                .as_ref()
+                .is_none_or(|t| device_ok(&|d| d.tags.contains(t)))
+            && self.object.as_ref().is_none_or(|p| glob(p, object))
+    }
+}
+
+/// `*`-only glob matching, enough for object names; no regex engine for one wildcard.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -342,17 +402,32 @@ impl Default for Thresholds {
                 major: Some(ma),
                 critical: Some(c),
                 hysteresis: h,
+                hold: None,
+                clear_hold: None,
             })
         };
         Self {
             utilisation: rising(70.0, 80.0, 90.0, 95.0, 5.0),
             loss: rising(1.0, 2.0, 5.0, 10.0, 0.5),
             latency: rising(50.0, 100.0, 200.0, 500.0, 10.0),
+            rule: Vec::new(),
         }
     }
 }
 
 impl Thresholds {
+    /// The first `[[thresholds.rule]]` that matches the series, as an index.
+    pub fn matching_rule(
+        &self,
+        kind: MetricKind,
+        device: Option<&DeviceConfig>,
+        object: &str,
+    ) -> Option<usize> {
+        self.rule
+            .iter()
+            .position(|r| r.matches(kind, device, object))
+    }
+
     /// The rule for a metric family, if any.
     pub fn for_kind(&self, kind: MetricKind) -> Option<&ThresholdLevels> {
         match kind {
@@ -386,6 +461,12 @@ pub struct ThresholdLevels {
     /// How far back past a level the value must come before the tier drops.
     #[serde(default)]
     pub hysteresis: f64,
+    /// A higher tier must hold this long before it is raised (`for` in config).
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub hold: Option<Duration>,
+    /// A lower tier must hold this long before the tier drops.
+    #[serde(default, rename = "clear-for", with = "humantime_serde")]
+    pub clear_hold: Option<Duration>,
 }
 
 impl ThresholdLevels {
@@ -553,6 +634,8 @@ impl AnomalyConfig {
             major: Some(self.major),
             critical: Some(self.critical),
             hysteresis: self.hysteresis,
+            hold: None,
+            clear_hold: None,
         }
     }
 }
@@ -935,6 +1018,19 @@ fn validate(config: &Config, problems: &mut Problems) {
         if let Some(levels) = levels {
             validate_levels(levels, root("thresholds").key(key), problems);
         }
+    }
+    for (i, r) in t.rule.iter().enumerate() {
+        let at = root("thresholds").key("rule").index(i);
+        if !matches!(
+            r.metric,
+            MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation
+        ) {
+            problems.push((
+                at.key("metric"),
+                "expected latency, loss or utilisation".to_owned(),
+            ));
+        }
+        validate_levels(&r.levels, at.key("levels"), problems);
     }
     validate_maintenance(config, problems);
     let an = &config.anomaly;

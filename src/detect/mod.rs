@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::config::{AnomalyConfig, Config, ThresholdLevels, Thresholds};
+use crate::config::{AnomalyConfig, Config, DeviceConfig, ThresholdLevels, Thresholds};
 use crate::ingest::Ingest;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
@@ -106,6 +106,11 @@ fn ceiling(metric: Metric) -> f64 {
 struct SeriesState {
     tier: Severity,
     last_at: Timestamp,
+    /// Which threshold rule applies: `None` until resolved, then `Some(None)` for the
+    /// family's levels or `Some(Some(i))` for `[[thresholds.rule]]` number `i`.
+    rule: Option<Option<u16>>,
+    /// A tier change waiting out `for` / `clear-for`: its direction (up?) and since when.
+    pending: Option<(bool, Timestamp)>,
     /// Baseline and tier of the anomaly detector, for the metrics it watches.
     anomaly: Option<Box<(AnomalyState, Severity, bool)>>,
 }
@@ -160,7 +165,16 @@ pub struct Evaluation {
 pub struct Detector {
     thresholds: Thresholds,
     anomaly: AnomalyConfig,
+    devices: HashMap<String, DeviceConfig>,
     series: HashMap<SeriesKey, SeriesState>,
+}
+
+fn devices_of(config: &Config) -> HashMap<String, DeviceConfig> {
+    config
+        .devices
+        .iter()
+        .map(|d| (d.name.clone(), d.clone()))
+        .collect()
 }
 
 /// Which way the anomaly detector watches a metric family; `None` if it does not.
@@ -180,6 +194,7 @@ impl Detector {
         Self {
             thresholds: config.thresholds.clone(),
             anomaly: config.anomaly.clone(),
+            devices: devices_of(config),
             series: HashMap::new(),
         }
     }
@@ -209,6 +224,8 @@ impl Detector {
         let state = SeriesState {
             tier: stored.tier,
             last_at: stored.last_at,
+            rule: None,
+            pending: None,
             anomaly: stored.anomaly.map(Box::new),
         };
         self.series.insert(series, state);
@@ -257,6 +274,10 @@ impl Detector {
     pub fn reconfigure(&mut self, config: &Config) {
         self.thresholds = config.thresholds.clone();
         self.anomaly = config.anomaly.clone();
+        self.devices = devices_of(config);
+        for state in self.series.values_mut() {
+            state.rule = None;
+        }
     }
 
     /// Feeds one sample: the tier changes it causes and its anomaly score, or why it was
@@ -290,18 +311,44 @@ impl Detector {
                 .or_insert(SeriesState {
                     tier: Severity::Cleared,
                     last_at: sample.at,
+                    rule: None,
+                    pending: None,
                     anomaly: None,
                 }),
         };
         let mut out = Evaluation::default();
         let kind = metric.kind();
-        if let Some(rule) = self.thresholds.for_kind(kind) {
+        let index = *state.rule.get_or_insert_with(|| {
+            let device = self.devices.get(&sample.series.device);
+            self.thresholds
+                .matching_rule(kind, device, &sample.series.object)
+                .and_then(|i| u16::try_from(i).ok())
+        });
+        let rule = match index {
+            Some(i) => self.thresholds.rule.get(usize::from(i)).map(|r| &r.levels),
+            None => self.thresholds.for_kind(kind),
+        };
+        if let Some(rule) = rule {
             let current = state.tier;
             let next = threshold::next_tier(rule, current, v);
-            if next != current {
-                state.tier = next;
-                out.verdicts
-                    .push(threshold_verdict(sample, rule, current, next));
+            if next == current {
+                state.pending = None;
+            } else {
+                let up = next > current;
+                let since = match state.pending {
+                    Some((dir, since)) if dir == up => since,
+                    _ => {
+                        state.pending = Some((up, sample.at));
+                        sample.at
+                    }
+                };
+                let wait = if up { rule.hold } else { rule.clear_hold };
+                if wait.is_none_or(|w| sample.at.since(since) >= w) {
+                    state.tier = next;
+                    state.pending = None;
+                    out.verdicts
+                        .push(threshold_verdict(sample, rule, current, next));
+                }
             }
         }
         if let (true, Some(watch)) = (self.anomaly.enabled, watch_of(kind)) {
@@ -653,6 +700,54 @@ mod tests {
         s.value = 12.1;
         let e = d.step(&s).unwrap();
         assert_eq!(e.verdicts[0].severity, Severity::Cleared);
+    }
+
+    #[test]
+    fn rules_match_devices_and_objects_and_hold_for_their_time() {
+        let c: Config = toml::from_str(
+            r#"
+[[device]]
+name = "enb-1"
+address = "198.51.100.1"
+role = "base-station"
+site = "east"
+tags = ["rural"]
+
+[[thresholds.rule]]
+name = "rural backhaul"
+metric = "utilisation"
+role = "base-station"
+tag = "rural"
+object = "ifIndex=*"
+levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-for = "5m" }
+"#,
+        )
+        .unwrap();
+        let mut d = Detector::new(&c);
+        let at = |m: i64| Timestamp::from_millis(m * 60_000);
+        let mut s = sample(0.0, 0);
+        s.series.device = "enb-1".into();
+        let mut step = |s: &mut Sample, v: f64, m: i64| {
+            s.value = v;
+            s.at = at(m);
+            tiers(d.step(s))
+        };
+        // 60 % is a warning under the rule (50), not under the family default (70)...
+        assert_eq!(step(&mut s, 60.0, 0), []);
+        assert_eq!(step(&mut s, 61.0, 1), [], "for = 2m not yet held");
+        assert_eq!(step(&mut s, 62.0, 2), [Severity::Warning]);
+        // ...and it takes five minutes of calm to drop.
+        assert_eq!(step(&mut s, 10.0, 3), []);
+        assert_eq!(step(&mut s, 10.0, 6), []);
+        assert_eq!(step(&mut s, 10.0, 8), [Severity::Cleared]);
+        // Another device, or an object the pattern does not match, gets the family default.
+        let mut other = sample(60.0, 0);
+        other.series.device = "core-r1".into();
+        assert_eq!(tiers(d.step(&other)), []);
+        let mut cpu = sample(60.0, 0);
+        cpu.series.device = "enb-1".into();
+        cpu.series.object = "device".into();
+        assert_eq!(tiers(d.step(&cpu)), []);
     }
 
     #[test]

@@ -47,6 +47,8 @@ mod tests {
             major: Some(ma),
             critical: Some(c),
             hysteresis: 5.0,
+            hold: None,
+            clear_hold: None,
         }
     }
 
