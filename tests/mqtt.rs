@@ -24,13 +24,22 @@ impl Broker {
     fn start(dir: &Path, port: u16) -> Self {
         let data = dir.join("mosquitto");
         std::fs::create_dir_all(&data).unwrap();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\n",
+        Self::with(
+            dir,
+            port,
+            &format!(
+                "allow_anonymous true\npersistence true\npersistence_location {}/\n",
                 data.display()
             ),
+        )
+    }
+
+    /// mosquitto on 127.0.0.1:`port` with `settings` added to its config, once it listens.
+    fn with(dir: &Path, port: u16, settings: &str) -> Self {
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nuser root\n{settings}"),
         )
         .unwrap();
         let child = Command::new(MOSQUITTO)
@@ -179,19 +188,6 @@ fn daemon_config(dir: &Path, http: u16, mqtt: u16) -> PathBuf {
     )
 }
 
-fn act(port: u16, id: &str, action: &str) {
-    let auth = format!("Bearer {TOKEN}");
-    let (status, body) = request(
-        port,
-        "POST",
-        &format!("/api/v1/alarms/{id}/{action}"),
-        &[("Authorization", &auth)],
-        r#"{"user":"maria"}"#,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{action}: {body}");
-}
-
 fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, text) = get(port, "/metrics")?;
     text.lines()
@@ -224,7 +220,7 @@ fn transitions_reach_the_broker_with_retained_active_alarms() {
     );
     assert!(topics.contains(&"noctua/alarms/major/bh-r1"), "{topics:?}");
     let util = util_alarm(http);
-    act(http, &util, "ack");
+    act(http, TOKEN, &util, "ack");
     let all = sub.collect(3);
     let ack = all
         .iter()
@@ -236,7 +232,7 @@ fn transitions_reach_the_broker_with_retained_active_alarms() {
     let active = retained(mqtt, "noctua/active/#");
     assert_eq!(active.len(), 2, "{active:?}");
     assert_eq!(retained(mqtt, "noctua/status"), ["noctua/status online"]);
-    act(http, &util, "clear");
+    act(http, TOKEN, &util, "clear");
     sub.collect(4);
     let active = retained(mqtt, "noctua/active/#");
     assert_eq!(
@@ -268,8 +264,8 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
     let util = util_alarm(http);
 
     broker.stop();
-    act(http, &util, "ack");
-    act(http, &util, "unack");
+    act(http, TOKEN, &util, "ack");
+    act(http, TOKEN, &util, "unack");
     wait_until(&mut d, |d| {
         metric(d.port, "noctua_mqtt_outbox_depth") == Some(2.0)
     });
@@ -277,7 +273,7 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     let _d = start(dir.path(), &config, http);
-    act(http, &util, "ack");
+    act(http, TOKEN, &util, "ack");
 
     let _broker = Broker::start(dir.path(), mqtt);
     let all = sub.collect(5);
@@ -321,8 +317,8 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
     );
     let mut d = start(dir.path(), &config, http);
     let util = util_alarm(http);
-    act(http, &util, "ack");
-    act(http, &util, "unack");
+    act(http, TOKEN, &util, "ack");
+    act(http, TOKEN, &util, "unack");
     // Two raises from the replay plus two transitions: four, bounded to two.
     wait_until(&mut d, |d| {
         metric(d.port, "noctua_mqtt_outbox_dropped_total") == Some(2.0)
@@ -429,40 +425,20 @@ fn make_pki(dir: &Path) {
     ]);
 }
 
-fn tls_broker(dir: &Path, port: u16) -> Child {
-    let conf = dir.join("tls.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(MOSQUITTO)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto (TLS) did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
 #[test]
 fn tls_with_a_client_certificate_and_the_right_ca_only() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     store_with_alarms(dir.path());
     let mqtt = free_port();
-    let broker = Broker {
-        child: tls_broker(dir.path(), mqtt),
-    };
+    let d = dir.path().display();
+    let broker = Broker::with(
+        dir.path(),
+        mqtt,
+        &format!(
+            "allow_anonymous true\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n"
+        ),
+    );
     let tls = |ca: &str| {
         format!(
             "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nca-file = \"{ca}\"\ncert-file = \"client.pem\"\nkey-file = \"client.key\"\n"
@@ -505,28 +481,14 @@ fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let conf = dir.path().join("auth.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {mqtt} 127.0.0.1\nallow_anonymous false\nuser root\npassword_file {}\n",
+    let _broker = Broker::with(
+        dir.path(),
+        mqtt,
+        &format!(
+            "allow_anonymous false\npassword_file {}\n",
             passwd.display()
         ),
-    )
-    .unwrap();
-    let child = Command::new(MOSQUITTO)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _broker = Broker { child };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", mqtt)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    );
     std::fs::write(dir.path().join("mqtt.password"), "s3cret-broker-pass\n").unwrap();
     let http = free_port();
     let config = write_config(

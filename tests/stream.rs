@@ -13,19 +13,6 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long "nothing more arrives" is watched for; only ever makes a failing run slower.
 const QUIET: Duration = Duration::from_millis(400);
 
-fn act(port: u16, id: &str, action: &str) {
-    let auth = format!("Bearer {TOKEN}");
-    let (status, body) = request(
-        port,
-        "POST",
-        &format!("/api/v1/alarms/{id}/{action}"),
-        &[("Authorization", &auth)],
-        r#"{"user":"maria"}"#,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{action}: {body}");
-}
-
 fn data(e: &SseEvent) -> Value {
     serde_json::from_str(&e.data).unwrap()
 }
@@ -53,14 +40,14 @@ fn stream_resumes_without_gap_or_duplicate() {
         .unwrap()
         .to_owned();
 
-    act(port, &util, "ack");
+    act(port, TOKEN, &util, "ack");
     let e = a.next(WAIT).expect("live transition");
     assert_eq!((e.event.as_str(), e.id), ("transition", Some(3)));
     assert_eq!(data(&e)["kind"], "acknowledged");
     drop(a); // the engineer's laptop goes to sleep
 
-    act(port, &util, "unack");
-    act(port, &util, "clear");
+    act(port, TOKEN, &util, "unack");
+    act(port, TOKEN, &util, "clear");
     let mut b = SseClient::connect(port, "/api/v1/alarms/stream", Some(3));
     let missed: Vec<_> = [b.next(WAIT), b.next(WAIT)]
         .into_iter()
@@ -75,7 +62,7 @@ fn stream_resumes_without_gap_or_duplicate() {
         ]
     );
     assert_eq!(b.next(QUIET), None, "nothing twice");
-    act(port, &enb, "ack");
+    act(port, TOKEN, &enb, "ack");
     assert_eq!(b.next(WAIT).expect("live again").id, Some(6));
     drop(b);
 
@@ -98,7 +85,7 @@ fn stream_resumes_without_gap_or_duplicate() {
     let note = c.next(WAIT).expect("restarted note");
     assert_eq!(note.event, "restarted");
     assert_eq!(data(&note)["firstSeq"], 7);
-    act(port, &enb, "unack");
+    act(port, TOKEN, &enb, "unack");
     let e = c.next(WAIT).expect("live after restart");
     assert_eq!(
         (e.id, data(&e)["kind"].clone()),
@@ -151,7 +138,7 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
     let second = next();
     let util = second.split_whitespace().next().unwrap().to_owned();
 
-    act(port, &util, "ack");
+    act(port, TOKEN, &util, "ack");
     let acked = next();
     assert!(
         acked.contains(" acknowledged ") && acked.contains("ack:maria"),
@@ -161,7 +148,7 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     let _d = start(dir.path(), &config, port);
-    act(port, &util, "clear");
+    act(port, TOKEN, &util, "clear");
     let cleared = next();
     assert!(
         cleared.contains(" cleared ") && cleared.contains("CLEARED"),

@@ -244,3 +244,17 @@ impl SseClient {
         }
     }
 }
+
+/// `POST /api/v1/alarms/{id}/{action}` as maria with `token`; the action must succeed.
+pub fn act(port: u16, token: &str, id: &str, action: &str) {
+    let auth = format!("Bearer {token}");
+    let (status, body) = request(
+        port,
+        "POST",
+        &format!("/api/v1/alarms/{id}/{action}"),
+        &[("Authorization", &auth)],
+        r#"{"user":"maria"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{action}: {body}");
+}
