@@ -285,3 +285,29 @@ fn store_path_is_relative_to_systemd_state_directory() {
     );
     assert_eq!(c.store.resolved_path(None), Path::new("noctua-data"));
 }
+
+#[test]
+fn mqtt_tls_files_must_exist_and_come_in_pairs() {
+    let got = issues(
+        "[mqtt]\nenabled = true\nca-file = \"/nonexistent/ca.pem\"\ncert-file = \"/nonexistent/c.pem\"\n",
+    );
+    let keys: Vec<&str> = got.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["mqtt.ca-file", "mqtt.cert-file", "mqtt.cert-file"],
+        "{got:?}"
+    );
+    assert_eq!(got[0].0, 3);
+    assert!(
+        got[0].2.contains("cannot read /nonexistent/ca.pem"),
+        "{}",
+        got[0].2
+    );
+    assert!(
+        got[2].2.contains("set both `cert-file` and `key-file`"),
+        "{}",
+        got[2].2
+    );
+    let got = issues("[mqtt]\nbroker = \"no-port\"\nenabled = true\n");
+    assert_eq!((got[0].0, got[0].1.as_str()), (2, "mqtt.broker"));
+}

@@ -201,15 +201,50 @@ fn util_alarm(port: u16) -> String {
     v["items"][0]["alarmId"].as_str().unwrap().to_owned()
 }
 
+/// A store with two active alarms, a persistent broker, a subscriber to the alarm topics, and a
+/// daemon publishing to the broker.
+struct Setup {
+    dir: tempfile::TempDir,
+    http: u16,
+    mqtt: u16,
+    broker: Broker,
+    sub: Subscriber,
+    config: PathBuf,
+    daemon: Daemon,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_alarms(dir.path());
+        let (http, mqtt) = (free_port(), free_port());
+        let broker = Broker::start(dir.path(), mqtt);
+        let sub = Subscriber::start(mqtt, "noctua/alarms/#");
+        let config = daemon_config(dir.path(), http, mqtt);
+        let daemon = start(dir.path(), &config, http);
+        Self {
+            dir,
+            http,
+            mqtt,
+            broker,
+            sub,
+            config,
+            daemon,
+        }
+    }
+}
+
 #[test]
 fn transitions_reach_the_broker_with_retained_active_alarms() {
-    let dir = tempfile::tempdir().unwrap();
-    store_with_alarms(dir.path());
-    let (http, mqtt) = (free_port(), free_port());
-    let _broker = Broker::start(dir.path(), mqtt);
-    let sub = Subscriber::start(mqtt, "noctua/alarms/#");
-    let config = daemon_config(dir.path(), http, mqtt);
-    let mut d = start(dir.path(), &config, http);
+    let Setup {
+        dir: _dir,
+        http,
+        mqtt,
+        broker: _broker,
+        sub,
+        config: _,
+        daemon: mut d,
+    } = Setup::new();
 
     // The two raises the replay left in the outbox go out first.
     let first = sub.collect(2);
@@ -253,13 +288,15 @@ fn transitions_reach_the_broker_with_retained_active_alarms() {
 
 #[test]
 fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    store_with_alarms(dir.path());
-    let (http, mqtt) = (free_port(), free_port());
-    let broker = Broker::start(dir.path(), mqtt);
-    let sub = Subscriber::start(mqtt, "noctua/alarms/#");
-    let config = daemon_config(dir.path(), http, mqtt);
-    let mut d = start(dir.path(), &config, http);
+    let Setup {
+        dir,
+        http,
+        mqtt,
+        broker,
+        sub,
+        config,
+        daemon: mut d,
+    } = Setup::new();
     sub.collect(2);
     let util = util_alarm(http);
 

@@ -76,6 +76,19 @@ fn stream_resumes_without_gap_or_duplicate() {
     assert_eq!(got, [("restarted".to_owned(), None), t(2), t(6)]);
     let (status, _) = get(port, "/api/v1/alarms/stream?severity=loud").unwrap();
     assert_eq!(status, 400);
+    let (status, body) = request(
+        port,
+        "GET",
+        "/api/v1/alarms/stream",
+        &[("Last-Event-ID", "yesterday")],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Last-Event-ID must be a sequence number"),
+        "{body}"
+    );
 
     // After a restart, a resumed stream is told, and still misses nothing.
     signal(&d, libc::SIGTERM);

@@ -68,6 +68,29 @@ impl MaintenanceWindow {
         }
     }
 
+    /// Whether an occurrence of the window is running at `t`. Asked for every recorded
+    /// transition, so it computes rather than collecting intervals.
+    fn covers(&self, t: i64) -> bool {
+        match self.when {
+            When::Once { start, end } => start <= t && t < end,
+            When::Weekly {
+                weekday,
+                minute,
+                length_ms,
+            } => {
+                // Occurrences start at most a week apart and last at most a week, so the one
+                // that could be running started in the last seven days.
+                let week = 7 * DAY_MS;
+                let day = t.div_euclid(DAY_MS);
+                let today = (day + 3).rem_euclid(7);
+                let back = (today - i64::from(weekday)).rem_euclid(7);
+                let start = (day - back) * DAY_MS + i64::from(minute) * 60_000;
+                let start = if start > t { start - week } else { start };
+                t < start + length_ms
+            }
+        }
+    }
+
     /// The window's occurrences that overlap `[from, to)`, clipped to it.
     fn intervals(&self, from: i64, to: i64, out: &mut Vec<(i64, i64)>) {
         match self.when {
@@ -117,15 +140,9 @@ pub fn in_maintenance(
     now: Timestamp,
 ) -> bool {
     let t = now.as_millis();
-    let mut hits = Vec::new();
     windows
         .iter()
-        .filter(|w| w.applies_to(device, topology))
-        .any(|w| {
-            hits.clear();
-            w.intervals(t, t + 1, &mut hits);
-            !hits.is_empty()
-        })
+        .any(|w| w.covers(t) && w.applies_to(device, topology))
 }
 
 /// Milliseconds of `[from, to)` covered by any window of `device` (overlaps counted once).
@@ -225,6 +242,28 @@ mod tests {
             ts("2026-11-30T12:00:00Z"),
         );
         assert_eq!(ms, 7_200_000);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn covers_agrees_with_the_interval_arithmetic(
+            t in 1_700_000_000_000i64..1_900_000_000_000,
+            day in 0usize..7,
+            minute in 0u32..1440,
+            length_min in 1u64..10_080,
+        ) {
+            let days = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+            let mut c = cfg(None, Some("east"));
+            c.weekly = Some(WeeklyWindow {
+                day: days[day],
+                at: format!("{:02}:{:02}", minute / 60, minute % 60),
+                duration: Duration::from_secs(length_min * 60),
+            });
+            let w = MaintenanceWindow::from_config(&c).unwrap();
+            let mut hits = Vec::new();
+            w.intervals(t, t + 1, &mut hits);
+            proptest::prop_assert_eq!(w.covers(t), !hits.is_empty());
+        }
     }
 
     #[test]
