@@ -30,6 +30,7 @@ fn samples() -> Vec<Sample> {
             },
             at: Timestamp::from_millis(0),
             value: 10.0 + (i % 7) as f64,
+            context: None,
         })
         .collect()
 }

@@ -29,6 +29,7 @@ fn detect(c: &mut Criterion) {
             series: series(i),
             at: Timestamp::from_millis(0),
             value: 40.0 + (i % 20) as f64,
+            context: None,
         })
         .collect();
     let mut g = c.benchmark_group("detect");

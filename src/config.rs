@@ -154,6 +154,20 @@ pub struct NetflowConfig {
     pub exporters: Vec<String>,
     /// Socket receive buffer in bytes (`SO_RCVBUF`).
     pub receive_buffer_bytes: usize,
+    /// Aggregation interval of the traffic series.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long after an interval ends records for it are still accepted; set it above the
+    /// exporters' active flow timeout. Later records are counted as late and dropped.
+    #[serde(with = "humantime_serde")]
+    pub lateness: Duration,
+    /// Template cache bound per exporter address.
+    pub max_templates_per_exporter: usize,
+    /// Template cache bound in total.
+    pub max_templates: usize,
+    /// Sampling interval per exporter (device name or address) that overrides what the
+    /// exporter reports, for exporters that sample without saying so.
+    pub sampling: BTreeMap<String, u32>,
 }
 
 impl Default for NetflowConfig {
@@ -166,6 +180,11 @@ impl Default for NetflowConfig {
             ],
             exporters: Vec::new(),
             receive_buffer_bytes: 8 << 20,
+            interval: Duration::from_secs(10),
+            lateness: Duration::from_secs(90),
+            max_templates_per_exporter: 512,
+            max_templates: 16_384,
+            sampling: BTreeMap::new(),
         }
     }
 }
@@ -330,6 +349,10 @@ pub struct Thresholds {
     pub loss: Option<ThresholdLevels>,
     /// Latency in milliseconds.
     pub latency: Option<ThresholdLevels>,
+    /// Share of single-packet SYN-only flows of an exporter, in percent (NetFlow; security).
+    pub flood: Option<ThresholdLevels>,
+    /// Distinct sources toward one destination per interval (NetFlow; security).
+    pub sources: Option<ThresholdLevels>,
     /// Rules for particular devices or objects (`[[thresholds.rule]]`); the first that
     /// matches a series wins over the family's levels above.
     pub rule: Vec<ThresholdRule>,
@@ -341,7 +364,7 @@ pub struct Thresholds {
 pub struct ThresholdRule {
     /// Name, for logs.
     pub name: String,
-    /// `latency`, `loss` or `utilisation`.
+    /// `latency`, `loss`, `utilisation`, `flood` or `sources`.
     pub metric: MetricKind,
     /// Devices of this role.
     #[serde(default)]
@@ -410,6 +433,8 @@ impl Default for Thresholds {
             utilisation: rising(70.0, 80.0, 90.0, 95.0, 5.0),
             loss: rising(1.0, 2.0, 5.0, 10.0, 0.5),
             latency: rising(50.0, 100.0, 200.0, 500.0, 10.0),
+            flood: rising(30.0, 50.0, 70.0, 90.0, 10.0),
+            sources: rising(500.0, 1_000.0, 5_000.0, 20_000.0, 100.0),
             rule: Vec::new(),
         }
     }
@@ -434,6 +459,8 @@ impl Thresholds {
             MetricKind::Utilisation => self.utilisation.as_ref(),
             MetricKind::Loss => self.loss.as_ref(),
             MetricKind::Latency => self.latency.as_ref(),
+            MetricKind::Flood => self.flood.as_ref(),
+            MetricKind::Sources => self.sources.as_ref(),
             MetricKind::Traffic | MetricKind::State => None,
         }
     }
@@ -1014,6 +1041,8 @@ fn validate(config: &Config, problems: &mut Problems) {
         ("utilisation", &t.utilisation),
         ("loss", &t.loss),
         ("latency", &t.latency),
+        ("flood", &t.flood),
+        ("sources", &t.sources),
     ] {
         if let Some(levels) = levels {
             validate_levels(levels, root("thresholds").key(key), problems);
@@ -1021,13 +1050,10 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     for (i, r) in t.rule.iter().enumerate() {
         let at = root("thresholds").key("rule").index(i);
-        if !matches!(
-            r.metric,
-            MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation
-        ) {
+        if matches!(r.metric, MetricKind::Traffic | MetricKind::State) {
             problems.push((
                 at.key("metric"),
-                "expected latency, loss or utilisation".to_owned(),
+                "expected latency, loss, utilisation, flood or sources".to_owned(),
             ));
         }
         validate_levels(&r.levels, at.key("levels"), problems);
@@ -1216,6 +1242,30 @@ fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> 
 
 fn validate_exporters(config: &Config, problems: &mut Problems) {
     let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
+    let nf = &config.netflow;
+    if nf.interval < Duration::from_secs(1) {
+        problems.push((
+            root("netflow").key("interval"),
+            "expected at least 1s".to_owned(),
+        ));
+    }
+    if nf.max_templates_per_exporter == 0 || nf.max_templates < nf.max_templates_per_exporter {
+        problems.push((
+            root("netflow").key("max-templates"),
+            "expected max-templates ≥ max-templates-per-exporter ≥ 1".to_owned(),
+        ));
+    }
+    for (exporter, n) in &nf.sampling {
+        let ok = exporter.parse::<IpAddr>().is_ok() || names.contains(exporter.as_str());
+        if !ok || *n == 0 {
+            problems.push((
+                root("netflow").key("sampling").key(exporter),
+                format!(
+                    "`{exporter} = {n}`: expected a device name or address and an interval ≥ 1"
+                ),
+            ));
+        }
+    }
     for (i, e) in config.netflow.exporters.iter().enumerate() {
         let ok = e.parse::<ipnet::IpNet>().is_ok()
             || e.parse::<IpAddr>().is_ok()

@@ -218,6 +218,23 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             cancel.clone(),
         ));
     }
+    if config.netflow.enabled {
+        let sockets = crate::ingest::netflow::bind(&config.netflow).map_err(|(addr, source)| {
+            DaemonError::Bind {
+                addr,
+                key: "netflow.listen",
+                source,
+            }
+        })?;
+        tasks.spawn(crate::ingest::netflow::run(
+            config.clone(),
+            sockets,
+            store.clone(),
+            pipeline.samples.clone(),
+            pipeline.metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     if let Some(period) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(period / 2, cancel.clone()));
     }
@@ -267,6 +284,11 @@ fn reload(source: &ConfigSource, current: Arc<Config>, pipeline: &Pipeline) -> A
                 ("store", new.store != current.store),
                 ("http", new.http.listen != current.http.listen),
                 ("pipeline", new.pipeline != current.pipeline),
+                // The collector's exporters, speeds and sockets are fixed at start.
+                (
+                    "netflow",
+                    new.netflow != current.netflow || new.devices != current.devices,
+                ),
             ];
             for (section, changed) in restart_needed {
                 if changed {

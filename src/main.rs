@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use noctua::config::{self, ConfigSource};
 use noctua::fault::report::{self, Format};
 use noctua::fault::{self, GroupBy};
+use noctua::ingest::pcap;
 use noctua::ingest::replay::{self, Speed};
 use noctua::model::{FaultId, FaultRecord, Metric, Timestamp};
 use noctua::northbound::client::{ApiClient, render_alarm_lines};
@@ -51,10 +52,11 @@ enum Command {
     },
     /// Print the embedded default config.
     PrintDefaultConfig,
-    /// Replay scenario files through the pipeline on the data's clock; print every transition
-    /// as a JSON line; with --expect, compare with a golden file (exit 1 and a diff on mismatch).
+    /// Replay scenario files or captured NetFlow/IPFIX exports (pcap, pcapng) through the
+    /// pipeline on the data's clock; print every transition as a JSON line; with --expect,
+    /// compare with a golden file (exit 1 and a diff on mismatch).
     Replay {
-        /// Scenario files (JSON lines), fed in order.
+        /// Scenario files (JSON lines) and captures, fed in order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Config; the embedded default if not given (never /etc, so CI runs are reproducible).
@@ -69,6 +71,9 @@ enum Command {
         /// max, realtime, or a factor such as 60x.
         #[arg(long, default_value = "max")]
         speed: Speed,
+        /// Write the transitions to this file (JSON lines) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Alarms of a running daemon, through its HTTP API.
     Alarms {
@@ -295,7 +300,8 @@ fn main() -> ExitCode {
             store,
             expect,
             speed,
-        } => replay_command(files, config, store, expect, speed),
+            output,
+        } => replay_command(files, config, store, expect, speed, output),
         Command::Backtest {
             file,
             metric,
@@ -415,6 +421,7 @@ fn replay_command(
     store: Option<PathBuf>,
     expect: Option<PathBuf>,
     speed: Speed,
+    output: Option<PathBuf>,
 ) -> ExitCode {
     let source = config.map_or(ConfigSource::Embedded, ConfigSource::Flag);
     let config = match source.load() {
@@ -424,14 +431,37 @@ fn replay_command(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let (captures, scenarios): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|f| pcap::is_capture(f));
     let mut items = Vec::new();
-    for f in &files {
+    for f in &scenarios {
         match replay::read(f) {
             Ok(mut i) => items.append(&mut i),
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
+        }
+    }
+    if !captures.is_empty() {
+        match replay::read_captures(&captures, &config) {
+            Ok((mut i, summary)) => {
+                eprintln!(
+                    "replay: {} datagrams to collector ports ({} other packets skipped), {} samples",
+                    summary.datagrams,
+                    summary.skipped,
+                    i.len()
+                );
+                items.append(&mut i);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+        if !scenarios.is_empty() {
+            // Both kinds: interleave by data time; the stable sort keeps each file's order.
+            items.sort_by_key(|(at, _)| *at);
         }
     }
     let expected = match expect.as_ref().map(std::fs::read_to_string).transpose() {
@@ -465,8 +495,19 @@ fn replay_command(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    for l in &lines {
-        println!("{l}");
+    if let Some(path) = &output {
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
     }
     match (expected, expect) {
         (Some(text), Some(path)) => match replay::diff(&text, &lines) {

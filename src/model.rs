@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -204,6 +205,22 @@ pub enum Metric {
     PacketsPerSec,
     /// Flow rate per second.
     FlowsPerSec,
+    /// Inbound traffic on an interface, bits per second.
+    BitsInPerSec,
+    /// Outbound traffic on an interface, bits per second.
+    BitsOutPerSec,
+    /// Inbound packets on an interface per second.
+    PacketsInPerSec,
+    /// Outbound packets on an interface per second.
+    PacketsOutPerSec,
+    /// Flows entering by an interface per second.
+    FlowsInPerSec,
+    /// Flows leaving by an interface per second.
+    FlowsOutPerSec,
+    /// Share of flows that are a single TCP SYN and nothing else, in percent (SYN floods).
+    SynOnlyPct,
+    /// Most distinct sources seen toward one destination in an interval (floods, scans).
+    DistinctSources,
     /// Interface errors per second.
     ErrorsPerSec,
     /// Interface discards per second.
@@ -228,11 +245,15 @@ pub enum MetricKind {
     Traffic,
     /// Up/down states.
     State,
+    /// Share of SYN-only flows (security).
+    Flood,
+    /// Distinct sources toward one destination (security).
+    Sources,
 }
 
 impl Metric {
     /// Every metric, for parsing names back.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 19] = [
         Metric::LatencyMs,
         Metric::LossPct,
         Metric::UtilisationInPct,
@@ -240,6 +261,14 @@ impl Metric {
         Metric::BitsPerSec,
         Metric::PacketsPerSec,
         Metric::FlowsPerSec,
+        Metric::BitsInPerSec,
+        Metric::BitsOutPerSec,
+        Metric::PacketsInPerSec,
+        Metric::PacketsOutPerSec,
+        Metric::FlowsInPerSec,
+        Metric::FlowsOutPerSec,
+        Metric::SynOnlyPct,
+        Metric::DistinctSources,
         Metric::ErrorsPerSec,
         Metric::DiscardsPerSec,
         Metric::OperStatus,
@@ -260,8 +289,16 @@ impl Metric {
             Metric::BitsPerSec
             | Metric::PacketsPerSec
             | Metric::FlowsPerSec
+            | Metric::BitsInPerSec
+            | Metric::BitsOutPerSec
+            | Metric::PacketsInPerSec
+            | Metric::PacketsOutPerSec
+            | Metric::FlowsInPerSec
+            | Metric::FlowsOutPerSec
             | Metric::ErrorsPerSec
             | Metric::DiscardsPerSec => MetricKind::Traffic,
+            Metric::SynOnlyPct => MetricKind::Flood,
+            Metric::DistinctSources => MetricKind::Sources,
             Metric::OperStatus | Metric::Reachability => MetricKind::State,
         }
     }
@@ -276,6 +313,14 @@ impl Metric {
             Metric::BitsPerSec => "bits_per_sec",
             Metric::PacketsPerSec => "packets_per_sec",
             Metric::FlowsPerSec => "flows_per_sec",
+            Metric::BitsInPerSec => "bits_in_per_sec",
+            Metric::BitsOutPerSec => "bits_out_per_sec",
+            Metric::PacketsInPerSec => "packets_in_per_sec",
+            Metric::PacketsOutPerSec => "packets_out_per_sec",
+            Metric::FlowsInPerSec => "flows_in_per_sec",
+            Metric::FlowsOutPerSec => "flows_out_per_sec",
+            Metric::SynOnlyPct => "syn_only_pct",
+            Metric::DistinctSources => "distinct_sources",
             Metric::ErrorsPerSec => "errors_per_sec",
             Metric::DiscardsPerSec => "discards_per_sec",
             Metric::OperStatus => "oper_status",
@@ -310,6 +355,9 @@ pub struct Sample {
     pub at: Timestamp,
     /// The value in the metric's unit.
     pub value: f64,
+    /// What explains the value, for an alarm to cite (e.g. the top talkers of a busy link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Arc<str>>,
 }
 
 /// ITU-T X.733 perceived severity; the derived order ranks them (`Critical` highest).

@@ -59,6 +59,7 @@ fn evaluate(path: &Path) -> Tally {
             series: series.clone(),
             at: Timestamp::from_millis(t),
             value: v,
+            context: None,
         };
         for verdict in detector
             .step(&sample)

@@ -19,6 +19,7 @@ fn sample(device: &str, metric: Metric, value: f64, at: i64) -> Sample {
         // make every response target overdue at the first tick.
         at: Timestamp::from_millis(Timestamp::now().as_millis() + at),
         value,
+        context: None,
     }
 }
 

@@ -63,6 +63,7 @@ pub fn run(config: &Config, metric: Metric, csv: &str) -> (String, Summary) {
             series: series.clone(),
             at,
             value,
+            context: None,
         };
         match detector.step(&sample) {
             Err(reason) => {

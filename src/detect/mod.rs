@@ -87,7 +87,7 @@ impl Rejection {
 /// The largest value a metric can sensibly take; above it a sample is a bug or an attack.
 fn ceiling(metric: Metric) -> f64 {
     match metric {
-        Metric::LossPct => 100.0,
+        Metric::LossPct | Metric::SynOnlyPct => 100.0,
         // Counter timing can overshoot 100 % a little; ten times is not a measurement.
         Metric::UtilisationInPct | Metric::UtilisationOutPct => 1000.0,
         // Ten minutes of round trip is a lost probe, not latency.
@@ -96,6 +96,13 @@ fn ceiling(metric: Metric) -> f64 {
         Metric::BitsPerSec
         | Metric::PacketsPerSec
         | Metric::FlowsPerSec
+        | Metric::BitsInPerSec
+        | Metric::BitsOutPerSec
+        | Metric::PacketsInPerSec
+        | Metric::PacketsOutPerSec
+        | Metric::FlowsInPerSec
+        | Metric::FlowsOutPerSec
+        | Metric::DistinctSources
         | Metric::ErrorsPerSec
         | Metric::DiscardsPerSec => 1e15,
     }
@@ -184,7 +191,7 @@ fn watch_of(kind: MetricKind) -> Option<Watch> {
         // High utilisation is the thresholds' business (and traffic growth is not a fault);
         // a busy link collapsing to near nothing is.
         MetricKind::Utilisation => Some(Watch::Down),
-        MetricKind::Traffic | MetricKind::State => None,
+        MetricKind::Traffic | MetricKind::State | MetricKind::Flood | MetricKind::Sources => None,
     }
 }
 
@@ -414,6 +421,7 @@ fn threshold_verdict(
             level
         )
     };
+    let text = with_context(text, sample, next);
     Verdict {
         series: sample.series.clone(),
         at: sample.at,
@@ -472,6 +480,7 @@ fn anomaly_verdict(
             score.score
         )
     };
+    let text = with_context(text, sample, next);
     Verdict {
         series: sample.series.clone(),
         at: sample.at,
@@ -489,12 +498,25 @@ fn anomaly_verdict(
     }
 }
 
+/// Appends what the source said explains the value (top talkers, the flooded host) to the text
+/// of a raise or change, so the engineer sees the likely cause in the alarm itself.
+fn with_context(mut text: String, sample: &Sample, next: Severity) -> String {
+    if let Some(context) = sample.context.as_deref()
+        && next != Severity::Cleared
+    {
+        text.push_str("; ");
+        text.push_str(context);
+    }
+    text
+}
+
 /// Latency, loss and utilisation problems degrade performance; states are equipment faults.
 fn category_of(metric: Metric) -> Category {
     match metric.kind() {
         MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation => Category::Performance,
         MetricKind::Traffic => Category::Service,
         MetricKind::State => Category::Equipment,
+        MetricKind::Flood | MetricKind::Sources => Category::Security,
     }
 }
 
@@ -626,6 +648,7 @@ mod tests {
             },
             at: Timestamp::from_millis(at),
             value,
+            context: None,
         }
     }
 

@@ -55,6 +55,21 @@ pub struct Metrics {
     pub mqtt_connected: IntGauge,
     /// From a transition to the broker's acknowledgement of it.
     pub mqtt_publish_latency: Histogram,
+    /// NetFlow/IPFIX datagrams accepted, by exporter and version.
+    pub netflow_datagrams: IntCounterVec,
+    /// NetFlow/IPFIX data records decoded (not template or options records), by exporter and
+    /// version.
+    pub netflow_records: IntCounterVec,
+    /// Octets in decoded records as exported (before sampling is scaled up), by exporter.
+    pub netflow_octets: IntCounterVec,
+    /// Datagrams (or data sets, for `unknown_template`) dropped, by reason.
+    pub netflow_dropped: IntCounterVec,
+    /// Records refused by aggregation, by reason (`late`, `future`).
+    pub netflow_refused: IntCounterVec,
+    /// Templates held.
+    pub netflow_templates: IntGauge,
+    /// From a flow's end to its arrival.
+    pub netflow_lag: Histogram,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -135,7 +150,51 @@ impl Metrics {
             ]),
         ));
         must(registry.register(Box::new(latency.clone())));
+        let lag = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "noctua_netflow_ingest_lag_seconds",
+                "From the end of the newest flow in a datagram to its arrival.",
+            )
+            .buckets(vec![1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
+        ));
+        must(registry.register(Box::new(lag.clone())));
+        let counter_vec2 = |name: &str, help: &str| {
+            let c = must(IntCounterVec::new(
+                Opts::new(name, help),
+                &["exporter", "version"],
+            ));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
         let m = Self {
+            netflow_datagrams: counter_vec2(
+                "noctua_netflow_datagrams_total",
+                "NetFlow/IPFIX datagrams accepted, by exporter and version.",
+            ),
+            netflow_records: counter_vec2(
+                "noctua_netflow_records_total",
+                "NetFlow/IPFIX data records decoded (template and options records excluded).",
+            ),
+            netflow_octets: counter_vec(
+                "noctua_netflow_octets_total",
+                "Octets in decoded flow records as exported, before sampling is scaled up.",
+                "exporter",
+            ),
+            netflow_dropped: counter_vec(
+                "noctua_netflow_dropped_total",
+                "NetFlow/IPFIX datagrams (data sets, for unknown_template) dropped, by reason.",
+                "reason",
+            ),
+            netflow_refused: counter_vec(
+                "noctua_netflow_records_refused_total",
+                "Flow records refused by aggregation: late (interval already emitted) or future.",
+                "reason",
+            ),
+            netflow_templates: gauge(
+                "noctua_netflow_templates",
+                "NetFlow v9/IPFIX templates held.",
+            ),
+            netflow_lag: lag,
             ingest_samples: counter(
                 "noctua_ingest_samples_total",
                 "Samples handed from ingest to detection.",
@@ -234,6 +293,12 @@ impl Metrics {
         // Pre-create the fixed label values so every series exists from the first scrape.
         for r in ["queue_full", "shutdown"] {
             m.ingest_dropped.with_label_values(&[r]);
+        }
+        for r in crate::ingest::netflow::DROP_REASONS {
+            m.netflow_dropped.with_label_values(&[r]);
+        }
+        for r in ["late", "future"] {
+            m.netflow_refused.with_label_values(&[r]);
         }
         for r in crate::detect::Rejection::ALL {
             m.detect_rejected.with_label_values(&[r.name()]);
