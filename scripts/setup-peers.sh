@@ -9,6 +9,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v openssl >/dev/null || need+=(openssl)
+# NetFlow/IPFIX: softflowd exports to the live collector; tshark decodes the fixtures independently.
+command -v softflowd >/dev/null || need+=(softflowd)
+command -v tshark >/dev/null || need+=(tshark)
 # The unit's ExecReload uses /bin/kill, and `systemd-analyze verify` checks that it exists.
 [ -x /bin/kill ] || need+=(procps)
 
@@ -29,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
 
-for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl; do
+for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl softflowd tshark; do
   command -v "$tool" >/dev/null || { echo "setup-peers: $tool still missing" >&2; exit 1; }
 done
 [ -x /usr/sbin/mosquitto ] || { echo "setup-peers: /usr/sbin/mosquitto still missing" >&2; exit 1; }

@@ -148,7 +148,8 @@ impl Aggregator {
             return;
         }
         let interval = self.interval;
-        let end_bucket = self.floor(end);
+        // A flow ending exactly on a boundary belongs to the interval before it.
+        let end_bucket = self.floor(if end > start { end - 1 } else { end });
         let duration = (end - start).max(0) as u128;
         // Share of a flow's total for `ms` of its duration (integer, rounds down).
         let frac = |v: u64, ms: i64| (u128::from(v) * ms.max(0) as u128 / duration.max(1)) as u64;
