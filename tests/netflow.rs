@@ -301,10 +301,7 @@ fn ipfix_absolute_times_enterprise_and_variable_length_fields() {
     let mut tb = Vec::new();
     tb.extend_from_slice(&400u16.to_be_bytes());
     tb.extend_from_slice(&7u16.to_be_bytes());
-    for (ie, len) in [(1u16, 8u16)] {
-        tb.extend_from_slice(&ie.to_be_bytes());
-        tb.extend_from_slice(&len.to_be_bytes());
-    }
+    tb.extend_from_slice(&[0, 1, 0, 8]); // octets, 8 bytes
     tb.extend_from_slice(&(0x8000u16 | 1).to_be_bytes()); // enterprise ie 1: NOT octets
     tb.extend_from_slice(&4u16.to_be_bytes());
     tb.extend_from_slice(&9u32.to_be_bytes());
@@ -372,7 +369,7 @@ fn two_exporters_with_one_template_id_keep_their_own_layouts() {
 fn data_before_its_template_is_counted_not_guessed_and_decodes_once_it_arrives() {
     let mut d = Decoder::new(Limits::default());
     let data = set(300, &[0, 0, 5, 220, 0, 0, 0, 1]);
-    let (s, c) = decode(&mut d, A, &v9(0, 100, 0, &[data.clone()]));
+    let (s, c) = decode(&mut d, A, &v9(0, 100, 0, std::slice::from_ref(&data)));
     assert_eq!(
         (s.unknown_template_sets, s.records, c.records.len()),
         (1, 0, 0)
