@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -21,6 +22,46 @@ use crate::alarm::DEVICE_OBJECT;
 use crate::ingest::netflow::decode::FlowRecord;
 use crate::ingest::netflow::sketch::{Distinct, TopK, hash_addr};
 use crate::model::{Metric, Sample, SeriesKey, Timestamp};
+
+/// Per-record maps hash small integer keys several times per record; SipHash (std's default)
+/// costs more than the rest of the record. FxHash-style multiply-rotate instead. The only map
+/// keyed by attacker-chosen values (destinations) is capped at [`MAX_DESTINATIONS`] entries,
+/// so crafted collisions cannot cost more than a scan of that many.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// See [`FastMap`].
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
 
 /// What the aggregator knows about an exporter.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +91,9 @@ enum Dir {
 }
 
 const TALKERS: usize = 8;
-/// Destinations tracked per exporter and interval for the distinct-sources estimate.
-const MAX_DESTINATIONS: usize = 256;
+/// Destinations tracked per exporter and interval for the distinct-sources estimate: the ones
+/// with the most flows (Space-Saving), since a flooded destination gets most of them.
+const DESTINATIONS: usize = 16;
 /// How far after `now` a flow may end before it is refused (exporter clock skew).
 const MAX_FUTURE_MS: i64 = 5 * 60_000;
 /// For how long an interface that went quiet still gets zeros.
@@ -72,14 +114,32 @@ struct ExporterCounters {
     flows: u64,
     syn_only: u64,
     syn_targets: TopK<IpAddr, 4>,
-    /// Per destination: distinct sources, and flows (to choose what to evict when full).
-    sources: HashMap<IpAddr, (Distinct, u64)>,
+    /// The busiest destinations by flows, each with its distinct sources (same slot).
+    destinations: TopK<IpAddr, DESTINATIONS>,
+    sources: [Distinct; DESTINATIONS],
+}
+
+impl ExporterCounters {
+    /// The per-flow counts: flows, SYN-only flows and their targets, sources per destination.
+    fn count(&mut self, record: &FlowRecord, syn_only: bool) {
+        self.flows += 1;
+        if syn_only {
+            self.syn_only += 1;
+            self.syn_targets.add(record.dst, 1);
+        }
+        let (slot, fresh) = self.destinations.add(record.dst, 1);
+        if fresh {
+            // A destination that took over a slot starts its own count of sources.
+            self.sources[slot] = Distinct::default();
+        }
+        self.sources[slot].insert(hash_addr(record.src));
+    }
 }
 
 #[derive(Debug, Default)]
 struct Bucket {
-    interfaces: HashMap<(u32, u32, Dir), IfCounters>,
-    exporters: HashMap<u32, ExporterCounters>,
+    interfaces: FastMap<(u32, u32, Dir), IfCounters>,
+    exporters: FastMap<u32, ExporterCounters>,
 }
 
 /// Turns flow records into series samples.
@@ -161,9 +221,12 @@ impl Aggregator {
             left_bytes -= frac(bytes, first - start).min(left_bytes);
             left_packets -= frac(packets, first - start).min(left_packets);
         }
+        let syn_only =
+            record.protocol == 6 && record.tcp_flags & 0x3f == 0x02 && record.packets <= 1;
         let mut b = first;
         while b <= end_bucket {
-            let (share_bytes, share_packets) = if b == end_bucket {
+            let last = b == end_bucket;
+            let (share_bytes, share_packets) = if last {
                 (left_bytes, left_packets)
             } else {
                 let overlap = (b + interval).min(end) - b.max(start);
@@ -175,9 +238,6 @@ impl Aggregator {
             left_bytes -= share_bytes;
             left_packets -= share_packets;
             let bucket = self.buckets.entry(b).or_default();
-            let e = bucket.exporters.entry(exporter).or_default();
-            e.bytes += share_bytes;
-            e.packets += share_packets;
             for key in [
                 (exporter, record.input, Dir::In),
                 (exporter, record.output, Dir::Out),
@@ -186,32 +246,16 @@ impl Aggregator {
                 c.bytes += share_bytes;
                 c.packets += share_packets;
                 c.talkers.add((record.src, record.dst), share_bytes);
+                // Counts and context go to the interval the flow ended in.
+                c.flows += u64::from(last);
+            }
+            let e = bucket.exporters.entry(exporter).or_default();
+            e.bytes += share_bytes;
+            e.packets += share_packets;
+            if last {
+                e.count(record, syn_only);
             }
             b += interval;
-        }
-        // Counts and context go to the interval the flow ended in.
-        let bucket = self.buckets.entry(end_bucket).or_default();
-        let e = bucket.exporters.entry(exporter).or_default();
-        e.flows += 1;
-        if record.protocol == 6 && record.tcp_flags & 0x3f == 0x02 && record.packets <= 1 {
-            e.syn_only += 1;
-            e.syn_targets.add(record.dst, 1);
-        }
-        if !e.sources.contains_key(&record.dst) && e.sources.len() >= MAX_DESTINATIONS {
-            // Full: the destination with the fewest flows makes room (Space-Saving style), so
-            // a destination under attack, which gets many flows, is never crowded out.
-            if let Some(victim) = e.sources.iter().min_by_key(|(_, d)| d.1).map(|(k, _)| *k) {
-                e.sources.remove(&victim);
-            }
-        }
-        let d = e.sources.entry(record.dst).or_default();
-        d.0.insert(hash_addr(record.src));
-        d.1 += 1;
-        for key in [
-            (exporter, record.input, Dir::In),
-            (exporter, record.output, Dir::Out),
-        ] {
-            bucket.interfaces.entry(key).or_default().flows += 1;
         }
     }
 
@@ -353,10 +397,8 @@ impl Aggregator {
                 share,
                 target,
             );
-            let widest = e
-                .sources
-                .iter()
-                .map(|(dst, d)| (d.0.estimate().round(), *dst))
+            let widest = (0..DESTINATIONS)
+                .filter_map(|i| Some((e.sources[i].estimate().round(), e.destinations.get(i)?.0)))
                 .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
             let (sources, context) = match widest {
                 Some((n, dst)) => (n, Some(format!("widest fan-in: {n} sources → {dst}"))),

@@ -67,38 +67,60 @@ impl Distinct {
 
 /// Top-k heavy hitters by weight with the Space-Saving algorithm: k counters, each heavy
 /// hitter above total/k is guaranteed present, and its count is over-estimated by at most the
-/// error stored beside it.
+/// count of the entry it replaced. Stored inline (no heap), since one exists per interface.
 #[derive(Debug, Clone)]
 pub struct TopK<K, const N: usize> {
-    entries: Vec<(K, u64)>,
+    entries: [Option<(K, u64)>; N],
+    len: usize,
 }
 
 impl<K: PartialEq + Copy, const N: usize> Default for TopK<K, N> {
     fn default() -> Self {
         Self {
-            entries: Vec::new(),
+            entries: [None; N],
+            len: 0,
         }
     }
 }
 
 impl<K: PartialEq + Copy, const N: usize> TopK<K, N> {
-    /// Adds weight to a key.
-    pub fn add(&mut self, key: K, weight: u64) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == key) {
-            e.1 += weight;
-        } else if self.entries.len() < N {
-            self.entries.push((key, weight));
-        } else if let Some(min) = self.entries.iter_mut().min_by_key(|e| e.1) {
-            // Replace the smallest; the newcomer inherits its count as (over-)estimate.
-            *min = (key, min.1 + weight);
+    /// Adds weight to a key; returns its slot, and whether the key is new in that slot (so
+    /// anything kept beside the slot belongs to another key and must be reset).
+    pub fn add(&mut self, key: K, weight: u64) -> (usize, bool) {
+        let live = &mut self.entries[..self.len];
+        if let Some(i) = live.iter().position(|e| e.is_some_and(|e| e.0 == key)) {
+            if let Some(e) = &mut live[i] {
+                e.1 += weight;
+            }
+            return (i, false);
         }
+        if self.len < N {
+            self.entries[self.len] = Some((key, weight));
+            self.len += 1;
+            return (self.len - 1, true);
+        }
+        // Replace the smallest; the newcomer inherits its count as (over-)estimate.
+        let (i, min) = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.as_ref()?.1)))
+            .min_by_key(|e| e.1)
+            .unwrap_or((0, 0));
+        self.entries[i] = Some((key, min + weight));
+        (i, true)
     }
 
     /// Keys by weight, heaviest first (ties in insertion order).
     pub fn top(&self) -> Vec<(K, u64)> {
-        let mut v = self.entries.clone();
+        let mut v: Vec<(K, u64)> = self.entries[..self.len].iter().flatten().copied().collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.1));
         v
+    }
+
+    /// The entry in a slot [`TopK::add`] returned.
+    pub fn get(&self, slot: usize) -> Option<(K, u64)> {
+        *self.entries.get(slot)?
     }
 }
 
