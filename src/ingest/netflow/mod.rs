@@ -296,6 +296,17 @@ fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
     if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
         tracing::warn!(%addr, error = %e, "cannot set the NetFlow receive buffer");
     }
+    // Linux caps the buffer at net.core.rmem_max (and reports double what it grants).
+    if let Ok(granted) = socket.recv_buffer_size()
+        && granted < receive_buffer
+    {
+        tracing::warn!(
+            %addr,
+            asked = receive_buffer,
+            granted,
+            "NetFlow receive buffer capped by net.core.rmem_max; raise it to absorb bursts"
+        );
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
