@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench netflow_udp`; the README records the figures.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 #[path = "support/v9.rs"]
 mod v9;

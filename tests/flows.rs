@@ -82,6 +82,34 @@ fn a_changed_expectation_fails_with_a_diff_and_output_goes_to_a_file() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn pcapng_captures_replay_like_pcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let ng = dir.path().join("synflood-v9.pcapng");
+    let status = Command::new("editcap")
+        .args(["-F", "pcapng"])
+        .arg(fixture("synflood-v9.pcap"))
+        .arg(&ng)
+        .status()
+        .expect("editcap (installed with tshark by scripts/setup-peers.sh)");
+    assert!(status.success());
+    assert_eq!(&std::fs::read(&ng).unwrap()[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+    let out = Command::new(BIN)
+        .args(["replay", "--config"])
+        .arg(fixture("lab.toml"))
+        .arg("--expect")
+        .arg(fixture("synflood-v9.expected"))
+        .arg(&ng)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[derive(Default)]
 struct Totals {
     records: u64,

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 
 /// One captured datagram.
@@ -50,16 +51,28 @@ pub fn read(path: &Path, ports: &[u16]) -> Result<(Vec<Datagram>, Skipped), Stri
     };
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         let mut reader = PcapNgReader::new(&bytes[..]).map_err(bad)?;
-        let mut links: Vec<DataLink> = Vec::new();
+        // Per interface: link type and timestamp resolution (`if_tsresol`, default 10⁻⁶ s).
+        let mut links: Vec<(DataLink, u8)> = Vec::new();
         while let Some(block) = reader.next_block() {
             match block.map_err(bad)? {
-                Block::InterfaceDescription(i) => links.push(i.linktype),
+                Block::InterfaceDescription(i) => {
+                    let resolution = i
+                        .options
+                        .iter()
+                        .find_map(|o| match o {
+                            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+                            _ => None,
+                        })
+                        .unwrap_or(6);
+                    links.push((i.linktype, resolution));
+                }
                 Block::EnhancedPacket(p) => {
-                    let link = links
+                    let (link, resolution) = links
                         .get(p.interface_id as usize)
                         .copied()
-                        .unwrap_or(DataLink::ETHERNET);
-                    take(p.timestamp, link, &p.data);
+                        .unwrap_or((DataLink::ETHERNET, 6));
+                    // pcap-file hands the raw timestamp over as nanoseconds whatever the unit.
+                    take(scale(p.timestamp.as_nanos(), resolution), link, &p.data);
                 }
                 _ => {}
             }
@@ -73,6 +86,21 @@ pub fn read(path: &Path, ports: &[u16]) -> Result<(Vec<Datagram>, Skipped), Stri
         }
     }
     Ok((out, skipped))
+}
+
+/// A raw pcapng timestamp in units of 10^-n s (or 2^-n s with the high bit set) as a duration.
+fn scale(raw: u128, resolution: u8) -> std::time::Duration {
+    let n = u32::from(resolution & 0x7f);
+    let nanos = if resolution & 0x80 == 0 {
+        match n.cmp(&9) {
+            std::cmp::Ordering::Less => raw.saturating_mul(10u128.pow(9 - n)),
+            std::cmp::Ordering::Equal => raw,
+            std::cmp::Ordering::Greater => raw / 10u128.checked_pow(n - 9).unwrap_or(u128::MAX),
+        }
+    } else {
+        raw.saturating_mul(1_000_000_000) >> n.min(127)
+    };
+    std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// Whether a file starts like a pcap or pcapng capture.
@@ -156,4 +184,19 @@ fn udp_payload(src: IpAddr, udp: &[u8]) -> Udp<'_> {
 
 fn be16(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pcapng_timestamps_honour_the_interface_resolution() {
+        assert_eq!(scale(1_500_000, 6), Duration::from_millis(1_500));
+        assert_eq!(scale(1_500, 3), Duration::from_millis(1_500));
+        assert_eq!(scale(1_500_000_000, 9), Duration::from_millis(1_500));
+        assert_eq!(scale(15_000_000_000, 10), Duration::from_millis(1_500));
+        assert_eq!(scale(3 << 10, 0x80 | 11), Duration::from_millis(1_500));
+    }
 }
