@@ -12,6 +12,12 @@ command -v openssl >/dev/null || need+=(openssl)
 # NetFlow/IPFIX: softflowd exports to the live collector; tshark decodes the fixtures independently.
 command -v softflowd >/dev/null || need+=(softflowd)
 command -v tshark >/dev/null || need+=(tshark)
+# SNMP: net-snmp's agent (run as nobody by the tests), its command-line tools, and python3 for
+# the pass_persist IF-MIB the tests serve through it.
+[ -x /usr/sbin/snmpd ] || need+=(snmpd)
+command -v snmpget >/dev/null || need+=(snmp)
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v runuser >/dev/null || need+=(util-linux)
 # The unit's ExecReload uses /bin/kill, and `systemd-analyze verify` checks that it exists.
 [ -x /bin/kill ] || need+=(procps)
 
@@ -32,7 +38,9 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
 
-for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl softflowd tshark; do
+for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl softflowd tshark snmpget runuser; do
   command -v "$tool" >/dev/null || { echo "setup-peers: $tool still missing" >&2; exit 1; }
 done
 [ -x /usr/sbin/mosquitto ] || { echo "setup-peers: /usr/sbin/mosquitto still missing" >&2; exit 1; }
+[ -x /usr/sbin/snmpd ] || { echo "setup-peers: /usr/sbin/snmpd still missing" >&2; exit 1; }
+[ -x /usr/bin/python3 ] || { echo "setup-peers: /usr/bin/python3 still missing" >&2; exit 1; }

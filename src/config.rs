@@ -201,6 +201,16 @@ pub struct SnmpConfig {
     pub timeout: Duration,
     /// Retries after a timeout.
     pub retries: u32,
+    /// Requests in flight at once over all devices (each device has at most one).
+    pub max_in_flight: usize,
+    /// Consecutive failed polls after which a device is declared unreachable.
+    pub unreachable_after: u32,
+    /// Interfaces polled: names matching any of these `*` patterns (empty: all).
+    pub interface_include: Vec<String>,
+    /// Interfaces not polled: names matching any of these `*` patterns.
+    pub interface_exclude: Vec<String>,
+    /// Interfaces polled: only these ifType numbers (empty: all), e.g. 6 (ethernetCsmacd).
+    pub interface_types: Vec<u32>,
     /// Named credentials that devices refer to.
     pub credentials: BTreeMap<String, Credential>,
 }
@@ -211,6 +221,11 @@ impl Default for SnmpConfig {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(2),
             retries: 2,
+            max_in_flight: 256,
+            unreachable_after: 3,
+            interface_include: Vec::new(),
+            interface_exclude: Vec::new(),
+            interface_types: Vec::new(),
             credentials: BTreeMap::new(),
         }
     }
@@ -306,6 +321,12 @@ pub struct DeviceConfig {
     /// Name of an `[snmp.credentials.NAME]` entry; absent means not polled.
     #[serde(default)]
     pub credentials: Option<String>,
+    /// SNMP agent port.
+    #[serde(default = "default_snmp_port")]
+    pub snmp_port: u16,
+    /// Poll interval for this device, instead of `[snmp] interval`.
+    #[serde(default, with = "humantime_serde::option")]
+    pub poll_interval: Option<Duration>,
     /// Interface speed overrides (`[[device.interface]]`).
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,
@@ -323,6 +344,10 @@ impl DeviceConfig {
             tags: self.tags.clone(),
         }
     }
+}
+
+fn default_snmp_port() -> u16 {
+    161
 }
 
 /// `[[device.interface]]`: a speed the device does not report (or reports wrongly).
@@ -400,8 +425,9 @@ impl ThresholdRule {
     }
 }
 
-/// `*`-only glob matching, enough for object names; no regex engine for one wildcard.
-fn glob(pattern: &str, text: &str) -> bool {
+/// `*`-only glob matching, enough for object and interface names; no regex engine for one
+/// wildcard.
+pub fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, rest)) => {

@@ -235,6 +235,14 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             cancel.clone(),
         ));
     }
+    if config.devices.iter().any(|d| d.credentials.is_some()) {
+        tasks.spawn(crate::ingest::snmp::run(
+            config.clone(),
+            pipeline.samples.clone(),
+            pipeline.metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     if let Some(period) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(period / 2, cancel.clone()));
     }

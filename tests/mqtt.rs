@@ -299,6 +299,11 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
     } = Setup::new();
     sub.collect(2);
     let util = util_alarm(http);
+    // The subscriber having the raises does not mean the daemon has the broker's acks yet: wait
+    // for them, so the outbox holds exactly what happens during the outage.
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_depth") == Some(0.0)
+    });
 
     broker.stop();
     act(http, TOKEN, &util, "ack");

@@ -196,6 +196,8 @@ mod tests {
             site: Some(site.into()),
             tags: vec!["edge".into()],
             credentials: None,
+            snmp_port: 161,
+            poll_interval: None,
             interfaces: vec![],
         };
         Topology::new(&[dev("core", None, "dc"), dev("bh", Some("core"), "east")])

@@ -21,6 +21,8 @@ fn device(name: &str, parent: Option<&str>) -> DeviceConfig {
         site: Some("east".into()),
         tags: vec![],
         credentials: None,
+        snmp_port: 161,
+        poll_interval: None,
         interfaces: vec![],
     }
 }

@@ -7,6 +7,7 @@
 pub mod netflow;
 pub mod pcap;
 pub mod replay;
+pub mod snmp;
 
 use std::sync::Arc;
 

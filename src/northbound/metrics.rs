@@ -70,6 +70,16 @@ pub struct Metrics {
     pub netflow_templates: IntGauge,
     /// From a flow's end to its arrival.
     pub netflow_lag: Histogram,
+    /// SNMP polls by device and result (`ok`, `timeout`, `session`, `agent`).
+    pub snmp_polls: IntCounterVec,
+    /// Values (varbinds) fetched by the poller.
+    pub snmp_values: IntCounter,
+    /// SNMP sessions made (the first per device, and one after every failure).
+    pub snmp_sessions: IntCounter,
+    /// Duration of a whole poll of a device.
+    pub snmp_poll_seconds: Histogram,
+    /// Interface intervals not turned into samples, by reason.
+    pub snmp_skipped: IntCounterVec,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -166,7 +176,42 @@ impl Metrics {
             must(registry.register(Box::new(c.clone())));
             c
         };
+        let poll = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "noctua_snmp_poll_duration_seconds",
+                "Time to poll one device (sysUpTime, sysName and every IF-MIB column).",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        ));
+        must(registry.register(Box::new(poll.clone())));
         let m = Self {
+            snmp_polls: {
+                let c = must(IntCounterVec::new(
+                    Opts::new(
+                        "noctua_snmp_polls_total",
+                        "SNMP polls by device and result (ok, timeout, session, agent).",
+                    ),
+                    &["device", "result"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
+            snmp_values: counter(
+                "noctua_snmp_values_fetched_total",
+                "Values (varbinds) fetched by the SNMP poller.",
+            ),
+            snmp_sessions: counter(
+                "noctua_snmp_sessions_created_total",
+                "SNMP sessions made: one per device, and a new one after every failed request.",
+            ),
+            snmp_poll_seconds: poll,
+            snmp_skipped: counter_vec(
+                "noctua_snmp_intervals_skipped_total",
+                "Interface intervals not turned into samples (agent restart, counter discontinuity, impossible rate).",
+                "reason",
+            ),
             netflow_datagrams: counter_vec2(
                 "noctua_netflow_datagrams_total",
                 "NetFlow/IPFIX datagrams accepted, by exporter and version.",
@@ -299,6 +344,14 @@ impl Metrics {
         }
         for r in ["late", "future"] {
             m.netflow_refused.with_label_values(&[r]);
+        }
+        for r in [
+            "agent_restart",
+            "discontinuity",
+            "impossible_rate",
+            "too_soon",
+        ] {
+            m.snmp_skipped.with_label_values(&[r]);
         }
         for r in crate::detect::Rejection::ALL {
             m.detect_rejected.with_label_values(&[r.name()]);

@@ -1,0 +1,320 @@
+//! The SNMP poller against net-snmp's snmpd (run as `nobody` on a loopback high port): an IF-MIB
+//! served by a `pass_persist` script from a state file the test rewrites between polls, so the
+//! counters move, wrap and reset on demand. v2c and v3 authPriv (SHA-256/AES) sessions; rates,
+//! utilisation, loss and oper-status events from real replies; an agent restart; and a device
+//! that never answers, which becomes an unreachable alarm while the other keeps its schedule.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use noctua::config::{Config, parse};
+use noctua::ingest::snmp::counters::{Counters, Derived, Skip};
+use noctua::ingest::snmp::{Filter, Poller, Target};
+use noctua::model::{EventKind, Metric};
+use noctua::northbound::metrics::Metrics;
+use serde_json::json;
+
+struct Snmpd {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Snmpd {
+    /// snmpd with the IF-MIB from `state.json` in `dir` (which nobody must be able to read).
+    fn start(dir: &Path, port: u16) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snmp/if_mib.py");
+        std::fs::copy(&script, dir.join("if_mib.py")).unwrap();
+        let state = dir.join("state.json");
+        let py = dir.join("if_mib.py");
+        std::fs::write(
+            dir.join("snmpd.conf"),
+            format!(
+                "rocommunity public 127.0.0.1\n\
+                 createUser noctua SHA-256 \"authpass123\" AES \"privpass123\"\n\
+                 rouser noctua priv\n\
+                 pass_persist -p 10 .1.3.6.1.2.1.2.2 /usr/bin/python3 {py} {state} iftable\n\
+                 pass_persist -p 10 .1.3.6.1.2.1.31.1.1 /usr/bin/python3 {py} {state} ifxtable\n",
+                py = py.display(),
+                state = state.display()
+            ),
+        )
+        .unwrap();
+        let mut s = Self {
+            dir: dir.to_owned(),
+            port,
+            child: None,
+        };
+        s.run();
+        s
+    }
+
+    fn run(&mut self) {
+        let chown = Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let child = Command::new("runuser")
+            .args(["-u", "nobody", "--", "env", "MIBS="])
+            // Not the config's directory: snmpd rewrites `snmpd.conf` there on shutdown.
+            .arg(format!(
+                "SNMP_PERSISTENT_DIR={}",
+                self.dir.join("persist").display()
+            ))
+            .args(["/usr/sbin/snmpd", "-f", "-C", "-p"])
+            .arg(self.dir.join("snmpd.pid"))
+            .arg("-c")
+            .arg(self.dir.join("snmpd.conf"))
+            .arg("-Lf")
+            .arg(self.dir.join("snmpd.log"))
+            .arg(format!("udp:127.0.0.1:{}", self.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("snmpd (scripts/setup-peers.sh installs it)");
+        self.child = Some(child);
+        // Ready once it answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let ok = Command::new("snmpget")
+                .args(["-v2c", "-c", "public", "-t", "0.2", "-r", "0", "-On"])
+                .arg(format!("127.0.0.1:{}", self.port))
+                .arg(".1.3.6.1.2.1.1.3.0")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "snmpd did not answer:\n{}",
+            std::fs::read_to_string(self.dir.join("snmpd.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops snmpd itself (runuser stays its parent, so killing the child we spawned is not
+    /// enough) and waits until it is gone, so a restart really starts a new agent.
+    fn stop(&mut self) {
+        let pidfile = self.dir.join("snmpd.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: kill(2) on the pid snmpd wrote; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = std::fs::remove_file(&pidfile);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn state(&self, value: serde_json::Value) {
+        let path = self.dir.join("state.json");
+        let tmp = self.dir.join("state.json.tmp");
+        std::fs::write(&tmp, value.to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A directory nobody can enter (tempdirs are 0700).
+fn shared_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("chmod")
+        .arg("0755")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn ifaces(hc_in: u64, in32: u64, in_errors: u64, hc_in_ucast: u64, oper3: u8) -> serde_json::Value {
+    json!({"ifaces": {
+        "2": {"name": "ge-0/0/1", "type": 6, "admin": 1, "oper": 1, "speed_mbps": 1,
+              "hc_in": hc_in, "hc_out": 2000, "hc_in_ucast": hc_in_ucast, "hc_out_ucast": 20,
+              "in_errors": in_errors, "out_errors": 0, "in_discards": 0, "out_discards": 0,
+              "in32": 7, "out32": 7},
+        "3": {"name": "ge-0/0/2", "type": 6, "admin": 1, "oper": oper3, "in32": in32, "out32": 5},
+        "9": {"name": "lo0", "type": 24, "admin": 1, "oper": 1, "in32": 1, "out32": 1}
+    }})
+}
+
+fn config(port: u16, extra: &str) -> Config {
+    let text = format!(
+        "[snmp]\ntimeout = \"1s\"\nretries = 1\ninterface-types = [6]\n\
+         [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+         [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"sha256\"\n\
+         auth-key = \"authpass123\"\npriv-protocol = \"aes128\"\npriv-key = \"privpass123\"\n\
+         [[device]]\nname = \"r-v2c\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n\
+         [[device]]\nname = \"r-v3\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v3\"\n{extra}"
+    );
+    parse("test.toml", &text, Path::new(".")).unwrap()
+}
+
+fn value(d: &Derived, object: &str, metric: Metric) -> Option<f64> {
+    d.samples
+        .iter()
+        .find(|s| s.series.object == object && s.series.metric == metric)
+        .map(|s| s.value)
+}
+
+#[tokio::test]
+async fn v2c_and_v3_polls_of_snmpd_become_rates_utilisation_loss_and_events() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(1_000, 4_294_967_000, 0, 10, 2));
+    let config = config(port, "");
+    let metrics = Arc::new(Metrics::new());
+    let filter = Filter::new(&config.snmp);
+    for target in Target::all(&config) {
+        let name = target.name.clone();
+        let mut poller = Poller::new(target, &config.snmp, metrics.clone());
+        let mut counters = Counters::default();
+        agent.state(ifaces(1_000, 4_294_967_000, 0, 10, 2));
+        let first = poller.poll(&filter).await.unwrap();
+        // ifType 24 (softwareLoopback) is filtered out.
+        let mut indexes: Vec<u32> = first.reading.interfaces.keys().copied().collect();
+        indexes.sort();
+        assert_eq!(indexes, [2, 3], "{name}");
+        assert!(first.values >= 20, "{name}: {} values", first.values);
+        let u1 = first.reading.uptime;
+        let d = counters.update(&name, first.reading);
+        // ge-0/0/2 is down while admin up: an event on the first poll.
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.events[0].kind, EventKind::LinkDown);
+        assert_eq!(d.events[0].object, "ifIndex=3");
+
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // 50,000 octets in; 995 packets and 5 errors; the 32-bit counter of ge-0/0/2 wraps.
+        agent.state(ifaces(51_000, 200, 5, 1_005, 1));
+        let second = poller.poll(&filter).await.unwrap();
+        let secs = f64::from(second.reading.uptime - u1) / 100.0;
+        let d = counters.update(&name, second.reading);
+        assert!(d.skipped.is_empty(), "{:?}", d.skipped);
+        let bits = value(&d, "ifIndex=2", Metric::BitsInPerSec).unwrap();
+        assert!(
+            (bits - 50_000.0 * 8.0 / secs).abs() < 1e-6,
+            "{name}: {bits} over {secs} s"
+        );
+        let util = value(&d, "ifIndex=2", Metric::UtilisationInPct).unwrap();
+        assert!((util - bits / 1e6 * 100.0).abs() < 1e-9);
+        assert_eq!(value(&d, "ifIndex=2", Metric::LossPct), Some(0.5));
+        // Wrapped: 296 octets to the wrap + 200 after, not 4 GB backwards.
+        let wrapped = value(&d, "ifIndex=3", Metric::BitsInPerSec).unwrap();
+        assert!((wrapped - 496.0 * 8.0 / secs).abs() < 1e-6, "{wrapped}");
+        assert_eq!(d.events.len(), 1);
+        assert_eq!(d.events[0].kind, EventKind::LinkUp);
+    }
+    assert!(metrics.snmp_sessions.get() >= 2);
+}
+
+#[tokio::test]
+async fn an_agent_restart_skips_the_interval_instead_of_a_spike() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let mut agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(9_000_000, 1_000_000, 0, 10, 1));
+    let config = config(port, "");
+    let metrics = Arc::new(Metrics::new());
+    let filter = Filter::new(&config.snmp);
+    let target = Target::all(&config).remove(0);
+    let mut poller = Poller::new(target, &config.snmp, metrics.clone());
+    let mut counters = Counters::default();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    counters.update("r", poller.poll(&filter).await.unwrap().reading);
+    agent.stop();
+    // Counters start again from small values after the restart.
+    agent.state(ifaces(500, 40, 0, 1, 1));
+    agent.run();
+    let polled = poller.poll(&filter).await.unwrap();
+    let d = counters.update("r", polled.reading);
+    assert!(d.samples.is_empty(), "{:?}", d.samples);
+    assert!(
+        d.skipped.iter().all(|s| s.1 == Skip::AgentRestart),
+        "{:?}",
+        d.skipped
+    );
+    assert!(d.events.iter().any(|e| e.kind == EventKind::Reboot));
+    // The poller noticed its session went stale (new agent, new engine) or carried on; either
+    // way the next poll works and yields ordinary rates again.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    agent.state(ifaces(10_500, 40, 0, 1, 1));
+    let d = counters.update("r", poller.poll(&filter).await.unwrap().reading);
+    assert!(value(&d, "ifIndex=2", Metric::BitsInPerSec).is_some());
+}
+
+#[test]
+fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(1_000, 10, 0, 10, 1));
+    let silent = free_udp_port(); // nothing listens there
+    let http = free_port();
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!(
+            "[snmp]\ninterval = \"1s\"\ntimeout = \"200ms\"\nretries = 0\nunreachable-after = 2\n\
+             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [[device]]\nname = \"live\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n\
+             [[device]]\nname = \"silent\"\naddress = \"127.0.0.1\"\nsnmp-port = {silent}\nrole = \"router\"\ncredentials = \"v2\"\n"
+        ),
+    );
+    let mut d = start(dir.path(), &config, http);
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=silent")
+            .is_some_and(|(_, body)| body.contains("device_unreachable"))
+    });
+    let (_, body) = get(http, "/metrics").unwrap();
+    let count = |needle: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // Nothing listens: the kernel's port-unreachable arrives as a network error, or nothing does.
+    let failed = count("noctua_snmp_polls_total{device=\"silent\",result=\"timeout\"}")
+        + count("noctua_snmp_polls_total{device=\"silent\",result=\"network\"}");
+    assert!(failed >= 2.0, "{body}");
+    // The live device was polled on schedule meanwhile, and its series reached detection.
+    wait_until(&mut d, |d| {
+        get(d.port, "/metrics").is_some_and(|(_, b)| {
+            b.lines().any(|l| {
+                l.starts_with("noctua_snmp_polls_total{device=\"live\",result=\"ok\"}")
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(3.0)
+            })
+        })
+    });
+    assert!(count("noctua_snmp_values_fetched_total") > 0.0);
+    let _ = dir;
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""snmpd pass_persist handler serving IF-MIB ifTable or ifXTable rows from a JSON state file.
+
+The tests write the state file between polls (counters that move, wrap, or disappear), and
+snmpd asks this script for every OID under the subtree it was registered for:
+    pass_persist -p 10 .1.3.6.1.2.1.2.2 /usr/bin/python3 if_mib.py STATE iftable
+    pass_persist -p 10 .1.3.6.1.2.1.31.1.1 /usr/bin/python3 if_mib.py STATE ifxtable
+State: {"ifaces": {"IFINDEX": {"name": .., "type": .., "admin": .., "oper": .., "speed_mbps": ..,
+        "in32": .., "out32": .., "hc_in": .., "hc_out": .., "in_errors": .., ...}}}; a key left
+out is a column the agent does not have.
+"""
+import json
+import sys
+
+STATE, TABLE = sys.argv[1], sys.argv[2]
+IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+IFX_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+# column -> (state key, type)
+IFTABLE = {2: ("name", "string"), 3: ("type", "integer"), 7: ("admin", "integer"),
+           8: ("oper", "integer"), 10: ("in32", "counter"), 11: ("in_ucast32", "counter"),
+           13: ("in_discards", "counter"), 14: ("in_errors", "counter"),
+           16: ("out32", "counter"), 17: ("out_ucast32", "counter"),
+           19: ("out_discards", "counter"), 20: ("out_errors", "counter")}
+IFXTABLE = {1: ("name", "string"), 6: ("hc_in", "counter64"), 7: ("hc_in_ucast", "counter64"),
+            10: ("hc_out", "counter64"), 11: ("hc_out_ucast", "counter64"),
+            15: ("speed_mbps", "gauge"), 19: ("discontinuity", "timeticks")}
+
+
+def rows():
+    with open(STATE) as f:
+        ifaces = json.load(f)["ifaces"]
+    entry, columns = (IF_ENTRY, IFTABLE) if TABLE == "iftable" else (IFX_ENTRY, IFXTABLE)
+    out = []
+    for col, (key, kind) in columns.items():
+        for index, values in ifaces.items():
+            if key in values:
+                out.append((entry + (col, int(index)), kind, values[key]))
+    out.sort()
+    return out
+
+
+def parse(oid):
+    return tuple(int(a) for a in oid.strip().strip(".").split("."))
+
+
+def answer(row):
+    oid, kind, value = row
+    sys.stdout.write("." + ".".join(map(str, oid)) + "\n" + kind + "\n" + str(value) + "\n")
+
+
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "PING":
+        sys.stdout.write("PONG\n")
+    elif cmd in ("get", "getnext"):
+        oid = parse(sys.stdin.readline())
+        table = rows()
+        hit = None
+        for row in table:
+            if (cmd == "get" and row[0] == oid) or (cmd == "getnext" and row[0] > oid):
+                hit = row
+                break
+        if hit is None:
+            sys.stdout.write("NONE\n")
+        else:
+            answer(hit)
+    elif cmd == "set":
+        sys.stdin.readline()
+        sys.stdin.readline()
+        sys.stdout.write("not-writable\n")
+    elif cmd == "":
+        break
+    sys.stdout.flush()
