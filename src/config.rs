@@ -47,6 +47,9 @@ pub struct Config {
     /// SNMP poller and credentials.
     #[serde(default)]
     pub snmp: SnmpConfig,
+    /// SNMP trap receiver.
+    #[serde(default)]
+    pub traps: TrapConfig,
     /// Managed devices (`[[device]]`).
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceConfig>,
@@ -229,6 +232,49 @@ impl Default for SnmpConfig {
             credentials: BTreeMap::new(),
         }
     }
+}
+
+/// `[traps]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct TrapConfig {
+    /// Whether to listen (port 162 needs root or CAP_NET_BIND_SERVICE).
+    pub enabled: bool,
+    /// UDP listen address.
+    pub listen: SocketAddr,
+    /// Severity of the alarm a trap OID raises (`critical`, `major`, `minor`, `warning`,
+    /// `indeterminate`), for traps noctua does not know; the default is indeterminate.
+    pub severity: BTreeMap<String, String>,
+}
+
+impl Default for TrapConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 162)),
+            severity: BTreeMap::new(),
+        }
+    }
+}
+
+impl TrapConfig {
+    /// The configured severity for a trap OID (dotted, no leading dot).
+    pub fn severity_of(&self, oid: &str) -> Option<Severity> {
+        severity_named(self.severity.get(oid)?)
+    }
+}
+
+/// A severity by its lowercase name.
+pub fn severity_named(name: &str) -> Option<Severity> {
+    [
+        Severity::Critical,
+        Severity::Major,
+        Severity::Minor,
+        Severity::Warning,
+        Severity::Indeterminate,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
 }
 
 /// SNMP protocol version of a credential.
@@ -1085,6 +1131,7 @@ fn validate(config: &Config, problems: &mut Problems) {
         validate_levels(&r.levels, at.key("levels"), problems);
     }
     validate_maintenance(config, problems);
+    validate_traps(config, problems);
     let an = &config.anomaly;
     if an.buckets == 0 {
         problems.push((
@@ -1264,6 +1311,20 @@ fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> 
         cur = *next;
     }
     None
+}
+
+fn validate_traps(config: &Config, problems: &mut Problems) {
+    for (oid, severity) in &config.traps.severity {
+        let oid_ok = !oid.is_empty() && oid.split('.').all(|a| a.parse::<u64>().is_ok());
+        if !oid_ok || severity_named(severity).is_none() {
+            problems.push((
+                root("traps").key("severity").key(oid),
+                format!(
+                    "`{oid} = \"{severity}\"`: expected a dotted OID and critical, major, minor, warning or indeterminate"
+                ),
+            ));
+        }
+    }
 }
 
 fn validate_exporters(config: &Config, problems: &mut Problems) {

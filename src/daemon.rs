@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -235,11 +235,31 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             cancel.clone(),
         ));
     }
-    if config.devices.iter().any(|d| d.credentials.is_some()) {
+    let polls = crate::ingest::snmp::poll_triggers(&config);
+    if config.traps.enabled {
+        let listen = config.traps.listen;
+        let socket = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: listen,
+                key: "traps.listen",
+                source,
+            })?;
+        tasks.spawn(crate::ingest::trap::run(
+            config.clone(),
+            socket,
+            pipeline.samples.clone(),
+            pipeline.metrics.clone(),
+            polls.clone(),
+            cancel.clone(),
+        ));
+    }
+    if !polls.is_empty() {
         tasks.spawn(crate::ingest::snmp::run(
             config.clone(),
             pipeline.samples.clone(),
             pipeline.metrics.clone(),
+            polls,
             cancel.clone(),
         ));
     }

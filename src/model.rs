@@ -757,6 +757,9 @@ pub struct DeviceEvent {
     pub at: Timestamp,
     /// Detail for `additionalText`.
     pub text: String,
+    /// Severity chosen by the source (configured per trap OID); the kind's own otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// Events that raise or clear equipment alarms.
@@ -773,6 +776,10 @@ pub enum EventKind {
     LinkUp,
     /// sysUpTime went backwards or a coldStart trap arrived.
     Reboot,
+    /// An authenticationFailure trap: someone used a wrong community or key (security).
+    AuthFailure,
+    /// Any other trap; `object` names it (`trap=OID`) and its varbinds are the text.
+    Trap,
 }
 
 /// One alarm transition to commit: the event, the fault record after it, and the notification

@@ -318,3 +318,177 @@ fn free_udp_port() -> u16 {
         .unwrap()
         .port()
 }
+
+fn net_snmp(tool: &str, args: &[&str]) -> std::process::Output {
+    Command::new(tool)
+        .env("MIBS", "")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (scripts/setup-peers.sh installs it): {e}"))
+}
+
+#[test]
+fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(1_000, 10, 0, 10, 1));
+    let trap_port = free_udp_port();
+    let http = free_port();
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!(
+            "[snmp]\ninterval = \"1h\"\n\
+             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+             [traps.severity]\n\"1.3.6.1.4.1.9999.1.2\" = \"major\"\n\
+             [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
+        ),
+    );
+    let mut d = start(dir.path(), &config, http);
+    let to = format!("127.0.0.1:{trap_port}");
+    let polls = |port: u16| -> f64 {
+        get(port, "/metrics")
+            .and_then(|(_, b)| {
+                b.lines()
+                    .find(|l| l.starts_with("noctua_snmp_polls_total{device=\"r1\",result=\"ok\"}"))
+                    .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let before = polls(http);
+    // v2c linkDown for ifIndex 3.
+    let out = net_snmp(
+        "snmptrap",
+        &[
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            &to,
+            "",
+            "1.3.6.1.6.3.1.1.5.3",
+            "1.3.6.1.2.1.2.2.1.1.3",
+            "i",
+            "3",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // v1 coldStart.
+    let out = net_snmp(
+        "snmptrap",
+        &[
+            "-v",
+            "1",
+            "-c",
+            "public",
+            &to,
+            "1.3.6.1.4.1.8072",
+            "127.0.0.1",
+            "0",
+            "0",
+            "",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An inform: snmpinform only succeeds when it is answered.
+    let out = net_snmp(
+        "snmpinform",
+        &[
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            "-t",
+            "2",
+            "-r",
+            "1",
+            &to,
+            "",
+            "1.3.6.1.6.3.1.1.5.5",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "inform not answered: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An enterprise trap noctua has no meaning for, with a configured severity.
+    let out = net_snmp(
+        "snmptrap",
+        &[
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            &to,
+            "",
+            "1.3.6.1.4.1.9999.1.2",
+            "1.3.6.1.4.1.9999.2",
+            "s",
+            "fan tray 2 failed",
+        ],
+    );
+    assert!(out.status.success());
+    // The wrong community, and a sender that is not a device.
+    net_snmp(
+        "snmptrap",
+        &["-v", "2c", "-c", "wrong", &to, "", "1.3.6.1.6.3.1.1.5.3"],
+    );
+    let stranger = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    stranger.send_to(b"\x30\x03\x02\x01\x01", &to).unwrap();
+
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=r1").is_some_and(|(_, b)| {
+            [
+                "link_down",
+                "device_rebooted",
+                "authentication_failure",
+                "snmp_trap",
+            ]
+            .iter()
+            .all(|c| b.contains(c))
+        })
+    });
+    let (_, body) = get(http, "/api/v1/alarms?device=r1").unwrap();
+    let alarms: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = alarms["items"].as_array().unwrap().clone();
+    let find = |condition: &str| {
+        list.iter()
+            .find(|a| a["condition"] == condition)
+            .unwrap_or_else(|| panic!("no {condition} in {body}"))
+            .clone()
+    };
+    assert_eq!(find("link_down")["object"], "ifIndex=3");
+    let auth = find("authentication_failure");
+    assert_eq!(auth["category"], "security");
+    let other = find("snmp_trap");
+    assert_eq!(other["object"], "trap=1.3.6.1.4.1.9999.1.2");
+    assert_eq!(other["perceivedSeverity"], "MAJOR");
+    assert!(
+        other["additionalText"]
+            .as_str()
+            .unwrap()
+            .contains("fan tray 2 failed")
+    );
+    // Standard traps made the poller look at once, an hour before its next turn.
+    wait_until(&mut d, |d| polls(d.port) > before);
+    let (_, metrics) = get(http, "/metrics").unwrap();
+    for needle in [
+        "noctua_snmp_traps_dropped_total{reason=\"community\"} 1",
+        "noctua_snmp_traps_dropped_total{reason=\"unknown_source\"} 1",
+        "noctua_snmp_traps_total{device=\"r1\",kind=\"link_down\"} 1",
+        "noctua_snmp_traps_total{device=\"r1\",kind=\"cold_start\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing");
+    }
+}

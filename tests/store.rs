@@ -217,6 +217,7 @@ fn suppressed_transitions_stay_out_of_the_outbox_and_retention_keeps_what_is_liv
         kind: noctua::model::EventKind::Unreachable,
         at: Timestamp::from_millis(1000),
         text: String::new(),
+        severity: None,
     });
     let symptom = m.on_verdict(verdict("bh-r1", Severity::Major, 2000));
     let symptom_gone = m.on_verdict(verdict("bh-r1", Severity::Cleared, 3000));

@@ -236,19 +236,44 @@ impl AlarmManager {
                 AlarmType::EquipmentAlarm,
                 "reinitialized",
             ),
+            EventKind::AuthFailure => (
+                "authentication_failure",
+                Severity::Warning,
+                AlarmType::SecurityServiceOrMechanismViolation,
+                "unauthorizedAccessAttempt",
+            ),
+            EventKind::Trap => (
+                "snmp_trap",
+                Severity::Indeterminate,
+                AlarmType::CommunicationsAlarm,
+                "unspecifiedReason",
+            ),
+        };
+        let severity = e.severity.unwrap_or(severity);
+        let category = match e.kind {
+            EventKind::AuthFailure => Category::Security,
+            _ => Category::Equipment,
         };
         let key = (e.device, e.object, condition.to_owned());
         match e.kind {
             EventKind::Reachable | EventKind::LinkUp => {
                 self.retract(&key, at, None, e.text, &mut out);
             }
-            EventKind::Unreachable | EventKind::LinkDown | EventKind::Reboot => {
-                let expires =
-                    (e.kind == EventKind::Reboot).then(|| add(at, self.policy.event_clear_after));
+            EventKind::Unreachable
+            | EventKind::LinkDown
+            | EventKind::Reboot
+            | EventKind::AuthFailure
+            | EventKind::Trap => {
+                // Events with no clearing counterpart clear themselves after a while.
+                let expires = matches!(
+                    e.kind,
+                    EventKind::Reboot | EventKind::AuthFailure | EventKind::Trap
+                )
+                .then(|| add(at, self.policy.event_clear_after));
                 let condition = Condition {
                     key: key.clone(),
                     severity,
-                    category: Category::Equipment,
+                    category,
                     alarm_type,
                     probable_cause: cause,
                     threshold: None,

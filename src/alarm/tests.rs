@@ -61,6 +61,7 @@ fn event(dev: &str, kind: EventKind, at: i64) -> DeviceEvent {
         kind,
         at: t(at),
         text: String::new(),
+        severity: None,
     }
 }
 

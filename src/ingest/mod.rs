@@ -8,6 +8,7 @@ pub mod netflow;
 pub mod pcap;
 pub mod replay;
 pub mod snmp;
+pub mod trap;
 
 use std::sync::Arc;
 

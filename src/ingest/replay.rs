@@ -137,6 +137,7 @@ pub fn read(path: &Path) -> Result<Vec<(Timestamp, Ingest)>, ReplayError> {
                 kind,
                 at: l.at,
                 text: l.text,
+                severity: None,
             }),
             _ => {
                 return Err(bad(

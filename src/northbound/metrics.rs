@@ -80,6 +80,10 @@ pub struct Metrics {
     pub snmp_poll_seconds: Histogram,
     /// Interface intervals not turned into samples, by reason.
     pub snmp_skipped: IntCounterVec,
+    /// Traps taken, by device and kind.
+    pub snmp_traps: IntCounterVec,
+    /// Traps dropped, by reason.
+    pub snmp_traps_dropped: IntCounterVec,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -207,6 +211,22 @@ impl Metrics {
                 "SNMP sessions made: one per device, and a new one after every failed request.",
             ),
             snmp_poll_seconds: poll,
+            snmp_traps: {
+                let c = must(IntCounterVec::new(
+                    Opts::new(
+                        "noctua_snmp_traps_total",
+                        "SNMP traps and informs taken, by device and kind (link_down, link_up, cold_start, warm_start, authentication_failure, other).",
+                    ),
+                    &["device", "kind"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
+            snmp_traps_dropped: counter_vec(
+                "noctua_snmp_traps_dropped_total",
+                "SNMP traps dropped, by reason (unknown_source, community, malformed, unsupported, receive_error).",
+                "reason",
+            ),
             snmp_skipped: counter_vec(
                 "noctua_snmp_intervals_skipped_total",
                 "Interface intervals not turned into samples (agent restart, counter discontinuity, impossible rate).",

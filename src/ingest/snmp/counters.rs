@@ -167,6 +167,7 @@ fn derive(device: &str, prev: Option<&Reading>, now: &Reading) -> Derived {
                 prev.uptime / 100,
                 now.uptime / 100
             ),
+            severity: None,
         });
     }
     // The agent's own clock between polls, when it agrees with ours; else ours.
@@ -235,6 +236,7 @@ fn link_event(device: &str, i: u32, r: &IfReading, kind: EventKind, at: Timestam
                 "up"
             }
         ),
+        severity: None,
     }
 }
 

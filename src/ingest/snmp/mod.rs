@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use snmp2::{AsyncSession, Oid, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -575,11 +575,21 @@ fn offset(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-/// Polls every device with credentials until `cancel`.
+/// A wake-up per polled device, for the trap receiver to ask for a poll now.
+pub fn poll_triggers(config: &Config) -> HashMap<String, Arc<Notify>> {
+    Target::all(config)
+        .into_iter()
+        .map(|t| (t.name, Arc::new(Notify::new())))
+        .collect()
+}
+
+/// Polls every device with credentials until `cancel`; a device is also polled at once when
+/// its trigger in `polls` is notified.
 pub async fn run(
     config: Arc<Config>,
     samples: SampleSink,
     metrics: Arc<Metrics>,
+    polls: HashMap<String, Arc<Notify>>,
     cancel: CancellationToken,
 ) {
     let targets = Target::all(&config);
@@ -591,8 +601,13 @@ pub async fn run(
     let filter = Filter::new(&config.snmp);
     let tasks = TaskTracker::new();
     for target in targets {
+        let trigger = polls
+            .get(&target.name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Notify::new()));
         tasks.spawn(device_loop(
             Poller::new(target, &config.snmp, metrics.clone()),
+            trigger,
             filter.clone(),
             config.snmp.unreachable_after.max(1),
             limit.clone(),
@@ -606,6 +621,7 @@ pub async fn run(
 
 async fn device_loop(
     mut agent: Poller,
+    trigger: Arc<Notify>,
     filter: Filter,
     unreachable_after: u32,
     limit: Arc<Semaphore>,
@@ -622,9 +638,10 @@ async fn device_loop(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::time::sleep_until(next) => next += interval,
+            // Polled out of turn; the schedule stays as it was.
+            _ = trigger.notified() => {}
         }
-        next += interval;
         let Ok(_permit) = limit.acquire().await else {
             return;
         };
@@ -717,5 +734,6 @@ fn event(device: &str, kind: EventKind, at: Timestamp, text: String) -> DeviceEv
         kind,
         at,
         text,
+        severity: None,
     }
 }

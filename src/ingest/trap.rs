@@ -1,0 +1,361 @@
+//! SNMP trap receiver: v1 and v2c traps and informs from configured devices become events.
+//! linkDown/linkUp, coldStart/warmStart and authenticationFailure have their own meaning (and
+//! make the poller poll that device at once); any other trap raises a `snmp_trap` alarm on
+//! `trap=OID` with its varbinds as the text, at the severity `[traps.severity]` gives its OID
+//! (indeterminate otherwise). Informs are answered. Traps from addresses that are not devices,
+//! or with the wrong community, are dropped and counted.
+//!
+//! v3 traps are not taken yet: they need the sender's engine id per user (snmp2 decodes them
+//! with `from_bytes_with_security`); they are counted as `unsupported`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use snmp2::{MessageType, Oid, Pdu, Value};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SnmpVersion};
+use crate::ingest::SampleSink;
+use crate::model::{DeviceEvent, EventKind, Timestamp};
+use crate::northbound::metrics::Metrics;
+
+/// Every reason a trap is dropped, for `noctua_snmp_traps_dropped_total`.
+pub const DROP_REASONS: [&str; 5] = [
+    "unknown_source",
+    "community",
+    "malformed",
+    "unsupported",
+    "receive_error",
+];
+
+const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
+const IF_INDEX: [u64; 10] = [1, 3, 6, 1, 2, 1, 2, 2, 1, 1];
+const STANDARD_TRAPS: [u64; 9] = [1, 3, 6, 1, 6, 3, 1, 1, 5];
+
+/// What a trap meant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meaning {
+    /// Event kind.
+    pub kind: EventKind,
+    /// Object of the event: the interface for link traps, the trap for unknown ones.
+    pub object: String,
+    /// Metric label: `link_down`, `cold_start`, ..., `other`.
+    pub label: &'static str,
+    /// The trap OID, dotted.
+    pub oid: String,
+    /// The varbinds, as text.
+    pub text: String,
+}
+
+/// Who may send traps: configured devices, with the community their credential expects.
+struct Sources {
+    by_addr: HashMap<IpAddr, (String, Option<String>)>,
+}
+
+impl Sources {
+    fn new(config: &Config) -> Self {
+        let by_addr = config
+            .devices
+            .iter()
+            .map(|d| {
+                let community = d
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| config.snmp.credentials.get(c))
+                    .filter(|c| c.version == SnmpVersion::V2c)
+                    .and_then(|c| c.community.as_ref())
+                    .map(|s| s.expose().to_owned());
+                (d.address, (d.name.clone(), community))
+            })
+            .collect();
+        Self { by_addr }
+    }
+}
+
+fn dotted(oid: &Oid<'_>) -> String {
+    oid.iter()
+        .map(|arcs| arcs.map(|a| a.to_string()).collect::<Vec<_>>().join("."))
+        .unwrap_or_default()
+}
+
+fn arcs(oid: &Oid<'_>) -> Vec<u64> {
+    oid.iter().map(|a| a.collect()).unwrap_or_default()
+}
+
+fn value_text(v: &Value<'_>) -> String {
+    match v {
+        Value::OctetString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::ObjectIdentifier(o) => dotted(o),
+        Value::Integer(n) => n.to_string(),
+        Value::Counter32(n) | Value::Unsigned32(n) | Value::Timeticks(n) => n.to_string(),
+        Value::Counter64(n) => n.to_string(),
+        Value::IpAddress(a) => IpAddr::from(*a).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Reads a decoded trap (v1 or v2c/inform) into its meaning.
+pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
+    let mut trap_oid: Option<Vec<u64>> = None;
+    let mut if_index: Option<u64> = None;
+    let mut text = String::new();
+    for (oid, value) in pdu.varbinds.clone() {
+        let a = arcs(&oid);
+        if a == SNMP_TRAP_OID {
+            if let Value::ObjectIdentifier(o) = &value {
+                trap_oid = Some(arcs(o));
+            }
+            continue;
+        }
+        if a.len() == IF_INDEX.len() + 1
+            && a.starts_with(&IF_INDEX)
+            && let Value::Integer(n) = value
+        {
+            if_index = u64::try_from(n).ok();
+        }
+        if a.len() > 8 && a[..8] == [1, 3, 6, 1, 2, 1, 1, 3] {
+            continue; // sysUpTime.0: not news
+        }
+        let _ = write!(
+            text,
+            "{}{}={}",
+            if text.is_empty() { "" } else { ", " },
+            dotted(&oid),
+            value_text(&value)
+        );
+    }
+    // v1: generic 0-5 are the standard traps; 6 is enterpriseSpecific (enterprise.0.specific).
+    let trap = match (&pdu.v1_trap_info, trap_oid) {
+        (Some(v1), _) if (0..6).contains(&v1.generic_trap) => {
+            let mut a = STANDARD_TRAPS.to_vec();
+            a.push(v1.generic_trap as u64 + 1);
+            a
+        }
+        (Some(v1), _) => {
+            let mut a = arcs(&v1.enterprise);
+            a.extend([0, v1.specific_trap.max(0) as u64]);
+            a
+        }
+        (None, Some(a)) => a,
+        (None, None) => return None,
+    };
+    let oid = trap
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    let iface = if_index.map_or_else(
+        || crate::alarm::DEVICE_OBJECT.to_owned(),
+        |i| format!("ifIndex={i}"),
+    );
+    let standard = trap.len() == STANDARD_TRAPS.len() + 1 && trap.starts_with(&STANDARD_TRAPS);
+    let (kind, label, object) = match (standard, trap.last()) {
+        (true, Some(1)) => (
+            EventKind::Reboot,
+            "cold_start",
+            crate::alarm::DEVICE_OBJECT.to_owned(),
+        ),
+        (true, Some(2)) => (
+            EventKind::Reboot,
+            "warm_start",
+            crate::alarm::DEVICE_OBJECT.to_owned(),
+        ),
+        (true, Some(3)) => (EventKind::LinkDown, "link_down", iface),
+        (true, Some(4)) => (EventKind::LinkUp, "link_up", iface),
+        (true, Some(5)) => (
+            EventKind::AuthFailure,
+            "authentication_failure",
+            crate::alarm::DEVICE_OBJECT.to_owned(),
+        ),
+        _ => (EventKind::Trap, "other", format!("trap={oid}")),
+    };
+    Some(Meaning {
+        kind,
+        object,
+        label,
+        oid,
+        text,
+    })
+}
+
+/// The reply to an inform: the same message with its PDU tag turned into a Response (the
+/// request id, error fields and varbinds an inform's sender checks are all unchanged).
+pub fn inform_response(datagram: &[u8]) -> Option<Vec<u8>> {
+    // SEQUENCE { INTEGER version, OCTET STRING community, InformRequest-PDU (0xa6) ... }
+    let mut at = 1 + length_len(datagram.get(1..)?)?;
+    for _ in 0..2 {
+        let len = datagram.get(at + 1..)?;
+        let (n, l) = length(len)?;
+        at += 1 + l + n;
+    }
+    if *datagram.get(at)? != 0xa6 {
+        return None;
+    }
+    let mut reply = datagram.to_vec();
+    reply[at] = 0xa2;
+    Some(reply)
+}
+
+/// (content length, bytes of the length field) of a BER length.
+fn length(b: &[u8]) -> Option<(usize, usize)> {
+    let first = *b.first()?;
+    if first < 0x80 {
+        return Some((usize::from(first), 1));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let v = b
+        .get(1..=n)?
+        .iter()
+        .fold(0usize, |v, &x| (v << 8) | usize::from(x));
+    Some((v, 1 + n))
+}
+
+/// The SNMP version field of a message (0 = v1, 1 = v2c, 3 = v3).
+fn version(datagram: &[u8]) -> Option<u8> {
+    let at = 1 + length_len(datagram.get(1..)?)?;
+    match datagram.get(at..at + 3)? {
+        [0x02, 0x01, v] => Some(*v),
+        _ => None,
+    }
+}
+
+fn length_len(b: &[u8]) -> Option<usize> {
+    length(b).map(|(_, l)| l)
+}
+
+/// Receives traps until `cancel`; `polls` wakes a device's poller.
+pub async fn run(
+    config: Arc<Config>,
+    socket: UdpSocket,
+    samples: SampleSink,
+    metrics: Arc<Metrics>,
+    polls: HashMap<String, Arc<Notify>>,
+    cancel: CancellationToken,
+) {
+    let sources = Sources::new(&config);
+    let mut buf = vec![0u8; 65_536];
+    tracing::info!(listen = %config.traps.listen, "SNMP trap receiver running");
+    loop {
+        let (n, from) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics.snmp_traps_dropped.with_label_values(&["receive_error"]).inc();
+                    tracing::debug!(error = %e, "trap receive error");
+                    continue;
+                }
+            },
+        };
+        let drop = |reason: &str| {
+            metrics
+                .snmp_traps_dropped
+                .with_label_values(&[reason])
+                .inc()
+        };
+        let datagram = &buf[..n];
+        let Some((device, community)) = sources.by_addr.get(&from.ip().to_canonical()) else {
+            drop("unknown_source");
+            continue;
+        };
+        let pdu = match Pdu::from_bytes(datagram) {
+            Ok(p) => p,
+            Err(_) if version(datagram) == Some(3) => {
+                drop("unsupported");
+                continue;
+            }
+            Err(_) => {
+                drop("malformed");
+                continue;
+            }
+        };
+        if community
+            .as_deref()
+            .is_some_and(|c| c.as_bytes() != pdu.community)
+        {
+            drop("community");
+            continue;
+        }
+        let inform = pdu.message_type == MessageType::InformRequest;
+        if !matches!(pdu.message_type, MessageType::Trap | MessageType::TrapV1) && !inform {
+            drop("unsupported");
+            continue;
+        }
+        let Some(m) = meaning(&pdu) else {
+            drop("malformed");
+            continue;
+        };
+        if inform
+            && let Some(reply) = inform_response(datagram)
+            && let Err(e) = socket.send_to(&reply, from).await
+        {
+            tracing::debug!(error = %e, "cannot answer an inform");
+        }
+        metrics
+            .snmp_traps
+            .with_label_values(&[device, m.label])
+            .inc();
+        tracing::info!(%device, trap = %m.oid, kind = m.label, "SNMP trap");
+        let severity = (m.kind == EventKind::Trap)
+            .then(|| config.traps.severity_of(&m.oid))
+            .flatten();
+        samples.offer(DeviceEvent {
+            device: device.clone(),
+            object: m.object,
+            kind: m.kind,
+            at: Timestamp::now(),
+            text: if m.text.is_empty() {
+                format!("trap {}", m.oid)
+            } else {
+                format!("trap {}: {}", m.oid, m.text)
+            },
+            severity,
+        });
+        // A standard trap says the state changed: look now rather than at the next poll.
+        if m.kind != EventKind::Trap
+            && let Some(n) = polls.get(device)
+        {
+            n.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives on the trap port, reading it never panics.
+        #[test]
+        fn arbitrary_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = inform_response(&bytes);
+            let _ = version(&bytes);
+            if let Ok(pdu) = Pdu::from_bytes(&bytes) {
+                let _ = meaning(&pdu);
+            }
+        }
+    }
+
+    #[test]
+    fn an_inform_is_answered_by_turning_it_into_a_response() {
+        // v2c, community "public", InformRequest with request id 1 and no varbinds.
+        let inform = [
+            0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c', 0xa6,
+            0x0c, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00,
+        ];
+        let reply = inform_response(&inform[..inform.len() - 1]).unwrap();
+        assert_eq!(reply[13], 0xa2);
+        assert_eq!(version(&inform), Some(1));
+        let mut trap = inform;
+        trap[13] = 0xa7;
+        assert_eq!(inform_response(&trap), None);
+    }
+}
