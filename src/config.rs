@@ -50,6 +50,9 @@ pub struct Config {
     /// SNMP trap receiver.
     #[serde(default)]
     pub traps: TrapConfig,
+    /// ICMP echo probes.
+    #[serde(default)]
+    pub probes: ProbeConfig,
     /// Managed devices (`[[device]]`).
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceConfig>,
@@ -230,6 +233,37 @@ impl Default for SnmpConfig {
             interface_exclude: Vec::new(),
             interface_types: Vec::new(),
             credentials: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[probes]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ProbeConfig {
+    /// Whether to probe every device.
+    pub enabled: bool,
+    /// How often a round of probes starts.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Echo requests per device per round.
+    pub count: u32,
+    /// Time between a device's requests in a round.
+    #[serde(with = "humantime_serde")]
+    pub spacing: Duration,
+    /// How long after the last request a reply still counts.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: Duration::from_secs(30),
+            count: 5,
+            spacing: Duration::from_millis(200),
+            timeout: Duration::from_secs(1),
         }
     }
 }
@@ -1132,6 +1166,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     validate_maintenance(config, problems);
     validate_traps(config, problems);
+    validate_probes(config, problems);
     let an = &config.anomaly;
     if an.buckets == 0 {
         problems.push((
@@ -1311,6 +1346,23 @@ fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> 
         cur = *next;
     }
     None
+}
+
+fn validate_probes(config: &Config, problems: &mut Problems) {
+    let p = &config.probes;
+    if p.count == 0 {
+        problems.push((
+            root("probes").key("count"),
+            "expected at least 1".to_owned(),
+        ));
+    }
+    if p.spacing * p.count.saturating_sub(1) + p.timeout >= p.interval {
+        problems.push((
+            root("probes").key("interval"),
+            "a round (spacing × (count − 1) + timeout) must end before the next one starts"
+                .to_owned(),
+        ));
+    }
 }
 
 fn validate_traps(config: &Config, problems: &mut Problems) {

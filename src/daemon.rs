@@ -235,6 +235,14 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             cancel.clone(),
         ));
     }
+    if config.probes.enabled {
+        tasks.spawn(crate::ingest::probe::run(
+            config.clone(),
+            pipeline.samples.clone(),
+            pipeline.metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     let polls = crate::ingest::snmp::poll_triggers(&config);
     if config.traps.enabled {
         let listen = config.traps.listen;

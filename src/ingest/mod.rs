@@ -6,6 +6,7 @@
 
 pub mod netflow;
 pub mod pcap;
+pub mod probe;
 pub mod replay;
 pub mod snmp;
 pub mod trap;

@@ -84,6 +84,10 @@ pub struct Metrics {
     pub snmp_traps: IntCounterVec,
     /// Traps dropped, by reason.
     pub snmp_traps_dropped: IntCounterVec,
+    /// ICMP echo requests sent, by device.
+    pub probe_sent: IntCounterVec,
+    /// ICMP echo requests without a reply in time, by device.
+    pub probe_lost: IntCounterVec,
 }
 
 /// Registration only fails on a duplicate or malformed name, which is fixed at compile time
@@ -211,6 +215,16 @@ impl Metrics {
                 "SNMP sessions made: one per device, and a new one after every failed request.",
             ),
             snmp_poll_seconds: poll,
+            probe_sent: counter_vec(
+                "noctua_probe_sent_total",
+                "ICMP echo requests sent, by device.",
+                "device",
+            ),
+            probe_lost: counter_vec(
+                "noctua_probe_lost_total",
+                "ICMP echo requests without a reply in time, by device.",
+                "device",
+            ),
             snmp_traps: {
                 let c = must(IntCounterVec::new(
                     Opts::new(

@@ -1,0 +1,43 @@
+//! ICMP probes against 127.0.0.1 through the running daemon: requests are sent and answered,
+//! and the latency series reaches detection with min/avg/max/p95 in the alarm's text.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn probes_to_loopback_become_latency_and_loss_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    // A latency level every real round trip crosses, so the series shows up as an alarm.
+    let config = write_config(
+        dir.path(),
+        http,
+        "[probes]\nenabled = true\ninterval = \"1s\"\ncount = 3\nspacing = \"50ms\"\ntimeout = \"500ms\"\n\
+         [thresholds.latency]\ndirection = \"rising\"\nwarning = 0.000001\nhysteresis = 0.0\n\
+         [[device]]\nname = \"lo\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n",
+    );
+    let mut d = start(dir.path(), &config, http);
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=lo")
+            .is_some_and(|(_, b)| b.contains("latency_ms_threshold"))
+    });
+    let (_, body) = get(http, "/api/v1/alarms?device=lo").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let alarm = &v["items"][0];
+    assert_eq!(alarm["object"], "icmp");
+    let text = alarm["additionalText"].as_str().unwrap();
+    assert!(text.contains("ICMP min") && text.contains("p95"), "{text}");
+    let (_, metrics) = get(http, "/metrics").unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(value("noctua_probe_sent_total{device=\"lo\"}") >= 3.0);
+    assert_eq!(value("noctua_probe_lost_total{device=\"lo\"}"), 0.0);
+    // No loss alarm: loopback answers everything.
+    assert!(!body.contains("loss_pct_threshold"));
+}
