@@ -218,6 +218,8 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             cancel.clone(),
         ));
     }
+    // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
+    let speeds = Arc::new(crate::ingest::snmp::Speeds::default());
     if config.netflow.enabled {
         let sockets = crate::ingest::netflow::bind(&config.netflow).map_err(|(addr, source)| {
             DaemonError::Bind {
@@ -232,6 +234,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             store.clone(),
             pipeline.samples.clone(),
             pipeline.metrics.clone(),
+            speeds.clone(),
             cancel.clone(),
         ));
     }
@@ -268,6 +271,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             pipeline.samples.clone(),
             pipeline.metrics.clone(),
             polls,
+            speeds,
             cancel.clone(),
         ));
     }

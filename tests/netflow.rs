@@ -764,3 +764,28 @@ fn templates_survive_a_restart_through_the_store() {
         0
     );
 }
+
+#[test]
+fn speeds_learned_by_the_poller_give_utilisation_where_the_config_has_none() {
+    let speeds = Arc::new(noctua::ingest::snmp::Speeds::default());
+    speeds.set("edge-r1", [(4, 2_000_000), (3, 999)].into_iter().collect());
+    let mut c = Collector::new(&lab_config(""), Arc::new(Metrics::new()));
+    c.learn_speeds(speeds);
+    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 1_250, 1, 60_000, 60_000);
+    let packet = v5(T + 10, 60_000, 0, &[r]);
+    let s = run(
+        &mut c,
+        &[(A, packet, i64::from(T + 10) * 1000)],
+        i64::from(T + 200) * 1000,
+    );
+    let t_end = i64::from(T + 20) * 1000;
+    // ifIndex 4 (output): 1 kbit/s of 2 Mbit/s from SNMP; ifIndex 3 keeps its configured 1 Mbit/s.
+    assert_eq!(
+        value(&s, "ifIndex=4", Metric::UtilisationOutPct),
+        [(t_end, 0.05)]
+    );
+    assert_eq!(
+        value(&s, "ifIndex=3", Metric::UtilisationInPct),
+        [(t_end, 0.1)]
+    );
+}

@@ -154,6 +154,8 @@ pub struct Aggregator {
     /// (exporter, ifIndex, direction) → end of the last interval it carried traffic.
     recent: HashMap<(u32, u32, Dir), i64>,
     refused: Refused,
+    /// Speeds the SNMP poller learned, for interfaces the config gives none.
+    learned: Option<Arc<crate::ingest::snmp::Speeds>>,
 }
 
 impl Aggregator {
@@ -168,7 +170,13 @@ impl Aggregator {
             buckets: BTreeMap::new(),
             recent: HashMap::new(),
             refused: Refused::default(),
+            learned: None,
         }
+    }
+
+    /// Takes interface speeds from the SNMP poller where the config has none.
+    pub fn learn_speeds(&mut self, speeds: Arc<crate::ingest::snmp::Speeds>) {
+        self.learned = Some(speeds);
     }
 
     /// Adds an exporter; returns its index.
@@ -342,7 +350,12 @@ impl Aggregator {
             push(&info.name, object.clone(), bits, bps, None);
             push(&info.name, object.clone(), packets, rate(c.packets), None);
             push(&info.name, object.clone(), flows, rate(c.flows), None);
-            if let Some(&speed) = info.speeds.get(&if_index).filter(|&&s| s > 0) {
+            let speed = info
+                .speeds
+                .get(&if_index)
+                .copied()
+                .or_else(|| self.learned.as_ref()?.get(&info.name, if_index));
+            if let Some(speed) = speed.filter(|&s| s > 0) {
                 let context = talkers_text(&c.talkers, c.bytes);
                 push(
                     &info.name,

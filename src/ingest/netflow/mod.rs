@@ -165,6 +165,11 @@ impl Collector {
         index
     }
 
+    /// Uses the SNMP poller's interface speeds for interfaces the config gives none.
+    pub fn learn_speeds(&mut self, speeds: Arc<crate::ingest::snmp::Speeds>) {
+        self.aggregator.learn_speeds(speeds);
+    }
+
     /// Takes templates kept from an earlier run; returns how many were usable.
     pub fn restore(&mut self, defs: impl IntoIterator<Item = TemplateDef>) -> usize {
         let n = defs
@@ -342,15 +347,18 @@ pub fn stored_templates(store: &Store) -> Vec<TemplateDef> {
 }
 
 /// The collector task: owns the sockets until `cancel`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     config: Arc<Config>,
     sockets: Vec<UdpSocket>,
     store: Store,
     samples: SampleSink,
     metrics: Arc<Metrics>,
+    speeds: Arc<crate::ingest::snmp::Speeds>,
     cancel: CancellationToken,
 ) {
     let mut collector = Collector::new(&config, metrics.clone());
+    collector.learn_speeds(speeds);
     let restored = collector.restore(stored_templates(&store));
     tracing::info!(
         listen = ?config.netflow.listen,

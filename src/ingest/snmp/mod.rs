@@ -575,6 +575,25 @@ fn offset(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
+/// Interface speeds the poller learned (ifHighSpeed, or the configured override), by device
+/// and ifIndex: the NetFlow collector's utilisation for exporters that are also polled.
+#[derive(Debug, Default)]
+pub struct Speeds(std::sync::RwLock<HashMap<String, HashMap<u32, u64>>>);
+
+impl Speeds {
+    /// A device's speeds after a poll.
+    pub fn set(&self, device: &str, speeds: HashMap<u32, u64>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(device.to_owned(), speeds);
+        }
+    }
+
+    /// The speed of one interface in bit/s, if known.
+    pub fn get(&self, device: &str, if_index: u32) -> Option<u64> {
+        self.0.read().ok()?.get(device)?.get(&if_index).copied()
+    }
+}
+
 /// A wake-up per polled device, for the trap receiver to ask for a poll now.
 pub fn poll_triggers(config: &Config) -> HashMap<String, Arc<Notify>> {
     Target::all(config)
@@ -590,6 +609,7 @@ pub async fn run(
     samples: SampleSink,
     metrics: Arc<Metrics>,
     polls: HashMap<String, Arc<Notify>>,
+    speeds: Arc<Speeds>,
     cancel: CancellationToken,
 ) {
     let targets = Target::all(&config);
@@ -608,6 +628,7 @@ pub async fn run(
         tasks.spawn(device_loop(
             Poller::new(target, &config.snmp, metrics.clone()),
             trigger,
+            speeds.clone(),
             filter.clone(),
             config.snmp.unreachable_after.max(1),
             limit.clone(),
@@ -622,6 +643,7 @@ pub async fn run(
 async fn device_loop(
     mut agent: Poller,
     trigger: Arc<Notify>,
+    speeds: Arc<Speeds>,
     filter: Filter,
     unreachable_after: u32,
     limit: Arc<Semaphore>,
@@ -682,6 +704,14 @@ async fn device_loop(
                     value: rtt.as_secs_f64() * 1000.0,
                     context: None,
                 });
+                speeds.set(
+                    &name,
+                    reading
+                        .interfaces
+                        .iter()
+                        .filter_map(|(i, r)| Some((*i, r.speed_bps?)))
+                        .collect(),
+                );
                 let derived = counters.update(&name, reading);
                 for (_, skip) in &derived.skipped {
                     metrics
