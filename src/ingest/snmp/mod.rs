@@ -617,8 +617,14 @@ pub async fn run(
         return;
     }
     tracing::info!(devices = targets.len(), "SNMP poller running");
-    let limit = Arc::new(Semaphore::new(config.snmp.max_in_flight.max(1)));
-    let filter = Filter::new(&config.snmp);
+    let shared = Arc::new(Shared {
+        limit: Semaphore::new(config.snmp.max_in_flight.max(1)),
+        filter: Filter::new(&config.snmp),
+        unreachable_after: config.snmp.unreachable_after.max(1),
+        samples,
+        speeds,
+        cancel,
+    });
     let tasks = TaskTracker::new();
     for target in targets {
         let trigger = polls
@@ -628,28 +634,34 @@ pub async fn run(
         tasks.spawn(device_loop(
             Poller::new(target, &config.snmp, metrics.clone()),
             trigger,
-            speeds.clone(),
-            filter.clone(),
-            config.snmp.unreachable_after.max(1),
-            limit.clone(),
-            samples.clone(),
-            cancel.clone(),
+            shared.clone(),
         ));
     }
     tasks.close();
     tasks.wait().await;
 }
 
-async fn device_loop(
-    mut agent: Poller,
-    trigger: Arc<Notify>,
-    speeds: Arc<Speeds>,
+/// What every device's loop shares.
+struct Shared {
+    /// Requests in flight over all devices.
+    limit: Semaphore,
     filter: Filter,
     unreachable_after: u32,
-    limit: Arc<Semaphore>,
     samples: SampleSink,
+    speeds: Arc<Speeds>,
     cancel: CancellationToken,
-) {
+}
+
+async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared>) {
+    let Shared {
+        limit,
+        filter,
+        unreachable_after,
+        samples,
+        speeds,
+        cancel,
+    } = &*shared;
+    let unreachable_after = *unreachable_after;
     let interval = agent.target.interval;
     let name = agent.target.name.clone();
     let metrics = agent.metrics.clone();
@@ -670,7 +682,7 @@ async fn device_loop(
         let started = Instant::now();
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = agent.poll(&filter) => r,
+            r = agent.poll(filter) => r,
         };
         metrics
             .snmp_poll_seconds
