@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that run the built binary.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod snmpd;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,9 @@ State: {"ifaces": {"IFINDEX": {"name": .., "type": .., "admin": .., "oper": .., 
         "in32": .., "out32": .., "hc_in": .., "hc_out": .., "in_errors": .., ...}}}; a key left
 out is a column the agent does not have.
 """
+import bisect
 import json
+import os
 import sys
 
 STATE, TABLE = sys.argv[1], sys.argv[2]
@@ -26,7 +28,21 @@ IFXTABLE = {1: ("name", "string"), 6: ("hc_in", "counter64"), 7: ("hc_in_ucast",
             15: ("speed_mbps", "gauge"), 19: ("discontinuity", "timeticks")}
 
 
+CACHE = {"key": None, "rows": [], "oids": []}
+
+
 def rows():
+    """The table, re-read only when the state file changed (mtime and size)."""
+    st = os.stat(STATE)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    if CACHE["key"] != key:
+        CACHE["rows"] = build()
+        CACHE["oids"] = [r[0] for r in CACHE["rows"]]
+        CACHE["key"] = key
+    return CACHE["rows"], CACHE["oids"]
+
+
+def build():
     with open(STATE) as f:
         ifaces = json.load(f)["ifaces"]
     entry, columns = (IF_ENTRY, IFTABLE) if TABLE == "iftable" else (IFX_ENTRY, IFXTABLE)
@@ -54,12 +70,13 @@ for line in sys.stdin:
         sys.stdout.write("PONG\n")
     elif cmd in ("get", "getnext"):
         oid = parse(sys.stdin.readline())
-        table = rows()
-        hit = None
-        for row in table:
-            if (cmd == "get" and row[0] == oid) or (cmd == "getnext" and row[0] > oid):
-                hit = row
-                break
+        table, oids = rows()
+        if cmd == "get":
+            i = bisect.bisect_left(oids, oid)
+            hit = table[i] if i < len(oids) and oids[i] == oid else None
+        else:
+            i = bisect.bisect_right(oids, oid)
+            hit = table[i] if i < len(oids) else None
         if hit is None:
             sys.stdout.write("NONE\n")
         else:

@@ -500,7 +500,9 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
         let n = active.len();
         let (next, got) = agent
             .request(&oids, Some(reps), |pdu| {
-                let mut next: Vec<Option<Oid<'static>>> = vec![None; n];
+                // The last OID seen per column, still borrowing the reply: copied once at the
+                // end, not once per value.
+                let mut last: Vec<Option<Oid<'_>>> = vec![None; n];
                 let mut done = vec![false; n];
                 let mut got = 0u64;
                 for (k, (oid, value)) in pdu.varbinds.enumerate() {
@@ -509,20 +511,25 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
                     if done[slot] {
                         continue;
                     }
-                    if matches!(value, Value::EndOfMibView) || !oid.starts_with(prefix) {
+                    let index = oid
+                        .as_bytes()
+                        .strip_prefix(prefix.as_bytes())
+                        .and_then(single_arc);
+                    let (false, Some(index)) = (matches!(value, Value::EndOfMibView), index) else {
+                        // Past the column (or a row index this poller does not read): done.
                         done[slot] = true;
-                        continue;
-                    }
-                    let Some(index) = oid.iter().and_then(|mut a| a.nth(prefix_len(prefix))) else {
                         continue;
                     };
                     let Ok(index) = u32::try_from(index) else {
+                        done[slot] = true;
                         continue;
                     };
                     rows.entry(index).or_default().set(*col, &value);
-                    next[slot] = Some(oid.to_owned());
+                    last[slot] = Some(oid);
                     got += 1;
                 }
+                let mut next: Vec<Option<Oid<'static>>> =
+                    last.iter().map(|o| o.as_ref().map(Oid::to_owned)).collect();
                 // A column whose OIDs did not advance would loop forever: end it.
                 for (slot, n) in next.iter_mut().enumerate() {
                     if done[slot] || n.as_ref() == oids.get(slot) {
@@ -563,8 +570,16 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
     })
 }
 
-fn prefix_len(prefix: &Oid<'_>) -> usize {
-    prefix.iter().map_or(0, |a| a.count())
+/// The value of the BER-encoded OID tail `rest` if it is exactly one arc (a table index).
+fn single_arc(rest: &[u8]) -> Option<u64> {
+    let (last, head) = rest.split_last()?;
+    if last & 0x80 != 0 || head.iter().any(|b| b & 0x80 == 0) || rest.len() > 9 {
+        return None;
+    }
+    Some(
+        rest.iter()
+            .fold(0u64, |v, b| (v << 7) | u64::from(b & 0x7f)),
+    )
 }
 
 /// A stable offset into the interval for a device, so polls spread and do not all start at once.

@@ -1,0 +1,132 @@
+//! Poller cost: values fetched per CPU-second of this process (the poller; snmpd and its
+//! pass_persist script run in other processes and are not counted), polling 1,000 interfaces
+//! × 23 IF-MIB columns from net-snmp's snmpd on loopback, with 1 and with 4 devices polled at
+//! once (a session has one request in flight, so parallelism is more sessions). Also the memory
+//! the poller keeps per device. Run with `cargo bench --bench snmp_poll` (as root: snmpd runs as
+//! nobody); the README records the figures.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The same allocator as the `noctua` binary, so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use noctua::config::parse;
+use noctua::ingest::snmp::counters::Counters;
+use noctua::ingest::snmp::{Filter, Poller, Target};
+use noctua::northbound::metrics::Metrics;
+
+const INTERFACES: u64 = 1_000;
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn state(round: u64) -> serde_json::Value {
+    let ifaces: serde_json::Map<String, serde_json::Value> = (1..=INTERFACES)
+        .map(|i| {
+            let c = i * 1_000 + round * 7_919;
+            (
+                i.to_string(),
+                serde_json::json!({
+                    "name": format!("ge-0/0/{i}"), "type": 6, "admin": 1, "oper": 1,
+                    "speed_mbps": 10_000, "hc_in": c, "hc_out": c * 2,
+                    "hc_in_ucast": c / 100, "hc_out_ucast": c / 50,
+                    "in32": c % 4_000_000_000, "out32": c % 3_000_000_000,
+                    "in_ucast32": c / 100, "out_ucast32": c / 50,
+                    "in_errors": round, "out_errors": 0, "in_discards": round, "out_discards": 0,
+                    "discontinuity": 0
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({ "ifaces": ifaces })
+}
+
+fn main() {
+    let dir = common::snmpd::shared_dir();
+    let port = common::snmpd::free_udp_port();
+    let agent = common::snmpd::Snmpd::start(dir.path(), port);
+    agent.state(state(0));
+    let devices: String = (0..4)
+        .map(|i| {
+            format!(
+                "[[device]]\nname = \"d{i}\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
+            )
+        })
+        .collect();
+    let config = parse(
+        "bench.toml",
+        &format!(
+            "[snmp]\ntimeout = \"10s\"\n[snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n{devices}"
+        ),
+        Path::new("."),
+    )
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let filter = Filter::new(&config.snmp);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("parallel sessions | polls | values | wall s | poller CPU s | values per CPU-second");
+    for parallel in [1usize, 4] {
+        let targets: Vec<Target> = Target::all(&config).into_iter().take(parallel).collect();
+        let mut pollers: Vec<Poller> = targets
+            .into_iter()
+            .map(|t| Poller::new(t, &config.snmp, metrics.clone()))
+            .collect();
+        // Warm up (sessions, the agent's script cache).
+        runtime.block_on(async {
+            for p in &mut pollers {
+                p.poll(&filter).await.unwrap();
+            }
+        });
+        let cpu = cpu_seconds();
+        let wall = Instant::now();
+        let mut values = 0u64;
+        let mut polls = 0u64;
+        for round in 1..=3 {
+            agent.state(state(round));
+            let results = runtime.block_on(futures_util::future::join_all(
+                pollers.iter_mut().map(|p| p.poll(&filter)),
+            ));
+            for r in results {
+                let r = r.unwrap();
+                assert_eq!(r.reading.interfaces.len() as u64, INTERFACES);
+                values += r.values;
+                polls += 1;
+            }
+        }
+        let cpu = cpu_seconds() - cpu;
+        println!(
+            "{parallel} | {polls} | {values} | {:.2} | {cpu:.3} | {:.0}",
+            wall.elapsed().as_secs_f64(),
+            values as f64 / cpu.max(1e-6)
+        );
+    }
+
+    // What the poller keeps per device between polls: the previous reading.
+    let mut counters = Counters::default();
+    let mut poller = Poller::new(Target::all(&config).remove(0), &config.snmp, metrics);
+    let reading = runtime.block_on(poller.poll(&filter)).unwrap().reading;
+    let per_interface = std::mem::size_of::<noctua::ingest::snmp::counters::IfReading>()
+        + std::mem::size_of::<u32>()
+        + "ge-0/0/1000".len();
+    counters.update("d0", reading);
+    println!(
+        "state per polled device: ≈{} bytes + ≈{per_interface} bytes per interface (previous reading; session {} bytes)",
+        std::mem::size_of::<Poller>() + std::mem::size_of::<Counters>(),
+        std::mem::size_of::<snmp2::AsyncSession>()
+    );
+}
