@@ -407,6 +407,9 @@ pub struct DeviceConfig {
     /// Poll interval for this device, instead of `[snmp] interval`.
     #[serde(default, with = "humantime_serde::option")]
     pub poll_interval: Option<Duration>,
+    /// SNMP profile (`router`, `base-station`); by default from the role.
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Interface speed overrides (`[[device.interface]]`).
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,
@@ -1167,6 +1170,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_maintenance(config, problems);
     validate_traps(config, problems);
     validate_probes(config, problems);
+    validate_profiles(config, problems);
     let an = &config.anomaly;
     if an.buckets == 0 {
         problems.push((
@@ -1346,6 +1350,23 @@ fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> 
         cur = *next;
     }
     None
+}
+
+fn validate_profiles(config: &Config, problems: &mut Problems) {
+    for (i, d) in config.devices.iter().enumerate() {
+        if let Some(p) = &d.profile
+            && crate::ingest::snmp::profile::built_in(p).is_none()
+        {
+            let names: Vec<&str> = crate::ingest::snmp::profile::BUILT_IN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            problems.push((
+                root("device").index(i).key("profile"),
+                format!("unknown profile `{p}`; known: {}", names.join(", ")),
+            ));
+        }
+    }
 }
 
 fn validate_probes(config: &Config, problems: &mut Problems) {

@@ -221,6 +221,8 @@ pub enum Metric {
     SynOnlyPct,
     /// Most distinct sources seen toward one destination in an interval (floods, scans).
     DistinctSources,
+    /// A vendor KPI from a device profile, recorded but judged by no family.
+    Kpi,
     /// Interface errors per second.
     ErrorsPerSec,
     /// Interface discards per second.
@@ -253,7 +255,7 @@ pub enum MetricKind {
 
 impl Metric {
     /// Every metric, for parsing names back.
-    pub const ALL: [Metric; 19] = [
+    pub const ALL: [Metric; 20] = [
         Metric::LatencyMs,
         Metric::LossPct,
         Metric::UtilisationInPct,
@@ -269,6 +271,7 @@ impl Metric {
         Metric::FlowsOutPerSec,
         Metric::SynOnlyPct,
         Metric::DistinctSources,
+        Metric::Kpi,
         Metric::ErrorsPerSec,
         Metric::DiscardsPerSec,
         Metric::OperStatus,
@@ -296,7 +299,8 @@ impl Metric {
             | Metric::FlowsInPerSec
             | Metric::FlowsOutPerSec
             | Metric::ErrorsPerSec
-            | Metric::DiscardsPerSec => MetricKind::Traffic,
+            | Metric::DiscardsPerSec
+            | Metric::Kpi => MetricKind::Traffic,
             Metric::SynOnlyPct => MetricKind::Flood,
             Metric::DistinctSources => MetricKind::Sources,
             Metric::OperStatus | Metric::Reachability => MetricKind::State,
@@ -321,6 +325,7 @@ impl Metric {
             Metric::FlowsOutPerSec => "flows_out_per_sec",
             Metric::SynOnlyPct => "syn_only_pct",
             Metric::DistinctSources => "distinct_sources",
+            Metric::Kpi => "kpi",
             Metric::ErrorsPerSec => "errors_per_sec",
             Metric::DiscardsPerSec => "discards_per_sec",
             Metric::OperStatus => "oper_status",

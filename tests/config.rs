@@ -42,6 +42,8 @@ fn every_file_in_config_dir_parses() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
         &mut files,
     );
+    // Profiles are not configs; `snmp::profile`'s own test parses them.
+    files.retain(|f| !f.components().any(|c| c.as_os_str() == "profiles"));
     assert!(files.len() >= 2, "found only {files:?}");
     for f in files {
         if let Err(e) = ConfigSource::Flag(f.clone()).load() {

@@ -356,3 +356,59 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
         assert!(metrics.contains(needle), "{needle} missing");
     }
 }
+
+#[tokio::test]
+async fn the_base_station_profile_reads_vendor_kpis() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    let kpis = |connections: u64| {
+        json!({"ifaces": {}, "oids": [
+            ["1.3.6.1.4.1.32473.10.1.1.2.1", "integer", 5000],
+            ["1.3.6.1.4.1.32473.10.1.1.2.2", "integer", 9700],
+            ["1.3.6.1.4.1.32473.10.1.1.3.1", "integer", 150],
+            ["1.3.6.1.4.1.32473.10.1.1.4.1", "counter", connections],
+            ["1.3.6.1.4.1.32473.10.2.1.0", "integer", 12500]
+        ]})
+    };
+    agent.state(kpis(1_000));
+    let config = parse(
+        "test.toml",
+        &format!(
+            "[snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [[device]]\nname = \"enb-1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"base-station\"\ncredentials = \"v2\"\n"
+        ),
+        Path::new("."),
+    )
+    .unwrap();
+    let target = Target::all(&config).remove(0);
+    let mut poller = Poller::new(target, &config.snmp, Arc::new(Metrics::new()));
+    let filter = Filter::new(&config.snmp);
+    let mut counters = Counters::default();
+    let first = poller.poll(&filter).await.unwrap();
+    let u1 = first.reading.uptime;
+    let d = counters.update("enb-1", first.reading);
+    assert_eq!(
+        value(&d, "prb_utilisation_dl.1", Metric::UtilisationInPct),
+        Some(50.0)
+    );
+    assert_eq!(
+        value(&d, "prb_utilisation_dl.2", Metric::UtilisationInPct),
+        Some(97.0)
+    );
+    assert_eq!(value(&d, "rrc_setup_failure.1", Metric::LossPct), Some(1.5));
+    assert_eq!(value(&d, "backhaul_latency", Metric::LatencyMs), Some(12.5));
+    assert_eq!(
+        value(&d, "rrc_connections.1", Metric::Kpi),
+        None,
+        "a counter needs two polls"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    agent.state(kpis(1_600));
+    let second = poller.poll(&filter).await.unwrap();
+    let secs = f64::from(second.reading.uptime - u1) / 100.0;
+    let d = counters.update("enb-1", second.reading);
+    let rate = value(&d, "rrc_connections.1", Metric::Kpi)
+        .unwrap_or_else(|| panic!("{:?} {:?}", d.samples, d.skipped));
+    assert!((rate - 600.0 / secs).abs() < 1e-9, "{rate}");
+}

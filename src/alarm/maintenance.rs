@@ -198,6 +198,7 @@ mod tests {
             credentials: None,
             snmp_port: 161,
             poll_interval: None,
+            profile: None,
             interfaces: vec![],
         };
         Topology::new(&[dev("core", None, "dc"), dev("bh", Some("core"), "east")])

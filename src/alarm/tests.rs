@@ -23,6 +23,7 @@ fn device(name: &str, parent: Option<&str>) -> DeviceConfig {
         credentials: None,
         snmp_port: 161,
         poll_interval: None,
+        profile: None,
         interfaces: vec![],
     }
 }

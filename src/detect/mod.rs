@@ -103,6 +103,7 @@ fn ceiling(metric: Metric) -> f64 {
         | Metric::FlowsInPerSec
         | Metric::FlowsOutPerSec
         | Metric::DistinctSources
+        | Metric::Kpi
         | Metric::ErrorsPerSec
         | Metric::DiscardsPerSec => 1e15,
     }

@@ -27,7 +27,8 @@ impl Snmpd {
                  createUser noctua SHA-256 \"authpass123\" AES \"privpass123\"\n\
                  rouser noctua priv\n\
                  pass_persist -p 10 .1.3.6.1.2.1.2.2 /usr/bin/python3 {py} {state} iftable\n\
-                 pass_persist -p 10 .1.3.6.1.2.1.31.1.1 /usr/bin/python3 {py} {state} ifxtable\n",
+                 pass_persist -p 10 .1.3.6.1.2.1.31.1.1 /usr/bin/python3 {py} {state} ifxtable\n\
+                 pass_persist -p 10 .1.3.6.1.4.1.32473 /usr/bin/python3 {py} {state} raw\n",
                 py = py.display(),
                 state = state.display()
             ),

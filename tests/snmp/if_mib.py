@@ -5,7 +5,8 @@ The tests write the state file between polls (counters that move, wrap, or disap
 snmpd asks this script for every OID under the subtree it was registered for:
     pass_persist -p 10 .1.3.6.1.2.1.2.2 /usr/bin/python3 if_mib.py STATE iftable
     pass_persist -p 10 .1.3.6.1.2.1.31.1.1 /usr/bin/python3 if_mib.py STATE ifxtable
-State: {"ifaces": {"IFINDEX": {"name": .., "type": .., "admin": .., "oper": .., "speed_mbps": ..,
+    pass_persist -p 10 .1.3.6.1.4.1.32473 /usr/bin/python3 if_mib.py STATE raw
+State: {"oids": [["1.3.6.1.4.1.32473.10.2.1.0", "integer", 12500], ...] (raw mode), "ifaces": {"IFINDEX": {"name": .., "type": .., "admin": .., "oper": .., "speed_mbps": ..,
         "in32": .., "out32": .., "hc_in": .., "hc_out": .., "in_errors": .., ...}}}; a key left
 out is a column the agent does not have.
 """
@@ -44,7 +45,10 @@ def rows():
 
 def build():
     with open(STATE) as f:
-        ifaces = json.load(f)["ifaces"]
+        state = json.load(f)
+    if TABLE == "raw":
+        return sorted((parse(o), kind, value) for o, kind, value in state.get("oids", []))
+    ifaces = state["ifaces"]
     entry, columns = (IF_ENTRY, IFTABLE) if TABLE == "iftable" else (IFX_ENTRY, IFXTABLE)
     out = []
     for col, (key, kind) in columns.items():

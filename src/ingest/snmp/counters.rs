@@ -91,6 +91,30 @@ pub struct Reading {
     pub uptime: u32,
     /// Interfaces by ifIndex.
     pub interfaces: HashMap<u32, IfReading>,
+    /// Profile KPIs.
+    pub kpis: Vec<KpiReading>,
+}
+
+/// A profile KPI value as read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KpiValue {
+    /// Taken as is (times the scale).
+    Gauge(f64),
+    /// Turned into a per-second rate.
+    Counter(Counter),
+}
+
+/// One profile KPI of one poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiReading {
+    /// Series object (`name` or `name.ROW`).
+    pub object: String,
+    /// Series metric (from what it feeds).
+    pub metric: Metric,
+    /// Multiplier.
+    pub scale: f64,
+    /// Value.
+    pub value: KpiValue,
 }
 
 /// Why an interface's interval was skipped. Counted; never a sample.
@@ -139,6 +163,21 @@ impl Counters {
 fn derive(device: &str, prev: Option<&Reading>, now: &Reading) -> Derived {
     let mut out = Derived::default();
     let at = Timestamp::from_millis(now.at_ms);
+    let kpi = |k: &KpiReading, value: f64| Sample {
+        series: SeriesKey {
+            device: device.to_owned(),
+            object: k.object.clone(),
+            metric: k.metric,
+        },
+        at,
+        value: value * k.scale,
+        context: None,
+    };
+    for k in &now.kpis {
+        if let KpiValue::Gauge(v) = k.value {
+            out.samples.push(kpi(k, v));
+        }
+    }
     let Some(prev) = prev else {
         // First poll: no rates yet, but a link the operator wants up and is down is news.
         for (&i, r) in &now.interfaces {
@@ -176,6 +215,19 @@ fn derive(device: &str, prev: Option<&Reading>, now: &Reading) -> Derived {
     } else {
         wall
     };
+    if !restarted && secs >= 1.0 {
+        for k in &now.kpis {
+            let KpiValue::Counter(c) = k.value else {
+                continue;
+            };
+            let before = prev.kpis.iter().find(|p| p.object == k.object);
+            if let Some(KpiValue::Counter(p)) = before.map(|p| p.value)
+                && let Some(d) = c.since(p)
+            {
+                out.samples.push(kpi(k, d as f64 / secs));
+            }
+        }
+    }
     for (&i, r) in &now.interfaces {
         let p = prev.interfaces.get(&i);
         match (p.and_then(|p| p.oper), r.oper) {
@@ -338,6 +390,7 @@ mod tests {
             at_ms: at_s * 1000,
             uptime: uptime_s * 100,
             interfaces: ifs.into_iter().collect(),
+            kpis: Vec::new(),
         }
     }
 

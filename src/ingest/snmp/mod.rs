@@ -11,6 +11,7 @@
 //! (agents cap a reply, snmpd at 100 values), so a poll costs few, full requests.
 
 pub mod counters;
+pub mod profile;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -29,7 +30,7 @@ use crate::config::{
 use crate::ingest::SampleSink;
 use crate::model::{DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
 use crate::northbound::metrics::Metrics;
-use counters::{Counter, Counters, IfReading, Oper, Reading};
+use counters::{Counter, Counters, IfReading, KpiReading, Oper, Reading};
 
 /// Why a poll failed. Each is a metric label.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +242,8 @@ pub struct Target {
     pub speeds: HashMap<u32, u64>,
     /// Speed overrides by interface name, bit/s.
     pub speeds_by_name: HashMap<String, u64>,
+    /// What to read.
+    pub profile: profile::Profile,
 }
 
 impl Target {
@@ -256,7 +259,13 @@ impl Target {
     fn of(d: &DeviceConfig, snmp: &SnmpConfig) -> Option<Target> {
         let credential = snmp.credentials.get(d.credentials.as_ref()?)?.clone();
         let bps = |mbps: u64| mbps.saturating_mul(1_000_000);
+        let name = d
+            .profile
+            .as_deref()
+            .unwrap_or_else(|| profile::default_for(d.role));
+        let profile = profile::built_in(name)?;
         Some(Target {
+            profile,
             name: d.name.clone(),
             addr: SocketAddr::new(d.address, d.snmp_port),
             credential,
@@ -481,15 +490,140 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
         .await?;
     let rtt = started.elapsed();
 
-    let columns: Vec<(Col, Oid<'static>)> = COLUMNS
-        .iter()
-        .map(|&(c, ifx, n)| (c, column_oid(ifx, n)))
-        .collect();
-    let mut cursor: Vec<Option<Oid<'static>>> = columns.iter().map(|c| Some(c.1.clone())).collect();
     let mut rows: HashMap<u32, Row> = HashMap::new();
     let mut fetched = 0u64;
+    if agent.target.profile.if_mib {
+        let prefixes: Vec<Oid<'static>> = COLUMNS
+            .iter()
+            .map(|&(_, ifx, n)| column_oid(ifx, n))
+            .collect();
+        fetched += walk(agent, &prefixes, |col, index, value| {
+            rows.entry(index).or_default().set(COLUMNS[col].0, value);
+        })
+        .await?;
+    }
+    let (kpis, kpi_values) = poll_profile(agent).await?;
+    fetched += kpi_values;
+    let interfaces = rows
+        .into_iter()
+        .filter(|(_, r)| {
+            let name = r.name.as_deref().or(r.descr.as_deref()).unwrap_or("");
+            filter.wants(name, r.if_type)
+        })
+        .map(|(i, r)| {
+            let speed = agent.target.speeds.get(&i).copied().or_else(|| {
+                let name = r.name.as_deref().or(r.descr.as_deref())?;
+                agent.target.speeds_by_name.get(name).copied()
+            });
+            (i, r.reading(speed))
+        })
+        .collect();
+    let reading = Reading {
+        at_ms: Timestamp::now().as_millis(),
+        uptime,
+        interfaces,
+        kpis,
+    };
+    Ok(Polled {
+        reading,
+        rtt,
+        values: fetched + 2,
+    })
+}
+
+/// Reads the profile's extra OIDs: scalars with GET (20 per request), columns walked.
+async fn poll_profile(agent: &mut Poller) -> Result<(Vec<KpiReading>, u64), PollError> {
+    let metrics = agent.target.profile.metrics.clone();
+    let mut out = Vec::new();
+    let mut fetched = 0u64;
+    let oid = |m: &profile::ProfileMetric| profile::arcs(&m.oid).and_then(|a| Oid::from(&a).ok());
+    let scalars: Vec<(&profile::ProfileMetric, Oid<'static>)> = metrics
+        .iter()
+        .filter(|m| !m.table)
+        .filter_map(|m| Some((m, oid(m)?)))
+        .collect();
+    for chunk in scalars.chunks(20) {
+        let oids: Vec<Oid<'static>> = chunk.iter().map(|(_, o)| o.clone()).collect();
+        let values = agent
+            .request(&oids, None, |pdu| {
+                Ok(pdu.varbinds.map(|(_, v)| kpi_value(&v)).collect::<Vec<_>>())
+            })
+            .await?;
+        for ((m, _), v) in chunk.iter().zip(values) {
+            if let Some(value) = v {
+                fetched += 1;
+                out.push(KpiReading::new(m, m.name.clone(), value));
+            }
+        }
+    }
+    let tables: Vec<(&profile::ProfileMetric, Oid<'static>)> = metrics
+        .iter()
+        .filter(|m| m.table)
+        .filter_map(|m| Some((m, oid(m)?)))
+        .collect();
+    if !tables.is_empty() {
+        let prefixes: Vec<Oid<'static>> = tables.iter().map(|(_, o)| o.clone()).collect();
+        fetched += walk(agent, &prefixes, |col, index, value| {
+            let m = tables[col].0;
+            if let Some(v) = kpi_value(value) {
+                out.push(KpiReading::new(m, format!("{}.{index}", m.name), v));
+            }
+        })
+        .await?;
+    }
+    Ok((out, fetched))
+}
+
+fn kpi_value(v: &Value<'_>) -> Option<counters::KpiValue> {
+    Some(match v {
+        Value::Integer(n) => counters::KpiValue::Gauge(*n as f64),
+        Value::Unsigned32(n) | Value::Timeticks(n) => counters::KpiValue::Gauge(f64::from(*n)),
+        Value::Counter32(n) => counters::KpiValue::Counter(Counter::C32(*n)),
+        Value::Counter64(n) => counters::KpiValue::Counter(Counter::C64(*n)),
+        Value::OctetString(b) => {
+            counters::KpiValue::Gauge(std::str::from_utf8(b).ok()?.trim().parse().ok()?)
+        }
+        _ => return None,
+    })
+}
+
+impl KpiReading {
+    fn new(m: &profile::ProfileMetric, object: String, value: counters::KpiValue) -> Self {
+        let value = match (m.kind, value) {
+            // A gauge typed as a counter by the agent is still read as a gauge.
+            (profile::Kind::Gauge, counters::KpiValue::Counter(Counter::C32(n))) => {
+                counters::KpiValue::Gauge(f64::from(n))
+            }
+            (profile::Kind::Gauge, counters::KpiValue::Counter(Counter::C64(n))) => {
+                counters::KpiValue::Gauge(n as f64)
+            }
+            // A counter typed as an integer: its width is unknown, take 64 bits.
+            (profile::Kind::Counter, counters::KpiValue::Gauge(g)) => {
+                counters::KpiValue::Counter(Counter::C64(g.max(0.0) as u64))
+            }
+            (_, v) => v,
+        };
+        KpiReading {
+            object,
+            metric: m.feeds.metric(),
+            scale: m.scale,
+            value,
+        }
+    }
+}
+
+/// Walks table columns together, GETBULK row by row, each column carried on from its last OID
+/// until it leaves its subtree; `visit(column, row index, value)` sees every value while the
+/// reply is still borrowed. Returns how many values came back.
+async fn walk(
+    agent: &mut Poller,
+    prefixes: &[Oid<'static>],
+    mut visit: impl FnMut(usize, u32, &Value<'_>),
+) -> Result<u64, PollError> {
+    let mut cursor: Vec<Option<Oid<'static>>> = prefixes.iter().cloned().map(Some).collect();
+    let mut fetched = 0u64;
     for _ in 0..MAX_REQUESTS_PER_WALK {
-        let active: Vec<usize> = (0..columns.len())
+        let active: Vec<usize> = (0..prefixes.len())
             .filter(|&i| cursor[i].is_some())
             .collect();
         if active.is_empty() {
@@ -507,24 +641,21 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
                 let mut got = 0u64;
                 for (k, (oid, value)) in pdu.varbinds.enumerate() {
                     let slot = k % n;
-                    let (col, prefix) = &columns[active[slot]];
+                    let col = active[slot];
                     if done[slot] {
                         continue;
                     }
                     let index = oid
                         .as_bytes()
-                        .strip_prefix(prefix.as_bytes())
-                        .and_then(single_arc);
+                        .strip_prefix(prefixes[col].as_bytes())
+                        .and_then(single_arc)
+                        .and_then(|i| u32::try_from(i).ok());
                     let (false, Some(index)) = (matches!(value, Value::EndOfMibView), index) else {
                         // Past the column (or a row index this poller does not read): done.
                         done[slot] = true;
                         continue;
                     };
-                    let Ok(index) = u32::try_from(index) else {
-                        done[slot] = true;
-                        continue;
-                    };
-                    rows.entry(index).or_default().set(*col, &value);
+                    visit(col, index, &value);
                     last[slot] = Some(oid);
                     got += 1;
                 }
@@ -544,30 +675,7 @@ async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> 
             cursor[i] = next[slot].clone();
         }
     }
-    let interfaces = rows
-        .into_iter()
-        .filter(|(_, r)| {
-            let name = r.name.as_deref().or(r.descr.as_deref()).unwrap_or("");
-            filter.wants(name, r.if_type)
-        })
-        .map(|(i, r)| {
-            let speed = agent.target.speeds.get(&i).copied().or_else(|| {
-                let name = r.name.as_deref().or(r.descr.as_deref())?;
-                agent.target.speeds_by_name.get(name).copied()
-            });
-            (i, r.reading(speed))
-        })
-        .collect();
-    let reading = Reading {
-        at_ms: Timestamp::now().as_millis(),
-        uptime,
-        interfaces,
-    };
-    Ok(Polled {
-        reading,
-        rtt,
-        values: fetched + 2,
-    })
+    Ok(fetched)
 }
 
 /// The value of the BER-encoded OID tail `rest` if it is exactly one arc (a table index).

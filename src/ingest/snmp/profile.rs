@@ -1,0 +1,145 @@
+//! Device profiles: what the poller reads from a kind of device beyond (or instead of) IF-MIB.
+//! A profile maps OIDs to series — gauge or counter, scale, unit, and which family (latency,
+//! loss, utilisation, other) judges them — for vendor KPIs such as PRB utilisation, RRC setup
+//! failures or backhaul latency. The profiles in `config/profiles/` are built in; a device
+//! picks one with `profile`, else `base-station` for base stations and `router` for the rest.
+
+use serde::Deserialize;
+
+use crate::model::{Metric, Role};
+
+/// A profile file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    /// Whether to walk the IF-MIB interface table.
+    #[serde(default = "yes")]
+    pub if_mib: bool,
+    /// Extra OIDs.
+    #[serde(default, rename = "metric")]
+    pub metrics: Vec<ProfileMetric>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// One OID → one series (or one per row, for a table column).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProfileMetric {
+    /// Series object; tables append `.ROW`.
+    pub name: String,
+    /// Dotted OID: a scalar instance, or a column when `table`.
+    pub oid: String,
+    /// Walk the column instead of getting one instance.
+    #[serde(default)]
+    pub table: bool,
+    /// Gauge or counter.
+    pub kind: Kind,
+    /// Multiplier.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Unit, for people.
+    #[serde(default)]
+    pub unit: String,
+    /// Which family judges it.
+    pub feeds: Feeds,
+}
+
+/// How a value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// As read.
+    Gauge,
+    /// Per-second rate of the increase.
+    Counter,
+}
+
+/// Which thresholds and detector judge a profile metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feeds {
+    /// Latency, in ms.
+    Latency,
+    /// Loss or failure share, in %.
+    Loss,
+    /// Utilisation, in %.
+    Utilisation,
+    /// Recorded, not judged.
+    Other,
+}
+
+impl Feeds {
+    /// The metric its series carry.
+    pub fn metric(self) -> Metric {
+        match self {
+            Feeds::Latency => Metric::LatencyMs,
+            Feeds::Loss => Metric::LossPct,
+            Feeds::Utilisation => Metric::UtilisationInPct,
+            Feeds::Other => Metric::Kpi,
+        }
+    }
+}
+
+/// The built-in profiles, by name.
+pub const BUILT_IN: [(&str, &str); 2] = [
+    (
+        "router",
+        include_str!("../../../config/profiles/router.toml"),
+    ),
+    (
+        "base-station",
+        include_str!("../../../config/profiles/base-station.toml"),
+    ),
+];
+
+/// A built-in profile by name.
+pub fn built_in(name: &str) -> Option<Profile> {
+    let (_, text) = BUILT_IN.iter().find(|(n, _)| *n == name)?;
+    toml::from_str(text).ok()
+}
+
+/// The profile a device uses when it names none.
+pub fn default_for(role: Role) -> &'static str {
+    match role {
+        Role::BaseStation => "base-station",
+        _ => "router",
+    }
+}
+
+/// The OID's arcs, if it is dotted numbers.
+pub fn arcs(oid: &str) -> Option<Vec<u64>> {
+    oid.trim_start_matches('.')
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_parse_and_their_oids_are_numeric() {
+        for (name, _) in BUILT_IN {
+            let p = built_in(name).unwrap_or_else(|| panic!("{name} does not parse"));
+            for m in &p.metrics {
+                assert!(
+                    arcs(&m.oid).is_some_and(|a| a.len() > 6),
+                    "{name}: {}",
+                    m.oid
+                );
+            }
+        }
+        assert!(built_in("router").unwrap().metrics.is_empty());
+        assert_eq!(built_in("base-station").unwrap().metrics.len(), 4);
+        assert_eq!(default_for(Role::BaseStation), "base-station");
+        assert_eq!(default_for(Role::Switch), "router");
+    }
+}
