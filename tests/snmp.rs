@@ -183,6 +183,16 @@ fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
     let _ = dir;
 }
 
+/// Runs a net-snmp tool that must succeed.
+fn net_snmp_ok(tool: &str, args: &[&str]) {
+    let out = net_snmp(tool, args);
+    assert!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn net_snmp(tool: &str, args: &[&str]) -> std::process::Output {
     Command::new(tool)
         .env("MIBS", "")
@@ -223,7 +233,7 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     };
     let before = polls(http);
     // v2c linkDown for ifIndex 3.
-    let out = net_snmp(
+    net_snmp_ok(
         "snmptrap",
         &[
             "-v",
@@ -238,13 +248,8 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             "3",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // v1 coldStart.
-    let out = net_snmp(
+    net_snmp_ok(
         "snmptrap",
         &[
             "-v",
@@ -259,13 +264,8 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             "",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // An inform: snmpinform only succeeds when it is answered.
-    let out = net_snmp(
+    net_snmp_ok(
         "snmpinform",
         &[
             "-v",
@@ -281,13 +281,8 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             "1.3.6.1.6.3.1.1.5.5",
         ],
     );
-    assert!(
-        out.status.success(),
-        "inform not answered: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // An enterprise trap noctua has no meaning for, with a configured severity.
-    let out = net_snmp(
+    net_snmp_ok(
         "snmptrap",
         &[
             "-v",
@@ -302,7 +297,6 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             "fan tray 2 failed",
         ],
     );
-    assert!(out.status.success());
     // The wrong community, and a sender that is not a device.
     net_snmp(
         "snmptrap",
