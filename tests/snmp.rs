@@ -406,3 +406,65 @@ async fn the_base_station_profile_reads_vendor_kpis() {
         .unwrap_or_else(|| panic!("{:?} {:?}", d.samples, d.skipped));
     assert!((rate - 600.0 / secs).abs() < 1e-9, "{rate}");
 }
+
+#[test]
+fn v3_traps_are_authenticated_with_the_devices_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let trap_port = free_udp_port();
+    let http = free_port();
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!(
+            "[snmp]\ninterval = \"1h\"\n\
+             [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"sha256\"\n\
+             auth-key = \"authpass123\"\npriv-protocol = \"aes128\"\npriv-key = \"privpass123\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+             [[device]]\nname = \"r3\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
+            free_udp_port()
+        ),
+    );
+    let mut d = start(dir.path(), &config, http);
+    let to = format!("127.0.0.1:{trap_port}");
+    let v3 = |auth_key: &str| {
+        net_snmp(
+            "snmptrap",
+            &[
+                "-v",
+                "3",
+                "-e",
+                "0x80001f8880c0ffee",
+                "-u",
+                "noctua",
+                "-l",
+                "authPriv",
+                "-a",
+                "SHA-256",
+                "-A",
+                auth_key,
+                "-x",
+                "AES",
+                "-X",
+                "privpass123",
+                &to,
+                "",
+                "1.3.6.1.6.3.1.1.5.3",
+                "1.3.6.1.2.1.2.2.1.1.7",
+                "i",
+                "7",
+            ],
+        )
+    };
+    assert!(v3("authpass123").status.success());
+    // The same user with the wrong key: refused.
+    assert!(v3("wrongpass99").status.success());
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=r3").is_some_and(|(_, b)| b.contains("ifIndex=7"))
+    });
+    wait_until(&mut d, |d| {
+        get(d.port, "/metrics").is_some_and(|(_, b)| {
+            b.contains("noctua_snmp_traps_dropped_total{reason=\"authentication\"} 1")
+                && b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 1")
+        })
+    });
+}

@@ -5,8 +5,9 @@
 //! (indeterminate otherwise). Informs are answered. Traps from addresses that are not devices,
 //! or with the wrong community, are dropped and counted.
 //!
-//! v3 traps are not taken yet: they need the sender's engine id per user (snmp2 decodes them
-//! with `from_bytes_with_security`); they are counted as `unsupported`.
+//! v3 traps are taken from devices whose credential is a v3 user: authenticated (and decrypted)
+//! with that user's keys, localised to the engine id the trap carries. v3 informs are not
+//! answered yet (the response must be signed) and are counted as `unsupported`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,15 +19,16 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SnmpVersion};
+use crate::config::{Config, Credential, SnmpVersion};
 use crate::ingest::SampleSink;
 use crate::model::{DeviceEvent, EventKind, Timestamp};
 use crate::northbound::metrics::Metrics;
 
 /// Every reason a trap is dropped, for `noctua_snmp_traps_dropped_total`.
-pub const DROP_REASONS: [&str; 5] = [
+pub const DROP_REASONS: [&str; 6] = [
     "unknown_source",
     "community",
+    "authentication",
     "malformed",
     "unsupported",
     "receive_error",
@@ -51,9 +53,18 @@ pub struct Meaning {
     pub text: String,
 }
 
-/// Who may send traps: configured devices, with the community their credential expects.
+/// A device allowed to send traps, and how its traps must be signed.
+struct Source {
+    device: String,
+    /// v2c: the community its traps must carry (none: any).
+    community: Option<String>,
+    /// v3: the USM user its traps must be authenticated (and decrypted) with.
+    usm: Option<Credential>,
+}
+
+/// Who may send traps: configured devices.
 struct Sources {
-    by_addr: HashMap<IpAddr, (String, Option<String>)>,
+    by_addr: HashMap<IpAddr, Source>,
 }
 
 impl Sources {
@@ -62,14 +73,21 @@ impl Sources {
             .devices
             .iter()
             .map(|d| {
-                let community = d
+                let credential = d
                     .credentials
                     .as_ref()
-                    .and_then(|c| config.snmp.credentials.get(c))
+                    .and_then(|c| config.snmp.credentials.get(c));
+                let community = credential
                     .filter(|c| c.version == SnmpVersion::V2c)
                     .and_then(|c| c.community.as_ref())
                     .map(|s| s.expose().to_owned());
-                (d.address, (d.name.clone(), community))
+                let usm = credential.filter(|c| c.version == SnmpVersion::V3).cloned();
+                let source = Source {
+                    device: d.name.clone(),
+                    community,
+                    usm,
+                };
+                (d.address, source)
             })
             .collect();
         Self { by_addr }
@@ -230,6 +248,43 @@ fn length_len(b: &[u8]) -> Option<usize> {
     length(b).map(|(_, l)| l)
 }
 
+/// A datagram from `source` into its meaning and whether it is an inform (to answer), or the
+/// reason to drop it.
+fn read(datagram: &[u8], source: &Source) -> Result<(Meaning, bool), &'static str> {
+    if version(datagram) == Some(3) {
+        let Some(usm) = &source.usm else {
+            return Err("unsupported");
+        };
+        // Keys are derived from the sender's engine id, which the message carries; snmp2 zeroes
+        // the signature in place while checking it, so it gets a copy.
+        let mut security = crate::ingest::snmp::usm_security(usm);
+        let bytes = datagram.to_vec();
+        let pdu = match Pdu::from_bytes_with_security(&bytes, Some(&mut security)) {
+            Ok(p) => p,
+            Err(snmp2::Error::AuthFailure(_)) => return Err("authentication"),
+            Err(_) => return Err("malformed"),
+        };
+        // An inform would need a signed response: not answered (yet), so not taken.
+        if pdu.message_type != MessageType::Trap {
+            return Err("unsupported");
+        }
+        return meaning(&pdu).map(|m| (m, false)).ok_or("malformed");
+    }
+    let pdu = Pdu::from_bytes(datagram).map_err(|_| "malformed")?;
+    if source
+        .community
+        .as_deref()
+        .is_some_and(|c| c.as_bytes() != pdu.community)
+    {
+        return Err("community");
+    }
+    let inform = pdu.message_type == MessageType::InformRequest;
+    if !matches!(pdu.message_type, MessageType::Trap | MessageType::TrapV1) && !inform {
+        return Err("unsupported");
+    }
+    meaning(&pdu).map(|m| (m, inform)).ok_or("malformed")
+}
+
 /// Receives traps until `cancel`; `polls` wakes a device's poller.
 pub async fn run(
     config: Arc<Config>,
@@ -261,36 +316,17 @@ pub async fn run(
                 .inc()
         };
         let datagram = &buf[..n];
-        let Some((device, community)) = sources.by_addr.get(&from.ip().to_canonical()) else {
+        let Some(source) = sources.by_addr.get(&from.ip().to_canonical()) else {
             drop("unknown_source");
             continue;
         };
-        let pdu = match Pdu::from_bytes(datagram) {
-            Ok(p) => p,
-            Err(_) if version(datagram) == Some(3) => {
-                drop("unsupported");
+        let device = &source.device;
+        let (m, inform) = match read(datagram, source) {
+            Ok(r) => r,
+            Err(reason) => {
+                drop(reason);
                 continue;
             }
-            Err(_) => {
-                drop("malformed");
-                continue;
-            }
-        };
-        if community
-            .as_deref()
-            .is_some_and(|c| c.as_bytes() != pdu.community)
-        {
-            drop("community");
-            continue;
-        }
-        let inform = pdu.message_type == MessageType::InformRequest;
-        if !matches!(pdu.message_type, MessageType::Trap | MessageType::TrapV1) && !inform {
-            drop("unsupported");
-            continue;
-        }
-        let Some(m) = meaning(&pdu) else {
-            drop("malformed");
-            continue;
         };
         if inform
             && let Some(reply) = inform_response(datagram)

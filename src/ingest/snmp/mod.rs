@@ -400,39 +400,7 @@ async fn open_session(
                 .map_err(err)
         }
         SnmpVersion::V3 => {
-            let user = c.user.as_deref().unwrap_or("");
-            let auth_key = c.auth_key.as_ref().map_or("", |s| s.expose());
-            let mut security = snmp2::v3::Security::new(user.as_bytes(), auth_key.as_bytes());
-            security = match c.auth_protocol {
-                None => security.with_auth(snmp2::v3::Auth::NoAuthNoPriv),
-                Some(p) => {
-                    let protocol = match p {
-                        AuthProtocol::Md5 => snmp2::v3::AuthProtocol::Md5,
-                        AuthProtocol::Sha1 => snmp2::v3::AuthProtocol::Sha1,
-                        AuthProtocol::Sha224 => snmp2::v3::AuthProtocol::Sha224,
-                        AuthProtocol::Sha256 => snmp2::v3::AuthProtocol::Sha256,
-                        AuthProtocol::Sha384 => snmp2::v3::AuthProtocol::Sha384,
-                        AuthProtocol::Sha512 => snmp2::v3::AuthProtocol::Sha512,
-                    };
-                    let auth = match c.priv_protocol {
-                        None => snmp2::v3::Auth::AuthNoPriv,
-                        Some(p) => snmp2::v3::Auth::AuthPriv {
-                            cipher: match p {
-                                PrivProtocol::Des => snmp2::v3::Cipher::Des,
-                                PrivProtocol::Aes128 => snmp2::v3::Cipher::Aes128,
-                                PrivProtocol::Aes192 => snmp2::v3::Cipher::Aes192,
-                                PrivProtocol::Aes256 => snmp2::v3::Cipher::Aes256,
-                            },
-                            privacy_password: c
-                                .priv_key
-                                .as_ref()
-                                .map_or(&b""[..], |s| s.expose().as_bytes())
-                                .to_vec(),
-                        },
-                    };
-                    security.with_auth_protocol(protocol).with_auth(auth)
-                }
-            };
+            let security = usm_security(c);
             let mut session = AsyncSession::new_v3(target.addr, req_id, security)
                 .await
                 .map_err(err)?;
@@ -442,6 +410,44 @@ async fn open_session(
                 Ok(Err(e)) => Err(PollError::Session(format!("v3 engine discovery: {e:?}"))),
                 Ok(Ok(())) => Ok(session),
             }
+        }
+    }
+}
+
+/// The USM security of a v3 credential (engine id and keys are learned from the agent, or
+/// from a trap's sender).
+pub fn usm_security(c: &Credential) -> snmp2::v3::Security {
+    let user = c.user.as_deref().unwrap_or("");
+    let auth_key = c.auth_key.as_ref().map_or("", |s| s.expose());
+    let security = snmp2::v3::Security::new(user.as_bytes(), auth_key.as_bytes());
+    match c.auth_protocol {
+        None => security.with_auth(snmp2::v3::Auth::NoAuthNoPriv),
+        Some(p) => {
+            let protocol = match p {
+                AuthProtocol::Md5 => snmp2::v3::AuthProtocol::Md5,
+                AuthProtocol::Sha1 => snmp2::v3::AuthProtocol::Sha1,
+                AuthProtocol::Sha224 => snmp2::v3::AuthProtocol::Sha224,
+                AuthProtocol::Sha256 => snmp2::v3::AuthProtocol::Sha256,
+                AuthProtocol::Sha384 => snmp2::v3::AuthProtocol::Sha384,
+                AuthProtocol::Sha512 => snmp2::v3::AuthProtocol::Sha512,
+            };
+            let auth = match c.priv_protocol {
+                None => snmp2::v3::Auth::AuthNoPriv,
+                Some(p) => snmp2::v3::Auth::AuthPriv {
+                    cipher: match p {
+                        PrivProtocol::Des => snmp2::v3::Cipher::Des,
+                        PrivProtocol::Aes128 => snmp2::v3::Cipher::Aes128,
+                        PrivProtocol::Aes192 => snmp2::v3::Cipher::Aes192,
+                        PrivProtocol::Aes256 => snmp2::v3::Cipher::Aes256,
+                    },
+                    privacy_password: c
+                        .priv_key
+                        .as_ref()
+                        .map_or(&b""[..], |s| s.expose().as_bytes())
+                        .to_vec(),
+                },
+            };
+            security.with_auth_protocol(protocol).with_auth(auth)
         }
     }
 }
