@@ -461,6 +461,9 @@ pub struct Thresholds {
     pub flood: Option<ThresholdLevels>,
     /// Distinct sources toward one destination per interval (NetFlow; security).
     pub sources: Option<ThresholdLevels>,
+    /// An exporter's flows per second (NetFlow; security). None by default: what is normal
+    /// differs too much between exporters; the anomaly detector watches for spikes instead.
+    pub flows: Option<ThresholdLevels>,
     /// Rules for particular devices or objects (`[[thresholds.rule]]`); the first that
     /// matches a series wins over the family's levels above.
     pub rule: Vec<ThresholdRule>,
@@ -472,7 +475,7 @@ pub struct Thresholds {
 pub struct ThresholdRule {
     /// Name, for logs.
     pub name: String,
-    /// `latency`, `loss`, `utilisation`, `flood` or `sources`.
+    /// `latency`, `loss`, `utilisation`, `flood`, `sources` or `flows`.
     pub metric: MetricKind,
     /// Devices of this role.
     #[serde(default)]
@@ -544,6 +547,7 @@ impl Default for Thresholds {
             latency: rising(50.0, 100.0, 200.0, 500.0, 10.0),
             flood: rising(30.0, 50.0, 70.0, 90.0, 10.0),
             sources: rising(500.0, 1_000.0, 5_000.0, 20_000.0, 100.0),
+            flows: None,
             rule: Vec::new(),
         }
     }
@@ -570,6 +574,7 @@ impl Thresholds {
             MetricKind::Latency => self.latency.as_ref(),
             MetricKind::Flood => self.flood.as_ref(),
             MetricKind::Sources => self.sources.as_ref(),
+            MetricKind::Flows => self.flows.as_ref(),
             MetricKind::Traffic | MetricKind::State => None,
         }
     }
@@ -1152,6 +1157,7 @@ fn validate(config: &Config, problems: &mut Problems) {
         ("latency", &t.latency),
         ("flood", &t.flood),
         ("sources", &t.sources),
+        ("flows", &t.flows),
     ] {
         if let Some(levels) = levels {
             validate_levels(levels, root("thresholds").key(key), problems);
@@ -1162,7 +1168,7 @@ fn validate(config: &Config, problems: &mut Problems) {
         if matches!(r.metric, MetricKind::Traffic | MetricKind::State) {
             problems.push((
                 at.key("metric"),
-                "expected latency, loss, utilisation, flood or sources".to_owned(),
+                "expected latency, loss, utilisation, flood, sources or flows".to_owned(),
             ));
         }
         validate_levels(&r.levels, at.key("levels"), problems);

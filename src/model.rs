@@ -251,6 +251,8 @@ pub enum MetricKind {
     Flood,
     /// Distinct sources toward one destination (security).
     Sources,
+    /// An exporter's flows per second: a spike is a flood or a scan (security).
+    Flows,
 }
 
 impl Metric {
@@ -291,7 +293,6 @@ impl Metric {
             Metric::UtilisationInPct | Metric::UtilisationOutPct => MetricKind::Utilisation,
             Metric::BitsPerSec
             | Metric::PacketsPerSec
-            | Metric::FlowsPerSec
             | Metric::BitsInPerSec
             | Metric::BitsOutPerSec
             | Metric::PacketsInPerSec
@@ -302,6 +303,7 @@ impl Metric {
             | Metric::DiscardsPerSec
             | Metric::Kpi => MetricKind::Traffic,
             Metric::SynOnlyPct => MetricKind::Flood,
+            Metric::FlowsPerSec => MetricKind::Flows,
             Metric::DistinctSources => MetricKind::Sources,
             Metric::OperStatus | Metric::Reachability => MetricKind::State,
         }

@@ -51,6 +51,7 @@ fn every_flow_fixture_replays_to_its_expected_alarms() {
     let flood = std::fs::read_to_string(fixture("synflood-v10.expected")).unwrap();
     assert!(flood.contains("syn_only_pct_threshold"));
     assert!(flood.contains("distinct_sources_threshold"));
+    assert!(flood.contains("flows_per_sec_anomaly_high"));
     assert_eq!(
         std::fs::read_to_string(fixture("baseline-v5.expected")).unwrap(),
         ""

@@ -192,6 +192,8 @@ fn watch_of(kind: MetricKind) -> Option<Watch> {
         // High utilisation is the thresholds' business (and traffic growth is not a fault);
         // a busy link collapsing to near nothing is.
         MetricKind::Utilisation => Some(Watch::Down),
+        // A sudden rise in an exporter's flows is a flood or a scan; a fall is no news.
+        MetricKind::Flows => Some(Watch::Up),
         MetricKind::Traffic | MetricKind::State | MetricKind::Flood | MetricKind::Sources => None,
     }
 }
@@ -517,7 +519,7 @@ fn category_of(metric: Metric) -> Category {
         MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation => Category::Performance,
         MetricKind::Traffic => Category::Service,
         MetricKind::State => Category::Equipment,
-        MetricKind::Flood | MetricKind::Sources => Category::Security,
+        MetricKind::Flood | MetricKind::Sources | MetricKind::Flows => Category::Security,
     }
 }
 
@@ -676,6 +678,38 @@ mod tests {
         assert_eq!(info.observed_value, 97.0);
         assert_eq!(v.condition, "utilisation_in_pct_threshold");
         assert_eq!(v.category, Category::Performance);
+    }
+
+    #[test]
+    fn a_spike_in_an_exporters_flows_is_a_security_anomaly() {
+        let mut c = Config::default();
+        c.anomaly.season = Duration::ZERO;
+        let mut d = Detector::new(&c);
+        let flows = |value: f64, at: i64| Sample {
+            series: SeriesKey {
+                device: "edge-r1".into(),
+                object: "device".into(),
+                metric: Metric::FlowsPerSec,
+            },
+            at: Timestamp::from_millis(at * 10_000),
+            value,
+            context: None,
+        };
+        // A steady 40–50 flows/s, then a scan at 2,000 flows/s.
+        for i in 0..200 {
+            let e = d.step(&flows(40.0 + (i % 11) as f64, i)).unwrap();
+            assert!(e.verdicts.is_empty(), "quiet traffic alarmed at {i}");
+        }
+        let e = d.step(&flows(2_000.0, 200)).unwrap();
+        let v = e.verdicts.first().expect("the spike is an anomaly");
+        assert_eq!(v.category, Category::Security);
+        assert!(v.severity > Severity::Warning);
+        // A drop in flows is no news.
+        let mut d2 = Detector::new(&c);
+        for i in 0..200 {
+            d2.step(&flows(40.0 + (i % 11) as f64, i)).unwrap();
+        }
+        assert!(d2.step(&flows(0.0, 200)).unwrap().verdicts.is_empty());
     }
 
     #[test]
