@@ -174,6 +174,50 @@ fn invalid_address_and_exporter_cidr_are_rejected() {
 }
 
 #[test]
+fn bad_collector_trap_probe_and_profile_settings_name_their_keys() {
+    let got = issues(
+        "[netflow]
+interval = \"10ms\"
+max-templates = 1
+max-templates-per-exporter = 5
+         [netflow.sampling]
+nowhere = 10
+         [traps.severity]
+\"1.3.6.x\" = \"major\"
+\"1.3.6.1\" = \"dire\"
+         [probes]
+interval = \"1s\"
+count = 5
+spacing = \"300ms\"
+         [[device]]
+name = \"enb\"
+address = \"192.0.2.9\"
+role = \"base-station\"
+profile = \"ericsson\"
+",
+    );
+    let keys: Vec<(usize, &str)> = got.iter().map(|i| (i.0, i.1.as_str())).collect();
+    for want in [
+        (2, "netflow.interval"),
+        (3, "netflow.max-templates"),
+        (6, "netflow.sampling.nowhere"),
+        (8, "traps.severity.1.3.6.x"),
+        (9, "traps.severity.1.3.6.1"),
+        (11, "probes.interval"),
+        (18, "device[0].profile"),
+    ] {
+        assert!(keys.contains(&want), "{want:?} missing from {got:?}");
+    }
+    assert_eq!(got.len(), 7, "{got:?}");
+    let profile = got.iter().find(|i| i.1 == "device[0].profile").unwrap();
+    assert!(
+        profile.2.contains("known: router, base-station"),
+        "{}",
+        profile.2
+    );
+}
+
+#[test]
 fn threshold_levels_out_of_order_are_rejected() {
     let got = issues(
         "[thresholds.loss]\nwarning = 5.0\nminor = 2.0\nmajor = 6.0\n\n[thresholds.latency]\ndirection = \"falling\"\nwarning = 10.0\ncritical = 20.0\n",

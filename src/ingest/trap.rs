@@ -309,7 +309,7 @@ pub async fn run(
                 }
             },
         };
-        let drop = |reason: &str| {
+        let discard = |reason: &str| {
             metrics
                 .snmp_traps_dropped
                 .with_label_values(&[reason])
@@ -317,14 +317,14 @@ pub async fn run(
         };
         let datagram = &buf[..n];
         let Some(source) = sources.by_addr.get(&from.ip().to_canonical()) else {
-            drop("unknown_source");
+            discard("unknown_source");
             continue;
         };
         let device = &source.device;
         let (m, inform) = match read(datagram, source) {
             Ok(r) => r,
             Err(reason) => {
-                drop(reason);
+                discard(reason);
                 continue;
             }
         };

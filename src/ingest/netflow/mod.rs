@@ -90,6 +90,8 @@ pub struct Collector {
     sampling: HashMap<String, u32>,
     metrics: Arc<Metrics>,
     counters: Vec<ExporterCounters>,
+    /// Records refused as late and as future, resolved once like the exporters' counters.
+    refused: [IntCounter; 2],
     changes: Vec<TemplateChange>,
 }
 
@@ -106,6 +108,7 @@ impl Collector {
                         || e.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&addr))
                 })
         };
+        let refused = ["late", "future"].map(|r| metrics.netflow_refused.with_label_values(&[r]));
         let mut collector = Self {
             decoder: Decoder::new(Limits {
                 per_exporter: nf.max_templates_per_exporter,
@@ -125,6 +128,7 @@ impl Collector {
             sampling: nf.sampling.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             metrics,
             counters: Vec::new(),
+            refused,
             changes: Vec::new(),
         };
         for d in &config.devices {
@@ -244,14 +248,13 @@ impl Collector {
                 .observe((now_ms - end).max(0) as f64 / 1000.0);
         }
         let refused = self.aggregator.refused();
-        let m = &self.metrics.netflow_refused;
-        m.with_label_values(&["late"])
-            .inc_by(refused.late - refused_before.late);
-        m.with_label_values(&["future"])
-            .inc_by(refused.future - refused_before.future);
-        self.metrics
-            .netflow_templates
-            .set(self.decoder.template_count() as i64);
+        self.refused[0].inc_by(refused.late - refused_before.late);
+        self.refused[1].inc_by(refused.future - refused_before.future);
+        if !self.changes.is_empty() {
+            self.metrics
+                .netflow_templates
+                .set(self.decoder.template_count() as i64);
+        }
     }
 
     /// Emits the intervals complete at `now_ms`.
