@@ -1,6 +1,9 @@
-//! Detection cost across 100,000 series with realistic state access: each round polls every
-//! series once, in a fixed shuffled order, so the state is spread over the whole map rather
-//! than one hot series. Thresholds and the anomaly detector both run. Prints the state size.
+//! Detection cost across 100,000 series (5,000 devices × 20), thresholds and the anomaly
+//! detector both running. Two access patterns, neither one hot series:
+//! - `by_device`: devices in a shuffled order, each device's series together, as a poll or a
+//!   flow interval delivers them (the daemon's case);
+//! - `shuffled`: every series in a random order (the worst case: every sample a cache miss).
+//!
 //! Run with `cargo bench --bench detect`.
 
 use std::hint::black_box;
@@ -15,28 +18,43 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SERIES: usize = 100_000;
 
-fn samples() -> Vec<Sample> {
-    let metrics = [Metric::LatencyMs, Metric::UtilisationInPct, Metric::LossPct];
-    let mut order: Vec<usize> = (0..SERIES).collect();
-    // A fixed permutation (multiplicative hashing), so access hops around the map.
+const PER_DEVICE: usize = 20;
+/// The detection stage's batch (`recv_many` limit in `detect::run_stage`).
+const BATCH: usize = 256;
+
+/// A fixed permutation (multiplicative hashing) of `0..n`.
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|i| (i.wrapping_mul(2_654_435_761)) % 1_000_003);
     order
+}
+
+fn sample(i: usize) -> Sample {
+    let metrics = [Metric::LatencyMs, Metric::UtilisationInPct, Metric::LossPct];
+    Sample {
+        series: SeriesKey {
+            device: format!("bs{}", i / PER_DEVICE),
+            object: format!("ifIndex={}", i % PER_DEVICE),
+            metric: metrics[i % 3],
+        },
+        at: Timestamp::from_millis(0),
+        value: 10.0 + (i % 7) as f64,
+        context: None,
+    }
+}
+
+fn by_device() -> Vec<Sample> {
+    shuffled(SERIES / PER_DEVICE)
         .into_iter()
-        .map(|i| Sample {
-            series: SeriesKey {
-                device: format!("bs{}", i / 20),
-                object: format!("ifIndex={}", i % 20),
-                metric: metrics[i % 3],
-            },
-            at: Timestamp::from_millis(0),
-            value: 10.0 + (i % 7) as f64,
-            context: None,
-        })
+        .flat_map(|d| (d * PER_DEVICE..(d + 1) * PER_DEVICE).map(sample))
         .collect()
 }
 
-fn detect(c: &mut Criterion) {
-    let mut samples = samples();
+fn every_series_shuffled() -> Vec<Sample> {
+    shuffled(SERIES).into_iter().map(sample).collect()
+}
+
+fn run(c: &mut Criterion, name: &str, mut samples: Vec<Sample>) {
     let mut d = Detector::new(&Config::default());
     let mut round = 0i64;
     // Warm the state: two days of five-minute polls would be 576 rounds; 30 are enough for
@@ -51,17 +69,29 @@ fn detect(c: &mut Criterion) {
     let mut g = c.benchmark_group("detect");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.sample_size(20);
-    g.bench_function("step_100k_series_thresholds_and_anomaly", |b| {
+    let mut out = Vec::with_capacity(BATCH);
+    g.bench_function(name, |b| {
         b.iter(|| {
             round += 1;
             for s in &mut samples {
                 s.at = Timestamp::from_millis(round * 300_000);
                 s.value += 0.001;
-                let _ = black_box(d.step(s));
+            }
+            // As the daemon's detection stage: batches of what one channel receive returns.
+            for chunk in samples.chunks(BATCH) {
+                let batch: Vec<&Sample> = chunk.iter().collect();
+                d.step_batch(&batch, &mut out);
+                black_box(&out);
+                out.clear();
             }
         })
     });
     g.finish();
+}
+
+fn detect(c: &mut Criterion) {
+    run(c, "step_100k_series_by_device", by_device());
+    run(c, "step_100k_series_shuffled", every_series_shuffled());
 }
 
 criterion_group!(benches, detect);

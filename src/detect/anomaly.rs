@@ -51,20 +51,24 @@ const WINSOR: f32 = 3.0;
 /// `z` at which the score is 0.5.
 const HALF_SCORE_Z: f64 = 6.0;
 
+/// One part of the season's baseline: 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-struct Bucket {
+pub struct Bucket {
     level: f32,
     spread: f32,
     seen: u32,
 }
 
-/// One series' baseline.
+/// One series' baseline, owned: what the store keeps and what a single series (tests) runs
+/// on. The detector keeps the same parts in its own tables and calls [`score`] directly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyState {
-    buckets: Vec<Bucket>,
+    /// The season's buckets.
+    pub buckets: Vec<Bucket>,
     /// Consecutive anomalous samples, signed by direction.
-    streak: i32,
-    last_at: Option<Timestamp>,
+    pub streak: i32,
+    /// The previous sample's time.
+    pub last_at: Option<Timestamp>,
 }
 
 /// What one sample scored.
@@ -84,21 +88,10 @@ impl AnomalyState {
     /// An empty baseline for `config`.
     pub fn new(config: &AnomalyConfig) -> Self {
         Self {
-            buckets: vec![Bucket::default(); usize::from(config.buckets.max(1))],
+            buckets: vec![Bucket::default(); buckets(config)],
             streak: 0,
             last_at: None,
         }
-    }
-
-    fn bucket(&self, config: &AnomalyConfig, at: Timestamp) -> usize {
-        let n = self.buckets.len();
-        let season = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX);
-        if n <= 1 || season <= 0 {
-            return 0;
-        }
-        let phase = at.as_millis().rem_euclid(season);
-        // `phase < season`, so the index is below `n`.
-        ((phase as i128 * n as i128) / season as i128) as usize
     }
 
     /// Scores `value` at `at`, then learns from it.
@@ -110,80 +103,158 @@ impl AnomalyState {
         value: f64,
         at: Timestamp,
     ) -> Score {
-        let gap_ms = self
-            .last_at
-            .map_or(0, |t| at.as_millis().saturating_sub(t.as_millis()));
-        self.last_at = Some(at);
-        let index = self.bucket(config, at);
-        let x = value as f32;
-        let b = &mut self.buckets[index];
-        if b.seen == 0 {
-            *b = Bucket {
-                level: x,
-                spread: (x.abs() * 0.05).max(absolute_floor(kind)),
-                seen: 1,
-            };
-            return Score {
-                score: 0.0,
-                expected: value,
-                warm: false,
-                above: false,
-            };
-        }
-        let deviation = x - b.level;
-        let scale = if deviation < 0.0 && watch != Watch::Both {
-            // A drop is judged against the level alone: a link's usual jitter must not excuse
-            // it falling to nothing.
-            (RELATIVE_FLOOR_DOWN * b.level.abs()).max(absolute_floor(kind))
-        } else {
-            (MAD_TO_SIGMA * b.spread)
-                .max(RELATIVE_FLOOR * b.level.abs())
-                .max(absolute_floor(kind))
+        let previous = self.last_at.replace(at);
+        let sample = Observed {
+            kind,
+            watch,
+            value,
+            at,
+            previous,
         };
-        let counted = match watch {
-            Watch::Up => deviation.max(0.0),
-            Watch::Down => (-deviation).max(0.0),
-            Watch::Both => deviation.abs(),
+        score(config, &mut self.buckets, &mut self.streak, &sample)
+    }
+}
+
+/// How many buckets a baseline for `config` has.
+pub fn buckets(config: &AnomalyConfig) -> usize {
+    usize::from(config.buckets.max(1))
+}
+
+/// Copies a baseline kept in `from.len()` buckets into `to.len()` buckets covering the same
+/// season (a reload changed `buckets`): each new bucket takes the old one its start falls in.
+pub fn rebin(from: &[Bucket], to: &mut [Bucket]) {
+    let (n, m) = (from.len(), to.len());
+    if n == 0 {
+        return;
+    }
+    for (j, bucket) in to.iter_mut().enumerate() {
+        *bucket = from[j * n / m];
+    }
+}
+
+/// Which bucket of `n` the time `at` falls in.
+fn bucket_of(config: &AnomalyConfig, n: usize, at: Timestamp) -> usize {
+    let season = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX);
+    if n <= 1 || season <= 0 {
+        return 0;
+    }
+    let phase = at.as_millis().rem_euclid(season) as u64;
+    let season = season as u64;
+    // `phase < season`, so the index is below `n`; 64-bit unless the season is absurdly long.
+    match phase.checked_mul(n as u64) {
+        Some(p) => (p / season) as usize,
+        None => (u128::from(phase) * n as u128 / u128::from(season)) as usize,
+    }
+}
+
+/// One sample as the scorer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed {
+    /// The metric family (sets the absolute floor).
+    pub kind: MetricKind,
+    /// Which deviations count.
+    pub watch: Watch,
+    /// The value.
+    pub value: f64,
+    /// Its time.
+    pub at: Timestamp,
+    /// The series' previous sample, if any (a long gap ends a run of anomalies).
+    pub previous: Option<Timestamp>,
+}
+
+/// Scores a sample against a baseline's `buckets` and learns from it; `streak` is the
+/// baseline's run of anomalies.
+pub fn score(
+    config: &AnomalyConfig,
+    buckets: &mut [Bucket],
+    streak: &mut i32,
+    sample: &Observed,
+) -> Score {
+    let Observed {
+        kind,
+        watch,
+        value,
+        at,
+        previous,
+    } = *sample;
+    let gap_ms = previous.map_or(0, |t| at.as_millis().saturating_sub(t.as_millis()));
+    let n = buckets.len();
+    let index = bucket_of(config, n, at);
+    let x = value as f32;
+    let Some(b) = buckets.get_mut(index) else {
+        return Score {
+            score: 0.0,
+            expected: value,
+            warm: false,
+            above: false,
         };
-        let z = f64::from(counted / scale);
-        let warm = b.seen >= config.warm_up;
-        let expected = f64::from(b.level);
-        let score = if warm { z / (z + HALF_SCORE_Z) } else { 0.0 };
-        // Learn, robustly.
-        let alpha = config.learning_rate;
-        let clipped = b.level + deviation.clamp(-WINSOR * scale, WINSOR * scale);
-        b.level += alpha * (clipped - b.level);
-        b.spread += alpha * ((clipped - b.level).abs() - b.spread);
-        b.seen = b.seen.saturating_add(1);
-        // Level shifts: a long run of anomalies on one side is the new normal.
-        let bucket_ms = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX)
-            / i64::try_from(self.buckets.len()).unwrap_or(1);
-        if gap_ms > bucket_ms.max(1) * 2 {
-            self.streak = 0;
-        }
-        let anomalous = warm && z >= SHIFT_Z;
-        let side = if deviation >= 0.0 { 1 } else { -1 };
-        self.streak = if !anomalous {
-            0
-        } else if self.streak.signum() == side {
-            self.streak + side
-        } else {
-            side
+    };
+    if b.seen == 0 {
+        *b = Bucket {
+            level: x,
+            spread: (x.abs() * 0.05).max(absolute_floor(kind)),
+            seen: 1,
         };
-        if self.streak.unsigned_abs() >= config.shift_after {
-            for bucket in &mut self.buckets {
-                if bucket.seen > 0 {
-                    bucket.level += deviation;
-                }
+        return Score {
+            score: 0.0,
+            expected: value,
+            warm: false,
+            above: false,
+        };
+    }
+    let deviation = x - b.level;
+    let scale = if deviation < 0.0 && watch != Watch::Both {
+        // A drop is judged against the level alone: a link's usual jitter must not excuse
+        // it falling to nothing.
+        (RELATIVE_FLOOR_DOWN * b.level.abs()).max(absolute_floor(kind))
+    } else {
+        (MAD_TO_SIGMA * b.spread)
+            .max(RELATIVE_FLOOR * b.level.abs())
+            .max(absolute_floor(kind))
+    };
+    let counted = match watch {
+        Watch::Up => deviation.max(0.0),
+        Watch::Down => (-deviation).max(0.0),
+        Watch::Both => deviation.abs(),
+    };
+    let z = f64::from(counted / scale);
+    let warm = b.seen >= config.warm_up;
+    let expected = f64::from(b.level);
+    let score = if warm { z / (z + HALF_SCORE_Z) } else { 0.0 };
+    // Learn, robustly.
+    let alpha = config.learning_rate;
+    let clipped = b.level + deviation.clamp(-WINSOR * scale, WINSOR * scale);
+    b.level += alpha * (clipped - b.level);
+    b.spread += alpha * ((clipped - b.level).abs() - b.spread);
+    b.seen = b.seen.saturating_add(1);
+    // Level shifts: a long run of anomalies on one side is the new normal.
+    let bucket_ms = i64::try_from(config.season.as_millis()).unwrap_or(i64::MAX)
+        / i64::try_from(n).unwrap_or(1);
+    if gap_ms > bucket_ms.max(1) * 2 {
+        *streak = 0;
+    }
+    let anomalous = warm && z >= SHIFT_Z;
+    let side = if deviation >= 0.0 { 1 } else { -1 };
+    *streak = if !anomalous {
+        0
+    } else if streak.signum() == side {
+        *streak + side
+    } else {
+        side
+    };
+    if streak.unsigned_abs() >= config.shift_after {
+        for bucket in buckets.iter_mut() {
+            if bucket.seen > 0 {
+                bucket.level += deviation;
             }
-            self.streak = 0;
         }
-        Score {
-            score,
-            expected,
-            warm,
-            above: deviation >= 0.0,
-        }
+        *streak = 0;
+    }
+    Score {
+        score,
+        expected,
+        warm,
+        above: deviation >= 0.0,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod anomaly;
 pub mod backtest;
+pub mod series;
 pub mod threshold;
 
 use std::collections::HashMap;
@@ -26,7 +27,8 @@ use crate::model::{
 };
 use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
-use anomaly::{AnomalyState, Score, Watch};
+use anomaly::{AnomalyState, Bucket, Observed, Score, Watch};
+use series::{Fingerprint, SeriesTable};
 
 /// What detection concluded about a series: a tier change, with the evidence for the alarm.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,18 +111,107 @@ fn ceiling(metric: Metric) -> f64 {
     }
 }
 
-/// What detection keeps per series.
+/// What detection keeps per series: 48 bytes, kept in the order series first appeared, so the
+/// series of one poll (which arrive together) sit together in memory.
 #[derive(Debug, Clone)]
 struct SeriesState {
-    tier: Severity,
     last_at: Timestamp,
+    /// Since when the tier change in `pending` has held.
+    pending_since: Timestamp,
     /// Which threshold rule applies: `None` until resolved, then `Some(None)` for the
     /// family's levels or `Some(Some(i))` for `[[thresholds.rule]]` number `i`.
     rule: Option<Option<u16>>,
-    /// A tier change waiting out `for` / `clear-for`: its direction (up?) and since when.
-    pending: Option<(bool, Timestamp)>,
-    /// Baseline and tier of the anomaly detector, for the metrics it watches.
-    anomaly: Option<Box<(AnomalyState, Severity, bool)>>,
+    /// A tier change waiting out `for` / `clear-for`: up (true) or down.
+    pending: Option<bool>,
+    tier: Severity,
+    /// The anomaly detector's part, for the metrics it watches.
+    anomaly: Option<AnomalySlot>,
+}
+
+const _: () = assert!(std::mem::size_of::<SeriesState>() <= 48);
+
+impl SeriesState {
+    /// A clear series first seen at `at`.
+    fn new(at: Timestamp) -> Self {
+        Self {
+            last_at: at,
+            pending_since: at,
+            rule: None,
+            pending: None,
+            tier: Severity::Cleared,
+            anomaly: None,
+        }
+    }
+}
+
+/// A series' anomaly detector state besides its buckets.
+#[derive(Debug, Clone, Copy)]
+struct AnomalySlot {
+    /// Which baseline in [`Baselines`].
+    baseline: usize,
+    /// Its run of anomalies (see [`anomaly::score`]).
+    streak: i32,
+    tier: Severity,
+    /// Whether the standing alarm was raised above the baseline (else below).
+    above: bool,
+}
+
+/// Every series' anomaly buckets, `stride` each, in one allocation: a sample finds its bucket
+/// by arithmetic, with no pointer to follow, and a baseline costs its buckets and nothing more.
+#[derive(Debug)]
+struct Baselines {
+    buckets: Vec<Bucket>,
+    stride: usize,
+}
+
+impl Baselines {
+    fn new(stride: usize) -> Self {
+        Self {
+            buckets: Vec::new(),
+            stride,
+        }
+    }
+
+    /// A new, empty baseline's number.
+    fn add(&mut self) -> usize {
+        let index = self.buckets.len() / self.stride;
+        self.buckets
+            .resize(self.buckets.len() + self.stride, Bucket::default());
+        index
+    }
+
+    fn get(&self, index: usize) -> &[Bucket] {
+        let start = index * self.stride;
+        self.buckets.get(start..start + self.stride).unwrap_or(&[])
+    }
+
+    fn get_mut(&mut self, index: usize) -> &mut [Bucket] {
+        let start = index * self.stride;
+        self.buckets
+            .get_mut(start..start + self.stride)
+            .unwrap_or(&mut [])
+    }
+
+    /// Re-cuts every baseline into `stride` buckets (a reload changed `buckets`), keeping
+    /// what each part of the season has learned.
+    fn restride(&mut self, stride: usize) {
+        if stride == self.stride {
+            return;
+        }
+        let count = self.buckets.len() / self.stride;
+        let mut next = vec![Bucket::default(); count * stride];
+        for (old, new) in self
+            .buckets
+            .chunks_exact(self.stride)
+            .zip(next.chunks_exact_mut(stride))
+        {
+            anomaly::rebin(old, new);
+        }
+        *self = Self {
+            buckets: next,
+            stride,
+        };
+    }
 }
 
 /// Version of [`StoredSeries`]; state of another version is dropped (the series warms up again)
@@ -169,12 +260,17 @@ pub struct Evaluation {
 }
 
 /// Per-series detection state for every series seen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Detector {
     thresholds: Thresholds,
     anomaly: AnomalyConfig,
+    /// The anomaly score's tier levels, made once from `anomaly`.
+    anomaly_levels: ThresholdLevels,
     devices: HashMap<String, DeviceConfig>,
-    series: HashMap<SeriesKey, SeriesState>,
+    series: SeriesTable<SeriesState>,
+    baselines: Baselines,
+    /// Each sample of a batch's fingerprint and position, reused batch to batch.
+    ahead: Vec<(Fingerprint, Option<usize>)>,
 }
 
 fn devices_of(config: &Config) -> HashMap<String, DeviceConfig> {
@@ -204,21 +300,32 @@ impl Detector {
         Self {
             thresholds: config.thresholds.clone(),
             anomaly: config.anomaly.clone(),
+            anomaly_levels: config.anomaly.levels(),
             devices: devices_of(config),
-            series: HashMap::new(),
+            series: SeriesTable::default(),
+            baselines: Baselines::new(anomaly::buckets(&config.anomaly)),
+            ahead: Vec::new(),
         }
     }
 
     /// Every series' state, for the store.
     pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredSeries)> + '_ {
-        self.series.iter().map(|(k, s)| {
+        self.series.iter().map(|(name, s)| {
+            let anomaly = s.anomaly.map(|a| {
+                let baseline = AnomalyState {
+                    buckets: self.baselines.get(a.baseline).to_vec(),
+                    streak: a.streak,
+                    last_at: Some(s.last_at),
+                };
+                (baseline, a.tier, a.above)
+            });
             let stored = StoredSeries {
                 version: STATE_VERSION,
                 tier: s.tier,
                 last_at: s.last_at,
-                anomaly: s.anomaly.as_deref().cloned(),
+                anomaly,
             };
-            (state_key(k), stored)
+            (state_key(name), stored)
         })
     }
 
@@ -231,14 +338,26 @@ impl Detector {
         if stored.version != STATE_VERSION {
             return false;
         }
-        let state = SeriesState {
-            tier: stored.tier,
-            last_at: stored.last_at,
-            rule: None,
-            pending: None,
-            anomaly: stored.anomaly.map(Box::new),
-        };
-        self.series.insert(series, state);
+        let id = self.series.fingerprint(&series);
+        let (state, _) = self
+            .series
+            .get_or_insert_with(&series, id, None, || SeriesState::new(stored.last_at));
+        state.tier = stored.tier;
+        state.last_at = stored.last_at;
+        state.rule = None;
+        state.pending = None;
+        state.anomaly = stored.anomaly.map(|(baseline, tier, above)| {
+            let index = state
+                .anomaly
+                .map_or_else(|| self.baselines.add(), |a| a.baseline);
+            anomaly::rebin(&baseline.buckets, self.baselines.get_mut(index));
+            AnomalySlot {
+                baseline: index,
+                streak: baseline.streak,
+                tier,
+                above,
+            }
+        });
         true
     }
 
@@ -272,11 +391,11 @@ impl Detector {
             if state.tier == Severity::Cleared {
                 state.tier = severity;
             }
-        } else if let Some(slot) = state.anomaly.as_deref_mut()
-            && slot.1 == Severity::Cleared
+        } else if let Some(slot) = state.anomaly.as_mut()
+            && slot.tier == Severity::Cleared
         {
-            slot.1 = severity;
-            slot.2 = above;
+            slot.tier = severity;
+            slot.above = above;
         }
     }
 
@@ -284,6 +403,8 @@ impl Detector {
     pub fn reconfigure(&mut self, config: &Config) {
         self.thresholds = config.thresholds.clone();
         self.anomaly = config.anomaly.clone();
+        self.anomaly_levels = config.anomaly.levels();
+        self.baselines.restride(anomaly::buckets(&config.anomaly));
         self.devices = devices_of(config);
         for state in self.series.values_mut() {
             state.rule = None;
@@ -293,6 +414,46 @@ impl Detector {
     /// Feeds one sample: the tier changes it causes and its anomaly score, or why it was
     /// refused (it then changes nothing).
     pub fn step(&mut self, sample: &Sample) -> Result<Evaluation, Rejection> {
+        let id = self.series.fingerprint(&sample.series);
+        self.step_found(sample, id, None)
+    }
+
+    /// Feeds `samples` in order, with the same results as [`Self::step`] on each in turn (one
+    /// result per sample into `out`). With many series the state is not in cache and a
+    /// sample's cost is its cache misses; here every series is looked up before the first is
+    /// evaluated, and the CPU is asked for each index slot, then each state, while the other
+    /// lookups proceed, so the waits overlap instead of adding up.
+    pub fn step_batch(
+        &mut self,
+        samples: &[&Sample],
+        out: &mut Vec<Result<Evaluation, Rejection>>,
+    ) {
+        let mut ahead = std::mem::take(&mut self.ahead);
+        ahead.clear();
+        for sample in samples {
+            let id = self.series.fingerprint(&sample.series);
+            self.series.prefetch(id);
+            ahead.push((id, None));
+        }
+        for (id, position) in &mut ahead {
+            *position = self.series.find(*id);
+            if let Some(p) = *position {
+                self.series.prefetch_at(p);
+            }
+        }
+        for (sample, (id, position)) in samples.iter().zip(&ahead) {
+            out.push(self.step_found(sample, *id, *position));
+        }
+        self.ahead = ahead;
+    }
+
+    /// [`Self::step`] for a series whose fingerprint (and perhaps position) is known.
+    fn step_found(
+        &mut self,
+        sample: &Sample,
+        id: Fingerprint,
+        found: Option<usize>,
+    ) -> Result<Evaluation, Rejection> {
         let v = sample.value;
         let metric = sample.series.metric;
         if !v.is_finite() {
@@ -304,28 +465,19 @@ impl Detector {
         if v > ceiling(metric) {
             return Err(Rejection::Absurd);
         }
-        let state = match self.series.get_mut(&sample.series) {
-            Some(state) => {
-                if sample.at < state.last_at {
-                    return Err(Rejection::OutOfOrder);
-                }
-                if sample.at == state.last_at {
-                    return Err(Rejection::Duplicate);
-                }
-                state.last_at = sample.at;
-                state
+        let (state, new) = self
+            .series
+            .get_or_insert_with(&sample.series, id, found, || SeriesState::new(sample.at));
+        let previous = (!new).then_some(state.last_at);
+        if !new {
+            if sample.at < state.last_at {
+                return Err(Rejection::OutOfOrder);
             }
-            None => self
-                .series
-                .entry(sample.series.clone())
-                .or_insert(SeriesState {
-                    tier: Severity::Cleared,
-                    last_at: sample.at,
-                    rule: None,
-                    pending: None,
-                    anomaly: None,
-                }),
-        };
+            if sample.at == state.last_at {
+                return Err(Rejection::Duplicate);
+            }
+            state.last_at = sample.at;
+        }
         let mut out = Evaluation::default();
         let kind = metric.kind();
         let index = *state.rule.get_or_insert_with(|| {
@@ -345,13 +497,11 @@ impl Detector {
                 state.pending = None;
             } else {
                 let up = next > current;
-                let since = match state.pending {
-                    Some((dir, since)) if dir == up => since,
-                    _ => {
-                        state.pending = Some((up, sample.at));
-                        sample.at
-                    }
-                };
+                if state.pending != Some(up) {
+                    state.pending = Some(up);
+                    state.pending_since = sample.at;
+                }
+                let since = state.pending_since;
                 let wait = if up { rule.hold } else { rule.clear_hold };
                 if wait.is_none_or(|w| sample.at.since(since) >= w) {
                     state.tier = next;
@@ -362,22 +512,32 @@ impl Detector {
             }
         }
         if let (true, Some(watch)) = (self.anomaly.enabled, watch_of(kind)) {
-            let cfg = &self.anomaly;
-            let slot = state
-                .anomaly
-                .get_or_insert_with(|| Box::new((AnomalyState::new(cfg), Severity::Cleared, true)));
-            let (baseline, tier, above) = &mut **slot;
-            let score = baseline.step(cfg, kind, watch, v, sample.at);
-            let next = threshold::next_tier(&cfg.levels(), *tier, score.score);
-            if next != *tier {
-                if *tier == Severity::Cleared {
+            let baselines = &mut self.baselines;
+            let slot = state.anomaly.get_or_insert_with(|| AnomalySlot {
+                baseline: baselines.add(),
+                streak: 0,
+                tier: Severity::Cleared,
+                above: true,
+            });
+            let observed = Observed {
+                kind,
+                watch,
+                value: v,
+                at: sample.at,
+                previous,
+            };
+            let buckets = baselines.get_mut(slot.baseline);
+            let score = anomaly::score(&self.anomaly, buckets, &mut slot.streak, &observed);
+            let next = threshold::next_tier(&self.anomaly_levels, slot.tier, score.score);
+            if next != slot.tier {
+                if slot.tier == Severity::Cleared {
                     // The side is fixed when the alarm is raised, so its condition (and
                     // category) stays the same until it clears.
-                    *above = score.above;
+                    slot.above = score.above;
                 }
                 out.verdicts
-                    .push(anomaly_verdict(sample, &score, *tier, next, *above));
-                *tier = next;
+                    .push(anomaly_verdict(sample, &score, slot.tier, next, slot.above));
+                slot.tier = next;
             }
             out.anomaly = Some(score);
         }
@@ -573,6 +733,7 @@ pub async fn run_stage(
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(256);
+    let mut results = Vec::with_capacity(256);
     let mut save_timer = tokio::time::interval(SAVE_EVERY);
     save_timer.tick().await;
     loop {
@@ -590,12 +751,22 @@ pub async fn run_stage(
         if config.has_changed().unwrap_or(false) {
             detector.reconfigure(&config.borrow_and_update());
         }
+        let samples: Vec<&Sample> = batch
+            .iter()
+            .filter_map(|item| match item {
+                Ingest::Sample(sample) => Some(sample),
+                _ => None,
+            })
+            .collect();
+        metrics.detect_samples.inc_by(samples.len() as u64);
+        detector.step_batch(&samples, &mut results);
+        drop(samples);
+        let mut evaluated = results.drain(..);
         for item in batch.drain(..) {
             let out = match item {
-                Ingest::Sample(sample) => {
-                    metrics.detect_samples.inc();
-                    match detector.step(&sample) {
-                        Ok(evaluation) => {
+                Ingest::Sample(_) => {
+                    match evaluated.next() {
+                        Some(Ok(evaluation)) => {
                             for v in evaluation.verdicts {
                                 metrics
                                     .detect_verdicts
@@ -608,12 +779,14 @@ pub async fn run_stage(
                                 }
                             }
                         }
-                        Err(reason) => {
+                        Some(Err(reason)) => {
                             metrics
                                 .detect_rejected
                                 .with_label_values(&[reason.name()])
                                 .inc();
                         }
+                        // One result per sample; nothing else can happen.
+                        None => {}
                     }
                     continue;
                 }
@@ -857,6 +1030,51 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
                     Err(Rejection::OutOfOrder | Rejection::Duplicate) => {}
                 }
             }
+        }
+
+        /// A batch gives exactly what the same samples one at a time give: the same results in
+        /// the same order, and the same state after (a series may come twice in a batch, or
+        /// first appear in it).
+        #[test]
+        fn a_batch_is_the_same_as_one_at_a_time(
+            rows in proptest::collection::vec((0usize..6, 0i64..40, 0.0f64..120.0), 1..400),
+            cuts in proptest::collection::vec(1usize..70, 1..20),
+        ) {
+            let metrics = [Metric::UtilisationInPct, Metric::LatencyMs, Metric::LossPct];
+            let samples: Vec<Sample> = rows
+                .iter()
+                .map(|(series, minute, value)| Sample {
+                    series: SeriesKey {
+                        device: format!("d{}", series % 2),
+                        object: "ifIndex=1".into(),
+                        metric: metrics[series % 3],
+                    },
+                    at: Timestamp::from_millis(minute * 300_000),
+                    value: *value,
+                    context: None,
+                })
+                .collect();
+            let config = Config::default();
+            let (mut one, mut batched) = (Detector::new(&config), Detector::new(&config));
+            let singly: Vec<_> = samples.iter().map(|s| one.step(s)).collect();
+            let mut together = Vec::new();
+            let mut rest = &samples[..];
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at((*cut).min(rest.len()));
+                let refs: Vec<&Sample> = now.iter().collect();
+                batched.step_batch(&refs, &mut together);
+                rest = later;
+            }
+            proptest::prop_assert_eq!(&singly, &together);
+            let state = |d: &Detector| {
+                let mut v: Vec<_> = d.export().collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            };
+            proptest::prop_assert_eq!(state(&one), state(&batched));
         }
     }
 }
