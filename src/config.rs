@@ -219,6 +219,12 @@ pub struct SnmpConfig {
     pub interface_types: Vec<u32>,
     /// Named credentials that devices refer to.
     pub credentials: BTreeMap<String, Credential>,
+    /// A directory of `NAME.toml` device profiles (relative to the config file), added to the
+    /// built-in ones.
+    pub profile_dir: Option<PathBuf>,
+    /// The built-in profiles and those of `profile_dir`, filled in by the loader.
+    #[serde(skip)]
+    pub profiles: crate::ingest::snmp::profile::Profiles,
 }
 
 impl Default for SnmpConfig {
@@ -233,6 +239,8 @@ impl Default for SnmpConfig {
             interface_exclude: Vec::new(),
             interface_types: Vec::new(),
             credentials: BTreeMap::new(),
+            profile_dir: None,
+            profiles: Default::default(),
         }
     }
 }
@@ -1021,26 +1029,118 @@ fn render(origin: &str, issues: &[ConfigIssue]) -> String {
 /// relative `*-file` paths are taken relative to `base`, the config file's directory.
 pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, ConfigError> {
     let map = SourceMap::new(text);
-    let invalid = |issues| ConfigError::Invalid {
-        origin: origin.to_owned(),
-        issues,
-    };
-    let mut config: Config = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let (line, column) = map.line_col(span.start);
-        invalid(vec![ConfigIssue {
-            line,
-            column,
-            key: map.key_at(&span).to_string(),
-            message: e.message().trim_end().to_owned(),
-        }])
-    })?;
+    let mut config: Config = from_toml(origin, text, &map)?;
     let mut problems = Vec::new();
     resolve_secrets(&mut config, base, &mut problems);
+    load_profiles(&mut config, base, &mut problems)?;
     validate(&config, &mut problems);
     if problems.is_empty() {
         return Ok(config);
     }
+    Err(located(origin, &map, problems))
+}
+
+/// Deserialises a TOML text; an error names the line, column and key it is at.
+fn from_toml<T: serde::de::DeserializeOwned>(
+    origin: &str,
+    text: &str,
+    map: &SourceMap<'_>,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let (line, column) = map.line_col(span.start);
+        ConfigError::Invalid {
+            origin: origin.to_owned(),
+            issues: vec![ConfigIssue {
+                line,
+                column,
+                key: map.key_at(&span).to_string(),
+                message: e.message().trim_end().to_owned(),
+            }],
+        }
+    })
+}
+
+/// Adds the profiles of `[snmp] profile-dir`: every `NAME.toml` in it, in name order. A file
+/// that is not a valid profile is an error of its own, naming that file, key and line.
+fn load_profiles(
+    config: &mut Config,
+    base: &Path,
+    problems: &mut Problems,
+) -> Result<(), ConfigError> {
+    let Some(dir) = &config.snmp.profile_dir else {
+        return Ok(());
+    };
+    let dir = base.join(dir);
+    let at = || root("snmp").key("profile-dir");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push((
+                at(),
+                format!("cannot read profile directory {}: {e}", dir.display()),
+            ));
+            return Ok(());
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            problems.push((
+                at(),
+                format!("profile file name is not UTF-8: {}", path.display()),
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let map = SourceMap::new(&text);
+        let profile: crate::ingest::snmp::profile::Profile = from_toml(&origin, &text, &map)?;
+        let mut issues = Vec::new();
+        validate_profile(&profile, &mut issues);
+        if !issues.is_empty() {
+            return Err(located(&origin, &map, issues));
+        }
+        config.snmp.profiles.insert(name.to_owned(), profile);
+    }
+    Ok(())
+}
+
+/// What serde cannot check in a profile: numeric OIDs, distinct names, a finite scale.
+fn validate_profile(profile: &crate::ingest::snmp::profile::Profile, problems: &mut Problems) {
+    let mut names = HashSet::new();
+    for (i, m) in profile.metrics.iter().enumerate() {
+        let at = root("metric").index(i);
+        if crate::ingest::snmp::profile::arcs(&m.oid).is_none_or(|a| a.len() < 2) {
+            problems.push((
+                at.key("oid"),
+                format!("expected a dotted numeric OID, got `{}`", m.oid),
+            ));
+        }
+        if m.name.is_empty() || !names.insert(m.name.as_str()) {
+            problems.push((
+                at.key("name"),
+                format!("expected a name used once in the profile, got `{}`", m.name),
+            ));
+        }
+        if !m.scale.is_finite() || m.scale == 0.0 {
+            problems.push((
+                at.key("scale"),
+                "expected a finite, non-zero number".to_owned(),
+            ));
+        }
+    }
+}
+
+/// Turns problems found by key into an error that names each one's line and column.
+fn located(origin: &str, map: &SourceMap<'_>, problems: Problems) -> ConfigError {
     let issues = problems
         .into_iter()
         .map(|(path, message)| {
@@ -1053,7 +1153,10 @@ pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, ConfigErro
             }
         })
         .collect();
-    Err(invalid(issues))
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        issues,
+    }
 }
 
 type Problems = Vec<(KeyPath, String)>;
@@ -1361,12 +1464,9 @@ fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> 
 fn validate_profiles(config: &Config, problems: &mut Problems) {
     for (i, d) in config.devices.iter().enumerate() {
         if let Some(p) = &d.profile
-            && crate::ingest::snmp::profile::built_in(p).is_none()
+            && config.snmp.profiles.get(p).is_none()
         {
-            let names: Vec<&str> = crate::ingest::snmp::profile::BUILT_IN
-                .iter()
-                .map(|(n, _)| *n)
-                .collect();
+            let names: Vec<&str> = config.snmp.profiles.names().collect();
             problems.push((
                 root("device").index(i).key("profile"),
                 format!("unknown profile `{p}`; known: {}", names.join(", ")),

@@ -211,7 +211,7 @@ profile = \"ericsson\"
     assert_eq!(got.len(), 7, "{got:?}");
     let profile = got.iter().find(|i| i.1 == "device[0].profile").unwrap();
     assert!(
-        profile.2.contains("known: router, base-station"),
+        profile.2.contains("known: base-station, router"),
         "{}",
         profile.2
     );
@@ -356,4 +356,68 @@ fn mqtt_tls_files_must_exist_and_come_in_pairs() {
     );
     let got = issues("[mqtt]\nbroker = \"no-port\"\nenabled = true\n");
     assert_eq!((got[0].0, got[0].1.as_str()), (2, "mqtt.broker"));
+}
+
+/// `[snmp] profile-dir`: its profiles join the built-in ones (one named like a built-in replaces
+/// it), devices may name them, and pollers read what they say.
+#[test]
+fn profiles_from_a_directory_are_added_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("vendor-enb.toml"),
+        "if-mib = false\n\n[[metric]]\nname = \"prb_ul\"\noid = \"1.3.6.1.4.1.32473.20.1\"\ntable = true\nkind = \"gauge\"\nfeeds = \"utilisation\"\n",
+    )
+    .unwrap();
+    std::fs::write(profiles.join("router.toml"), "if-mib = false\n").unwrap();
+    std::fs::write(profiles.join("README.md"), "not a profile").unwrap();
+    let text = "[snmp]\nprofile-dir = \"profiles\"\n[snmp.credentials.lab]\nversion = \"v2c\"\ncommunity = \"public\"\n\n[[device]]\nname = \"enb1\"\naddress = \"192.0.2.1\"\nrole = \"base-station\"\ncredentials = \"lab\"\nprofile = \"vendor-enb\"\n\n[[device]]\nname = \"r1\"\naddress = \"192.0.2.2\"\nrole = \"router\"\ncredentials = \"lab\"\n";
+    let c = config::parse("noctua.toml", text, dir.path()).unwrap();
+    let targets = noctua::ingest::snmp::Target::all(&c);
+    let enb = targets.iter().find(|t| t.name == "enb1").unwrap();
+    assert!(!enb.profile.if_mib);
+    assert_eq!(enb.profile.metrics[0].name, "prb_ul");
+    // The file replaced the built-in router profile.
+    let r1 = targets.iter().find(|t| t.name == "r1").unwrap();
+    assert!(!r1.profile.if_mib);
+    // The built-in base-station profile is still there.
+    assert!(c.snmp.profiles.get("base-station").is_some());
+}
+
+#[test]
+fn a_bad_profile_file_names_its_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[snmp]\nprofile-dir = \"p\"\n";
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    let file = dir.path().join("p/bad.toml");
+    std::fs::write(
+        &file,
+        "[[metric]]\nname = \"a\"\noid = \"1.3.6.1.2\"\nkind = \"gauge\"\nfeeds = \"loss\"\n\n[[metric]]\nname = \"a\"\noid = \"enterprises.9\"\nkind = \"gauge\"\nfeeds = \"loss\"\n",
+    )
+    .unwrap();
+    match config::parse("noctua.toml", text, dir.path()) {
+        Err(ConfigError::Invalid { origin, issues }) => {
+            assert_eq!(origin, file.display().to_string());
+            let got: Vec<(usize, &str)> = issues.iter().map(|i| (i.line, i.key.as_str())).collect();
+            assert_eq!(
+                got,
+                [(9, "metric[1].oid"), (8, "metric[1].name")],
+                "{issues:?}"
+            );
+        }
+        other => panic!("expected the profile's error, got {other:?}"),
+    }
+    // A field serde does not know is caught too, at its line.
+    std::fs::write(&file, "if-mib = true\nwalk = 3\n").unwrap();
+    match config::parse("noctua.toml", text, dir.path()) {
+        Err(ConfigError::Invalid { origin, issues }) => {
+            assert_eq!(origin, file.display().to_string());
+            assert_eq!((issues[0].line, issues[0].key.as_str()), (2, "walk"));
+        }
+        other => panic!("expected the profile's error, got {other:?}"),
+    }
+    // A directory that is not there is the config's own error, at `snmp.profile-dir`.
+    let got = issues("[snmp]\nprofile-dir = \"/nonexistent/noctua-profiles\"\n");
+    assert_eq!((got[0].0, got[0].1.as_str()), (2, "snmp.profile-dir"));
 }

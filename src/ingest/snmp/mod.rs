@@ -263,7 +263,7 @@ impl Target {
             .profile
             .as_deref()
             .unwrap_or_else(|| profile::default_for(d.role));
-        let profile = profile::built_in(name)?;
+        let profile = snmp.profiles.get(name)?.clone();
         Some(Target {
             profile,
             name: d.name.clone(),

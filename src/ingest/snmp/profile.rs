@@ -1,8 +1,12 @@
 //! Device profiles: what the poller reads from a kind of device beyond (or instead of) IF-MIB.
 //! A profile maps OIDs to series — gauge or counter, scale, unit, and which family (latency,
 //! loss, utilisation, other) judges them — for vendor KPIs such as PRB utilisation, RRC setup
-//! failures or backhaul latency. The profiles in `config/profiles/` are built in; a device
-//! picks one with `profile`, else `base-station` for base stations and `router` for the rest.
+//! failures or backhaul latency. The profiles in `config/profiles/` are built in; operators add
+//! their own as `NAME.toml` files in `[snmp] profile-dir` (one named like a built-in replaces
+//! it). A device picks one with `profile`, else `base-station` for base stations and `router`
+//! for the rest.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -99,10 +103,38 @@ pub const BUILT_IN: [(&str, &str); 2] = [
     ),
 ];
 
-/// A built-in profile by name.
-pub fn built_in(name: &str) -> Option<Profile> {
-    let (_, text) = BUILT_IN.iter().find(|(n, _)| *n == name)?;
-    toml::from_str(text).ok()
+/// Every profile devices may name: the built-in ones, then those of `[snmp] profile-dir`
+/// (which the config loader adds, so a bad file is a config error with its file and line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiles(BTreeMap<String, Profile>);
+
+impl Default for Profiles {
+    /// The built-in profiles (a test checks that each parses).
+    fn default() -> Self {
+        Self(
+            BUILT_IN
+                .iter()
+                .filter_map(|(name, text)| Some(((*name).to_owned(), toml::from_str(text).ok()?)))
+                .collect(),
+        )
+    }
+}
+
+impl Profiles {
+    /// A profile by name.
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.0.get(name)
+    }
+
+    /// Adds a profile, replacing one of the same name.
+    pub fn insert(&mut self, name: String, profile: Profile) {
+        self.0.insert(name, profile);
+    }
+
+    /// Every name, sorted, for error messages.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
 }
 
 /// The profile a device uses when it names none.
@@ -127,8 +159,10 @@ mod tests {
 
     #[test]
     fn built_in_profiles_parse_and_their_oids_are_numeric() {
-        for (name, _) in BUILT_IN {
-            let p = built_in(name).unwrap_or_else(|| panic!("{name} does not parse"));
+        let profiles = Profiles::default();
+        for (name, text) in BUILT_IN {
+            let p: Profile = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(profiles.get(name), Some(&p));
             for m in &p.metrics {
                 assert!(
                     arcs(&m.oid).is_some_and(|a| a.len() > 6),
@@ -137,8 +171,8 @@ mod tests {
                 );
             }
         }
-        assert!(built_in("router").unwrap().metrics.is_empty());
-        assert_eq!(built_in("base-station").unwrap().metrics.len(), 4);
+        assert!(profiles.get("router").unwrap().metrics.is_empty());
+        assert_eq!(profiles.get("base-station").unwrap().metrics.len(), 4);
         assert_eq!(default_for(Role::BaseStation), "base-station");
         assert_eq!(default_for(Role::Switch), "router");
     }
