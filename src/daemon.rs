@@ -30,6 +30,8 @@ use crate::store::{Store, StoreError, Tree};
 
 /// Meta key of the [`RunRecord`].
 pub const RUN_RECORD_KEY: &[u8] = b"last_run";
+/// Meta key of the SNMP engine id (see `snmp_engine_id`).
+const SNMP_ENGINE_ID_KEY: &[u8] = b"snmp_engine_id";
 
 /// When the daemon last started and whether it stopped cleanly; read by the next start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,8 +258,10 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
                 key: "traps.listen",
                 source,
             })?;
+        let engine = crate::ingest::trap::engine::Engine::new(snmp_engine_id(&store)?, runs);
         tasks.spawn(crate::ingest::trap::run(
             config.clone(),
+            engine,
             socket,
             pipeline.samples.clone(),
             pipeline.metrics.clone(),
@@ -376,6 +380,18 @@ fn mark_start(store: &Store) -> Result<u64, StoreError> {
     store.put(Tree::Meta, RUN_RECORD_KEY, &record)?;
     store.flush()?;
     Ok(runs)
+}
+
+/// The id of noctua's SNMP engine (the one v3 informs are sent to): made at the first start
+/// and kept, because senders remember it and the keys they localised to it.
+fn snmp_engine_id(store: &Store) -> Result<Vec<u8>, StoreError> {
+    if let Some(id) = store.get::<Vec<u8>>(Tree::Meta, SNMP_ENGINE_ID_KEY)? {
+        return Ok(id);
+    }
+    let id = crate::ingest::trap::engine::Engine::new_id();
+    store.put(Tree::Meta, SNMP_ENGINE_ID_KEY, &id)?;
+    store.flush()?;
+    Ok(id)
 }
 
 fn mark_stop(store: &Store) -> Result<(), StoreError> {

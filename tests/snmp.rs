@@ -407,6 +407,9 @@ async fn the_base_station_profile_reads_vendor_kpis() {
     assert!((rate - 600.0 / secs).abs() < 1e-9, "{rate}");
 }
 
+/// v3: traps signed with the sender's engine, and informs, which go to noctua's own engine:
+/// net-snmp's `snmpinform` discovers it, syncs time, sends the inform authPriv and exits 0 only
+/// if the signed, encrypted Response it gets back verifies.
 #[test]
 fn v3_traps_are_authenticated_with_the_devices_user() {
     let dir = tempfile::tempdir().unwrap();
@@ -465,6 +468,47 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
         get(d.port, "/metrics").is_some_and(|(_, b)| {
             b.contains("noctua_snmp_traps_dropped_total{reason=\"authentication\"} 1")
                 && b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 1")
+        })
+    });
+    let inform = |level: &str, auth_key: &str| {
+        let mut args = vec![
+            "-v", "3", "-u", "noctua", "-l", level, "-a", "SHA-256", "-A", auth_key, "-t", "2",
+            "-r", "1",
+        ];
+        if level == "authPriv" {
+            args.extend(["-x", "AES", "-X", "privpass123"]);
+        }
+        args.extend([
+            to.as_str(),
+            "",
+            "1.3.6.1.6.3.1.1.5.3",
+            "1.3.6.1.2.1.2.2.1.1.8",
+            "i",
+            "8",
+        ]);
+        net_snmp("snmpinform", &args)
+    };
+    let answered = inform("authPriv", "authpass123");
+    assert!(
+        answered.status.success(),
+        "v3 inform not answered: {}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    // authNoPriv from the same user is answered too (signed, not encrypted).
+    let plain = inform("authNoPriv", "authpass123");
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    // A wrong key gets no answer: snmpinform times out and fails.
+    assert!(!inform("authPriv", "wrongpass99").status.success());
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=r3").is_some_and(|(_, b)| b.contains("ifIndex=8"))
+    });
+    wait_until(&mut d, |d| {
+        get(d.port, "/metrics").is_some_and(|(_, b)| {
+            b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 3")
         })
     });
 }

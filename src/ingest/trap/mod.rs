@@ -6,8 +6,11 @@
 //! or with the wrong community, are dropped and counted.
 //!
 //! v3 traps are taken from devices whose credential is a v3 user: authenticated (and decrypted)
-//! with that user's keys, localised to the engine id the trap carries. v3 informs are not
-//! answered yet (the response must be signed) and are counted as `unsupported`.
+//! with that user's keys, localised to the engine id the trap carries. v3 informs are addressed
+//! to noctua's own engine ([`engine`]): discovery is answered, and the inform with a Response
+//! signed (and encrypted) with the same user's keys.
+
+pub mod engine;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -60,6 +63,8 @@ struct Source {
     community: Option<String>,
     /// v3: the USM user its traps must be authenticated (and decrypted) with.
     usm: Option<Credential>,
+    /// v3: the same user's keys for informs to our engine.
+    keys: Option<engine::UserKeys>,
 }
 
 /// Who may send traps: configured devices.
@@ -68,7 +73,7 @@ struct Sources {
 }
 
 impl Sources {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, engine: &engine::Engine) -> Self {
         let by_addr = config
             .devices
             .iter()
@@ -82,10 +87,12 @@ impl Sources {
                     .and_then(|c| c.community.as_ref())
                     .map(|s| s.expose().to_owned());
                 let usm = credential.filter(|c| c.version == SnmpVersion::V3).cloned();
+                let keys = usm.as_ref().map(|c| engine.keys(c));
                 let source = Source {
                     device: d.name.clone(),
                     community,
                     usm,
+                    keys,
                 };
                 (d.address, source)
             })
@@ -248,13 +255,39 @@ fn length_len(b: &[u8]) -> Option<usize> {
     length(b).map(|(_, l)| l)
 }
 
-/// A datagram from `source` into its meaning and whether it is an inform (to answer), or the
-/// reason to drop it.
-fn read(datagram: &[u8], source: &Source) -> Result<(Meaning, bool), &'static str> {
+/// What a datagram from a known source led to.
+struct Received {
+    /// The trap or inform, if the datagram was one (not a discovery step).
+    meaning: Option<Meaning>,
+    /// What to send back: an inform's Response, or a discovery report.
+    reply: Option<Vec<u8>>,
+}
+
+/// A datagram from `source` into what it meant and what to answer, or the reason to drop it.
+fn read(
+    datagram: &[u8],
+    source: &Source,
+    engine: &mut engine::Engine,
+) -> Result<Received, &'static str> {
     if version(datagram) == Some(3) {
         let Some(usm) = &source.usm else {
             return Err("unsupported");
         };
+        let header = engine::header(datagram).ok_or("malformed")?;
+        // Informs (and their discovery) are addressed to our engine; traps to the sender's.
+        if header.engine_id.is_empty() || header.engine_id == engine.id() {
+            let keys = source.keys.as_ref().ok_or("unsupported")?;
+            return Ok(match engine.serve(datagram, &header, keys)? {
+                engine::Served::Notification(m, reply) => Received {
+                    meaning: Some(m),
+                    reply,
+                },
+                engine::Served::Report(r) => Received {
+                    meaning: None,
+                    reply: Some(r),
+                },
+            });
+        }
         // Keys are derived from the sender's engine id, which the message carries; snmp2 zeroes
         // the signature in place while checking it, so it gets a copy.
         let mut security = crate::ingest::snmp::usm_security(usm);
@@ -264,11 +297,15 @@ fn read(datagram: &[u8], source: &Source) -> Result<(Meaning, bool), &'static st
             Err(snmp2::Error::AuthFailure(_)) => return Err("authentication"),
             Err(_) => return Err("malformed"),
         };
-        // An inform would need a signed response: not answered (yet), so not taken.
+        // An inform carrying another engine's id is not for us to answer.
         if pdu.message_type != MessageType::Trap {
             return Err("unsupported");
         }
-        return meaning(&pdu).map(|m| (m, false)).ok_or("malformed");
+        let m = meaning(&pdu).ok_or("malformed")?;
+        return Ok(Received {
+            meaning: Some(m),
+            reply: None,
+        });
     }
     let pdu = Pdu::from_bytes(datagram).map_err(|_| "malformed")?;
     if source
@@ -282,19 +319,24 @@ fn read(datagram: &[u8], source: &Source) -> Result<(Meaning, bool), &'static st
     if !matches!(pdu.message_type, MessageType::Trap | MessageType::TrapV1) && !inform {
         return Err("unsupported");
     }
-    meaning(&pdu).map(|m| (m, inform)).ok_or("malformed")
+    let m = meaning(&pdu).ok_or("malformed")?;
+    Ok(Received {
+        meaning: Some(m),
+        reply: inform.then(|| inform_response(datagram)).flatten(),
+    })
 }
 
 /// Receives traps until `cancel`; `polls` wakes a device's poller.
 pub async fn run(
     config: Arc<Config>,
+    mut engine: engine::Engine,
     socket: UdpSocket,
     samples: SampleSink,
     metrics: Arc<Metrics>,
     polls: HashMap<String, Arc<Notify>>,
     cancel: CancellationToken,
 ) {
-    let sources = Sources::new(&config);
+    let sources = Sources::new(&config, &engine);
     let mut buf = vec![0u8; 65_536];
     tracing::info!(listen = %config.traps.listen, "SNMP trap receiver running");
     loop {
@@ -321,19 +363,21 @@ pub async fn run(
             continue;
         };
         let device = &source.device;
-        let (m, inform) = match read(datagram, source) {
+        let received = match read(datagram, source, &mut engine) {
             Ok(r) => r,
             Err(reason) => {
                 discard(reason);
                 continue;
             }
         };
-        if inform
-            && let Some(reply) = inform_response(datagram)
-            && let Err(e) = socket.send_to(&reply, from).await
+        if let Some(reply) = &received.reply
+            && let Err(e) = socket.send_to(reply, from).await
         {
             tracing::debug!(error = %e, "cannot answer an inform");
         }
+        let Some(m) = received.meaning else {
+            continue;
+        };
         metrics
             .snmp_traps
             .with_label_values(&[device, m.label])
