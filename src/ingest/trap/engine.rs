@@ -653,15 +653,43 @@ fn mac_length(p: AuthProtocol) -> usize {
     }
 }
 
-fn localized_key(p: AuthProtocol, password: &[u8], engine: &[u8]) -> Vec<u8> {
+/// Work that runs with the hash function of an authentication protocol.
+trait WithDigest {
+    fn run<D: Digest + BlockSizeUser>(self) -> Vec<u8>;
+}
+
+/// Runs `work` with `p`'s hash function: the one place protocols map to hashes.
+fn with_digest(p: AuthProtocol, work: impl WithDigest) -> Vec<u8> {
     match p {
-        AuthProtocol::Md5 => localized::<md5::Md5>(password, engine),
-        AuthProtocol::Sha1 => localized::<sha1::Sha1>(password, engine),
-        AuthProtocol::Sha224 => localized::<sha2::Sha224>(password, engine),
-        AuthProtocol::Sha256 => localized::<sha2::Sha256>(password, engine),
-        AuthProtocol::Sha384 => localized::<sha2::Sha384>(password, engine),
-        AuthProtocol::Sha512 => localized::<sha2::Sha512>(password, engine),
+        AuthProtocol::Md5 => work.run::<md5::Md5>(),
+        AuthProtocol::Sha1 => work.run::<sha1::Sha1>(),
+        AuthProtocol::Sha224 => work.run::<sha2::Sha224>(),
+        AuthProtocol::Sha256 => work.run::<sha2::Sha256>(),
+        AuthProtocol::Sha384 => work.run::<sha2::Sha384>(),
+        AuthProtocol::Sha512 => work.run::<sha2::Sha512>(),
     }
+}
+
+/// [`localized`] as [`WithDigest`] work: (password, engine id).
+struct Localise<'a>(&'a [u8], &'a [u8]);
+
+impl WithDigest for Localise<'_> {
+    fn run<D: Digest + BlockSizeUser>(self) -> Vec<u8> {
+        localized::<D>(self.0, self.1)
+    }
+}
+
+/// [`hmac`] as [`WithDigest`] work: (key, message).
+struct Sign<'a>(&'a [u8], &'a [u8]);
+
+impl WithDigest for Sign<'_> {
+    fn run<D: Digest + BlockSizeUser>(self) -> Vec<u8> {
+        hmac::<D>(self.0, self.1)
+    }
+}
+
+fn localized_key(p: AuthProtocol, password: &[u8], engine: &[u8]) -> Vec<u8> {
+    with_digest(p, Localise(password, engine))
 }
 
 /// RFC 3414 A.2: the password stretched over a megabyte, then localised to `engine`.
@@ -687,14 +715,7 @@ fn localized<D: Digest>(password: &[u8], engine: &[u8]) -> Vec<u8> {
 }
 
 fn mac(p: AuthProtocol, key: &[u8], message: &[u8]) -> Vec<u8> {
-    match p {
-        AuthProtocol::Md5 => hmac::<md5::Md5>(key, message),
-        AuthProtocol::Sha1 => hmac::<sha1::Sha1>(key, message),
-        AuthProtocol::Sha224 => hmac::<sha2::Sha224>(key, message),
-        AuthProtocol::Sha256 => hmac::<sha2::Sha256>(key, message),
-        AuthProtocol::Sha384 => hmac::<sha2::Sha384>(key, message),
-        AuthProtocol::Sha512 => hmac::<sha2::Sha512>(key, message),
-    }
+    with_digest(p, Sign(key, message))
 }
 
 fn hmac<D: Digest + BlockSizeUser>(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -843,6 +864,118 @@ mod tests {
                 .any(|w| w == oid_body(&UNKNOWN_ENGINE_IDS))
         );
         assert_eq!(plain_request_id(&discovered), Some(77));
+    }
+
+    /// A v3 authPriv (SHA-1, AES-128) inform to engine `id` at boots 7, from a sender whose own
+    /// engine id is `0x8000000501`, as net-snmp would send it; with the user's keys.
+    fn inform(id: &[u8]) -> (UserKeys, Vec<u8>) {
+        let credential: Credential = toml::from_str(
+            "version = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"sha1\"\nauth-key = \"authpass123\"\npriv-protocol = \"aes128\"\npriv-key = \"privpass123\"\n",
+        )
+        .unwrap();
+        let sender = Engine::new(id.to_vec(), 7);
+        let keys = sender.keys(&credential);
+        let trap_oid = [43, 6, 1, 6, 3, 1, 1, 4, 1, 0];
+        let link_down = oid_body(&[1, 3, 6, 1, 6, 3, 1, 1, 5, 3]);
+        let varbinds = tlv(
+            0x30,
+            &tlv(0x30, &[tlv(6, &trap_oid), tlv(6, &link_down)].concat()),
+        );
+        let pdu = tlv(
+            0xa6,
+            &[integer(4242), integer(0), integer(0), varbinds].concat(),
+        );
+        let scoped = tlv(
+            0x30,
+            &[tlv(4, &[0x80, 0, 0, 0, 5, 1]), tlv(4, b""), pdu].concat(),
+        );
+        let (protocol, key) = keys.privacy.clone().unwrap();
+        let salt = [0, 0, 0, 0, 0, 0, 0, 9];
+        let at = Header {
+            msg_id: 0,
+            flags: 0,
+            engine_id: b"",
+            boots: 7,
+            time: 0,
+            signature: 0..0,
+            salt: b"",
+            data: b"",
+        };
+        let encrypted = crypt(protocol, &key, Crypt::Encrypt, &at, &salt, &scoped).unwrap();
+        let message = sender.envelope(&Outgoing {
+            msg_id: 99,
+            flags: AUTH | PRIV | REPORTABLE,
+            user: b"noctua",
+            time: 0,
+            salt: &salt,
+            data: &tlv(4, &encrypted),
+            signing: keys.signing.as_ref(),
+        });
+        (keys, message)
+    }
+
+    /// The inform is taken and answered: the Response carries its message id, is signed and
+    /// encrypted, and inside has the inform's request id and context, and no error.
+    #[test]
+    fn an_inform_gets_a_signed_encrypted_response_with_its_ids() {
+        let id = [0x80, 0, 0, 0, 5, 7, 7];
+        let (keys, message) = inform(&id);
+        let mut ours = Engine::new(id.to_vec(), 7);
+        let h = header(&message).unwrap();
+        let Ok(Served::Notification(meaning, Some(reply))) = ours.serve(&message, &h, &keys) else {
+            panic!("the inform was not answered");
+        };
+        assert_eq!(meaning.label, "link_down");
+        let rh = header(&reply).unwrap();
+        assert_eq!(
+            (rh.msg_id, rh.flags, rh.engine_id),
+            (99, AUTH | PRIV, &id[..])
+        );
+        assert!(signed_by(&reply, &rh, keys.signing.as_ref().unwrap()));
+        let (protocol, key) = keys.privacy.clone().unwrap();
+        let sealed = AsnReader::from_bytes(rh.data)
+            .read_asn_octetstring()
+            .unwrap();
+        let plain = crypt(protocol, &key, Crypt::Decrypt, &rh, rh.salt, sealed).unwrap();
+        let scoped = Scoped::read(&plain).unwrap();
+        assert_eq!(scoped.context_engine, [0x80, 0, 0, 0, 5, 1]);
+        assert_eq!(scoped.tag, 0xa2);
+        let mut r = AsnReader::from_bytes(scoped.pdu);
+        assert_eq!(
+            [
+                r.read_asn_integer(),
+                r.read_asn_integer(),
+                r.read_asn_integer()
+            ]
+            .map(Result::unwrap),
+            [4242, 0, 0]
+        );
+    }
+
+    proptest::proptest! {
+        /// A damaged or arbitrary message to our engine is refused or answered, never a panic.
+        #[test]
+        fn damaged_messages_never_panic(
+            at in 0usize..200,
+            byte in proptest::prelude::any::<u8>(),
+            keep in 1usize..200,
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            static FIXTURE: std::sync::OnceLock<(UserKeys, Vec<u8>)> = std::sync::OnceLock::new();
+            let id = [0x80, 0, 0, 0, 5, 7, 7];
+            let (keys, message) = FIXTURE.get_or_init(|| inform(&id));
+            let mut ours = Engine::new(id.to_vec(), 7);
+            let mut damaged = message.clone();
+            if let Some(b) = damaged.get_mut(at) {
+                *b = byte;
+            }
+            damaged.truncate(keep.max(damaged.len() / 2));
+            for bytes in [&damaged, &random] {
+                if let Some(h) = header(bytes) {
+                    let _ = ours.serve(bytes, &h, keys);
+                }
+            }
+        }
     }
 
     /// Encryption and decryption undo each other for both ciphers, and depend on the salt.
