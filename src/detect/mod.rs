@@ -1012,6 +1012,39 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         );
     }
 
+    /// A reload (or a stored state) with another number of buckets re-cuts the baselines
+    /// instead of forgetting them: still warm, still knowing the usual level.
+    #[test]
+    fn a_new_bucket_count_keeps_what_the_baselines_learned() {
+        let mut d = Detector::new(&Config::default());
+        let mut s = sample(0.0, 0);
+        s.series.metric = Metric::LatencyMs;
+        for i in 0..600 {
+            s.at = Timestamp::from_millis(i * 300_000);
+            s.value = 20.0 + (i % 3) as f64 * 0.3;
+            d.step(&s).unwrap();
+        }
+        let mut fewer = Config::default();
+        fewer.anomaly.buckets = 6;
+        d.reconfigure(&fewer);
+        let (key, stored) = d.export().next().unwrap();
+        let (baseline, _, _) = stored.anomaly.clone().unwrap();
+        assert_eq!(baseline.buckets.len(), 6);
+        s.at = Timestamp::from_millis(600 * 300_000);
+        s.value = 20.3;
+        let usual = d.step(&s).unwrap().anomaly.unwrap();
+        assert!(usual.warm && usual.score < 0.2, "{usual:?}");
+        assert!((usual.expected - 20.3).abs() < 1.0, "{usual:?}");
+        // A stored 6-bucket state into a 24-bucket detector: re-cut on import, warm at once.
+        let mut more = Detector::new(&Config::default());
+        assert!(more.import(&key, stored));
+        s.at = Timestamp::from_millis(601 * 300_000);
+        let after = more.step(&s).unwrap().anomaly.unwrap();
+        assert!(after.warm && after.score < 0.2, "{after:?}");
+        let (_, restored) = more.export().next().unwrap();
+        assert_eq!(restored.anomaly.unwrap().0.buckets.len(), 24);
+    }
+
     proptest::proptest! {
         #[test]
         fn any_input_is_either_evaluated_or_rejected_never_a_panic(
