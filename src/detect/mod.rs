@@ -1,8 +1,9 @@
 //! Detection: samples in, verdicts out, with per-series state.
 //!
-//! [`Detector::step`] is pure (time comes with the sample); [`run_stage`] is the thin task that
-//! feeds it from the sample channel. This engine is tiered thresholds; the anomaly
-//! detector joins it here.
+//! [`Detector::step`] is pure (time comes with the sample): tiered thresholds ([`threshold`])
+//! and the seasonal anomaly score ([`anomaly`]) over per-series state ([`series`]).
+//! [`Detector::step_batch`] gives the same results for a batch, faster; [`run_stage`] is the
+//! thin task that feeds it batches from the sample channel.
 
 pub mod anomaly;
 pub mod backtest;
