@@ -461,13 +461,15 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
     assert!(v3("authpass123").status.success());
     // The same user with the wrong key: refused.
     assert!(v3("wrongpass99").status.success());
+    // The right key again (keys localised to this engine are kept between traps).
+    assert!(v3("authpass123").status.success());
     wait_until(&mut d, |d| {
         get(d.port, "/api/v1/alarms?device=r3").is_some_and(|(_, b)| b.contains("ifIndex=7"))
     });
     wait_until(&mut d, |d| {
         get(d.port, "/metrics").is_some_and(|(_, b)| {
             b.contains("noctua_snmp_traps_dropped_total{reason=\"authentication\"} 1")
-                && b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 1")
+                && b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 2")
         })
     });
     let inform = |level: &str, auth_key: &str| {
@@ -508,7 +510,7 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
     });
     wait_until(&mut d, |d| {
         get(d.port, "/metrics").is_some_and(|(_, b)| {
-            b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 3")
+            b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 4")
         })
     });
 }

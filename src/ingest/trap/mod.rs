@@ -65,6 +65,9 @@ struct Source {
     usm: Option<Credential>,
     /// v3: the same user's keys for informs to our engine.
     keys: Option<engine::UserKeys>,
+    /// v3: the user's keys localised to the engine its last trap came from. Localising costs
+    /// a megabyte of hashing, so doing it per trap would make a v3 trap storm CPU-bound.
+    localised: Option<(Vec<u8>, snmp2::v3::Security)>,
 }
 
 /// Who may send traps: configured devices.
@@ -93,6 +96,7 @@ impl Sources {
                     community,
                     usm,
                     keys,
+                    localised: None,
                 };
                 (d.address, source)
             })
@@ -266,7 +270,7 @@ struct Received {
 /// A datagram from `source` into what it meant and what to answer, or the reason to drop it.
 fn read(
     datagram: &[u8],
-    source: &Source,
+    source: &mut Source,
     engine: &mut engine::Engine,
 ) -> Result<Received, &'static str> {
     if version(datagram) == Some(3) {
@@ -288,9 +292,19 @@ fn read(
                 },
             });
         }
-        // Keys are derived from the sender's engine id, which the message carries; snmp2 zeroes
-        // the signature in place while checking it, so it gets a copy.
-        let mut security = crate::ingest::snmp::usm_security(usm);
+        // Keys are localised to the sender's engine id, which the message carries (once per
+        // engine: see `Source::localised`); snmp2 zeroes the signature in place while checking
+        // it, so it gets a copy.
+        let mut security = match &source.localised {
+            Some((id, security)) if id.as_slice() == header.engine_id => security.clone(),
+            _ => {
+                let security = crate::ingest::snmp::usm_security(usm)
+                    .with_engine_id(header.engine_id)
+                    .map_err(|_| "malformed")?;
+                source.localised = Some((header.engine_id.to_vec(), security.clone()));
+                security
+            }
+        };
         let bytes = datagram.to_vec();
         let pdu = match Pdu::from_bytes_with_security(&bytes, Some(&mut security)) {
             Ok(p) => p,
@@ -336,7 +350,7 @@ pub async fn run(
     polls: HashMap<String, Arc<Notify>>,
     cancel: CancellationToken,
 ) {
-    let sources = Sources::new(&config, &engine);
+    let mut sources = Sources::new(&config, &engine);
     let mut buf = vec![0u8; 65_536];
     tracing::info!(listen = %config.traps.listen, "SNMP trap receiver running");
     loop {
@@ -358,11 +372,10 @@ pub async fn run(
                 .inc()
         };
         let datagram = &buf[..n];
-        let Some(source) = sources.by_addr.get(&from.ip().to_canonical()) else {
+        let Some(source) = sources.by_addr.get_mut(&from.ip().to_canonical()) else {
             discard("unknown_source");
             continue;
         };
-        let device = &source.device;
         let received = match read(datagram, source, &mut engine) {
             Ok(r) => r,
             Err(reason) => {
@@ -378,6 +391,7 @@ pub async fn run(
         let Some(m) = received.meaning else {
             continue;
         };
+        let device = &source.device;
         metrics
             .snmp_traps
             .with_label_values(&[device, m.label])
