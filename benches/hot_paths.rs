@@ -40,12 +40,19 @@ fn detect(c: &mut Criterion) {
         let mut d = Detector::new(&c);
         let mut samples = samples.clone();
         let mut t = 0;
+        let mut out = Vec::with_capacity(256);
         b.iter(|| {
             // Each round is a new poll: later times, or every sample would be a duplicate.
             t += 1;
             for s in &mut samples {
                 s.at = Timestamp::from_millis(t);
-                let _ = black_box(d.step(s));
+            }
+            // In batches, as the detection stage feeds the detector.
+            for chunk in samples.chunks(256) {
+                let batch: Vec<&Sample> = chunk.iter().collect();
+                d.step_batch(&batch, &mut out);
+                black_box(&out);
+                out.clear();
             }
         })
     });
