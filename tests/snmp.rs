@@ -514,3 +514,68 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
         })
     });
 }
+
+/// AES-192/256 informs, where the privacy key must be longer than the authentication hash
+/// gives (SHA-1, MD5) and is extended as net-snmp does: answered, so `snmpinform` exits 0.
+#[test]
+fn v3_informs_with_extended_aes_keys_are_answered() {
+    for (auth, auth_flag, privacy, privacy_flag) in [
+        ("sha1", "SHA", "aes256", "AES-256"),
+        ("md5", "MD5", "aes192", "AES-192"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let trap_port = free_udp_port();
+        let http = free_port();
+        let config = write_config(
+            dir.path(),
+            http,
+            &format!(
+                "[snmp]\ninterval = \"1h\"\n\
+                 [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"{auth}\"\n\
+                 auth-key = \"authpass123\"\npriv-protocol = \"{privacy}\"\npriv-key = \"privpass123\"\n\
+                 [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+                 [[device]]\nname = \"r4\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
+                free_udp_port()
+            ),
+        );
+        let mut d = start(dir.path(), &config, http);
+        let to = format!("127.0.0.1:{trap_port}");
+        let out = net_snmp(
+            "snmpinform",
+            &[
+                "-v",
+                "3",
+                "-u",
+                "noctua",
+                "-l",
+                "authPriv",
+                "-a",
+                auth_flag,
+                "-A",
+                "authpass123",
+                "-x",
+                privacy_flag,
+                "-X",
+                "privpass123",
+                "-t",
+                "2",
+                "-r",
+                "1",
+                &to,
+                "",
+                "1.3.6.1.6.3.1.1.5.3",
+                "1.3.6.1.2.1.2.2.1.1.5",
+                "i",
+                "5",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{auth}/{privacy} inform not answered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_until(&mut d, |d| {
+            get(d.port, "/api/v1/alarms?device=r4").is_some_and(|(_, b)| b.contains("ifIndex=5"))
+        });
+    }
+}

@@ -10,9 +10,9 @@
 //! USM is done here rather than by snmp2, whose v3 code is a client's: it checks times as a
 //! client would, gives a message the request id as its message id, and puts its own engine id
 //! in the context, where a Response must carry the inform's. Signatures (HMAC-MD5/SHA-1/SHA-2)
-//! and privacy (DES-CBC, AES-128-CFB) follow RFC 3414, 3826 and 7860; AES-192/256, whose key
-//! extension varies by vendor, are not answered (counted `unsupported`). snmp2 still reads the
-//! PDU itself.
+//! and privacy (DES-CBC, AES-CFB) follow RFC 3414, 3826 and 7860; AES-192/256 keys too short
+//! for the cipher are extended as net-snmp does by default (draft-blumenthal-aes-usm; Cisco's
+//! "Reeder" variant is not supported). snmp2 still reads the PDU itself.
 //!
 //! The engine id is made once and kept in the store (senders remember it and the keys
 //! localised to it); `snmpEngineBoots` is the store's count of daemon starts; `snmpEngineTime`
@@ -181,10 +181,12 @@ impl Engine {
             localized_key(p, password, &self.id)
         };
         let signing = c.auth_protocol.map(|p| (p, localise(p, &c.auth_key)));
-        let privacy = c
-            .auth_protocol
-            .zip(c.priv_protocol)
-            .map(|(a, p)| (p, localise(a, &c.priv_key)));
+        // A key shorter than the cipher needs (MD5 or SHA-1 with AES-192/256) is extended as
+        // net-snmp does by default (draft-blumenthal-aes-usm): append the hash of the key so far.
+        let privacy = c.auth_protocol.zip(c.priv_protocol).map(|(a, p)| {
+            let key = localise(a, &c.priv_key);
+            (p, with_digest(a, Extend(key, privacy_key_length(p))))
+        });
         UserKeys {
             signing,
             privacy,
@@ -452,8 +454,18 @@ enum Crypt {
     Decrypt,
 }
 
-/// RFC 3414 8 (DES-CBC) and RFC 3826 (AES-128-CFB) with the key localised to our engine, for
-/// a message with `header`'s boots and time and `salt`; `None` for AES-192/256 or bad input.
+/// How many bytes of privacy key a protocol uses (DES: key and pre-IV).
+fn privacy_key_length(p: PrivProtocol) -> usize {
+    match p {
+        PrivProtocol::Des | PrivProtocol::Aes128 => 16,
+        PrivProtocol::Aes192 => 24,
+        PrivProtocol::Aes256 => 32,
+    }
+}
+
+/// RFC 3414 8 (DES-CBC) and RFC 3826 (AES-CFB; 192 and 256 bits as net-snmp does them) with the
+/// key localised to our engine, for a message with `header`'s boots and time and `salt`;
+/// `None` for bad input.
 fn crypt(
     protocol: PrivProtocol,
     key: &[u8],
@@ -464,46 +476,59 @@ fn crypt(
 ) -> Option<Vec<u8>> {
     let salt: [u8; 8] = salt.try_into().ok()?;
     let mut buf = input.to_vec();
-    match protocol {
-        PrivProtocol::Aes128 => {
-            let key: [u8; 16] = key.get(..16)?.try_into().ok()?;
-            let iv = [
-                (header.boots as u32).to_be_bytes(),
-                (header.time as u32).to_be_bytes(),
-            ]
-            .concat();
-            let iv: [u8; 16] = [iv.as_slice(), &salt].concat().try_into().ok()?;
-            match way {
-                Crypt::Encrypt => cfb_mode::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-                    .encrypt(&mut buf),
-                Crypt::Decrypt => cfb_mode::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-                    .decrypt(&mut buf),
+    let key = key.get(..privacy_key_length(protocol))?;
+    if protocol == PrivProtocol::Des {
+        let des_key: [u8; 8] = key.get(..8)?.try_into().ok()?;
+        let pre_iv = key.get(8..16)?;
+        let iv: [u8; 8] = std::array::from_fn(|i| pre_iv[i] ^ salt[i]);
+        match way {
+            Crypt::Encrypt => {
+                // Padded to whole blocks; the receiver reads the BER length, not the padding.
+                buf.resize(buf.len().div_ceil(8) * 8, 0);
+                let n = buf.len();
+                cbc::Encryptor::<des::Des>::new(&des_key.into(), &iv.into())
+                    .encrypt_padded_mut::<NoPadding>(&mut buf, n)
+                    .ok()?;
             }
-            Some(buf)
-        }
-        PrivProtocol::Des => {
-            let des_key: [u8; 8] = key.get(..8)?.try_into().ok()?;
-            let pre_iv = key.get(8..16)?;
-            let iv: [u8; 8] = std::array::from_fn(|i| pre_iv[i] ^ salt[i]);
-            match way {
-                Crypt::Encrypt => {
-                    // Padded to whole blocks; the receiver reads the BER length, not the padding.
-                    buf.resize(buf.len().div_ceil(8) * 8, 0);
-                    let n = buf.len();
-                    cbc::Encryptor::<des::Des>::new(&des_key.into(), &iv.into())
-                        .encrypt_padded_mut::<NoPadding>(&mut buf, n)
-                        .ok()?;
-                }
-                Crypt::Decrypt => {
-                    cbc::Decryptor::<des::Des>::new(&des_key.into(), &iv.into())
-                        .decrypt_padded_mut::<NoPadding>(&mut buf)
-                        .ok()?;
-                }
+            Crypt::Decrypt => {
+                cbc::Decryptor::<des::Des>::new(&des_key.into(), &iv.into())
+                    .decrypt_padded_mut::<NoPadding>(&mut buf)
+                    .ok()?;
             }
-            Some(buf)
         }
-        PrivProtocol::Aes192 | PrivProtocol::Aes256 => None,
+        return Some(buf);
     }
+    let iv = [
+        (header.boots as u32).to_be_bytes(),
+        (header.time as u32).to_be_bytes(),
+    ]
+    .concat();
+    let iv: [u8; 16] = [iv.as_slice(), &salt].concat().try_into().ok()?;
+    match protocol {
+        PrivProtocol::Aes192 => cfb::<aes::Aes192>(key, &iv, way, &mut buf)?,
+        PrivProtocol::Aes256 => cfb::<aes::Aes256>(key, &iv, way, &mut buf)?,
+        _ => cfb::<aes::Aes128>(key, &iv, way, &mut buf)?,
+    }
+    Some(buf)
+}
+
+/// AES-CFB128 one way or the other over `buf`.
+fn cfb<C>(key: &[u8], iv: &[u8; 16], way: Crypt, buf: &mut [u8]) -> Option<()>
+where
+    C: cbc::cipher::BlockEncryptMut
+        + cbc::cipher::BlockCipher
+        + cbc::cipher::KeyInit
+        + cbc::cipher::BlockSizeUser<BlockSize = cbc::cipher::consts::U16>,
+{
+    match way {
+        Crypt::Encrypt => cfb_mode::Encryptor::<C>::new_from_slices(key, iv)
+            .ok()?
+            .encrypt(buf),
+        Crypt::Decrypt => cfb_mode::Decryptor::<C>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt(buf),
+    }
+    Some(())
 }
 
 /// A plaintext scoped PDU: the context it names and its PDU.
@@ -676,6 +701,20 @@ struct Localise<'a>(&'a [u8], &'a [u8]);
 impl WithDigest for Localise<'_> {
     fn run<D: Digest + BlockSizeUser>(self) -> Vec<u8> {
         localized::<D>(self.0, self.1)
+    }
+}
+
+/// Key extension as [`WithDigest`] work: (key, length wanted).
+struct Extend(Vec<u8>, usize);
+
+impl WithDigest for Extend {
+    fn run<D: Digest + BlockSizeUser>(self) -> Vec<u8> {
+        let Extend(mut key, wanted) = self;
+        while key.len() < wanted {
+            let more = D::digest(&key);
+            key.extend_from_slice(&more);
+        }
+        key
     }
 }
 
@@ -993,7 +1032,16 @@ mod tests {
             data: b"",
         };
         let key = localized_key(AuthProtocol::Sha256, b"privpass123", b"e");
-        for protocol in [PrivProtocol::Aes128, PrivProtocol::Des] {
+        for protocol in [
+            PrivProtocol::Aes128,
+            PrivProtocol::Des,
+            PrivProtocol::Aes192,
+            PrivProtocol::Aes256,
+        ] {
+            let key = with_digest(
+                AuthProtocol::Sha256,
+                Extend(key.clone(), privacy_key_length(protocol)),
+            );
             let salt = [1, 2, 3, 4, 5, 6, 7, 8];
             let sealed = crypt(protocol, &key, Crypt::Encrypt, &h, &salt, &plain).unwrap();
             assert_ne!(sealed[..plain.len()], plain[..]);
@@ -1002,10 +1050,12 @@ mod tests {
             let other = crypt(protocol, &key, Crypt::Decrypt, &h, &[9; 8], &sealed).unwrap();
             assert_ne!(other[..plain.len()], plain[..]);
         }
+        // A key too short for the cipher is refused, not padded with zeros.
+        let short = &key[..16];
         assert!(
             crypt(
                 PrivProtocol::Aes256,
-                &key,
+                short,
                 Crypt::Encrypt,
                 &h,
                 &[0; 8],
