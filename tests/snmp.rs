@@ -407,11 +407,9 @@ async fn the_base_station_profile_reads_vendor_kpis() {
     assert!((rate - 600.0 / secs).abs() < 1e-9, "{rate}");
 }
 
-/// v3: traps signed with the sender's engine, and informs, which go to noctua's own engine:
-/// net-snmp's `snmpinform` discovers it, syncs time, sends the inform authPriv and exits 0 only
-/// if the signed, encrypted Response it gets back verifies.
-#[test]
-fn v3_traps_are_authenticated_with_the_devices_user() {
+/// A daemon whose trap receiver takes SNMPv3 from device `name` at 127.0.0.1, user `noctua`
+/// (`authpass123`, `privpass123`) under `auth` and `privacy`; with the receiver's address.
+fn v3_receiver(name: &str, auth: &str, privacy: &str) -> (tempfile::TempDir, Daemon, String) {
     let dir = tempfile::tempdir().unwrap();
     let trap_port = free_udp_port();
     let http = free_port();
@@ -420,15 +418,23 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
         http,
         &format!(
             "[snmp]\ninterval = \"1h\"\n\
-             [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"sha256\"\n\
-             auth-key = \"authpass123\"\npriv-protocol = \"aes128\"\npriv-key = \"privpass123\"\n\
+             [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"{auth}\"\n\
+             auth-key = \"authpass123\"\npriv-protocol = \"{privacy}\"\npriv-key = \"privpass123\"\n\
              [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
-             [[device]]\nname = \"r3\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
+             [[device]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
             free_udp_port()
         ),
     );
-    let mut d = start(dir.path(), &config, http);
-    let to = format!("127.0.0.1:{trap_port}");
+    let d = start(dir.path(), &config, http);
+    (dir, d, format!("127.0.0.1:{trap_port}"))
+}
+
+/// v3: traps signed with the sender's engine, and informs, which go to noctua's own engine:
+/// net-snmp's `snmpinform` discovers it, syncs time, sends the inform authPriv and exits 0 only
+/// if the signed, encrypted Response it gets back verifies.
+#[test]
+fn v3_traps_are_authenticated_with_the_devices_user() {
+    let (_dir, mut d, to) = v3_receiver("r3", "sha256", "aes128");
     let v3 = |auth_key: &str| {
         net_snmp(
             "snmptrap",
@@ -523,23 +529,7 @@ fn v3_informs_with_extended_aes_keys_are_answered() {
         ("sha1", "SHA", "aes256", "AES-256"),
         ("md5", "MD5", "aes192", "AES-192"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let trap_port = free_udp_port();
-        let http = free_port();
-        let config = write_config(
-            dir.path(),
-            http,
-            &format!(
-                "[snmp]\ninterval = \"1h\"\n\
-                 [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"{auth}\"\n\
-                 auth-key = \"authpass123\"\npriv-protocol = \"{privacy}\"\npriv-key = \"privpass123\"\n\
-                 [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
-                 [[device]]\nname = \"r4\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
-                free_udp_port()
-            ),
-        );
-        let mut d = start(dir.path(), &config, http);
-        let to = format!("127.0.0.1:{trap_port}");
+        let (_dir, mut d, to) = v3_receiver("r4", auth, privacy);
         let out = net_snmp(
             "snmpinform",
             &[
