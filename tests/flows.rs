@@ -313,11 +313,9 @@ fn softflowd_totals(stdout: &str) -> (u64, u64, u64) {
     (records, octets, packets)
 }
 
-fn metric(port: u16, name_and_labels: &str) -> u64 {
-    let (_, body) = get(port, "/metrics").unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+/// A counter's value as a whole number; 0 while the series does not exist yet.
+fn count(port: u16, series: &str) -> u64 {
+    metric(port, series).map_or(0, |v| v as u64)
 }
 
 #[test]
@@ -348,9 +346,9 @@ fn softflowd_exports_reach_the_live_collector_exactly() {
         assert!(records > 0 && packets == 3_300, "{out}");
         let label =
             format!("noctua_netflow_records_total{{exporter=\"lo-exporter\",version=\"{v}\"}}");
-        wait_until(&mut d, |d| metric(d.port, &label) >= records);
-        assert_eq!(metric(port, &label), records, "v{v}");
-        let total = metric(
+        wait_until(&mut d, |d| count(d.port, &label) >= records);
+        assert_eq!(count(port, &label), records, "v{v}");
+        let total = count(
             port,
             "noctua_netflow_octets_total{exporter=\"lo-exporter\"}",
         );
@@ -365,16 +363,14 @@ fn softflowd_exports_reach_the_live_collector_exactly() {
     {
         assert!(l.ends_with(" 0"), "{l}");
     }
-    wait_until(&mut d, |d| {
-        metric(d.port, "noctua_detect_samples_total") > 0
-    });
-    assert!(metric(port, "noctua_netflow_templates") >= 1);
+    wait_until(&mut d, |d| count(d.port, "noctua_detect_samples_total") > 0);
+    assert!(count(port, "noctua_netflow_templates") >= 1);
     // An exporter that is not allowed is dropped and counted.
     let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     sock.send_to(&[0, 5, 0, 0], ("127.0.0.1", flow_port))
         .unwrap();
     wait_until(&mut d, |d| {
-        metric(
+        count(
             d.port,
             "noctua_netflow_dropped_total{reason=\"unknown_exporter\"}",
         ) == 1

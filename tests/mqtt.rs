@@ -188,13 +188,6 @@ fn daemon_config(dir: &Path, http: u16, mqtt: u16) -> PathBuf {
     )
 }
 
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, text) = get(port, "/metrics")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-}
-
 fn util_alarm(port: u16) -> String {
     let (_, body) = get(port, "/api/v1/alarms?device=bh-r1").unwrap();
     let v: Value = serde_json::from_str(&body).unwrap();

@@ -519,6 +519,12 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
             b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 4")
         })
     });
+    // Each snmpinform run learned the engine id from a report first.
+    let reports = metric(
+        d.port,
+        "noctua_snmp_engine_reports_total{kind=\"unknown_engine_id\"}",
+    );
+    assert!(reports.is_some_and(|n| n >= 3.0), "{reports:?}");
 }
 
 /// AES-192/256 informs, where the privacy key must be longer than the authentication hash

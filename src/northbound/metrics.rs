@@ -84,6 +84,8 @@ pub struct Metrics {
     pub snmp_traps: IntCounterVec,
     /// Traps dropped, by reason.
     pub snmp_traps_dropped: IntCounterVec,
+    /// Reports noctua's SNMP engine sent to v3 inform senders, by kind.
+    pub snmp_engine_reports: IntCounterVec,
     /// ICMP echo requests sent, by device.
     pub probe_sent: IntCounterVec,
     /// ICMP echo requests without a reply in time, by device.
@@ -238,8 +240,13 @@ impl Metrics {
             },
             snmp_traps_dropped: counter_vec(
                 "noctua_snmp_traps_dropped_total",
-                "SNMP traps dropped, by reason (unknown_source, community, malformed, unsupported, receive_error).",
+                "SNMP traps dropped, by reason (unknown_source, community, authentication, malformed, unsupported, receive_error).",
                 "reason",
+            ),
+            snmp_engine_reports: counter_vec(
+                "noctua_snmp_engine_reports_total",
+                "Reports noctua's SNMP engine sent to SNMPv3 inform senders learning its id or clock (unknown_engine_id, not_in_time_window).",
+                "kind",
             ),
             snmp_skipped: counter_vec(
                 "noctua_snmp_intervals_skipped_total",
@@ -375,6 +382,12 @@ impl Metrics {
         }
         for r in crate::ingest::netflow::DROP_REASONS {
             m.netflow_dropped.with_label_values(&[r]);
+        }
+        for r in crate::ingest::trap::DROP_REASONS {
+            m.snmp_traps_dropped.with_label_values(&[r]);
+        }
+        for k in crate::ingest::trap::engine::REPORTS {
+            m.snmp_engine_reports.with_label_values(&[k]);
         }
         for r in ["late", "future"] {
             m.netflow_refused.with_label_values(&[r]);

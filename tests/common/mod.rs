@@ -86,6 +86,15 @@ pub fn log(d: &Daemon) -> String {
     std::fs::read_to_string(&d.log).unwrap_or_default()
 }
 
+/// The value of one series of a running daemon's /metrics, named with its labels as the
+/// exposition writes them; `None` if absent or the daemon does not answer.
+pub fn metric(port: u16, series: &str) -> Option<f64> {
+    let (_, text) = get(port, "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 /// A minimal HTTP/1.0 GET.
 pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     request(port, "GET", path, &[], "")

@@ -39,6 +39,9 @@ const REPORTABLE: u8 = 0x04;
 const NOT_IN_TIME_WINDOWS: [u32; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0];
 const UNKNOWN_ENGINE_IDS: [u32; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0];
 
+/// The reports the engine sends, for `noctua_snmp_engine_reports_total{kind}`.
+pub const REPORTS: [&str; 2] = ["unknown_engine_id", "not_in_time_window"];
+
 /// RFC 3414 3.2.7: a message more than this many seconds from our clock is refused.
 const TIME_WINDOW: i64 = 150;
 
@@ -133,8 +136,8 @@ pub enum Served {
     /// A trap or inform that passed every check: its PDU's meaning, and for an inform the
     /// signed Response to send.
     Notification(super::Meaning, Option<Vec<u8>>),
-    /// A step of discovery: the report to send back.
-    Report(Vec<u8>),
+    /// A step of discovery: which report (a [`REPORTS`] name) and the message to send back.
+    Report(&'static str, Vec<u8>),
 }
 
 impl Engine {
@@ -206,7 +209,7 @@ impl Engine {
                 return Err("unsupported");
             }
             self.unknown_engine_ids = self.unknown_engine_ids.wrapping_add(1);
-            let request_id = plain_request_id(datagram).unwrap_or(0);
+            let request_id = plain_request_id(header);
             let report = self.report(
                 header.msg_id,
                 request_id,
@@ -214,7 +217,7 @@ impl Engine {
                 self.unknown_engine_ids,
                 None,
             );
-            return Ok(Served::Report(report));
+            return Ok(Served::Report(REPORTS[0], report));
         }
         let now = self.time();
         let authenticated = header.flags & AUTH != 0;
@@ -234,12 +237,12 @@ impl Engine {
                 self.not_in_time_windows = self.not_in_time_windows.wrapping_add(1);
                 let report = self.report(
                     header.msg_id,
-                    plain_request_id(datagram).unwrap_or(0),
+                    plain_request_id(header),
                     &NOT_IN_TIME_WINDOWS,
                     self.not_in_time_windows,
                     Some(keys),
                 );
-                return Ok(Served::Report(report));
+                return Ok(Served::Report(REPORTS[1], report));
             }
         }
         let private = header.flags & PRIV != 0;
@@ -564,6 +567,11 @@ impl<'a> Scoped<'a> {
         )
     }
 
+    /// The PDU's request id.
+    fn request_id(&self) -> Option<i64> {
+        AsnReader::from_bytes(self.pdu).read_asn_integer().ok()
+    }
+
     /// The Response to this (inform) PDU: same context, request id and varbinds, no error.
     fn response(&self) -> Vec<u8> {
         let mut r = AsnReader::from_bytes(self.pdu);
@@ -593,20 +601,15 @@ impl<'a> Scoped<'a> {
     }
 }
 
-/// The request id of a plaintext v3 message's PDU.
-fn plain_request_id(datagram: &[u8]) -> Option<i64> {
-    let body = AsnReader::from_bytes(datagram).read_raw(0x30).ok()?;
-    let mut r = AsnReader::from_bytes(body);
-    r.read_asn_integer().ok()?;
-    r.read_raw(0x30).ok()?;
-    r.read_asn_octetstring().ok()?;
-    let mut scoped = AsnReader::from_bytes(r.read_raw(0x30).ok()?);
-    scoped.read_asn_octetstring().ok()?;
-    scoped.read_asn_octetstring().ok()?;
-    let tag = scoped.peek_byte().ok()?;
-    AsnReader::from_bytes(scoped.read_raw(tag).ok()?)
-        .read_asn_integer()
-        .ok()
+/// The request id a report echoes: the PDU's if the message is plaintext (RFC 3412 7.1.3), else
+/// 0 (a report answers before decryption).
+fn plain_request_id(header: &Header<'_>) -> i64 {
+    if header.flags & PRIV != 0 {
+        return 0;
+    }
+    Scoped::read(header.data)
+        .and_then(|s| s.request_id())
+        .unwrap_or(0)
 }
 
 /// A BER tag-length-value.
@@ -856,7 +859,7 @@ mod tests {
         let stale = Engine::new(id, 0).report(41, 12, &UNKNOWN_ENGINE_IDS, 1, Some(&keys));
         let h = header(&stale).unwrap();
         let report_of = |served: Result<Served, &str>| match served {
-            Ok(Served::Report(r)) => r,
+            Ok(Served::Report(_, r)) => r,
             other => panic!("expected a report, got {other:?}"),
         };
         let report = report_of(ours.serve(&stale, &h, &keys));
@@ -902,7 +905,7 @@ mod tests {
                 .windows(10)
                 .any(|w| w == oid_body(&UNKNOWN_ENGINE_IDS))
         );
-        assert_eq!(plain_request_id(&discovered), Some(77));
+        assert_eq!(plain_request_id(&header(&discovered).unwrap()), 77);
     }
 
     /// A v3 authPriv (SHA-1, AES-128) inform to engine `id` at boots 7, from a sender whose own

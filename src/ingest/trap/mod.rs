@@ -77,6 +77,15 @@ struct Sources {
 
 impl Sources {
     fn new(config: &Config, engine: &engine::Engine) -> Self {
+        // Keys cost a megabyte of hashing each and depend only on the credential: made once per
+        // credential, however many devices share it.
+        let keys: HashMap<&str, engine::UserKeys> = config
+            .snmp
+            .credentials
+            .iter()
+            .filter(|(_, c)| c.version == SnmpVersion::V3)
+            .map(|(name, c)| (name.as_str(), engine.keys(c)))
+            .collect();
         let by_addr = config
             .devices
             .iter()
@@ -90,7 +99,7 @@ impl Sources {
                     .and_then(|c| c.community.as_ref())
                     .map(|s| s.expose().to_owned());
                 let usm = credential.filter(|c| c.version == SnmpVersion::V3).cloned();
-                let keys = usm.as_ref().map(|c| engine.keys(c));
+                let keys = d.credentials.as_deref().and_then(|c| keys.get(c)).cloned();
                 let source = Source {
                     device: d.name.clone(),
                     community,
@@ -265,6 +274,8 @@ struct Received {
     meaning: Option<Meaning>,
     /// What to send back: an inform's Response, or a discovery report.
     reply: Option<Vec<u8>>,
+    /// Which report `reply` is, if it is one.
+    report: Option<&'static str>,
 }
 
 /// A datagram from `source` into what it meant and what to answer, or the reason to drop it.
@@ -285,10 +296,12 @@ fn read(
                 engine::Served::Notification(m, reply) => Received {
                     meaning: Some(m),
                     reply,
+                    report: None,
                 },
-                engine::Served::Report(r) => Received {
+                engine::Served::Report(kind, r) => Received {
                     meaning: None,
                     reply: Some(r),
+                    report: Some(kind),
                 },
             });
         }
@@ -319,6 +332,7 @@ fn read(
         return Ok(Received {
             meaning: Some(m),
             reply: None,
+            report: None,
         });
     }
     let pdu = Pdu::from_bytes(datagram).map_err(|_| "malformed")?;
@@ -337,6 +351,7 @@ fn read(
     Ok(Received {
         meaning: Some(m),
         reply: inform.then(|| inform_response(datagram)).flatten(),
+        report: None,
     })
 }
 
@@ -387,6 +402,9 @@ pub async fn run(
             && let Err(e) = socket.send_to(reply, from).await
         {
             tracing::debug!(error = %e, "cannot answer an inform");
+        }
+        if let Some(kind) = received.report {
+            metrics.snmp_engine_reports.with_label_values(&[kind]).inc();
         }
         let Some(m) = received.meaning else {
             continue;
