@@ -108,7 +108,7 @@ fn store(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("encode_alarm_event", |b| {
         let e = &transitions[0].event;
-        b.iter(|| black_box(encode(Tree::AlarmHistory, e)))
+        b.iter(|| black_box(encode(Tree::Journal, e)))
     });
     g.throughput(Throughput::Elements(transitions.len() as u64));
     g.bench_function("commit_one_per_transaction_no_flush", |b| {

@@ -2,9 +2,16 @@
 //!
 //! This is the only module that imports sled (0.34 is old and 1.0 is a rewrite; keeping it here
 //! keeps a migration to one file). Keys are big-endian so a scan comes out in order; values are
-//! one format byte followed by postcard. An alarm transition touches four trees in one
+//! one format byte followed by postcard. An alarm transition touches three trees in one
 //! transaction, and callers await a [`Ticket`] to know it is on disk before they publish it.
+//!
+//! The alarm journal is history and MQTT outbox in one: transitions are stored in rows of up to
+//! [`JOURNAL_ROW`] consecutive events keyed by the first one's sequence number, and the outbox is
+//! the notified events after a delivery cursor kept in meta. sled's cost is per key written, so
+//! one row per 64 events instead of two keys per event is what lets a storm be committed at the
+//! README's rate (schema 1 wrote a history key and an outbox key for every transition).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,11 +27,19 @@ use tokio_util::sync::CancellationToken;
 use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp, Transition};
 
 /// Schema of the trees and keys below; bump with a migration when they change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Encoding of values (the first byte of each).
 const VALUE_FORMAT: u8 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const LAST_SEQ_KEY: &[u8] = b"last_seq";
+/// Highest sequence number through which every notified transition is delivered (or dropped).
+const OUTBOX_CURSOR_KEY: &[u8] = b"outbox_cursor";
+/// Events per journal row: large enough that a storm writes few keys, small enough that reading
+/// one event from the middle decodes little (a row is ≈ 11 KB).
+pub const JOURNAL_ROW: usize = 64;
+/// Trees of schema 1 that the migration to 2 folds into the journal.
+const V1_HISTORY: &str = "alarm_history";
+const V1_OUTBOX: &str = "mqtt_outbox";
 /// How long a held lock is waited for before the store counts as in use.
 const LOCK_GRACE: Duration = Duration::from_millis(1000);
 
@@ -33,16 +48,15 @@ const LOCK_GRACE: Duration = Duration::from_millis(1000);
 pub enum Tree {
     /// Active alarms by alarm id.
     ActiveAlarms,
-    /// Every alarm transition by (time, sequence).
-    AlarmHistory,
+    /// Every alarm transition, in rows of up to [`JOURNAL_ROW`] by first sequence number; also
+    /// the MQTT outbox (see the module comment).
+    Journal,
     /// Fault records by fault id.
     Faults,
     /// Per-series detector state by series key.
     DetectorState,
     /// NetFlow/IPFIX templates by exporter scope and template id.
     Templates,
-    /// Transitions not yet acknowledged by the MQTT broker, by sequence.
-    Outbox,
     /// Maintenance windows created through the API, by name.
     Maintenance,
     /// Schema version, run markers, counters.
@@ -50,13 +64,12 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 8] = [
+    const ALL: [Tree; 7] = [
         Tree::ActiveAlarms,
-        Tree::AlarmHistory,
+        Tree::Journal,
         Tree::Faults,
         Tree::DetectorState,
         Tree::Templates,
-        Tree::Outbox,
         Tree::Maintenance,
         Tree::Meta,
     ];
@@ -65,11 +78,10 @@ impl Tree {
     pub fn name(self) -> &'static str {
         match self {
             Tree::ActiveAlarms => "alarms_active",
-            Tree::AlarmHistory => "alarm_history",
+            Tree::Journal => "alarm_journal",
             Tree::Faults => "faults",
             Tree::DetectorState => "detector_state",
             Tree::Templates => "netflow_templates",
-            Tree::Outbox => "mqtt_outbox",
             Tree::Maintenance => "maintenance_windows",
             Tree::Meta => "meta",
         }
@@ -116,6 +128,15 @@ pub enum StoreError {
         /// Notification id in the store.
         found: Option<u64>,
     },
+    /// A batch's sequence numbers do not follow the store's (a logic error upstream, or two
+    /// writers); nothing of the batch was written.
+    #[error("transition sequence {found} does not follow {after}")]
+    OutOfSequence {
+        /// The sequence number that came.
+        found: u64,
+        /// The sequence number it had to exceed.
+        after: u64,
+    },
     /// An I/O or sled error.
     #[error("store at {}: {source}", path.display())]
     Sled {
@@ -156,6 +177,8 @@ struct Inner {
     flushed: watch::Sender<u64>,
     wake: Notify,
     flush_failed: AtomicBool,
+    /// Notified transitions after the outbox cursor; counted at open, then kept by the writers.
+    outbox_depth: AtomicU64,
 }
 
 impl Store {
@@ -204,9 +227,16 @@ impl Store {
                 flushed: watch::Sender::new(0),
                 wake: Notify::new(),
                 flush_failed: AtomicBool::new(false),
+                outbox_depth: AtomicU64::new(0),
             }),
         };
         store.check_schema()?;
+        let mut depth = 0u64;
+        store.visit_journal(store.outbox_cursor()?, |e| {
+            depth += u64::from(e.notified);
+            ControlFlow::Continue(())
+        })?;
+        store.inner.outbox_depth.store(depth, Ordering::Relaxed);
         Ok(store)
     }
 
@@ -233,8 +263,67 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found == 1 {
+                    self.migrate_from_1()?;
+                }
             }
         }
+        // A migration interrupted after its version was written leaves these behind; dropping
+        // a tree that does not exist writes nothing.
+        for legacy in [V1_HISTORY, V1_OUTBOX] {
+            self.inner
+                .db
+                .drop_tree(legacy)
+                .map_err(|e| self.sled_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Schema 1 kept a history key per transition (by time, then sequence) and an outbox key
+    /// per notified transition. Both fold into journal rows; the outbox cursor goes just below
+    /// the oldest event still in the outbox, so what was waiting is still sent. Rewriting is
+    /// idempotent (same rows, same keys), so a migration cut short simply runs again.
+    fn migrate_from_1(&self) -> Result<(), StoreError> {
+        let sled_err = |e| self.sled_err(e);
+        let db = &self.inner.db;
+        let history = db.open_tree(V1_HISTORY).map_err(sled_err)?;
+        let outbox = db.open_tree(V1_OUTBOX).map_err(sled_err)?;
+        // The outbox holds whole events, including ones whose history retention removed.
+        let mut events = std::collections::BTreeMap::new();
+        for value in history.iter().values().chain(outbox.iter().values()) {
+            let e: AlarmEvent = decode(Tree::Journal, &value.map_err(sled_err)?)?;
+            events.insert(e.seq, e);
+        }
+        let oldest_waiting = outbox
+            .iter()
+            .keys()
+            .next()
+            .transpose()
+            .map_err(sled_err)?
+            .and_then(|k| <[u8; 8]>::try_from(k.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        let cursor = match oldest_waiting {
+            Some(seq) => seq.saturating_sub(1),
+            None => self.last_seq()?,
+        };
+        let events: Vec<AlarmEvent> = events.into_values().collect();
+        let journal = self.tree(Tree::Journal);
+        for row in events.chunks(JOURNAL_ROW) {
+            journal
+                .insert(row[0].seq.to_be_bytes(), encode(Tree::Journal, &row)?)
+                .map_err(sled_err)?;
+        }
+        let meta = self.tree(Tree::Meta);
+        meta.insert(OUTBOX_CURSOR_KEY, &cursor.to_be_bytes())
+            .map_err(sled_err)?;
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+            .map_err(sled_err)?;
+        db.flush().map_err(sled_err)?;
+        tracing::info!(
+            path = %self.inner.path.display(),
+            transitions = events.len(),
+            "store migrated from schema 1 to 2 (alarm history and outbox into the journal)"
+        );
         Ok(())
     }
 
@@ -317,19 +406,28 @@ impl Store {
     }
 
     /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
-    /// (removed when cleared), its fault record, a history entry, and an outbox entry when it is
-    /// to be notified. One transaction per batch is what makes alarm storms affordable.
+    /// (removed when cleared) and its fault record; for the batch, its journal rows and the
+    /// sequence high-water mark. One transaction per batch is what makes alarm storms affordable.
     ///
     /// Each transition names the notification id it was computed from (`None` for a raise); if
     /// the store disagrees, nothing of the batch is written and [`StoreError::Conflict`] says why.
+    /// Sequence numbers must rise through the batch and follow the store's last one
+    /// ([`StoreError::OutOfSequence`] otherwise), so journal rows never overlap.
     pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
+        let Some(last) = batch.last() else {
+            return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
+        };
+        if let Some(w) = batch.windows(2).find(|w| w[1].event.seq <= w[0].event.seq) {
+            return Err(StoreError::OutOfSequence {
+                found: w[1].event.seq,
+                after: w[0].event.seq,
+            });
+        }
         struct Encoded {
             alarm_key: [u8; 8],
             alarm: Vec<u8>,
             fault_key: [u8; 8],
             fault: Vec<u8>,
-            history_key: [u8; 16],
-            event: Vec<u8>,
         }
         let encoded = batch
             .iter()
@@ -339,20 +437,42 @@ impl Store {
                     alarm: encode(Tree::ActiveAlarms, &t.event.alarm)?,
                     fault_key: t.fault.id.0.to_be_bytes(),
                     fault: encode(Tree::Faults, &t.fault)?,
-                    history_key: history_key(t.event.at, t.event.seq),
-                    event: encode(Tree::AlarmHistory, &t.event)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut events = Vec::with_capacity(JOURNAL_ROW);
+        let rows = batch
+            .chunks(JOURNAL_ROW)
+            .map(|chunk| {
+                events.clear();
+                events.extend(chunk.iter().map(|t| &t.event));
+                Ok((
+                    chunk[0].event.seq.to_be_bytes(),
+                    encode(Tree::Journal, &events)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let notified = batch.iter().filter(|t| t.event.notified).count() as u64;
+        let high_water = last.event.seq.to_be_bytes();
         let trees = (
             self.tree(Tree::ActiveAlarms),
             self.tree(Tree::Faults),
-            self.tree(Tree::AlarmHistory),
-            self.tree(Tree::Outbox),
+            self.tree(Tree::Journal),
             self.tree(Tree::Meta),
         );
-        let high_water = batch.iter().map(|t| t.event.seq).max();
-        let result = trees.transaction(|(active, faults, history, outbox, meta)| {
+        let result = trees.transaction(|(active, faults, journal, meta)| {
+            let after = meta
+                .get(LAST_SEQ_KEY)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            if batch[0].event.seq <= after {
+                return Err(ConflictableTransactionError::Abort(
+                    StoreError::OutOfSequence {
+                        found: batch[0].event.seq,
+                        after,
+                    },
+                ));
+            }
             for (t, e) in batch.iter().zip(&encoded) {
                 // Reads inside the transaction see its own earlier writes, so a batch may carry
                 // several transitions of one alarm.
@@ -377,34 +497,51 @@ impl Store {
                     active.insert(&e.alarm_key, e.alarm.as_slice())?;
                 }
                 faults.insert(&e.fault_key, e.fault.as_slice())?;
-                history.insert(&e.history_key, e.event.as_slice())?;
-                if t.event.notified {
-                    outbox.insert(&t.event.seq.to_be_bytes(), e.event.as_slice())?;
-                }
             }
-            if let Some(seq) = high_water {
-                meta.insert(LAST_SEQ_KEY, &seq.to_be_bytes())?;
+            for (key, row) in &rows {
+                journal.insert(key, row.as_slice())?;
             }
+            meta.insert(LAST_SEQ_KEY, &high_water)?;
             Ok(())
         });
         match result {
-            Ok(()) => Ok(self.written()),
+            Ok(()) => {
+                self.inner
+                    .outbox_depth
+                    .fetch_add(notified, Ordering::Relaxed);
+                Ok(self.written())
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(self.sled_err(e)),
         }
     }
 
-    /// Retention: deletes history before `cutoff` and fault records closed before it.
-    /// Active alarms, open faults and the outbox are never touched. Returns how many entries
-    /// went.
+    /// Retention: deletes journal rows whose transitions all happened before `cutoff`, and
+    /// fault records closed before it. Rows are visited in sequence order and the pass stops
+    /// at the first one that is not that old: sequence follows time closely, and keeping a
+    /// little more is the safe side. The outbox is never touched: of an old row, whatever is
+    /// still waiting for the broker stays (as a smaller row under the same key). Active alarms
+    /// and open faults are never touched either. Returns how many transitions and faults went.
     pub fn compact(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
-        let history = self.tree(Tree::AlarmHistory);
+        let journal = self.tree(Tree::Journal);
+        let delivered = self.outbox_cursor()?;
         let mut removed = 0;
-        for key in history.range(..history_key(cutoff, 0)).keys() {
-            history
-                .remove(key.map_err(|e| self.sled_err(e))?)
-                .map_err(|e| self.sled_err(e))?;
-            removed += 1;
+        for row in journal.iter() {
+            let (key, value) = row.map_err(|e| self.sled_err(e))?;
+            let mut events: Vec<AlarmEvent> = decode(Tree::Journal, &value)?;
+            if events.iter().any(|e| e.at >= cutoff) {
+                break;
+            }
+            let before = events.len();
+            events.retain(|e| e.notified && e.seq > delivered);
+            removed += before - events.len();
+            if events.is_empty() {
+                journal.remove(key).map_err(|e| self.sled_err(e))?;
+            } else if events.len() < before {
+                journal
+                    .insert(key, encode(Tree::Journal, &events)?)
+                    .map_err(|e| self.sled_err(e))?;
+            }
         }
         let faults = self.tree(Tree::Faults);
         for item in faults.iter() {
@@ -421,59 +558,124 @@ impl Store {
         Ok(removed)
     }
 
-    /// Up to `limit` outbox entries after sequence `after`, in sequence order.
-    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
-        let start = after.saturating_add(1).to_be_bytes();
-        self.tree(Tree::Outbox)
-            .range(start..)
-            .values()
-            .take(limit)
-            .map(|v| decode(Tree::Outbox, &v.map_err(|e| self.sled_err(e))?))
-            .collect()
-    }
-
-    /// Takes a transition off the outbox once the broker has it. Not flushed at once: after a
-    /// crash the entry is sent again, which at-least-once delivery allows.
-    pub fn outbox_remove(&self, seq: u64) -> Result<(), StoreError> {
-        self.tree(Tree::Outbox)
-            .remove(seq.to_be_bytes())
-            .map_err(|e| self.sled_err(e))?;
-        self.written();
+    /// Calls `visit` with every journal event after sequence `after`, in sequence order, until
+    /// it breaks.
+    fn visit_journal(
+        &self,
+        after: u64,
+        mut visit: impl FnMut(AlarmEvent) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let journal = self.tree(Tree::Journal);
+        let from = after.saturating_add(1).to_be_bytes();
+        // The row holding `after + 1` starts at or before it.
+        let start = journal
+            .range(..=from)
+            .next_back()
+            .transpose()
+            .map_err(|e| self.sled_err(e))?
+            .map_or(sled::IVec::from(&from), |(k, _)| k);
+        for row in journal.range(start..).values() {
+            let events: Vec<AlarmEvent> =
+                decode(Tree::Journal, &row.map_err(|e| self.sled_err(e))?)?;
+            for e in events.into_iter().filter(|e| e.seq > after) {
+                if visit(e).is_break() {
+                    return Ok(());
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Drops the oldest outbox entries beyond `limit`; returns how many went.
-    pub fn outbox_trim(&self, limit: usize) -> Result<usize, StoreError> {
-        let outbox = self.tree(Tree::Outbox);
-        let excess = outbox.len().saturating_sub(limit);
-        let mut dropped = 0;
-        for key in outbox.iter().keys().take(excess) {
-            outbox
-                .remove(key.map_err(|e| self.sled_err(e))?)
-                .map_err(|e| self.sled_err(e))?;
-            dropped += 1;
+    /// Up to `limit` journal events after sequence `after` that pass `keep`, in sequence order.
+    fn journal_events(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(&AlarmEvent) -> bool,
+    ) -> Result<Vec<AlarmEvent>, StoreError> {
+        let mut out = Vec::new();
+        if limit > 0 {
+            self.visit_journal(after, |e| {
+                if keep(&e) {
+                    out.push(e);
+                }
+                if out.len() >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
         }
-        if dropped > 0 {
-            self.written();
-        }
-        Ok(dropped)
+        Ok(out)
     }
 
-    /// Alarm history from `(at, seq)` onwards, in commit order.
-    pub fn history_since(&self, at: Timestamp, seq: u64) -> Result<Vec<AlarmEvent>, StoreError> {
-        self.tree(Tree::AlarmHistory)
-            .range(history_key(at, seq)..)
-            .values()
-            .map(|v| decode(Tree::AlarmHistory, &v.map_err(|e| self.sled_err(e))?))
-            .collect()
+    /// Up to `limit` transitions after sequence `after`, in sequence order (0 for all).
+    pub fn history_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.journal_events(after, limit, |_| true)
+    }
+
+    /// Up to `limit` notified transitions after sequence `after` not yet delivered, in sequence
+    /// order.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.journal_events(after.max(self.outbox_cursor()?), limit, |e| e.notified)
+    }
+
+    /// Sequence number through which every notified transition is delivered or dropped.
+    pub fn outbox_cursor(&self) -> Result<u64, StoreError> {
+        self.meta_u64(OUTBOX_CURSOR_KEY)
+    }
+
+    /// Notified transitions not yet delivered.
+    pub fn outbox_depth(&self) -> u64 {
+        self.inner.outbox_depth.load(Ordering::Relaxed)
+    }
+
+    /// Moves the outbox cursor up to `through`; `count` must be the number of notified
+    /// transitions between the old cursor and `through` (the publisher knows it: it read each
+    /// of them). Not flushed at once: after a crash the tail is sent again, which
+    /// at-least-once delivery allows.
+    pub fn outbox_delivered(&self, through: u64, count: u64) -> Result<Ticket, StoreError> {
+        if through <= self.outbox_cursor()? {
+            return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
+        }
+        self.tree(Tree::Meta)
+            .insert(OUTBOX_CURSOR_KEY, &through.to_be_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        // Only the publisher moves the cursor, so nothing races this update.
+        let _ = self
+            .inner
+            .outbox_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(count))
+            });
+        Ok(self.written())
+    }
+
+    /// Drops the oldest undelivered transitions beyond `limit`; returns how many went and the
+    /// cursor after them (a publisher forgets what it had in flight up to there).
+    pub fn outbox_trim(&self, limit: usize) -> Result<(usize, u64), StoreError> {
+        let excess = self.outbox_depth().saturating_sub(limit as u64);
+        let dropped = self.outbox_after(0, usize::try_from(excess).unwrap_or(usize::MAX))?;
+        match dropped.last() {
+            None => Ok((0, self.outbox_cursor()?)),
+            Some(newest) => {
+                self.outbox_delivered(newest.seq, dropped.len() as u64)?;
+                Ok((dropped.len(), newest.seq))
+            }
+        }
     }
 
     /// The highest sequence number committed so far (0 for an empty store). Kept in meta by
     /// every commit, so retention and a drained outbox can never make a sequence number reused.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.meta_u64(LAST_SEQ_KEY)
+    }
+
+    /// A big-endian u64 kept in meta (0 when absent).
+    fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
         let raw = self
             .tree(Tree::Meta)
-            .get(LAST_SEQ_KEY)
+            .get(key)
             .map_err(|e| self.sled_err(e))?;
         match raw {
             None => Ok(0),
@@ -481,7 +683,7 @@ impl Store {
                 .map(u64::from_be_bytes)
                 .map_err(|_| StoreError::Corrupt {
                     tree: Tree::Meta.name(),
-                    reason: "last_seq is not 8 bytes".to_owned(),
+                    reason: format!("{} is not 8 bytes", String::from_utf8_lossy(key)),
                 }),
         }
     }
@@ -592,14 +794,6 @@ impl Store {
     }
 }
 
-fn history_key(at: Timestamp, seq: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    // Flip the sign bit so negative times sort before positive ones as unsigned bytes.
-    k[..8].copy_from_slice(&((at.as_millis() as u64) ^ (1 << 63)).to_be_bytes());
-    k[8..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
 /// Encodes a value as the format byte followed by postcard.
 pub fn encode<T: Serialize>(tree: Tree, value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![VALUE_FORMAT];
@@ -632,13 +826,6 @@ mod tests {
 
     proptest! {
         #[test]
-        fn history_keys_sort_like_time_then_seq(a in any::<i64>(), sa in any::<u64>(), b in any::<i64>(), sb in any::<u64>()) {
-            let ka = history_key(Timestamp::from_millis(a), sa);
-            let kb = history_key(Timestamp::from_millis(b), sb);
-            prop_assert_eq!(ka.cmp(&kb), (a, sa).cmp(&(b, sb)));
-        }
-
-        #[test]
         fn values_round_trip(v in any::<(u64, String, Option<i64>)>()) {
             let bytes = encode(Tree::Meta, &v).unwrap();
             prop_assert_eq!(bytes[0], VALUE_FORMAT);
@@ -647,7 +834,7 @@ mod tests {
 
         #[test]
         fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = decode::<AlarmEvent>(Tree::AlarmHistory, &bytes);
+            let _ = decode::<Vec<AlarmEvent>>(Tree::Journal, &bytes);
         }
     }
 

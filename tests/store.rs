@@ -40,6 +40,11 @@ fn manager() -> AlarmManager {
     AlarmManager::new(&c)
 }
 
+/// Every committed transition, in sequence order.
+fn history(store: &Store) -> Vec<AlarmEvent> {
+    store.history_after(0, usize::MAX).unwrap()
+}
+
 fn one(ts: Vec<Transition>) -> Transition {
     assert_eq!(ts.len(), 1, "{ts:?}");
     ts.into_iter().next().unwrap()
@@ -64,23 +69,21 @@ fn reopen_keeps_committed_transitions() {
     assert_eq!(active, vec![raise.event.alarm.clone()]);
     let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
     assert_eq!(faults, vec![raise.fault.clone(), clear.fault.clone()]);
-    let history = store.history_since(Timestamp::from_millis(0), 0).unwrap();
     assert_eq!(
-        history,
+        history(&store),
         vec![
             raise.event.clone(),
             other.event.clone(),
             clear.event.clone()
         ]
     );
-    let outbox: Vec<AlarmEvent> = store.scan(Tree::Outbox).unwrap();
-    assert_eq!(outbox.len(), 3);
+    assert_eq!(store.outbox_after(0, usize::MAX).unwrap().len(), 3);
+    assert_eq!(store.outbox_depth(), 3, "counted again at open");
     assert_eq!(store.last_seq().unwrap(), 3);
-    // Resuming from the middle returns exactly the rest.
-    let rest = store
-        .history_since(Timestamp::from_millis(2000), 2)
-        .unwrap();
-    assert_eq!(rest, vec![other.event, clear.event]);
+    // Resuming from the middle returns exactly the rest, and a limit is kept.
+    let rest = store.history_after(1, usize::MAX).unwrap();
+    assert_eq!(rest, vec![other.event.clone(), clear.event]);
+    assert_eq!(store.history_after(1, 1).unwrap(), vec![other.event]);
 }
 
 #[test]
@@ -111,17 +114,26 @@ fn failed_transaction_leaves_no_partial_write() {
     assert_eq!(active[0].perceived_severity, Severity::Major);
     let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
     assert_eq!(faults[0].peak_severity, Severity::Major);
-    assert_eq!(store.len(Tree::AlarmHistory), 1);
-    assert_eq!(store.len(Tree::Outbox), 1);
+    assert_eq!(history(&store).len(), 1);
+    assert_eq!(store.outbox_depth(), 1);
     // A raise for an alarm id that already exists is refused the same way.
-    let err = commit(&store, &raise).unwrap_err();
+    let mut again = raise.clone();
+    again.event.seq = 5;
+    let err = commit(&store, &again).unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { expected: None, .. }),
         "{err}"
     );
-    assert_eq!(store.len(Tree::AlarmHistory), 1);
+    assert_eq!(history(&store).len(), 1);
     commit(&store, &escalate).unwrap();
-    assert_eq!(store.len(Tree::AlarmHistory), 2);
+    assert_eq!(history(&store).len(), 2);
+    // A transition whose sequence number the store already has is refused.
+    let err = commit(&store, &escalate).unwrap_err();
+    assert!(
+        matches!(err, StoreError::OutOfSequence { found: 2, after: 2 }),
+        "{err}"
+    );
+    assert_eq!(history(&store).len(), 2);
 }
 
 #[test]
@@ -187,7 +199,7 @@ fn a_batch_commits_all_or_nothing() {
     batch.extend(m.on_verdict(verdict("bh-r1", Severity::Minor, 1002)));
     // Several transitions of one alarm in one transaction chain correctly.
     store.commit_transitions(&batch).unwrap();
-    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    assert_eq!(history(&store).len(), 3);
     assert_eq!(store.last_seq().unwrap(), 3);
     let mut next = m.on_verdict(verdict("core-r1", Severity::Cleared, 2000));
     next.extend(m.on_verdict(verdict("bh-r1", Severity::Major, 2001)));
@@ -195,8 +207,15 @@ fn a_batch_commits_all_or_nothing() {
     assert!(store.commit_transitions(&next).is_err());
     // The good first half of the failed batch is not there either.
     assert_eq!(store.len(Tree::ActiveAlarms), 2);
-    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    assert_eq!(history(&store).len(), 3);
     assert_eq!(store.last_seq().unwrap(), 3);
+    // Sequence numbers must rise through a batch.
+    let mut next = m.on_verdict(verdict("x1", Severity::Major, 3000));
+    next.extend(m.on_verdict(verdict("x2", Severity::Major, 3001)));
+    next.swap(0, 1);
+    let err = store.commit_transitions(&next).unwrap_err();
+    assert!(matches!(err, StoreError::OutOfSequence { .. }), "{err}");
+    assert_eq!(history(&store).len(), 3);
 }
 
 #[test]
@@ -221,23 +240,29 @@ fn suppressed_transitions_stay_out_of_the_outbox_and_retention_keeps_what_is_liv
     });
     let symptom = m.on_verdict(verdict("bh-r1", Severity::Major, 2000));
     let symptom_gone = m.on_verdict(verdict("bh-r1", Severity::Cleared, 3000));
-    store
-        .commit_transitions(&[down, symptom, symptom_gone].concat())
-        .unwrap();
-    assert_eq!(store.len(Tree::AlarmHistory), 3);
+    let symptom_gone_event = symptom_gone[0].event.clone();
+    for batch in [down, symptom, symptom_gone] {
+        store.commit_transitions(&batch).unwrap();
+    }
+    assert_eq!(history(&store).len(), 3);
+    let outbox = store.outbox_after(0, usize::MAX).unwrap();
+    assert_eq!(outbox.len(), 1, "only the root cause is notified");
+    assert_eq!(store.outbox_depth(), 1);
+    // The root cause is still in the outbox, so retention keeps it: only the symptom goes.
+    assert_eq!(store.compact(Timestamp::from_millis(2500)).unwrap(), 1);
     assert_eq!(
-        store.len(Tree::Outbox),
-        1,
-        "only the root cause is notified"
+        history(&store),
+        [outbox[0].clone(), symptom_gone_event.clone()]
     );
-    // Retention at t=2500: history before it goes, the open root fault and the outbox stay;
-    // the symptom's fault closed after the cutoff stays too.
-    let removed = store.compact(Timestamp::from_millis(2500)).unwrap();
-    assert_eq!(removed, 2);
-    assert_eq!(store.len(Tree::AlarmHistory), 1);
+    store.outbox_delivered(outbox[0].seq, 1).unwrap();
+    assert_eq!(store.outbox_depth(), 0);
+    // Delivered: history before 2500 goes; the open root fault stays, and so does the
+    // symptom's fault, closed after the cutoff.
+    assert_eq!(store.compact(Timestamp::from_millis(2500)).unwrap(), 1);
+    assert_eq!(history(&store).len(), 1);
     assert_eq!(store.len(Tree::Faults), 2);
-    assert_eq!(store.len(Tree::Outbox), 1);
     assert_eq!(store.compact(Timestamp::from_millis(10_000)).unwrap(), 2);
+    assert!(history(&store).is_empty());
     assert_eq!(
         store.len(Tree::Faults),
         1,
@@ -309,11 +334,13 @@ fn retention_keeps_the_store_bounded_through_a_day_long_storm() {
             .collect();
         total += batch.len();
         store.commit_transitions(&batch).unwrap();
+        // No publisher in this test: what the alarm stage does then.
+        store.outbox_trim(100).unwrap();
         if minute % 10 == 9 {
             store
                 .compact(Timestamp::from_millis(now - retention_ms))
                 .unwrap();
-            max_history = max_history.max(store.len(Tree::AlarmHistory));
+            max_history = max_history.max(history(&store).len());
             max_faults = max_faults.max(store.len(Tree::Faults));
         }
     }
@@ -323,4 +350,139 @@ fn retention_keeps_the_store_bounded_through_a_day_long_storm() {
     assert!(max_history <= 20 * 130, "history grew to {max_history}");
     assert!(max_faults <= 10 * 130 + 20, "faults grew to {max_faults}");
     assert_eq!(store.last_seq().unwrap(), total as u64);
+}
+
+/// `n` raises, one per device, each notified.
+fn raises(m: &mut AlarmManager, n: usize) -> Vec<Transition> {
+    (0..n)
+        .flat_map(|i| m.on_verdict(verdict(&format!("r{i}"), Severity::Major, i as i64)))
+        .collect()
+}
+
+#[test]
+fn a_full_outbox_drops_its_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .commit_transitions(&raises(&mut manager(), 5))
+        .unwrap();
+    assert_eq!(store.outbox_trim(5).unwrap(), (0, 0));
+    assert_eq!(store.outbox_trim(2).unwrap(), (3, 3));
+    let kept: Vec<u64> = store
+        .outbox_after(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(kept, [4, 5]);
+    assert_eq!(store.outbox_depth(), 2);
+    // A publisher that read past the cursor asks from there.
+    assert_eq!(store.outbox_after(4, 10).unwrap()[0].seq, 5);
+    // History keeps what the outbox dropped.
+    assert_eq!(history(&store).len(), 5);
+    store.flush().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.outbox_cursor().unwrap(), 3);
+    assert_eq!(store.outbox_depth(), 2);
+}
+
+#[test]
+fn a_storm_batch_is_a_few_journal_rows_read_back_across_their_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let batch = raises(&mut manager(), 150);
+    store.commit_transitions(&batch).unwrap();
+    assert_eq!(
+        store.len(Tree::Journal),
+        150usize.div_ceil(noctua::store::JOURNAL_ROW)
+    );
+    for (after, limit) in [(0, 150), (63, 2), (64, 1), (100, 10), (149, 5), (150, 1)] {
+        let got: Vec<u64> = store
+            .history_after(after, limit)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let want: Vec<u64> = (after + 1..=150).take(limit).collect();
+        assert_eq!(got, want, "after {after}, limit {limit}");
+    }
+    assert_eq!(
+        history(&store),
+        batch.into_iter().map(|t| t.event).collect::<Vec<_>>()
+    );
+}
+
+/// A store as schema 1 wrote it: a history key (time, then sequence) per transition and an
+/// outbox key per undelivered one, with retention having removed the oldest history.
+#[test]
+fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<AlarmEvent> = raises(&mut manager(), 3)
+        .into_iter()
+        .map(|t| t.event)
+        .collect();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &1u32.to_be_bytes()).unwrap();
+        meta.insert("last_seq", &3u64.to_be_bytes()).unwrap();
+        let history = db.open_tree("alarm_history").unwrap();
+        for e in &events[1..] {
+            let mut key = ((e.at.as_millis() as u64) ^ (1 << 63))
+                .to_be_bytes()
+                .to_vec();
+            key.extend(e.seq.to_be_bytes());
+            history
+                .insert(key, noctua::store::encode(Tree::Journal, e).unwrap())
+                .unwrap();
+        }
+        let outbox = db.open_tree("mqtt_outbox").unwrap();
+        for e in &events[..2] {
+            outbox
+                .insert(
+                    e.seq.to_be_bytes(),
+                    noctua::store::encode(Tree::Journal, e).unwrap(),
+                )
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        history(&store),
+        events,
+        "history and outbox folded together"
+    );
+    let waiting: Vec<u64> = store
+        .outbox_after(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(waiting, [1, 2, 3], "from the oldest waiting on");
+    assert_eq!(store.outbox_depth(), 3);
+    assert_eq!(store.last_seq().unwrap(), 3);
+    drop(store);
+    let db = sled::open(dir.path()).unwrap();
+    let names: Vec<String> = db
+        .tree_names()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "alarm_history" || n == "mqtt_outbox"),
+        "{names:?}"
+    );
+    assert_eq!(
+        db.open_tree("meta")
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        SCHEMA_VERSION.to_be_bytes()
+    );
 }

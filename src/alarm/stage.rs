@@ -206,6 +206,17 @@ pub async fn run_stage(
                 }
                 let now = Timestamp::now();
                 transitions.extend(manager.on_tick(now));
+                let (publisher, outbox_limit) = {
+                    let c = config.borrow();
+                    (c.mqtt.enabled, c.mqtt.outbox_limit)
+                };
+                if !publisher {
+                    // No publisher: the newest `outbox-limit` notified transitions wait for one
+                    // (enabling MQTT later sends them); older ones must not hold retention back.
+                    if let Err(e) = store.outbox_trim(outbox_limit) {
+                        tracing::error!(error = %e, "cannot trim the outbox");
+                    }
+                }
                 if last_compaction.is_none_or(|t| t.elapsed() >= COMPACT_EVERY) {
                     last_compaction = Some(tokio::time::Instant::now());
                     compact(&store, &config.borrow(), now, &metrics);

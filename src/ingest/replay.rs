@@ -276,10 +276,8 @@ impl From<&AlarmEvent> for Outcome {
 
 /// The outcome lines of every transition after sequence `after`, in sequence order.
 pub fn outcome_lines(store: &Store, after: u64) -> Result<Vec<String>, StoreError> {
-    let mut events = store.history_since(Timestamp::from_millis(i64::MIN), 0)?;
-    events.retain(|e| e.seq > after);
-    events.sort_by_key(|e| e.seq);
-    Ok(events
+    Ok(store
+        .history_after(after, usize::MAX)?
         .iter()
         .map(|e| serde_json::to_string(&Outcome::from(e)).unwrap_or_default())
         .collect())

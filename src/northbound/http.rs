@@ -18,7 +18,7 @@ use crate::alarm::stage::Commander;
 use crate::config::{Config, Secret};
 use crate::model::{AlarmEvent, Timestamp};
 use crate::northbound::metrics::Metrics;
-use crate::store::{Store, Tree};
+use crate::store::Store;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -119,7 +119,7 @@ async fn metrics(State(s): State<HttpState>) -> Response {
     // Read at scrape time: the outbox grows exactly when the publisher is not running.
     s.metrics
         .mqtt_outbox_depth
-        .set(i64::try_from(s.store.len(Tree::Outbox)).unwrap_or(i64::MAX));
+        .set(i64::try_from(s.store.outbox_depth()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

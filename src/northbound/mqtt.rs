@@ -13,7 +13,7 @@
 //! message may arrive twice, never not at all — also across a daemon restart, because the outbox
 //! is in the store. The event loop is polled by its own task at all times.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,7 +163,9 @@ async fn session(
     loop {
         tokio::select! {
             () = stop.cancelled() => return Outcome::Stopped,
-            _ = waiting.tick() => trim(store, config, metrics),
+            _ = waiting.tick() => {
+                trim(store, config, metrics);
+            }
             l = link.recv() => match l {
                 Some(Link::Connected) => break,
                 Some(Link::Lost(e)) => {
@@ -181,7 +183,11 @@ async fn session(
     // need no bookkeeping, such as the status).
     let mut awaiting_pkid: VecDeque<Option<u64>> = VecDeque::new();
     let mut by_pkid: HashMap<u16, u64> = HashMap::new();
-    let mut open: HashMap<u64, (u32, Timestamp)> = HashMap::new();
+    // In flight: messages still unacknowledged, and when the transition happened.
+    let mut open: BTreeMap<u64, (u32, Timestamp)> = BTreeMap::new();
+    // Delivered, but above the store's cursor because something older is still in flight.
+    let mut delivered: BTreeSet<u64> = BTreeSet::new();
+    // The newest transition read from the outbox.
     let mut cursor = 0u64;
     if client
         .publish(status_topic(config), QoS::AtLeastOnce, true, "online")
@@ -236,8 +242,13 @@ async fn session(
                                 .mqtt_publish_latency
                                 .observe(Timestamp::now().since(at).as_secs_f64());
                         }
-                        if let Err(e) = store.outbox_remove(seq) {
-                            tracing::error!(error = %e, seq, "mqtt: cannot take a delivered transition off the outbox");
+                        delivered.insert(seq);
+                        // Everything read up to the oldest still in flight is delivered.
+                        let through = open.keys().next().map_or(cursor, |oldest| oldest - 1);
+                        let newer = delivered.split_off(&(through + 1));
+                        let count = std::mem::replace(&mut delivered, newer).len() as u64;
+                        if let Err(e) = store.outbox_delivered(through, count) {
+                            tracing::error!(error = %e, seq, "mqtt: cannot take delivered transitions off the outbox");
                         }
                     }
                 }
@@ -251,7 +262,14 @@ async fn session(
             // New transitions wake the loop; a lagged receiver only means there is more to read
             // from the outbox, which is the source of truth anyway.
             _ = events.recv() => {}
-            _ = tick.tick() => trim(store, config, metrics),
+            _ = tick.tick() => {
+                if let Some(dropped_through) = trim(store, config, metrics) {
+                    // Whatever was in flight up to there is gone from the outbox already.
+                    open.retain(|&seq, _| seq > dropped_through);
+                    delivered.retain(|&seq| seq > dropped_through);
+                    cursor = cursor.max(dropped_through);
+                }
+            }
         }
     }
 }
@@ -276,19 +294,24 @@ fn tls(ca: &std::path::Path, config: &MqttConfig) -> std::io::Result<TlsConfigur
     })
 }
 
-/// Keeps the outbox within `outbox-limit`, dropping (and counting) the oldest.
-fn trim(store: &Store, config: &MqttConfig, metrics: &Metrics) {
+/// Keeps the outbox within `outbox-limit`, dropping (and counting) the oldest; returns the
+/// sequence number dropped through, if any were.
+fn trim(store: &Store, config: &MqttConfig, metrics: &Metrics) -> Option<u64> {
     match store.outbox_trim(config.outbox_limit) {
-        Ok(0) => {}
-        Ok(n) => {
+        Ok((0, _)) => None,
+        Ok((n, through)) => {
             metrics.mqtt_outbox_dropped.inc_by(n as u64);
             tracing::warn!(
                 dropped = n,
                 limit = config.outbox_limit,
                 "mqtt: outbox full; oldest transitions dropped"
             );
+            Some(through)
         }
-        Err(e) => tracing::error!(error = %e, "mqtt: cannot trim the outbox"),
+        Err(e) => {
+            tracing::error!(error = %e, "mqtt: cannot trim the outbox");
+            None
+        }
     }
 }
 

@@ -179,12 +179,8 @@ async fn catch_up(
 /// Published transitions after `after`, in sequence order, and the store's last sequence.
 fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), StoreError> {
     let head = store.last_seq()?;
-    let mut events: Vec<AlarmEvent> = store
-        .history_since(Timestamp::from_millis(i64::MIN), 0)?
-        .into_iter()
-        .filter(|e| e.notified && e.seq > after && e.seq <= head)
-        .collect();
-    events.sort_by_key(|e| e.seq);
+    let mut events = store.history_after(after, usize::MAX)?;
+    events.retain(|e| e.notified && e.seq <= head);
     Ok((head, events))
 }
 
