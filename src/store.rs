@@ -641,7 +641,8 @@ impl Store {
         self.tree(Tree::Meta)
             .insert(OUTBOX_CURSOR_KEY, &through.to_be_bytes())
             .map_err(|e| self.sled_err(e))?;
-        // Only the publisher moves the cursor, so nothing races this update.
+        // One task moves the cursor (the publisher, or without one the alarm stage's trim), so
+        // nothing races this update.
         let _ = self
             .inner
             .outbox_depth

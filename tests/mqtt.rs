@@ -376,6 +376,38 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
     );
 }
 
+#[test]
+fn without_a_publisher_only_the_newest_wait_and_retention_is_not_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let http = free_port();
+    let config = write_config(
+        dir.path(),
+        http,
+        &format!("token = \"{TOKEN}\"\n\n[mqtt]\nenabled = false\noutbox-limit = 1\n"),
+    );
+    let mut d = start(dir.path(), &config, http);
+    // The replay left two raises waiting; the alarm stage keeps the newest one.
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_depth") == Some(1.0)
+    });
+    assert_eq!(
+        metric(http, "noctua_mqtt_outbox_dropped_total"),
+        Some(0.0),
+        "trimming for want of a publisher is not a lost MQTT message"
+    );
+    let store_dir = dir.path().join("store");
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    let store = noctua::store::Store::open(&store_dir).unwrap();
+    let waiting = store.outbox_after(0, usize::MAX).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].seq, store.outbox_cursor().unwrap() + 1);
+    assert_eq!(waiting[0].seq, 2, "the newer raise");
+    // Both raises are still history.
+    assert_eq!(store.history_after(0, usize::MAX).unwrap().len(), 2);
+}
+
 /// A CA, a broker certificate for 127.0.0.1 and a client certificate, made with the openssl CLI.
 fn make_pki(dir: &Path) {
     let sh = |args: &[&str]| {

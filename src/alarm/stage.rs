@@ -168,6 +168,11 @@ pub async fn run_stage(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_compaction: Option<tokio::time::Instant> = None;
+    // As the daemon started (or not) the MQTT publisher: [mqtt] changes need a restart.
+    let (publisher, outbox_limit) = {
+        let c = config.borrow();
+        (c.mqtt.enabled, c.mqtt.outbox_limit)
+    };
     metrics.alarm_active.set(manager.active_count() as i64);
     loop {
         tokio::select! {
@@ -206,10 +211,6 @@ pub async fn run_stage(
                 }
                 let now = Timestamp::now();
                 transitions.extend(manager.on_tick(now));
-                let (publisher, outbox_limit) = {
-                    let c = config.borrow();
-                    (c.mqtt.enabled, c.mqtt.outbox_limit)
-                };
                 if !publisher {
                     // No publisher: the newest `outbox-limit` notified transitions wait for one
                     // (enabling MQTT later sends them); older ones must not hold retention back.
