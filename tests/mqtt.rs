@@ -336,21 +336,35 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
     );
 }
 
-#[test]
-fn a_full_outbox_drops_the_oldest_and_counts_them() {
+/// A daemon on a store a replay left two notified raises in, with `mqtt` as its `[mqtt]`
+/// section; the guard keeps the directory.
+fn daemon_on_replayed_store(mqtt: &str) -> (tempfile::TempDir, u16, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
     let http = free_port();
-    // No broker listens here.
     let config = write_config(
         dir.path(),
         http,
-        &format!(
-            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{}\"\noutbox-limit = 2\n",
-            free_port()
-        ),
+        &format!("token = \"{TOKEN}\"\n\n[mqtt]\n{mqtt}"),
     );
-    let mut d = start(dir.path(), &config, http);
+    let d = start(dir.path(), &config, http);
+    (dir, http, d)
+}
+
+/// Stops the daemon cleanly and opens the store it leaves.
+fn stop_and_open(dir: &Path, mut d: Daemon) -> noctua::store::Store {
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
+    noctua::store::Store::open(&dir.join("store")).unwrap()
+}
+
+#[test]
+fn a_full_outbox_drops_the_oldest_and_counts_them() {
+    // No broker listens there.
+    let (dir, http, mut d) = daemon_on_replayed_store(&format!(
+        "enabled = true\nbroker = \"127.0.0.1:{}\"\noutbox-limit = 2\n",
+        free_port()
+    ));
     let util = util_alarm(http);
     act(http, TOKEN, &util, "ack");
     act(http, TOKEN, &util, "unack");
@@ -359,10 +373,7 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
         metric(d.port, "noctua_mqtt_outbox_dropped_total") == Some(2.0)
     });
     assert_eq!(metric(http, "noctua_mqtt_outbox_depth"), Some(2.0));
-    let store_dir = dir.path().join("store");
-    signal(&d, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let store = noctua::store::Store::open(&store_dir).unwrap();
+    let store = stop_and_open(dir.path(), d);
     let kept: Vec<String> = store
         .outbox_after(0, usize::MAX)
         .unwrap()
@@ -377,16 +388,8 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
 }
 
 #[test]
-fn without_a_publisher_only_the_newest_wait_and_retention_is_not_held_back() {
-    let dir = tempfile::tempdir().unwrap();
-    store_with_alarms(dir.path());
-    let http = free_port();
-    let config = write_config(
-        dir.path(),
-        http,
-        &format!("token = \"{TOKEN}\"\n\n[mqtt]\nenabled = false\noutbox-limit = 1\n"),
-    );
-    let mut d = start(dir.path(), &config, http);
+fn without_a_publisher_only_the_newest_outbox_limit_wait() {
+    let (dir, http, mut d) = daemon_on_replayed_store("enabled = false\noutbox-limit = 1\n");
     // The replay left two raises waiting; the alarm stage keeps the newest one.
     wait_until(&mut d, |d| {
         metric(d.port, "noctua_mqtt_outbox_depth") == Some(1.0)
@@ -396,10 +399,7 @@ fn without_a_publisher_only_the_newest_wait_and_retention_is_not_held_back() {
         Some(0.0),
         "trimming for want of a publisher is not a lost MQTT message"
     );
-    let store_dir = dir.path().join("store");
-    signal(&d, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let store = noctua::store::Store::open(&store_dir).unwrap();
+    let store = stop_and_open(dir.path(), d);
     let waiting = store.outbox_after(0, usize::MAX).unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].seq, store.outbox_cursor().unwrap() + 1);

@@ -352,6 +352,12 @@ fn retention_keeps_the_store_bounded_through_a_day_long_storm() {
     assert_eq!(store.last_seq().unwrap(), total as u64);
 }
 
+/// Sequence numbers of the outbox, oldest first.
+fn waiting(store: &Store) -> Vec<u64> {
+    let events = store.outbox_after(0, usize::MAX).unwrap();
+    events.iter().map(|e| e.seq).collect()
+}
+
 /// `n` raises, one per device, each notified.
 fn raises(m: &mut AlarmManager, n: usize) -> Vec<Transition> {
     (0..n)
@@ -368,13 +374,7 @@ fn a_full_outbox_drops_its_oldest() {
         .unwrap();
     assert_eq!(store.outbox_trim(5).unwrap(), (0, 0));
     assert_eq!(store.outbox_trim(2).unwrap(), (3, 3));
-    let kept: Vec<u64> = store
-        .outbox_after(0, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|e| e.seq)
-        .collect();
-    assert_eq!(kept, [4, 5]);
+    assert_eq!(waiting(&store), [4, 5]);
     assert_eq!(store.outbox_depth(), 2);
     // A publisher that read past the cursor asks from there.
     assert_eq!(store.outbox_after(4, 10).unwrap()[0].seq, 5);
@@ -454,13 +454,7 @@ fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
         events,
         "history and outbox folded together"
     );
-    let waiting: Vec<u64> = store
-        .outbox_after(0, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|e| e.seq)
-        .collect();
-    assert_eq!(waiting, [1, 2, 3], "from the oldest waiting on");
+    assert_eq!(waiting(&store), [1, 2, 3], "from the oldest waiting on");
     assert_eq!(store.outbox_depth(), 3);
     assert_eq!(store.last_seq().unwrap(), 3);
     drop(store);
