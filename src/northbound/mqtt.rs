@@ -31,6 +31,8 @@ use crate::store::Store;
 
 /// Transitions in flight at once (each is two messages).
 const WINDOW: usize = 64;
+/// Transitions read from the outbox at once: several journal rows.
+const READ_AHEAD: usize = 256;
 
 /// What the event-loop task reports.
 enum Link {
@@ -187,8 +189,11 @@ async fn session(
     let mut open: BTreeMap<u64, (u32, Timestamp)> = BTreeMap::new();
     // Delivered, but above the store's cursor because something older is still in flight.
     let mut delivered: BTreeSet<u64> = BTreeSet::new();
-    // The newest transition read from the outbox.
-    let mut cursor = 0u64;
+    // Read from the outbox, not yet published: a read decodes whole journal rows, so it reads
+    // ahead rather than one transition per free slot.
+    let mut ahead: VecDeque<AlarmEvent> = VecDeque::new();
+    // The sequence number the outbox has been read through.
+    let mut read = 0u64;
     if client
         .publish(status_topic(config), QoS::AtLeastOnce, true, "online")
         .await
@@ -199,27 +204,41 @@ async fn session(
     awaiting_pkid.push_back(None);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        // Fill the window from the outbox.
-        if open.len() < WINDOW {
-            match store.outbox_after(cursor, WINDOW - open.len()) {
-                Ok(batch) => {
-                    for e in batch {
-                        cursor = e.seq;
-                        for (topic, retain, payload) in messages(config, &e) {
-                            if client
-                                .publish(topic, QoS::AtLeastOnce, retain, payload)
-                                .await
-                                .is_err()
-                            {
-                                return Outcome::Connected;
-                            }
-                            awaiting_pkid.push_back(Some(e.seq));
-                        }
-                        open.insert(e.seq, (2, e.at));
+        if ahead.is_empty() {
+            // (A store that cannot read its meta tree fails the alarm stage's commits loudly;
+            // here it only means nothing new is read.)
+            let head = store.last_seq().unwrap_or(read);
+            if head > read {
+                match store.outbox_after(read, READ_AHEAD) {
+                    Ok(batch) => {
+                        let last = batch.last().map_or(read, |e| e.seq);
+                        // Short of a full read, everything else up to `head` is not for the
+                        // broker (and a commit may have landed since `head` was read).
+                        read = if batch.len() == READ_AHEAD {
+                            last
+                        } else {
+                            head.max(last)
+                        };
+                        ahead.extend(batch);
                     }
+                    Err(e) => tracing::error!(error = %e, "mqtt: cannot read the outbox"),
                 }
-                Err(e) => tracing::error!(error = %e, "mqtt: cannot read the outbox"),
             }
+        }
+        // Keep the window full.
+        while open.len() < WINDOW {
+            let Some(e) = ahead.pop_front() else { break };
+            for (topic, retain, payload) in messages(config, &e) {
+                if client
+                    .publish(topic, QoS::AtLeastOnce, retain, payload)
+                    .await
+                    .is_err()
+                {
+                    return Outcome::Connected;
+                }
+                awaiting_pkid.push_back(Some(e.seq));
+            }
+            open.insert(e.seq, (2, e.at));
         }
         tokio::select! {
             () = stop.cancelled() => return Outcome::Stopped,
@@ -244,7 +263,11 @@ async fn session(
                         }
                         delivered.insert(seq);
                         // Everything read up to the oldest still in flight is delivered.
-                        let through = open.keys().next().map_or(cursor, |oldest| oldest - 1);
+                        let through = open
+                            .keys()
+                            .next()
+                            .or(ahead.front().map(|e| &e.seq))
+                            .map_or(read, |oldest| oldest - 1);
                         let newer = delivered.split_off(&(through + 1));
                         let count = std::mem::replace(&mut delivered, newer).len() as u64;
                         if let Err(e) = store.outbox_delivered(through, count) {
@@ -267,7 +290,8 @@ async fn session(
                     // Whatever was in flight up to there is gone from the outbox already.
                     open.retain(|&seq, _| seq > dropped_through);
                     delivered.retain(|&seq| seq > dropped_through);
-                    cursor = cursor.max(dropped_through);
+                    ahead.retain(|e| e.seq > dropped_through);
+                    read = read.max(dropped_through);
                 }
             }
         }
