@@ -458,7 +458,16 @@ fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
     assert_eq!(store.outbox_depth(), 3);
     assert_eq!(store.last_seq().unwrap(), 3);
     drop(store);
-    let db = sled::open(dir.path()).unwrap();
+    // sled lets go of its lock a few milliseconds after the last handle (its flusher thread
+    // holds one); `Store::open` waits for that, a bare `sled::open` must too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("store still locked: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
     let names: Vec<String> = db
         .tree_names()
         .iter()
