@@ -343,11 +343,7 @@ fn faults_and_mttr_commands_go_through_the_running_daemon() {
             .env_remove("NOCTUA_SERVER")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, format_args!("noctua {args:?}"));
         assert!(String::from_utf8_lossy(&out.stderr).contains("asking it at"));
         String::from_utf8(out.stdout).unwrap()
     };

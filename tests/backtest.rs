@@ -1,8 +1,9 @@
 //! `noctua backtest` as an engineer runs it on an exported series.
 
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_noctua");
+use common::{BIN, assert_success};
+use std::process::Command;
 
 #[test]
 fn backtest_writes_one_row_per_input_row_and_a_summary() {
@@ -27,11 +28,7 @@ fn backtest_writes_one_row_per_input_row_and_a_summary() {
         .arg(&output)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "noctua backtest");
     let written = std::fs::read_to_string(&output).unwrap();
     let rows: Vec<&str> = written.lines().collect();
     assert_eq!(rows.len(), 1 + 601);

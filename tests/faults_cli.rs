@@ -1,9 +1,10 @@
 //! `noctua mttr report` and `noctua faults ...` on a store filled by replaying a fixture.
 
+mod common;
+
+use common::{BIN, assert_success};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_noctua");
 
 /// A store holding the backhaul-outage scenario, and a config that points at it.
 fn replayed_store() -> (tempfile::TempDir, PathBuf) {
@@ -39,11 +40,7 @@ fn noctua(args: &[&str], config: &Path) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(out, "noctua");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -117,11 +114,7 @@ fn faults_list_show_and_post_incident_note() {
         &["faults", "note", "3", "--by", "maria", "fibre cut at km 12"],
         &config,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "noctua faults note");
     let shown = json(&noctua(&["faults", "show", "3"], &config));
     assert_eq!(shown[0]["notes"][0]["by"], "maria");
     assert_eq!(shown[0]["notes"][0]["text"], "fibre cut at km 12");

@@ -37,12 +37,7 @@ fn every_flow_fixture_replays_to_its_expected_alarms() {
                 .env("RUST_LOG", "warn")
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                capture.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_success(&out, capture.display());
         }
     }
     // The expected files say what each scenario is about.
@@ -104,11 +99,7 @@ fn pcapng_captures_replay_like_pcap() {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "noctua replay of the pcapng capture");
 }
 
 #[derive(Default)]
@@ -136,11 +127,7 @@ fn tshark_totals(capture: &Path) -> (u64, u64, u64) {
         .args(["-T", "fields", "-e", "cflow.octets", "-e", "cflow.packets"])
         .output()
         .expect("tshark (scripts/setup-peers.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "tshark");
     let (mut records, mut octets, mut packets) = (0, 0, 0);
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let (o, p) = line.split_once('\t').unwrap_or((line, ""));

@@ -416,11 +416,7 @@ fn make_pki(dir: &Path) {
             .current_dir(dir)
             .output()
             .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, format_args!("openssl {args:?}"));
     };
     sh(&[
         "req",
@@ -543,11 +539,7 @@ fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
         .args(["noctua", "s3cret-broker-pass"])
         .output()
         .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    assert_success(&made, "mosquitto_passwd");
     let _broker = Broker::with(
         dir.path(),
         mqtt,

@@ -549,44 +549,47 @@ fn value(samples: &[Sample], object: &str, metric: Metric) -> Vec<(i64, f64)> {
 }
 
 const T: u32 = 1_795_946_400; // a multiple of 10 s
+/// End of the 10 s interval [`one_lab_record`]'s flow falls in, in ms.
+const LAB_END: i64 = (T as i64 + 20) * 1000;
+
+/// One v5 record through `c`: 1,250 bytes, 10.0.0.1 → 10.0.0.2, in on ifIndex 3 and out on 4,
+/// `sampling` in the header, exported at T+10 and flushed long after.
+fn one_lab_record(c: &mut Collector, sampling: u16) -> Vec<Sample> {
+    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 1_250, 1, 60_000, 60_000);
+    let packet = v5(T + 10, 60_000, sampling, &[r]);
+    run(
+        c,
+        &[(A, packet, i64::from(T + 10) * 1000)],
+        i64::from(T + 200) * 1000,
+    )
+}
 
 #[test]
 fn v5_header_sampling_and_config_override_scale_bytes() {
     let metrics = Arc::new(Metrics::new());
     // 1 in 100 in the header: 1,250 bytes over 10 s → 100 kbit/s → 10 % of 1 Mbit/s.
-    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 1_250, 1, 60_000, 60_000);
-    let packet = v5(T + 10, 60_000, 0x4000 | 100, &[r]);
     let mut c = Collector::new(&lab_config(""), metrics.clone());
-    let s = run(
-        &mut c,
-        &[(A, packet.clone(), i64::from(T + 10) * 1000)],
-        i64::from(T + 200) * 1000,
-    );
-    let t_end = i64::from(T + 20) * 1000;
+    let s = one_lab_record(&mut c, 0x4000 | 100);
     assert_eq!(
         value(&s, "ifIndex=3", Metric::BitsInPerSec),
-        [(t_end, 100_000.0)]
+        [(LAB_END, 100_000.0)]
     );
     assert_eq!(
         value(&s, "ifIndex=3", Metric::UtilisationInPct),
-        [(t_end, 10.0)]
+        [(LAB_END, 10.0)]
     );
     assert_eq!(
         value(&s, "ifIndex=4", Metric::PacketsOutPerSec),
-        [(t_end, 10.0)]
+        [(LAB_END, 10.0)]
     );
     // ifIndex 4 has no configured speed: rates only.
     assert!(value(&s, "ifIndex=4", Metric::UtilisationOutPct).is_empty());
     // An override in config wins over the header.
     let mut c = Collector::new(&lab_config("[netflow.sampling]\nedge-r1 = 10"), metrics);
-    let s = run(
-        &mut c,
-        &[(A, packet, i64::from(T + 10) * 1000)],
-        i64::from(T + 200) * 1000,
-    );
+    let s = one_lab_record(&mut c, 0x4000 | 100);
     assert_eq!(
         value(&s, "ifIndex=3", Metric::BitsInPerSec),
-        [(t_end, 10_000.0)]
+        [(LAB_END, 10_000.0)]
     );
 }
 
@@ -772,21 +775,14 @@ fn speeds_learned_by_the_poller_give_utilisation_where_the_config_has_none() {
     speeds.set("edge-r1", [(4, 2_000_000), (3, 999)].into_iter().collect());
     let mut c = Collector::new(&lab_config(""), Arc::new(Metrics::new()));
     c.learn_speeds(speeds);
-    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 1_250, 1, 60_000, 60_000);
-    let packet = v5(T + 10, 60_000, 0, &[r]);
-    let s = run(
-        &mut c,
-        &[(A, packet, i64::from(T + 10) * 1000)],
-        i64::from(T + 200) * 1000,
-    );
-    let t_end = i64::from(T + 20) * 1000;
+    let s = one_lab_record(&mut c, 0);
     // ifIndex 4 (output): 1 kbit/s of 2 Mbit/s from SNMP; ifIndex 3 keeps its configured 1 Mbit/s.
     assert_eq!(
         value(&s, "ifIndex=4", Metric::UtilisationOutPct),
-        [(t_end, 0.05)]
+        [(LAB_END, 0.05)]
     );
     assert_eq!(
         value(&s, "ifIndex=3", Metric::UtilisationInPct),
-        [(t_end, 0.1)]
+        [(LAB_END, 0.1)]
     );
 }

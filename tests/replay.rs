@@ -6,10 +6,11 @@
 //! `noctua replay fixtures/scenarios/X.jsonl --config fixtures/scenarios/lab.toml > fixtures/scenarios/X.expected`
 //! and review the diff.
 
+mod common;
+
+use common::{BIN, assert_success};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_noctua");
 
 fn scenarios(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -41,12 +42,7 @@ fn every_scenario_matches_its_golden_output() {
             .arg(&expected)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}:\n{}",
-            f.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, f.display());
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
             std::fs::read_to_string(&expected).unwrap()

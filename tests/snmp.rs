@@ -184,16 +184,12 @@ fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
 }
 
 /// Runs a net-snmp tool that must succeed.
-fn net_snmp_ok(tool: &str, args: &[&str]) {
+fn net_snmp_ok<S: AsRef<std::ffi::OsStr>>(tool: &str, args: &[S]) {
     let out = net_snmp(tool, args);
-    assert!(
-        out.status.success(),
-        "{tool} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, tool);
 }
 
-fn net_snmp(tool: &str, args: &[&str]) -> std::process::Output {
+fn net_snmp<S: AsRef<std::ffi::OsStr>>(tool: &str, args: &[S]) -> std::process::Output {
     Command::new(tool)
         .env("MIBS", "")
         .args(args)
@@ -222,32 +218,27 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     );
     let mut d = start(dir.path(), &config, http);
     let to = format!("127.0.0.1:{trap_port}");
-    let polls = |port: u16| -> f64 {
-        get(port, "/metrics")
-            .and_then(|(_, b)| {
-                b.lines()
-                    .find(|l| l.starts_with("noctua_snmp_polls_total{device=\"r1\",result=\"ok\"}"))
-                    .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            })
-            .unwrap_or(0.0)
+    let polls = |port: u16| {
+        metric(port, "noctua_snmp_polls_total{device=\"r1\",result=\"ok\"}").unwrap_or(0.0)
     };
     let before = polls(http);
+    // What the v2c traps and the inform share: version, community, receiver.
+    let v2c = |options: &[&str], rest: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["-v", "2c", "-c", "public"]
+            .iter()
+            .chain(options)
+            .map(|a| a.to_string())
+            .collect();
+        args.push(to.clone());
+        args.extend(rest.iter().map(|a| a.to_string()));
+        args
+    };
     // v2c linkDown for ifIndex 3.
-    net_snmp_ok(
-        "snmptrap",
-        &[
-            "-v",
-            "2c",
-            "-c",
-            "public",
-            &to,
-            "",
-            "1.3.6.1.6.3.1.1.5.3",
-            "1.3.6.1.2.1.2.2.1.1.3",
-            "i",
-            "3",
-        ],
+    let link_down = v2c(
+        &[],
+        &["", "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.3", "i", "3"],
     );
+    net_snmp_ok("snmptrap", &link_down);
     // v1 coldStart.
     net_snmp_ok(
         "snmptrap",
@@ -265,31 +256,12 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
         ],
     );
     // An inform: snmpinform only succeeds when it is answered.
-    net_snmp_ok(
-        "snmpinform",
-        &[
-            "-v",
-            "2c",
-            "-c",
-            "public",
-            "-t",
-            "2",
-            "-r",
-            "1",
-            &to,
-            "",
-            "1.3.6.1.6.3.1.1.5.5",
-        ],
-    );
+    let inform = v2c(&["-t", "2", "-r", "1"], &["", "1.3.6.1.6.3.1.1.5.5"]);
+    net_snmp_ok("snmpinform", &inform);
     // An enterprise trap noctua has no meaning for, with a configured severity.
-    net_snmp_ok(
-        "snmptrap",
+    let enterprise = v2c(
+        &[],
         &[
-            "-v",
-            "2c",
-            "-c",
-            "public",
-            &to,
             "",
             "1.3.6.1.4.1.9999.1.2",
             "1.3.6.1.4.1.9999.2",
@@ -297,6 +269,7 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             "fan tray 2 failed",
         ],
     );
+    net_snmp_ok("snmptrap", &enterprise);
     // The wrong community, and a sender that is not a device.
     net_snmp(
         "snmptrap",
@@ -497,18 +470,10 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
         net_snmp("snmpinform", &args)
     };
     let answered = inform("authPriv", "authpass123");
-    assert!(
-        answered.status.success(),
-        "v3 inform not answered: {}",
-        String::from_utf8_lossy(&answered.stderr)
-    );
+    assert_success(&answered, "v3 authPriv inform");
     // authNoPriv from the same user is answered too (signed, not encrypted).
     let plain = inform("authNoPriv", "authpass123");
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
+    assert_success(&plain, "v3 authNoPriv inform");
     // A wrong key gets no answer: snmpinform times out and fails.
     assert!(!inform("authPriv", "wrongpass99").status.success());
     wait_until(&mut d, |d| {
@@ -565,11 +530,7 @@ fn v3_informs_with_extended_aes_keys_are_answered() {
                 "5",
             ],
         );
-        assert!(
-            out.status.success(),
-            "{auth}/{privacy} inform not answered: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, format_args!("{auth}/{privacy} inform"));
         wait_until(&mut d, |d| {
             get(d.port, "/api/v1/alarms?device=r4").is_some_and(|(_, b)| b.contains("ifIndex=5"))
         });

@@ -95,6 +95,15 @@ pub fn metric(port: u16, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Asserts that a finished command succeeded; if not, says which (`what`) and shows its stderr.
+pub fn assert_success(out: &std::process::Output, what: impl std::fmt::Display) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A minimal HTTP/1.0 GET.
 pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     request(port, "GET", path, &[], "")
@@ -172,11 +181,7 @@ pub fn store_with_alarms(dir: &Path) {
         .arg(dir.join("store"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "noctua replay");
 }
 
 /// A Server-Sent Events client over a plain socket (HTTP/1.0, so the body is not chunked).
