@@ -19,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SERIES: usize = 100_000;
 
 const PER_DEVICE: usize = 20;
-/// The detection stage's batch (`recv_many` limit in `detect::run_stage`).
+/// The detection stage's batch (`recv_many` limit in `pipeline::detect::run_stage`).
 const BATCH: usize = 256;
 
 /// A fixed permutation (multiplicative hashing) of `0..n`.

@@ -10,7 +10,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use noctua::alarm::AlarmManager;
 use noctua::config::Config;
-use noctua::detect::{Detector, Verdict};
+use noctua::detect::Detector;
+use noctua::message::Verdict;
 use noctua::model::{Category, Metric, Sample, SeriesKey, Severity, Timestamp};
 use noctua::store::{Store, Tree, encode};
 

@@ -15,7 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use noctua::config::{Config, parse};
 use noctua::ingest::netflow::Collector;
 use noctua::ingest::netflow::decode::{Decoder, FlowRecord, Limits, Sink, TemplateChange};
-use noctua::northbound::metrics::Metrics;
+use noctua::telemetry::Metrics;
 
 #[path = "support/v9.rs"]
 mod v9;

@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use noctua::config::parse;
 use noctua::ingest::snmp::counters::Counters;
 use noctua::ingest::snmp::{Filter, Poller, Target};
-use noctua::northbound::metrics::Metrics;
+use noctua::telemetry::Metrics;
 
 const INTERFACES: u64 = 1_000;
 /// Timed polls per device: enough CPU time that the kernel's tick-based accounting (4 ms) is noise.

@@ -21,6 +21,7 @@ use source_map::SourceMap;
 pub use source_map::{KeyPath, Seg};
 
 use crate::model::{Device, Direction, MetricKind, Role, Severity};
+pub use crate::model::{MaintenanceConfig, Weekday, WeeklyWindow};
 
 /// The default configuration, embedded so `noctua run` needs no file.
 pub const DEFAULT_TOML: &str = include_str!("../config/noctua.toml");
@@ -306,17 +307,9 @@ impl TrapConfig {
     }
 }
 
-/// A severity by its lowercase name.
+/// A severity an alarm can be raised at, by name (`cleared` is not one).
 pub fn severity_named(name: &str) -> Option<Severity> {
-    [
-        Severity::Critical,
-        Severity::Major,
-        Severity::Minor,
-        Severity::Warning,
-        Severity::Indeterminate,
-    ]
-    .into_iter()
-    .find(|s| s.name() == name)
+    name.parse().ok().filter(|s| *s != Severity::Cleared)
 }
 
 /// SNMP protocol version of a credential.
@@ -829,81 +822,6 @@ impl Default for AlarmsConfig {
             event_clear_after: Duration::from_secs(900),
             retention: Duration::from_secs(90 * 86_400),
         }
-    }
-}
-
-/// `[[maintenance]]`: a window in which alarms are recorded but not notified.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct MaintenanceConfig {
-    /// Name for logs and the API.
-    pub name: String,
-    /// Applies to this device and everything below it in the topology.
-    #[serde(default)]
-    pub device: Option<String>,
-    /// Applies to every device of this site.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// Applies to every device with this tag.
-    #[serde(default)]
-    pub tag: Option<String>,
-    /// One-off window start (RFC 3339, quoted).
-    #[serde(default)]
-    pub start: Option<crate::model::Timestamp>,
-    /// One-off window end (RFC 3339, quoted).
-    #[serde(default)]
-    pub end: Option<crate::model::Timestamp>,
-    /// Weekly recurring window, in UTC.
-    #[serde(default)]
-    pub weekly: Option<WeeklyWindow>,
-}
-
-/// A weekly window: `{ day = "sun", at = "02:00", duration = "2h" }`, UTC.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct WeeklyWindow {
-    /// Day of the week.
-    pub day: Weekday,
-    /// Start time of day, `HH:MM` UTC.
-    pub at: String,
-    /// Length.
-    #[serde(with = "humantime_serde")]
-    pub duration: Duration,
-}
-
-impl WeeklyWindow {
-    /// Minutes after midnight of `at`, if it is a valid `HH:MM`.
-    pub fn start_minute(&self) -> Option<u32> {
-        let (h, m) = self.at.split_once(':')?;
-        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        (h < 24 && m < 60 && self.at.len() == 5).then_some(h * 60 + m)
-    }
-}
-
-/// Day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Weekday {
-    /// Monday.
-    Mon,
-    /// Tuesday.
-    Tue,
-    /// Wednesday.
-    Wed,
-    /// Thursday.
-    Thu,
-    /// Friday.
-    Fri,
-    /// Saturday.
-    Sat,
-    /// Sunday.
-    Sun,
-}
-
-impl Weekday {
-    /// Days since Monday.
-    pub fn index(self) -> u32 {
-        self as u32
     }
 }
 
@@ -1548,62 +1466,10 @@ fn validate_exporters(config: &Config, problems: &mut Problems) {
 fn validate_maintenance(config: &Config, problems: &mut Problems) {
     for (i, m) in config.maintenance.iter().enumerate() {
         let at = root("maintenance").index(i);
-        for (key, message) in m.problems(&config.devices) {
+        for (key, message) in m.problems(|d| config.devices.iter().any(|x| x.name == d)) {
             let path = key.iter().fold(at.clone(), |p, k| p.key(k));
             problems.push((path, message));
         }
-    }
-}
-
-impl MaintenanceConfig {
-    /// What is wrong with this window, as (key path below the window, message); empty if
-    /// nothing. Shared by config validation and the maintenance API.
-    pub fn problems(&self, devices: &[DeviceConfig]) -> Vec<(Vec<&'static str>, String)> {
-        let mut out = Vec::new();
-        if self.name.trim().is_empty() {
-            out.push((vec!["name"], "expected a non-empty name".to_owned()));
-        }
-        let scopes = [&self.device, &self.site, &self.tag]
-            .iter()
-            .filter(|s| s.is_some())
-            .count();
-        if scopes != 1 {
-            out.push((
-                vec![],
-                "expected exactly one of `device`, `site` or `tag`".to_owned(),
-            ));
-        }
-        if let Some(d) = &self.device
-            && !devices.iter().any(|x| &x.name == d)
-        {
-            out.push((vec!["device"], format!("unknown device `{d}`")));
-        }
-        match (&self.start, &self.end, &self.weekly) {
-            (Some(s), Some(e), None) => {
-                if e <= s {
-                    out.push((vec!["end"], "expected `end` after `start`".to_owned()));
-                }
-            }
-            (None, None, Some(w)) => {
-                if w.start_minute().is_none() {
-                    out.push((
-                        vec!["weekly", "at"],
-                        format!("expected HH:MM (UTC), got `{}`", w.at),
-                    ));
-                }
-                if w.duration.is_zero() || w.duration > Duration::from_secs(7 * 86_400) {
-                    out.push((
-                        vec!["weekly", "duration"],
-                        "expected a duration above zero and at most a week".to_owned(),
-                    ));
-                }
-            }
-            _ => out.push((
-                vec![],
-                "expected either `start` and `end`, or `weekly`".to_owned(),
-            )),
-        }
-        out
     }
 }
 

@@ -16,17 +16,18 @@ use sd_notify::NotifyState;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alarm::stage::{AlarmInput, Clock, Commander, load_manager};
 use crate::config::{Config, ConfigSource};
-use crate::ingest::{Ingest, SampleSink};
-use crate::model::{AlarmEvent, Timestamp};
-use crate::northbound::http::{self, HttpState};
-use crate::northbound::metrics::Metrics;
+use crate::message::{Clock, InterfaceSpeeds};
+use crate::model::Timestamp;
+use crate::northbound::http;
+use crate::northbound::state::HttpState;
+use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError, Tree};
+use crate::telemetry::Outcome;
 
 /// Meta key of the [`RunRecord`].
 pub const RUN_RECORD_KEY: &[u8] = b"last_run";
@@ -63,102 +64,6 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
-}
-
-/// The running stages' shared handles, for callers that feed or watch the pipeline (tests,
-/// and the ingest sources of later issues).
-pub struct Pipeline {
-    /// Where ingest offers samples.
-    pub samples: SampleSink,
-    /// Committed, durable, notified alarm transitions.
-    pub events: broadcast::Sender<AlarmEvent>,
-    /// Metrics of every stage.
-    pub metrics: Arc<Metrics>,
-    /// Engineers' commands (the HTTP API).
-    pub commander: Commander,
-    /// The first sequence number this pipeline can hand out.
-    pub first_seq: u64,
-    alarm_inputs: mpsc::Sender<AlarmInput>,
-    config: watch::Sender<Arc<Config>>,
-    stages: TaskTracker,
-    flusher: tokio::task::JoinHandle<()>,
-    flush_stop: CancellationToken,
-    store: Store,
-}
-
-impl Pipeline {
-    /// Starts detection, the alarm manager and the store flusher on `store`.
-    pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
-        let metrics = Arc::new(Metrics::new());
-        let manager = load_manager(&config, &store, Timestamp::now())?;
-        let detector = crate::detect::restore(&config, &store)?;
-        let first_seq = manager.last_seq() + 1;
-        let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
-        let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
-        let (events, _) = broadcast::channel(1024);
-        let (config_tx, config_rx) = watch::channel(config.clone());
-        let flush_stop = CancellationToken::new();
-        let flusher = {
-            let m = metrics.clone();
-            tokio::spawn(store.clone().run_flusher(
-                config.store.flush_interval,
-                flush_stop.clone(),
-                move |r| {
-                    let result = if r.ok { "ok" } else { "error" };
-                    m.store_flushes.with_label_values(&[result]).inc();
-                    m.store_flush_seconds.observe(r.took.as_secs_f64());
-                },
-            ))
-        };
-        let stages = TaskTracker::new();
-        stages.spawn(crate::detect::run_stage(
-            detector,
-            sample_rx,
-            alarm_tx.clone(),
-            config_rx.clone(),
-            store.clone(),
-            metrics.clone(),
-        ));
-        stages.spawn(crate::alarm::stage::run_stage(
-            manager,
-            alarm_rx,
-            store.clone(),
-            events.clone(),
-            config_rx,
-            metrics.clone(),
-            clock,
-        ));
-        stages.close();
-        Ok(Self {
-            samples: SampleSink::new(sample_tx, metrics.clone()),
-            commander: Commander::new(&alarm_tx),
-            first_seq,
-            alarm_inputs: alarm_tx,
-            events,
-            metrics,
-            config: config_tx,
-            stages,
-            flusher,
-            flush_stop,
-            store,
-        })
-    }
-
-    /// Hands a new config to the stages that can take it live.
-    pub fn reconfigure(&self, config: Arc<Config>) {
-        self.config.send_replace(config);
-    }
-
-    /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
-    pub async fn drain(self) -> Result<(), StoreError> {
-        drop(self.samples);
-        drop(self.alarm_inputs);
-        self.stages.wait().await;
-        self.flush_stop.cancel();
-        // The flusher only ends by itself; a panic in it would already have aborted the process.
-        let _ = self.flusher.await;
-        self.store.flush()
-    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -201,7 +106,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
         first_seq: pipeline.first_seq,
         started_at: Timestamp::now(),
         stop: cancel.clone(),
-        config: pipeline.config.subscribe(),
+        config: pipeline.config(),
     };
     tasks.spawn({
         let cancel = cancel.clone();
@@ -221,7 +126,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
         ));
     }
     // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
-    let speeds = Arc::new(crate::ingest::snmp::Speeds::default());
+    let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
     if config.netflow.enabled {
         let sockets = crate::ingest::netflow::bind(&config.netflow).map_err(|(addr, source)| {
             DaemonError::Bind {
@@ -236,7 +141,7 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
             store.clone(),
             pipeline.samples.clone(),
             pipeline.metrics.clone(),
-            speeds.clone(),
+            learned_speeds,
             cancel.clone(),
         ));
     }
@@ -344,20 +249,12 @@ fn reload(source: &ConfigSource, current: Arc<Config>, pipeline: &Pipeline) -> A
             }
             let new = Arc::new(new);
             pipeline.reconfigure(new.clone());
-            pipeline
-                .metrics
-                .config_reloads
-                .with_label_values(&["ok"])
-                .inc();
+            pipeline.metrics.config_reload(Outcome::Ok).inc();
             tracing::info!(config = %source, "config reloaded");
             new
         }
         Err(e) => {
-            pipeline
-                .metrics
-                .config_reloads
-                .with_label_values(&["error"])
-                .inc();
+            pipeline.metrics.config_reload(Outcome::Error).inc();
             tracing::error!(config = %source, "config reload refused, keeping the running config:\n{e}");
             current
         }

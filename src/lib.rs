@@ -1,7 +1,14 @@
 //! noctua: a network fault-management daemon.
 //!
-//! The modules follow the data-flow picture in the README: ingest → detect → alarm → store →
-//! northbound, wired together by [`daemon`].
+//! The modules are the floors of the design page, ground first: each imports only from its own
+//! floor and below (checked by `tests/layers.rs`).
+//!
+//! 1. [`model`], [`telemetry`], [`message`]: the domain words, the metrics and their label sets,
+//!    and what flows between the stages.
+//! 2. [`config`]: types, lookup, validation and profiles.
+//! 3. [`detect`], [`alarm`], [`fault`]: pure cores, time passed in.
+//! 4. [`ingest`], [`store`], [`northbound`]: the edges.
+//! 5. [`pipeline`] (stage tasks, channels, replay) and [`daemon`] (the process).
 
 pub mod alarm;
 pub mod config;
@@ -9,6 +16,9 @@ pub mod daemon;
 pub mod detect;
 pub mod fault;
 pub mod ingest;
+pub mod message;
 pub mod model;
 pub mod northbound;
+pub mod pipeline;
 pub mod store;
+pub mod telemetry;

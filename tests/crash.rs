@@ -70,7 +70,7 @@ fn write_storm(path: &Path) {
 fn published(log: &str) -> Vec<(u64, String)> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["target"] == "noctua::alarm::stage")
+        .filter(|v| v["target"] == "noctua::pipeline::alarm")
         .filter_map(|v| {
             let f = &v["fields"];
             Some((f["seq"].as_u64()?, f["alarm"].as_str()?.to_owned()))

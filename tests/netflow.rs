@@ -12,9 +12,10 @@ use noctua::ingest::netflow::decode::{
     DecodeError, Decoder, FlowRecord, Limits, Sink, Summary, TemplateChange, Version,
 };
 use noctua::ingest::netflow::{Collector, persist, stored_templates};
+use noctua::message::InterfaceSpeeds;
 use noctua::model::{Metric, Sample};
-use noctua::northbound::metrics::Metrics;
 use noctua::store::Store;
+use noctua::telemetry::Metrics;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -771,10 +772,10 @@ fn templates_survive_a_restart_through_the_store() {
 
 #[test]
 fn speeds_learned_by_the_poller_give_utilisation_where_the_config_has_none() {
-    let speeds = Arc::new(noctua::ingest::snmp::Speeds::default());
-    speeds.set("edge-r1", [(4, 2_000_000), (3, 999)].into_iter().collect());
+    let (speeds, learned) = tokio::sync::watch::channel(InterfaceSpeeds::default());
+    speeds.send_modify(|s| s.set("edge-r1", [(4, 2_000_000), (3, 999)].into_iter().collect()));
     let mut c = Collector::new(&lab_config(""), Arc::new(Metrics::new()));
-    c.learn_speeds(speeds);
+    c.learn_speeds(learned);
     let s = one_lab_record(&mut c, 0);
     // ifIndex 4 (output): 1 kbit/s of 2 Mbit/s from SNMP; ifIndex 3 keeps its configured 1 Mbit/s.
     assert_eq!(

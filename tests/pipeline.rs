@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use noctua::alarm::stage::Clock;
 use noctua::config::Config;
-use noctua::daemon::Pipeline;
+use noctua::message::Clock;
 use noctua::model::{AlarmEvent, Metric, Sample, SeriesKey, Severity, Timestamp, TransitionKind};
+use noctua::pipeline::Pipeline;
 use noctua::store::{Store, Tree};
 
 fn sample(device: &str, metric: Metric, value: f64, at: i64) -> Sample {

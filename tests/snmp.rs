@@ -17,7 +17,7 @@ use noctua::config::{Config, parse};
 use noctua::ingest::snmp::counters::{Counters, Derived, Skip};
 use noctua::ingest::snmp::{Filter, Poller, Target};
 use noctua::model::{EventKind, Metric};
-use noctua::northbound::metrics::Metrics;
+use noctua::telemetry::Metrics;
 use serde_json::json;
 
 fn ifaces(hc_in: u64, in32: u64, in_errors: u64, hc_in_ucast: u64, oper3: u8) -> serde_json::Value {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use noctua::alarm::AlarmManager;
 use noctua::config::Config;
-use noctua::detect::Verdict;
+use noctua::message::Verdict;
 use noctua::model::{
     Alarm, AlarmEvent, Category, FaultRecord, Metric, SeriesKey, Severity, Timestamp, Transition,
 };

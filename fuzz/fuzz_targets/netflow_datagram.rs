@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use noctua::ingest::netflow::Collector;
-use noctua::northbound::metrics::Metrics;
+use noctua::telemetry::Metrics;
 
 thread_local! {
     static COLLECTOR: RefCell<Collector> = RefCell::new({

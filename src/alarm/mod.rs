@@ -20,18 +20,17 @@
 
 pub mod flap;
 pub mod maintenance;
-pub mod stage;
 pub mod topology;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers};
-use crate::detect::Verdict;
+use crate::message::{AlarmError, Verdict};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DeviceEvent, EventKind, FaultId,
-    FaultRecord, Note, Severity, Suppression, ThresholdInfo, Timestamp, Transition, TransitionKind,
-    TrendIndication,
+    AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DEVICE_OBJECT, DeviceEvent,
+    EventKind, FaultId, FaultRecord, Note, Severity, Suppression, ThresholdInfo, Timestamp,
+    Transition, TransitionKind, TrendIndication,
 };
 use flap::FlapTracker;
 use maintenance::MaintenanceWindow;
@@ -42,17 +41,7 @@ pub type ReductionKey = (String, String, String);
 
 /// Condition name of the device-down alarm that root-cause suppression hangs off.
 pub const DEVICE_DOWN: &str = "device_unreachable";
-/// Object name for alarms on the device as a whole.
-pub const DEVICE_OBJECT: &str = "device";
 const FLAPPING_PREFIX: &str = "flapping:";
-
-/// Why an engineer's command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AlarmError {
-    /// No active alarm has that id (never existed, or already cleared).
-    #[error("no active alarm {0}")]
-    NotActive(AlarmId),
-}
 
 #[derive(Debug, Clone)]
 struct Entry {

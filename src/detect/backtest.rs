@@ -26,6 +26,19 @@ pub struct Summary {
     pub in_alarm: Duration,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows, {} rejected, {} alarms raised, {} in alarm",
+            self.rows,
+            self.rejected,
+            self.alarms,
+            humantime::format_duration(self.in_alarm)
+        )
+    }
+}
+
 /// Runs `csv` through a detector built from `config` as series of `metric`; returns the output
 /// CSV and a summary.
 pub fn run(config: &Config, metric: Metric, csv: &str) -> (String, Summary) {
@@ -68,7 +81,7 @@ pub fn run(config: &Config, metric: Metric, csv: &str) -> (String, Summary) {
         match detector.step(&sample) {
             Err(reason) => {
                 summary.rejected += 1;
-                let _ = writeln!(out, "{at},{value},,,,{}", reason.name());
+                let _ = writeln!(out, "{at},{value},,,,{}", reason.as_str());
             }
             Ok(e) => {
                 for v in &e.verdicts {

@@ -2,8 +2,8 @@
 //!
 //! [`Detector::step`] is pure (time comes with the sample): tiered thresholds ([`threshold`])
 //! and the seasonal anomaly score ([`anomaly`]) over per-series state ([`series`]).
-//! [`Detector::step_batch`] gives the same results for a batch, faster; [`run_stage`] is the
-//! thin task that feeds it batches from the sample channel.
+//! [`Detector::step_batch`] gives the same results for a batch, faster; `pipeline::detect` is
+//! the thin task that feeds it batches from the sample channel.
 
 pub mod anomaly;
 pub mod backtest;
@@ -11,81 +11,18 @@ pub mod series;
 pub mod threshold;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
-
-use crate::alarm::stage::AlarmInput;
 use serde::{Deserialize, Serialize};
 
-use std::time::Duration;
-
 use crate::config::{AnomalyConfig, Config, DeviceConfig, ThresholdLevels, Thresholds};
-use crate::ingest::Ingest;
+use crate::message::Verdict;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
     ThresholdLevel, Timestamp,
 };
-use crate::northbound::metrics::Metrics;
-use crate::store::{Store, StoreError, Tree};
+pub use crate::telemetry::Rejection;
 use anomaly::{AnomalyState, Bucket, Observed, Score, Watch};
 use series::{Fingerprint, SeriesTable};
-
-/// What detection concluded about a series: a tier change, with the evidence for the alarm.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    /// The series.
-    pub series: SeriesKey,
-    /// When (the sample's time).
-    pub at: Timestamp,
-    /// Which rule fired; the third part of the alarm's reduction key.
-    pub condition: String,
-    /// The new tier; `Cleared` ends the condition.
-    pub severity: Severity,
-    /// Fault category.
-    pub category: Category,
-    /// What was compared with what.
-    pub threshold: Option<ThresholdInfo>,
-    /// Why, in words, for `additionalText`.
-    pub text: String,
-}
-
-/// Why a sample was not evaluated. Each is counted; none stops the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// NaN or infinite.
-    NotFinite,
-    /// Below zero for a metric that cannot be.
-    Negative,
-    /// Beyond what the metric can physically be (loss over 100 %, a state other than 0/1, ...).
-    Absurd,
-    /// Older than a sample already seen for the series.
-    OutOfOrder,
-    /// The same time as the last sample of the series.
-    Duplicate,
-}
-
-impl Rejection {
-    /// Label value for `noctua_detect_samples_rejected_total{reason}`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Rejection::NotFinite => "not_finite",
-            Rejection::Negative => "negative",
-            Rejection::Absurd => "absurd",
-            Rejection::OutOfOrder => "out_of_order",
-            Rejection::Duplicate => "duplicate",
-        }
-    }
-
-    /// Every reason, to pre-create the metric's series.
-    pub const ALL: [Rejection; 5] = [
-        Rejection::NotFinite,
-        Rejection::Negative,
-        Rejection::Absurd,
-        Rejection::OutOfOrder,
-        Rejection::Duplicate,
-    ];
-}
 
 /// The largest value a metric can sensibly take; above it a sample is a bug or an attack.
 fn ceiling(metric: Metric) -> f64 {
@@ -684,126 +621,10 @@ fn category_of(metric: Metric) -> Category {
     }
 }
 
-/// How often detector state is saved (and once more when the stage ends).
-const SAVE_EVERY: Duration = Duration::from_secs(300);
-
-/// Builds a detector from `config` and the state the store holds; state it cannot read (an
-/// older version, a damaged entry) is skipped, and those series warm up again.
-pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
-    let mut detector = Detector::new(config);
-    let (mut restored, mut skipped) = (0usize, 0usize);
-    for (key, value) in store.scan_raw(Tree::DetectorState)? {
-        let ok = crate::store::decode::<StoredSeries>(Tree::DetectorState, &value)
-            .is_ok_and(|stored| detector.import(&key, stored));
-        if ok {
-            restored += 1;
-        } else {
-            skipped += 1;
-        }
-    }
-    if restored + skipped > 0 {
-        tracing::info!(restored, skipped, "detector state restored");
-    }
-    for alarm in store.scan::<crate::model::Alarm>(Tree::ActiveAlarms)? {
-        detector.reassert(&alarm);
-    }
-    Ok(detector)
-}
-
-/// Writes every series' state; failures are logged, and the next save tries again.
-fn save(detector: &Detector, store: &Store) {
-    let mut failed = 0usize;
-    for (key, stored) in detector.export() {
-        if store.put(Tree::DetectorState, &key, &stored).is_err() {
-            failed += 1;
-        }
-    }
-    if failed > 0 {
-        tracing::error!(failed, "detector state not saved for some series");
-    }
-}
-
-/// The detection task: runs until the sample channel closes, then saves its state and drops its
-/// verdict sender so the alarm stage drains and ends in turn.
-pub async fn run_stage(
-    mut detector: Detector,
-    mut samples: mpsc::Receiver<Ingest>,
-    verdicts: mpsc::Sender<AlarmInput>,
-    mut config: watch::Receiver<Arc<Config>>,
-    store: Store,
-    metrics: Arc<Metrics>,
-) {
-    let mut batch = Vec::with_capacity(256);
-    let mut results = Vec::with_capacity(256);
-    let mut save_timer = tokio::time::interval(SAVE_EVERY);
-    save_timer.tick().await;
-    loop {
-        let n = tokio::select! {
-            n = samples.recv_many(&mut batch, 256) => n,
-            _ = save_timer.tick() => {
-                save(&detector, &store);
-                continue;
-            }
-        };
-        if n == 0 {
-            save(&detector, &store);
-            return;
-        }
-        if config.has_changed().unwrap_or(false) {
-            detector.reconfigure(&config.borrow_and_update());
-        }
-        let samples: Vec<&Sample> = batch
-            .iter()
-            .filter_map(|item| match item {
-                Ingest::Sample(sample) => Some(sample),
-                _ => None,
-            })
-            .collect();
-        metrics.detect_samples.inc_by(samples.len() as u64);
-        detector.step_batch(&samples, &mut results);
-        drop(samples);
-        let mut evaluated = results.drain(..);
-        for item in batch.drain(..) {
-            let out = match item {
-                Ingest::Sample(_) => {
-                    match evaluated.next() {
-                        Some(Ok(evaluation)) => {
-                            for v in evaluation.verdicts {
-                                metrics
-                                    .detect_verdicts
-                                    .with_label_values(&[v.severity.name()])
-                                    .inc();
-                                // Inside the pipeline we wait rather than drop: only ingest
-                                // may shed load.
-                                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Some(Err(reason)) => {
-                            metrics
-                                .detect_rejected
-                                .with_label_values(&[reason.name()])
-                                .inc();
-                        }
-                        // One result per sample; nothing else can happen.
-                        None => {}
-                    }
-                    continue;
-                }
-                Ingest::Event(e) => AlarmInput::Event(e),
-                Ingest::Tick(t) => AlarmInput::Tick(t),
-            };
-            if verdicts.send(out).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// Thresholds only, so their tests are about thresholds.
     fn detector() -> Detector {
@@ -983,6 +804,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
     }
 
     #[test]
+    /// Through postcard, the store's value codec (the store only adds its format byte).
     fn state_survives_export_and_import_through_the_store_encoding() {
         let mut d = Detector::new(&Config::default());
         let mut s = sample(0.0, 0);
@@ -995,8 +817,8 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         }
         let mut restored = Detector::new(&Config::default());
         for (key, stored) in d.export() {
-            let bytes = crate::store::encode(Tree::DetectorState, &stored).unwrap();
-            let back: StoredSeries = crate::store::decode(Tree::DetectorState, &bytes).unwrap();
+            let bytes = postcard::to_allocvec(&stored).unwrap();
+            let back: StoredSeries = postcard::from_bytes(&bytes).unwrap();
             assert!(restored.import(&key, back));
         }
         s.at = Timestamp::from_millis(400 * 300_000);

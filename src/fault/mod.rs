@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FaultId, FaultRecord, Note, Timestamp};
-use crate::store::{Store, StoreError, Tree};
+use crate::model::{FaultRecord, Timestamp, named_enum};
 
 /// What to group a report by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// Peak severity.
@@ -29,6 +28,31 @@ pub enum GroupBy {
     /// Device role.
     Role,
 }
+
+impl GroupBy {
+    /// snake_case name, as in the API and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Severity => "severity",
+            GroupBy::Category => "category",
+            GroupBy::Device => "device",
+            GroupBy::Site => "site",
+            GroupBy::Role => "role",
+        }
+    }
+}
+
+named_enum!(
+    GroupBy,
+    "grouping",
+    [
+        GroupBy::Severity,
+        GroupBy::Category,
+        GroupBy::Device,
+        GroupBy::Site,
+        GroupBy::Role,
+    ]
+);
 
 /// Mean, median and 90th percentile of durations, in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,54 +185,58 @@ fn row(group: String, faults: &[&FaultRecord]) -> ReportRow {
     }
 }
 
-/// Why a fault command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FaultError {
-    /// No fault with that id.
-    #[error("no fault {0}")]
-    NotFound(u64),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// The MTTR reports for `[since, until)`: the [`ROLLING`] windows up to `now` when neither is
+/// given, else one `custom` window (from the beginning, up to `now`, where one is missing).
+/// The one rule for the CLI on a stopped store and for `GET /api/v1/mttr`.
+pub fn reports(
+    faults: &[FaultRecord],
+    by: GroupBy,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    now: Timestamp,
+) -> Vec<Report> {
+    if since.is_none() && until.is_none() {
+        ROLLING
+            .iter()
+            .map(|(label, d)| report(faults, by, label, now.minus(*d), now))
+            .collect()
+    } else {
+        let since = since.unwrap_or(Timestamp::from_millis(0));
+        vec![report(faults, by, "custom", since, until.unwrap_or(now))]
+    }
 }
 
-/// Every fault record in the store, oldest first.
-pub fn all(store: &Store) -> Result<Vec<FaultRecord>, StoreError> {
-    store.scan(Tree::Faults)
+/// Which fault records a listing shows; the one rule for the CLI and `GET /api/v1/faults`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultFilter {
+    /// Only faults not yet cleared.
+    pub open: bool,
+    /// Only faults of this device.
+    pub device: Option<String>,
+    /// Only faults raised at or after this.
+    pub since: Option<Timestamp>,
 }
 
-/// One fault record.
-pub fn get(store: &Store, id: u64) -> Result<FaultRecord, FaultError> {
-    store
-        .get(Tree::Faults, &id.to_be_bytes())?
-        .ok_or(FaultError::NotFound(id))
-}
+impl FaultFilter {
+    /// Whether `f` passes.
+    pub fn matches(&self, f: &FaultRecord) -> bool {
+        (!self.open || f.cleared_at.is_none())
+            && self.device.as_ref().is_none_or(|d| &f.device == d)
+            && self.since.is_none_or(|s| f.raised_at >= s)
+    }
 
-/// Adds a note to a fault, open or closed (post-incident notes), and makes it durable.
-///
-/// Only for a stopped daemon's store: a running daemon holds the store and owns its faults.
-pub fn add_note(
-    store: &Store,
-    id: FaultId,
-    by: &str,
-    text: &str,
-    at: Timestamp,
-) -> Result<FaultRecord, FaultError> {
-    let mut f = get(store, id.0)?;
-    f.notes.push(Note {
-        at,
-        by: by.to_owned(),
-        text: text.to_owned(),
-    });
-    store.put(Tree::Faults, &id.0.to_be_bytes(), &f)?;
-    store.flush()?;
-    Ok(f)
+    /// The faults that pass, newest first (a listing's order).
+    pub fn newest_first(&self, faults: Vec<FaultRecord>) -> Vec<FaultRecord> {
+        let mut out: Vec<FaultRecord> = faults.into_iter().filter(|f| self.matches(f)).collect();
+        out.reverse();
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlarmId, Category, Role, Severity};
+    use crate::model::{AlarmId, Category, FaultId, Role, Severity};
 
     fn fault(
         id: u64,

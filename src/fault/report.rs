@@ -6,10 +6,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::fault::{Report, ReportRow, Stats};
-use crate::model::FaultRecord;
+use crate::model::{FaultRecord, named_enum};
 
 /// Output format of the report and fault commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Aligned columns.
     Table,
@@ -18,6 +18,19 @@ pub enum Format {
     /// CSV with a header row.
     Csv,
 }
+
+impl Format {
+    /// Name, as in `--format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+named_enum!(Format, "format", [Format::Table, Format::Json, Format::Csv]);
 
 /// Renders MTTR reports.
 pub fn render_reports(reports: &[Report], format: Format) -> String {
@@ -29,8 +42,7 @@ pub fn render_reports(reports: &[Report], format: Format) -> String {
             );
             for r in reports {
                 for row in r.rows.iter().chain(std::iter::once(&r.total)) {
-                    let by = serde_json::to_value(r.by)
-                        .map_or(String::new(), |v| v.as_str().unwrap_or_default().to_owned());
+                    let by = r.by.name();
                     let _ = writeln!(
                         out,
                         "{},{},{},{},{},{},{},{},{},{},{}",

@@ -7,7 +7,7 @@
 pub mod netflow;
 pub mod pcap;
 pub mod probe;
-pub mod replay;
+pub mod scenario;
 pub mod snmp;
 pub mod trap;
 
@@ -15,20 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::model::{DeviceEvent, Sample, Timestamp};
-use crate::northbound::metrics::Metrics;
-
-/// What flows from ingest into detection, in one ordered channel: measurements, events, and
-/// (for replays, whose clock is the data's) the passing of time.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ingest {
-    /// A measurement, for detection.
-    Sample(Sample),
-    /// An event that is an alarm by itself; detection passes it on in order.
-    Event(DeviceEvent),
-    /// Data time has reached this instant (replay only; the daemon's clock is the wall clock).
-    Tick(Timestamp),
-}
+use crate::message::Ingest;
+use crate::telemetry::{IngestDrop, Metrics};
 
 /// The ingest end of the sample channel, shared by all sources.
 #[derive(Clone)]
@@ -51,17 +39,11 @@ impl SampleSink {
                 true
             }
             Err(TrySendError::Full(_)) => {
-                self.metrics
-                    .ingest_dropped
-                    .with_label_values(&["queue_full"])
-                    .inc();
+                self.metrics.ingest_drop(IngestDrop::QueueFull).inc();
                 false
             }
             Err(TrySendError::Closed(_)) => {
-                self.metrics
-                    .ingest_dropped
-                    .with_label_values(&["shutdown"])
-                    .inc();
+                self.metrics.ingest_drop(IngestDrop::Shutdown).inc();
                 false
             }
         }
@@ -74,17 +56,5 @@ impl SampleSink {
             self.metrics.ingest_samples.inc();
         }
         ok
-    }
-}
-
-impl From<Sample> for Ingest {
-    fn from(s: Sample) -> Self {
-        Ingest::Sample(s)
-    }
-}
-
-impl From<DeviceEvent> for Ingest {
-    fn from(e: DeviceEvent) -> Self {
-        Ingest::Event(e)
     }
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ingest::SampleSink;
 use crate::model::{Metric, Sample, SeriesKey, Timestamp};
-use crate::northbound::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 /// Object of the probe series.
 pub const PROBE_OBJECT: &str = "icmp";

@@ -7,29 +7,25 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::alarm::AlarmError;
-use crate::alarm::stage::{AlarmCommand, CommandError};
 use crate::config::{MaintenanceConfig, Secret};
-use crate::fault::{self, GroupBy};
+use crate::fault::{self, FaultFilter, GroupBy};
+use crate::message::{AlarmCommand, AlarmError, CommandError};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, Category, FaultId, Note, Severity, Timestamp,
-    TransitionKind,
+    AckState, Alarm, AlarmEvent, AlarmId, FaultId, Note, Timestamp, TransitionKind,
 };
-use crate::northbound::http::{HttpState, json_error};
+use crate::northbound::params::{category_param, severity_param, time_param};
+use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
+use crate::northbound::state::HttpState;
 use crate::store::Tree;
 
 /// The `/api/v1` routes.
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/alarms", get(list_alarms))
-        .route(
-            "/api/v1/alarms/stream",
-            get(crate::northbound::stream::stream),
-        )
         .route("/api/v1/alarms/{id}", get(show_alarm))
         .route("/api/v1/alarms/{id}/{action}", post(command))
         .route("/api/v1/faults", get(list_faults))
@@ -41,86 +37,6 @@ pub fn routes() -> Router<HttpState> {
             get(list_maintenance).post(create_maintenance),
         )
         .route("/api/v1/maintenance/{name}", delete(delete_maintenance))
-}
-
-/// An API failure: a status and a message, rendered as `{"error": message}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// A 400 with a message.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        json_error(self.status, &self.message)
-    }
-}
-
-type ApiResult = Result<Response, ApiError>;
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(message)
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-}
-
-fn time_param(value: Option<&str>, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .map(|v| Timestamp::parse_time_or_age(v, now).map_err(bad_request))
-        .transpose()
-}
-
-pub(crate) fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
-    let all = [
-        Severity::Warning,
-        Severity::Minor,
-        Severity::Major,
-        Severity::Critical,
-        Severity::Indeterminate,
-    ];
-    value
-        .map(|v| {
-            all.into_iter()
-                .find(|s| s.name().eq_ignore_ascii_case(v))
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "unknown severity `{v}`: expected warning, minor, major or critical"
-                    ))
-                })
-        })
-        .transpose()
-}
-
-pub(crate) fn category_param(value: Option<&str>) -> Result<Option<Category>, ApiError> {
-    let all = [
-        Category::Performance,
-        Category::Service,
-        Category::Equipment,
-        Category::Security,
-    ];
-    value
-        .map(|v| {
-            all.into_iter()
-                .find(|c| c.name() == v)
-                .ok_or_else(|| bad_request(format!("unknown category `{v}`")))
-        })
-        .transpose()
 }
 
 fn id_param(id: &str) -> Result<AlarmId, ApiError> {
@@ -347,15 +263,12 @@ async fn list_faults(
     query: Result<Query<FaultQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
-    let since = time_param(q.since.as_deref(), Timestamp::now())?;
-    let mut faults: Vec<_> = fault::all(&s.store)
-        .map_err(unavailable)?
-        .into_iter()
-        .filter(|f| !q.open || f.cleared_at.is_none())
-        .filter(|f| q.device.as_ref().is_none_or(|d| &f.device == d))
-        .filter(|f| since.is_none_or(|t| f.raised_at >= t))
-        .collect();
-    faults.reverse();
+    let filter = FaultFilter {
+        open: q.open,
+        device: q.device,
+        since: time_param(q.since.as_deref(), Timestamp::now())?,
+    };
+    let faults = filter.newest_first(s.store.faults().map_err(unavailable)?);
     Ok(axum::Json(page(faults, q.offset, q.limit)).into_response())
 }
 
@@ -366,9 +279,9 @@ fn fault_id(id: &str) -> Result<u64, ApiError> {
 
 async fn show_fault(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
     let id = fault_id(&id)?;
-    match fault::get(&s.store, id) {
-        Ok(f) => Ok(axum::Json(f).into_response()),
-        Err(fault::FaultError::NotFound(_)) => Err(ApiError::new(
+    match s.store.fault(FaultId(id)) {
+        Ok(Some(f)) => Ok(axum::Json(f).into_response()),
+        Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no fault {id}"),
         )),
@@ -431,17 +344,10 @@ async fn mttr(
     let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
     let now = Timestamp::now();
     let by = q.by.unwrap_or(GroupBy::Severity);
-    let faults = fault::all(&s.store).map_err(unavailable)?;
-    let reports = if q.since.is_none() && q.until.is_none() {
-        fault::ROLLING
-            .iter()
-            .map(|(label, d)| fault::report(&faults, by, label, now.minus(*d), now))
-            .collect()
-    } else {
-        let since = time_param(q.since.as_deref(), now)?.unwrap_or(Timestamp::from_millis(0));
-        let until = time_param(q.until.as_deref(), now)?.unwrap_or(now);
-        vec![fault::report(&faults, by, "custom", since, until)]
-    };
+    let since = time_param(q.since.as_deref(), now)?;
+    let until = time_param(q.until.as_deref(), now)?;
+    let faults = s.store.faults().map_err(unavailable)?;
+    let reports = fault::reports(&faults, by, since, until, now);
     Ok(axum::Json(reports).into_response())
 }
 
@@ -469,7 +375,7 @@ async fn create_maintenance(
         .map_err(|e| bad_request(format!("expected a maintenance window as JSON: {e}")))?;
     let config = s.config.borrow().clone();
     let problems: Vec<String> = window
-        .problems(&config.devices)
+        .problems(|d| config.devices.iter().any(|x| x.name == d))
         .into_iter()
         .map(|(key, message)| {
             if key.is_empty() {

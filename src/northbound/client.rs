@@ -52,10 +52,14 @@ impl ApiClient {
         }
     }
 
-    /// `GET path`, parsed as JSON.
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// `GET path?query`, parsed as JSON; the query's values are percent-encoded by ureq.
+    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let answer = self.agent.get(&url).call();
+        let answer = self
+            .agent
+            .get(&url)
+            .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+            .call();
         self.finish(url, answer)
     }
 
@@ -102,6 +106,67 @@ impl ApiClient {
     }
 }
 
+/// What an engineer can do to an alarm from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmAction {
+    /// Acknowledge.
+    Ack,
+    /// Withdraw an acknowledgement.
+    Unack,
+    /// Clear by hand.
+    Clear,
+}
+
+impl AlarmAction {
+    /// The action's path segment in `/api/v1/alarms/{id}/{action}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmAction::Ack => "ack",
+            AlarmAction::Unack => "unack",
+            AlarmAction::Clear => "clear",
+        }
+    }
+}
+
+impl ApiClient {
+    /// Runs `action` on alarm `id` as `by`; says whether it changed anything.
+    pub fn alarm_action(
+        &self,
+        id: u64,
+        action: AlarmAction,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let body = serde_json::json!({ "user": by, "note": note });
+        let answer = self.post(&format!("/api/v1/alarms/{id}/{}", action.name()), &body)?;
+        Ok(
+            if answer["transitions"].as_array().is_none_or(Vec::is_empty) {
+                format!("alarm {id}: nothing to change\n")
+            } else {
+                format!("alarm {id}: {} done\n", action.name())
+            },
+        )
+    }
+
+    /// The active alarms that pass `query`, as lines, or as the API's JSON.
+    pub fn alarm_list(&self, query: &[(&str, String)], json: bool) -> Result<String, ClientError> {
+        let page = self.get("/api/v1/alarms", query)?;
+        Ok(if json {
+            format!("{page:#}\n")
+        } else {
+            render_alarm_lines(page["items"].as_array().map_or(&[], Vec::as_slice))
+        })
+    }
+
+    /// One alarm with its history, as pretty JSON.
+    pub fn alarm_show(&self, id: u64) -> Result<String, ClientError> {
+        Ok(format!(
+            "{:#}\n",
+            self.get(&format!("/api/v1/alarms/{id}"), &[])?
+        ))
+    }
+}
+
 impl ApiClient {
     /// Follows the live alarm stream forever: a summary line and the active alarms first, then
     /// one line per transition. After a lost connection (or a daemon restart) it reconnects with
@@ -109,12 +174,12 @@ impl ApiClient {
     /// printed as JSON lines.
     pub fn tail(
         &self,
-        query: &str,
+        query: &[(&str, String)],
         json: bool,
         out: &mut impl std::io::Write,
     ) -> std::io::Result<()> {
         use std::io::BufRead;
-        let url = format!("{}/api/v1/alarms/stream{query}", self.base);
+        let url = format!("{}/api/v1/alarms/stream", self.base);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
@@ -123,7 +188,10 @@ impl ApiClient {
         let mut last: Option<u64> = None;
         let mut backoff = Duration::from_millis(250);
         loop {
-            let mut req = agent.get(&url).header("Accept", "text/event-stream");
+            let mut req = agent
+                .get(&url)
+                .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+                .header("Accept", "text/event-stream");
             if let Some(id) = last {
                 req = req.header("Last-Event-ID", id.to_string());
             }

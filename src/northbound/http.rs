@@ -1,8 +1,7 @@
 //! The HTTP listener: `/healthz`, `/readyz`, `/metrics`, and the `/api/v1` routes of
 //! [`crate::northbound::api`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
@@ -12,39 +11,9 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::{broadcast, watch};
-
-use crate::alarm::stage::Commander;
-use crate::config::{Config, Secret};
-use crate::model::{AlarmEvent, Timestamp};
-use crate::northbound::metrics::Metrics;
-use crate::store::Store;
-
-/// What the handlers read.
-#[derive(Clone)]
-pub struct HttpState {
-    /// Metrics to expose.
-    pub metrics: Arc<Metrics>,
-    /// The store, for its size and health.
-    pub store: Store,
-    /// Set once every socket is bound and the pipeline runs; cleared when stopping.
-    pub ready: Arc<AtomicBool>,
-    /// Engineers' commands to the alarm stage.
-    pub commander: Commander,
-    /// Bearer token for writes; `None` disables them.
-    pub token: Option<Secret>,
-    /// Published alarm transitions, for the live stream.
-    pub events: broadcast::Sender<AlarmEvent>,
-    /// The first sequence number of this run: a stream resumed from before it is told the
-    /// daemon restarted.
-    pub first_seq: u64,
-    /// When this run started.
-    pub started_at: Timestamp,
-    /// Fires at shutdown; live streams end on it.
-    pub stop: CancellationToken,
-    /// The running config (devices and config-defined maintenance windows).
-    pub config: watch::Receiver<Arc<Config>>,
-}
+use crate::northbound::reply::json_error;
+use crate::northbound::state::HttpState;
+use crate::northbound::{api, stream};
 
 /// The routes.
 pub fn router(state: HttpState) -> Router {
@@ -52,7 +21,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(crate::northbound::api::routes())
+        .route("/api/v1/alarms/stream", get(stream::stream))
+        .merge(api::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -70,11 +40,6 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
-}
-
-/// An error response: `{"error": message}` with the status.
-pub fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Counts every request by its route pattern (bounded label values; unmatched paths share one).

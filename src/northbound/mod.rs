@@ -1,8 +1,11 @@
-//! What the outside world sees: metrics, the HTTP API, and (later) MQTT.
+//! What the outside world sees: the HTTP API and its live stream, MQTT, and the CLI's client.
 
 pub mod api;
 pub mod client;
 pub mod http;
-pub mod metrics;
 pub mod mqtt;
+pub mod params;
+pub mod records;
+pub mod reply;
+pub mod state;
 pub mod stream;

@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttConfig;
 use crate::model::{AlarmEvent, Timestamp};
-use crate::northbound::metrics::Metrics;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Transitions in flight at once (each is two messages).
 const WINDOW: usize = 64;

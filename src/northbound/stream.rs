@@ -22,8 +22,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::model::{Alarm, AlarmEvent, Severity, Timestamp};
-use crate::northbound::api::{ApiError, category_param, severity_param};
-use crate::northbound::http::HttpState;
+use crate::northbound::params::{category_param, severity_param};
+use crate::northbound::reply::ApiError;
+use crate::northbound::state::HttpState;
 use crate::store::{Store, StoreError, Tree};
 
 /// Filters of the stream; clears always pass a severity filter, so a client never keeps an

@@ -18,10 +18,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::alarm::DEVICE_OBJECT;
 use crate::ingest::netflow::decode::FlowRecord;
 use crate::ingest::netflow::sketch::{Distinct, TopK, hash_addr};
-use crate::model::{Metric, Sample, SeriesKey, Timestamp};
+use tokio::sync::watch;
+
+use crate::message::InterfaceSpeeds;
+use crate::model::{DEVICE_OBJECT, Metric, Sample, SeriesKey, Timestamp};
 
 /// Per-record maps hash small integer keys several times per record; SipHash (std's default)
 /// costs more than the rest of the record. FxHash-style multiply-rotate instead. The only map
@@ -155,7 +157,7 @@ pub struct Aggregator {
     recent: HashMap<(u32, u32, Dir), i64>,
     refused: Refused,
     /// Speeds the SNMP poller learned, for interfaces the config gives none.
-    learned: Option<Arc<crate::ingest::snmp::Speeds>>,
+    learned: Option<watch::Receiver<InterfaceSpeeds>>,
 }
 
 impl Aggregator {
@@ -175,7 +177,7 @@ impl Aggregator {
     }
 
     /// Takes interface speeds from the SNMP poller where the config has none.
-    pub fn learn_speeds(&mut self, speeds: Arc<crate::ingest::snmp::Speeds>) {
+    pub fn learn_speeds(&mut self, speeds: watch::Receiver<InterfaceSpeeds>) {
         self.learned = Some(speeds);
     }
 
@@ -354,7 +356,7 @@ impl Aggregator {
                 .speeds
                 .get(&if_index)
                 .copied()
-                .or_else(|| self.learned.as_ref()?.get(&info.name, if_index));
+                .or_else(|| self.learned.as_ref()?.borrow().get(&info.name, if_index));
             if let Some(speed) = speed.filter(|&s| s > 0) {
                 let context = talkers_text(&c.talkers, c.bytes);
                 push(

@@ -18,6 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::telemetry::FlowDrop;
+
 /// Why (part of) a datagram could not be decoded. Each is a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecodeError {
@@ -36,15 +38,15 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// Metric label.
-    pub fn reason(self) -> &'static str {
+    /// Why the datagram is dropped, as counted.
+    pub fn reason(self) -> FlowDrop {
         match self {
-            DecodeError::Empty => "empty",
-            DecodeError::Truncated => "truncated",
-            DecodeError::UnknownVersion => "unknown_version",
-            DecodeError::BadLength => "bad_length",
-            DecodeError::BadTemplate => "bad_template",
-            DecodeError::TemplateLimit => "template_limit",
+            DecodeError::Empty => FlowDrop::Empty,
+            DecodeError::Truncated => FlowDrop::Truncated,
+            DecodeError::UnknownVersion => FlowDrop::UnknownVersion,
+            DecodeError::BadLength => FlowDrop::BadLength,
+            DecodeError::BadTemplate => FlowDrop::BadTemplate,
+            DecodeError::TemplateLimit => FlowDrop::TemplateLimit,
         }
     }
 }

@@ -21,29 +21,17 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, NetflowConfig};
 use crate::ingest::SampleSink;
+use crate::message::InterfaceSpeeds;
 use crate::model::{Sample, Timestamp};
-use crate::northbound::metrics::Metrics;
 use crate::store::{Store, Tree};
+use crate::telemetry::{FlowDrop, FlowRefusal, Metrics};
 use aggregate::{Aggregator, Exporter};
 use decode::{Decoder, FlowRecord, Limits, TemplateChange, TemplateDef, Version};
-
-/// Every reason a datagram (or a data set) is dropped, for `noctua_netflow_dropped_total`.
-pub const DROP_REASONS: [&str; 10] = [
-    "unknown_exporter",
-    "exporter_limit",
-    "empty",
-    "truncated",
-    "unknown_version",
-    "bad_length",
-    "bad_template",
-    "template_limit",
-    "unknown_template",
-    "receive_error",
-];
 
 /// Exporters allowed by CIDR that are not configured devices are tracked under their address,
 /// up to this many.
@@ -108,7 +96,7 @@ impl Collector {
                         || e.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&addr))
                 })
         };
-        let refused = ["late", "future"].map(|r| metrics.netflow_refused.with_label_values(&[r]));
+        let refused = [FlowRefusal::Late, FlowRefusal::Future].map(|r| metrics.flow_refusal(r));
         let mut collector = Self {
             decoder: Decoder::new(Limits {
                 per_exporter: nf.max_templates_per_exporter,
@@ -170,7 +158,7 @@ impl Collector {
     }
 
     /// Uses the SNMP poller's interface speeds for interfaces the config gives none.
-    pub fn learn_speeds(&mut self, speeds: Arc<crate::ingest::snmp::Speeds>) {
+    pub fn learn_speeds(&mut self, speeds: watch::Receiver<InterfaceSpeeds>) {
         self.aggregator.learn_speeds(speeds);
     }
 
@@ -191,11 +179,8 @@ impl Collector {
         std::mem::take(&mut self.changes)
     }
 
-    fn drop_reason(&self, reason: &str) {
-        self.metrics
-            .netflow_dropped
-            .with_label_values(&[reason])
-            .inc();
+    fn drop_reason(&self, reason: FlowDrop) {
+        self.metrics.flow_drop(reason).inc();
     }
 
     /// Handles one datagram from `from`, heard at `now_ms`.
@@ -205,13 +190,13 @@ impl Collector {
             Some(&i) => i,
             None if self.nets.iter().any(|n| n.contains(&from)) => {
                 if self.by_addr.len() >= MAX_UNNAMED_EXPORTERS {
-                    self.drop_reason("exporter_limit");
+                    self.drop_reason(FlowDrop::ExporterLimit);
                     return;
                 }
                 self.add_exporter(from, from.to_string(), HashMap::new())
             }
             None => {
-                self.drop_reason("unknown_exporter");
+                self.drop_reason(FlowDrop::UnknownExporter);
                 return;
             }
         };
@@ -235,8 +220,7 @@ impl Collector {
         }
         if summary.unknown_template_sets > 0 {
             self.metrics
-                .netflow_dropped
-                .with_label_values(&["unknown_template"])
+                .flow_drop(FlowDrop::UnknownTemplate)
                 .inc_by(u64::from(summary.unknown_template_sets));
         }
         if let Some(e) = summary.error {
@@ -357,7 +341,7 @@ pub async fn run(
     store: Store,
     samples: SampleSink,
     metrics: Arc<Metrics>,
-    speeds: Arc<crate::ingest::snmp::Speeds>,
+    speeds: watch::Receiver<InterfaceSpeeds>,
     cancel: CancellationToken,
 ) {
     let mut collector = Collector::new(&config, metrics.clone());
@@ -395,7 +379,7 @@ pub async fn run(
                         Ok((n, from)) => collector.datagram(from.ip(), &buf[..n], now),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {
-                            metrics.netflow_dropped.with_label_values(&["receive_error"]).inc();
+                            metrics.flow_drop(FlowDrop::ReceiveError).inc();
                             tracing::debug!(error = %e, "NetFlow receive error");
                             break;
                         }

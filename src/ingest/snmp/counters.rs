@@ -199,7 +199,7 @@ fn derive(device: &str, prev: Option<&Reading>, now: &Reading) -> Derived {
     if restarted {
         out.events.push(DeviceEvent {
             device: device.to_owned(),
-            object: crate::alarm::DEVICE_OBJECT.to_owned(),
+            object: crate::model::DEVICE_OBJECT.to_owned(),
             kind: EventKind::Reboot,
             at,
             text: format!(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use snmp2::{AsyncSession, Oid, Value};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,8 +28,9 @@ use crate::config::{
     AuthProtocol, Config, Credential, DeviceConfig, PrivProtocol, SnmpConfig, SnmpVersion, glob,
 };
 use crate::ingest::SampleSink;
+use crate::message::InterfaceSpeeds;
 use crate::model::{DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
-use crate::northbound::metrics::Metrics;
+use crate::telemetry::{Metrics, PollResult, SnmpSkip};
 use counters::{Counter, Counters, IfReading, KpiReading, Oper, Reading};
 
 /// Why a poll failed. Each is a metric label.
@@ -50,12 +51,12 @@ pub enum PollError {
 }
 
 impl PollError {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> PollResult {
         match self {
-            PollError::Timeout(_) => "timeout",
-            PollError::Network(_) => "network",
-            PollError::Session(_) => "session",
-            PollError::Agent(_) => "agent",
+            PollError::Timeout(_) => PollResult::Timeout,
+            PollError::Network(_) => PollResult::Network,
+            PollError::Session(_) => PollResult::Session,
+            PollError::Agent(_) => PollResult::Agent,
         }
     }
 }
@@ -704,25 +705,6 @@ fn offset(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-/// Interface speeds the poller learned (ifHighSpeed, or the configured override), by device
-/// and ifIndex: the NetFlow collector's utilisation for exporters that are also polled.
-#[derive(Debug, Default)]
-pub struct Speeds(std::sync::RwLock<HashMap<String, HashMap<u32, u64>>>);
-
-impl Speeds {
-    /// A device's speeds after a poll.
-    pub fn set(&self, device: &str, speeds: HashMap<u32, u64>) {
-        if let Ok(mut m) = self.0.write() {
-            m.insert(device.to_owned(), speeds);
-        }
-    }
-
-    /// The speed of one interface in bit/s, if known.
-    pub fn get(&self, device: &str, if_index: u32) -> Option<u64> {
-        self.0.read().ok()?.get(device)?.get(&if_index).copied()
-    }
-}
-
 /// A wake-up per polled device, for the trap receiver to ask for a poll now.
 pub fn poll_triggers(config: &Config) -> HashMap<String, Arc<Notify>> {
     Target::all(config)
@@ -738,7 +720,7 @@ pub async fn run(
     samples: SampleSink,
     metrics: Arc<Metrics>,
     polls: HashMap<String, Arc<Notify>>,
-    speeds: Arc<Speeds>,
+    speeds: watch::Sender<InterfaceSpeeds>,
     cancel: CancellationToken,
 ) {
     let targets = Target::all(&config);
@@ -777,7 +759,7 @@ struct Shared {
     filter: Filter,
     unreachable_after: u32,
     samples: SampleSink,
-    speeds: Arc<Speeds>,
+    speeds: watch::Sender<InterfaceSpeeds>,
     cancel: CancellationToken,
 }
 
@@ -823,7 +805,7 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
                 rtt,
                 values: fetched,
             }) => {
-                metrics.snmp_polls.with_label_values(&[&name, "ok"]).inc();
+                metrics.snmp_poll(&name, PollResult::Ok).inc();
                 metrics.snmp_values.inc_by(fetched);
                 failures = 0;
                 if unreachable {
@@ -845,20 +827,15 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
                     value: rtt.as_secs_f64() * 1000.0,
                     context: None,
                 });
-                speeds.set(
-                    &name,
-                    reading
-                        .interfaces
-                        .iter()
-                        .filter_map(|(i, r)| Some((*i, r.speed_bps?)))
-                        .collect(),
-                );
+                let learned = reading
+                    .interfaces
+                    .iter()
+                    .filter_map(|(i, r)| Some((*i, r.speed_bps?)))
+                    .collect();
+                speeds.send_modify(|s| s.set(&name, learned));
                 let derived = counters.update(&name, reading);
                 for (_, skip) in &derived.skipped {
-                    metrics
-                        .snmp_skipped
-                        .with_label_values(&[skip_reason(*skip)])
-                        .inc();
+                    metrics.snmp_skip(skip_reason(*skip)).inc();
                 }
                 for e in derived.events {
                     samples.offer(e);
@@ -868,10 +845,7 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
                 }
             }
             Err(e) => {
-                metrics
-                    .snmp_polls
-                    .with_label_values(&[&name, e.reason()])
-                    .inc();
+                metrics.snmp_poll(&name, e.reason()).inc();
                 failures += 1;
                 tracing::debug!(device = %name, error = %e, failures, "SNMP poll failed");
                 if failures == unreachable_after && !unreachable {
@@ -889,19 +863,19 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
     }
 }
 
-fn skip_reason(s: counters::Skip) -> &'static str {
+fn skip_reason(s: counters::Skip) -> SnmpSkip {
     match s {
-        counters::Skip::AgentRestart => "agent_restart",
-        counters::Skip::Discontinuity => "discontinuity",
-        counters::Skip::Impossible => "impossible_rate",
-        counters::Skip::TooSoon => "too_soon",
+        counters::Skip::AgentRestart => SnmpSkip::AgentRestart,
+        counters::Skip::Discontinuity => SnmpSkip::Discontinuity,
+        counters::Skip::Impossible => SnmpSkip::Impossible,
+        counters::Skip::TooSoon => SnmpSkip::TooSoon,
     }
 }
 
 fn event(device: &str, kind: EventKind, at: Timestamp, text: String) -> DeviceEvent {
     DeviceEvent {
         device: device.to_owned(),
-        object: crate::alarm::DEVICE_OBJECT.to_owned(),
+        object: crate::model::DEVICE_OBJECT.to_owned(),
         kind,
         at,
         text,

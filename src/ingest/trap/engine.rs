@@ -29,6 +29,7 @@ use hmac::{Mac, SimpleHmac};
 use snmp2::{AsnReader, MessageType, Pdu};
 
 use crate::config::{AuthProtocol, Credential, PrivProtocol};
+use crate::telemetry::{EngineReport, TrapDrop};
 
 /// msgFlags bits.
 const AUTH: u8 = 0x01;
@@ -38,9 +39,6 @@ const REPORTABLE: u8 = 0x04;
 /// `usmStatsNotInTimeWindows.0` and `usmStatsUnknownEngineIDs.0`.
 const NOT_IN_TIME_WINDOWS: [u32; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0];
 const UNKNOWN_ENGINE_IDS: [u32; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0];
-
-/// The reports the engine sends, for `noctua_snmp_engine_reports_total{kind}`.
-pub const REPORTS: [&str; 2] = ["unknown_engine_id", "not_in_time_window"];
 
 /// RFC 3414 3.2.7: a message more than this many seconds from our clock is refused.
 const TIME_WINDOW: i64 = 150;
@@ -136,8 +134,8 @@ pub enum Served {
     /// A trap or inform that passed every check: its PDU's meaning, and for an inform the
     /// signed Response to send.
     Notification(super::Meaning, Option<Vec<u8>>),
-    /// A step of discovery: which report (a [`REPORTS`] name) and the message to send back.
-    Report(&'static str, Vec<u8>),
+    /// A step of discovery: which report and the message to send back.
+    Report(EngineReport, Vec<u8>),
 }
 
 impl Engine {
@@ -203,10 +201,10 @@ impl Engine {
         datagram: &[u8],
         header: &Header<'_>,
         keys: &UserKeys,
-    ) -> Result<Served, &'static str> {
+    ) -> Result<Served, TrapDrop> {
         if header.engine_id.is_empty() {
             if header.flags & REPORTABLE == 0 {
-                return Err("unsupported");
+                return Err(TrapDrop::Unsupported);
             }
             self.unknown_engine_ids = self.unknown_engine_ids.wrapping_add(1);
             let request_id = plain_request_id(header);
@@ -217,21 +215,21 @@ impl Engine {
                 self.unknown_engine_ids,
                 None,
             );
-            return Ok(Served::Report(REPORTS[0], report));
+            return Ok(Served::Report(EngineReport::UnknownEngineId, report));
         }
         let now = self.time();
         let authenticated = header.flags & AUTH != 0;
         // A user with keys sends signed messages, or none are taken from it.
         if keys.signing.is_some() && !authenticated {
-            return Err("authentication");
+            return Err(TrapDrop::Authentication);
         }
         // RFC 3414 3.2.6 and 3.2.7: authenticate, then check the time window; a sender that
         // does not know our boots and time yet (its probe carries zeros) learns them from a
         // signed report.
         if authenticated {
-            let signing = keys.signing.as_ref().ok_or("authentication")?;
+            let signing = keys.signing.as_ref().ok_or(TrapDrop::Authentication)?;
             if !signed_by(datagram, header, signing) {
-                return Err("authentication");
+                return Err(TrapDrop::Authentication);
             }
             if header.boots != self.boots || (header.time - now).abs() > TIME_WINDOW {
                 self.not_in_time_windows = self.not_in_time_windows.wrapping_add(1);
@@ -242,15 +240,15 @@ impl Engine {
                     self.not_in_time_windows,
                     Some(keys),
                 );
-                return Ok(Served::Report(REPORTS[1], report));
+                return Ok(Served::Report(EngineReport::NotInTimeWindow, report));
             }
         }
         let private = header.flags & PRIV != 0;
         let scoped = if private {
-            let (protocol, key) = keys.privacy.as_ref().ok_or("authentication")?;
+            let (protocol, key) = keys.privacy.as_ref().ok_or(TrapDrop::Authentication)?;
             let encrypted = AsnReader::from_bytes(header.data)
                 .read_asn_octetstring()
-                .map_err(|_| "malformed")?;
+                .map_err(|_| TrapDrop::Malformed)?;
             crypt(
                 *protocol,
                 key,
@@ -259,21 +257,21 @@ impl Engine {
                 header.salt,
                 encrypted,
             )
-            .ok_or("unsupported")?
+            .ok_or(TrapDrop::Unsupported)?
         } else {
             header.data.to_vec()
         };
-        let scoped = Scoped::read(&scoped).ok_or("malformed")?;
+        let scoped = Scoped::read(&scoped).ok_or(TrapDrop::Malformed)?;
         let v2c = scoped.as_v2c();
-        let pdu = Pdu::from_bytes(&v2c).map_err(|_| "malformed")?;
+        let pdu = Pdu::from_bytes(&v2c).map_err(|_| TrapDrop::Malformed)?;
         let pdu_tag = pdu.message_type;
-        let meaning = super::meaning(&pdu).ok_or("malformed")?;
+        let meaning = super::meaning(&pdu).ok_or(TrapDrop::Malformed)?;
         match pdu_tag {
             MessageType::Trap => Ok(Served::Notification(meaning, None)),
             MessageType::InformRequest => {
                 let response = scoped.response();
                 let (salt, data) = if private {
-                    let (protocol, key) = keys.privacy.as_ref().ok_or("authentication")?;
+                    let (protocol, key) = keys.privacy.as_ref().ok_or(TrapDrop::Authentication)?;
                     self.salt = self.salt.wrapping_add(1);
                     let salt = self.salt_for(*protocol);
                     let ours = Header {
@@ -282,7 +280,7 @@ impl Engine {
                         ..header.clone()
                     };
                     let encrypted = crypt(*protocol, key, Crypt::Encrypt, &ours, &salt, &response)
-                        .ok_or("unsupported")?;
+                        .ok_or(TrapDrop::Unsupported)?;
                     (salt, tlv(0x04, &encrypted))
                 } else {
                     (Vec::new(), response)
@@ -300,7 +298,7 @@ impl Engine {
                 });
                 Ok(Served::Notification(meaning, Some(reply)))
             }
-            _ => Err("unsupported"),
+            _ => Err(TrapDrop::Unsupported),
         }
     }
 
@@ -858,7 +856,7 @@ mod tests {
         // A sender that thinks we are at boots 0 (the message names our engine id).
         let stale = Engine::new(id, 0).report(41, 12, &UNKNOWN_ENGINE_IDS, 1, Some(&keys));
         let h = header(&stale).unwrap();
-        let report_of = |served: Result<Served, &str>| match served {
+        let report_of = |served: Result<Served, TrapDrop>| match served {
             Ok(Served::Report(_, r)) => r,
             other => panic!("expected a report, got {other:?}"),
         };
@@ -873,7 +871,10 @@ mod tests {
         );
         let mut forged = stale.clone();
         forged[h.signature.start] ^= 1;
-        assert_eq!(ours.serve(&forged, &h, &keys).err(), Some("authentication"));
+        assert_eq!(
+            ours.serve(&forged, &h, &keys).err(),
+            Some(TrapDrop::Authentication)
+        );
         // Discovery: no engine id, reportable, unauthenticated.
         let scoped = tlv(
             0x30,

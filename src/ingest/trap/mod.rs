@@ -25,17 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Credential, SnmpVersion};
 use crate::ingest::SampleSink;
 use crate::model::{DeviceEvent, EventKind, Timestamp};
-use crate::northbound::metrics::Metrics;
-
-/// Every reason a trap is dropped, for `noctua_snmp_traps_dropped_total`.
-pub const DROP_REASONS: [&str; 6] = [
-    "unknown_source",
-    "community",
-    "authentication",
-    "malformed",
-    "unsupported",
-    "receive_error",
-];
+use crate::telemetry::{EngineReport, Metrics, TrapDrop};
 
 const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 const IF_INDEX: [u64; 10] = [1, 3, 6, 1, 2, 1, 2, 2, 1, 1];
@@ -187,7 +177,7 @@ pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
         .collect::<Vec<_>>()
         .join(".");
     let iface = if_index.map_or_else(
-        || crate::alarm::DEVICE_OBJECT.to_owned(),
+        || crate::model::DEVICE_OBJECT.to_owned(),
         |i| format!("ifIndex={i}"),
     );
     let standard = trap.len() == STANDARD_TRAPS.len() + 1 && trap.starts_with(&STANDARD_TRAPS);
@@ -195,19 +185,19 @@ pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
         (true, Some(1)) => (
             EventKind::Reboot,
             "cold_start",
-            crate::alarm::DEVICE_OBJECT.to_owned(),
+            crate::model::DEVICE_OBJECT.to_owned(),
         ),
         (true, Some(2)) => (
             EventKind::Reboot,
             "warm_start",
-            crate::alarm::DEVICE_OBJECT.to_owned(),
+            crate::model::DEVICE_OBJECT.to_owned(),
         ),
         (true, Some(3)) => (EventKind::LinkDown, "link_down", iface),
         (true, Some(4)) => (EventKind::LinkUp, "link_up", iface),
         (true, Some(5)) => (
             EventKind::AuthFailure,
             "authentication_failure",
-            crate::alarm::DEVICE_OBJECT.to_owned(),
+            crate::model::DEVICE_OBJECT.to_owned(),
         ),
         _ => (EventKind::Trap, "other", format!("trap={oid}")),
     };
@@ -275,7 +265,7 @@ struct Received {
     /// What to send back: an inform's Response, or a discovery report.
     reply: Option<Vec<u8>>,
     /// Which report `reply` is, if it is one.
-    report: Option<&'static str>,
+    report: Option<EngineReport>,
 }
 
 /// A datagram from `source` into what it meant and what to answer, or the reason to drop it.
@@ -283,15 +273,15 @@ fn read(
     datagram: &[u8],
     source: &mut Source,
     engine: &mut engine::Engine,
-) -> Result<Received, &'static str> {
+) -> Result<Received, TrapDrop> {
     if version(datagram) == Some(3) {
         let Some(usm) = &source.usm else {
-            return Err("unsupported");
+            return Err(TrapDrop::Unsupported);
         };
-        let header = engine::header(datagram).ok_or("malformed")?;
+        let header = engine::header(datagram).ok_or(TrapDrop::Malformed)?;
         // Informs (and their discovery) are addressed to our engine; traps to the sender's.
         if header.engine_id.is_empty() || header.engine_id == engine.id() {
-            let keys = source.keys.as_ref().ok_or("unsupported")?;
+            let keys = source.keys.as_ref().ok_or(TrapDrop::Unsupported)?;
             return Ok(match engine.serve(datagram, &header, keys)? {
                 engine::Served::Notification(m, reply) => Received {
                     meaning: Some(m),
@@ -313,7 +303,7 @@ fn read(
             _ => {
                 let security = crate::ingest::snmp::usm_security(usm)
                     .with_engine_id(header.engine_id)
-                    .map_err(|_| "malformed")?;
+                    .map_err(|_| TrapDrop::Malformed)?;
                 source.localised = Some((header.engine_id.to_vec(), security.clone()));
                 security
             }
@@ -321,33 +311,33 @@ fn read(
         let bytes = datagram.to_vec();
         let pdu = match Pdu::from_bytes_with_security(&bytes, Some(&mut security)) {
             Ok(p) => p,
-            Err(snmp2::Error::AuthFailure(_)) => return Err("authentication"),
-            Err(_) => return Err("malformed"),
+            Err(snmp2::Error::AuthFailure(_)) => return Err(TrapDrop::Authentication),
+            Err(_) => return Err(TrapDrop::Malformed),
         };
         // An inform carrying another engine's id is not for us to answer.
         if pdu.message_type != MessageType::Trap {
-            return Err("unsupported");
+            return Err(TrapDrop::Unsupported);
         }
-        let m = meaning(&pdu).ok_or("malformed")?;
+        let m = meaning(&pdu).ok_or(TrapDrop::Malformed)?;
         return Ok(Received {
             meaning: Some(m),
             reply: None,
             report: None,
         });
     }
-    let pdu = Pdu::from_bytes(datagram).map_err(|_| "malformed")?;
+    let pdu = Pdu::from_bytes(datagram).map_err(|_| TrapDrop::Malformed)?;
     if source
         .community
         .as_deref()
         .is_some_and(|c| c.as_bytes() != pdu.community)
     {
-        return Err("community");
+        return Err(TrapDrop::Community);
     }
     let inform = pdu.message_type == MessageType::InformRequest;
     if !matches!(pdu.message_type, MessageType::Trap | MessageType::TrapV1) && !inform {
-        return Err("unsupported");
+        return Err(TrapDrop::Unsupported);
     }
-    let m = meaning(&pdu).ok_or("malformed")?;
+    let m = meaning(&pdu).ok_or(TrapDrop::Malformed)?;
     Ok(Received {
         meaning: Some(m),
         reply: inform.then(|| inform_response(datagram)).flatten(),
@@ -374,21 +364,16 @@ pub async fn run(
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
                 Err(e) => {
-                    metrics.snmp_traps_dropped.with_label_values(&["receive_error"]).inc();
+                    metrics.trap_drop(TrapDrop::ReceiveError).inc();
                     tracing::debug!(error = %e, "trap receive error");
                     continue;
                 }
             },
         };
-        let discard = |reason: &str| {
-            metrics
-                .snmp_traps_dropped
-                .with_label_values(&[reason])
-                .inc()
-        };
+        let discard = |reason: TrapDrop| metrics.trap_drop(reason).inc();
         let datagram = &buf[..n];
         let Some(source) = sources.by_addr.get_mut(&from.ip().to_canonical()) else {
-            discard("unknown_source");
+            discard(TrapDrop::UnknownSource);
             continue;
         };
         let received = match read(datagram, source, &mut engine) {
@@ -404,7 +389,7 @@ pub async fn run(
             tracing::debug!(error = %e, "cannot answer an inform");
         }
         if let Some(kind) = received.report {
-            metrics.snmp_engine_reports.with_label_values(&[kind]).inc();
+            metrics.engine_report(kind).inc();
         }
         let Some(m) = received.meaning else {
             continue;

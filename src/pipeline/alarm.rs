@@ -6,129 +6,15 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::alarm::{AlarmError, AlarmManager};
-use crate::config::{Config, MaintenanceConfig};
-use crate::detect::Verdict;
+use crate::alarm::AlarmManager;
+use crate::config::Config;
+use crate::message::{AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult};
 use crate::model::{
-    Alarm, AlarmEvent, AlarmId, DeviceEvent, FaultId, FaultRecord, Note, Timestamp, Transition,
+    Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, Timestamp, Transition,
     TransitionKind,
 };
-use crate::northbound::metrics::Metrics;
 use crate::store::{Store, StoreError, Tree};
-
-/// What the alarm manager takes in, on one channel so their order is kept.
-#[derive(Debug)]
-pub enum AlarmInput {
-    /// From detection.
-    Verdict(Verdict),
-    /// From a source (reachability, link state, reboot).
-    Event(DeviceEvent),
-    /// Data time, for replays ([`Clock::Data`]).
-    Tick(Timestamp),
-    /// An engineer's command; answered once its transitions are durable.
-    Command(AlarmCommand, oneshot::Sender<CommandResult>),
-    /// A note on a fault, open or closed; answered once it is durable.
-    Note(FaultId, Note, oneshot::Sender<CommandResult>),
-}
-
-/// What an engineer can do to an alarm.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlarmCommand {
-    /// Acknowledge.
-    Ack {
-        /// Alarm.
-        id: AlarmId,
-        /// Who.
-        user: String,
-        /// Optional note for the fault record.
-        note: Option<String>,
-    },
-    /// Withdraw an acknowledgement.
-    Unack {
-        /// Alarm.
-        id: AlarmId,
-        /// Who.
-        user: String,
-    },
-    /// Clear by hand.
-    Clear {
-        /// Alarm.
-        id: AlarmId,
-        /// Who.
-        user: String,
-        /// Optional note for the fault record.
-        note: Option<String>,
-    },
-    /// The maintenance windows created through the API changed (already stored).
-    SetMaintenance(Vec<MaintenanceConfig>),
-}
-
-/// The committed transitions a command caused (none if it changed nothing), or why not.
-pub type CommandResult = Result<Vec<AlarmEvent>, CommandError>;
-
-/// Why a command did not take effect.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CommandError {
-    /// The manager refused it.
-    #[error(transparent)]
-    Refused(#[from] AlarmError),
-    /// Its transitions could not be committed.
-    #[error("not committed: {0}")]
-    Store(String),
-    /// The daemon is stopping.
-    #[error("the alarm manager is stopping")]
-    Stopping,
-    /// No fault with that id.
-    #[error("no fault {0}")]
-    NoFault(u64),
-}
-
-/// A handle that sends engineers' commands to the alarm stage and waits for them to be durable.
-///
-/// It holds only a weak sender, so an open HTTP connection never keeps the pipeline from
-/// draining at shutdown.
-#[derive(Clone)]
-pub struct Commander(mpsc::WeakSender<AlarmInput>);
-
-impl Commander {
-    /// Wraps the alarm stage's input.
-    pub fn new(inputs: &mpsc::Sender<AlarmInput>) -> Self {
-        Self(inputs.downgrade())
-    }
-
-    /// Runs a command; returns the transitions it committed.
-    pub async fn run(&self, command: AlarmCommand) -> CommandResult {
-        self.ask(|reply| AlarmInput::Command(command, reply)).await
-    }
-
-    /// Adds a note to a fault through the manager, so a later transition cannot overwrite it.
-    pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
-        self.ask(|reply| AlarmInput::Note(fault, note, reply)).await
-    }
-
-    async fn ask(
-        &self,
-        input: impl FnOnce(oneshot::Sender<CommandResult>) -> AlarmInput,
-    ) -> CommandResult {
-        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
-        let (reply, answer) = oneshot::channel();
-        tx.send(input(reply))
-            .await
-            .map_err(|_| CommandError::Stopping)?;
-        drop(tx);
-        answer.await.map_err(|_| CommandError::Stopping)?
-    }
-}
-
-/// Where the alarm manager's notion of "now" for time-driven rules comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    /// The daemon: the wall clock, every second.
-    Wall,
-    /// Replays: only the [`AlarmInput::Tick`]s in the input, so results do not depend on how
-    /// fast the replay ran.
-    Data,
-}
+use crate::telemetry::Metrics;
 
 /// How often time-driven rules (hold-down, targets, flapping, maintenance) are evaluated.
 const TICK: Duration = Duration::from_secs(1);
@@ -255,26 +141,25 @@ pub async fn run_stage(
     }
 }
 
+/// A note goes on the manager's copy of an open fault (so its next transition keeps it), else
+/// on the stored record.
 async fn add_note(
     manager: &mut AlarmManager,
     store: &Store,
     fault: FaultId,
     note: Note,
 ) -> CommandResult {
-    let record = match manager.on_note(fault, note.clone()) {
-        Some(r) => r,
+    let store_err = |e: StoreError| CommandError::Store(e.to_string());
+    let ticket = match manager.on_note(fault, note.clone()) {
+        Some(record) => store.put_fault(&record).map_err(store_err)?,
         None => {
-            let mut r: FaultRecord = store
-                .get(Tree::Faults, &fault.0.to_be_bytes())
-                .map_err(|e| CommandError::Store(e.to_string()))?
-                .ok_or(CommandError::NoFault(fault.0))?;
-            r.notes.push(note);
-            r
+            store
+                .add_note(fault, note)
+                .map_err(store_err)?
+                .ok_or(CommandError::NoFault(fault.0))?
+                .1
         }
     };
-    let ticket = store
-        .put(Tree::Faults, &fault.0.to_be_bytes(), &record)
-        .map_err(|e| CommandError::Store(e.to_string()))?;
     store.durable(ticket).await;
     Ok(Vec::new())
 }

@@ -1,10 +1,173 @@
-//! Every stage's Prometheus metrics, declared in one place so names stay consistent:
-//! `noctua_<stage>_<noun>_<unit>[_total]`, labels only from small fixed sets.
+//! Every stage's Prometheus metrics and every fixed label set, declared in one place so names
+//! stay consistent: `noctua_<stage>_<noun>_<unit>[_total]`, labels only from small fixed sets.
+//!
+//! Ground floor: the stages import from here, never the other way round. A fixed label is an
+//! enum with `as_str`, so a label value cannot be misspelt at a call site, and every value is
+//! pre-created so its series exists from the first scrape.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Declares a fixed label set: an enum, its `ALL` values and their `as_str` names.
+macro_rules! label_set {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The label value.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_set! {
+    /// Why ingest dropped a sample (`noctua_ingest_samples_dropped_total`).
+    IngestDrop {
+        /// Detection could not keep up.
+        QueueFull => "queue_full",
+        /// The pipeline was stopping.
+        Shutdown => "shutdown",
+    }
+}
+
+label_set! {
+    /// Why a NetFlow/IPFIX datagram (a data set, for `UnknownTemplate`) was dropped.
+    FlowDrop {
+        /// From an address no exporter or CIDR allows.
+        UnknownExporter => "unknown_exporter",
+        /// Too many unnamed exporters already tracked.
+        ExporterLimit => "exporter_limit",
+        /// No bytes.
+        Empty => "empty",
+        /// Shorter than its headers say.
+        Truncated => "truncated",
+        /// Not NetFlow v5, v9 or IPFIX.
+        UnknownVersion => "unknown_version",
+        /// A length field that cannot be right.
+        BadLength => "bad_length",
+        /// A template that cannot be applied.
+        BadTemplate => "bad_template",
+        /// The exporter already holds as many templates as allowed.
+        TemplateLimit => "template_limit",
+        /// Data for a template not (yet) seen.
+        UnknownTemplate => "unknown_template",
+        /// The socket reported an error.
+        ReceiveError => "receive_error",
+    }
+}
+
+label_set! {
+    /// Why aggregation refused a flow record.
+    FlowRefusal {
+        /// Its interval was already emitted.
+        Late => "late",
+        /// It ends too far ahead of now.
+        Future => "future",
+    }
+}
+
+label_set! {
+    /// Why an SNMP trap was dropped.
+    TrapDrop {
+        /// From an address that is no configured device.
+        UnknownSource => "unknown_source",
+        /// v1/v2c with the wrong community.
+        Community => "community",
+        /// v3 that failed authentication or privacy.
+        Authentication => "authentication",
+        /// Not a well-formed SNMP message.
+        Malformed => "malformed",
+        /// A version, PDU or security setting the receiver does not take.
+        Unsupported => "unsupported",
+        /// The socket reported an error.
+        ReceiveError => "receive_error",
+    }
+}
+
+label_set! {
+    /// Reports noctua's SNMP engine sends to v3 inform senders.
+    EngineReport {
+        /// The sender is learning the engine id.
+        UnknownEngineId => "unknown_engine_id",
+        /// The sender is learning the engine's boots and time.
+        NotInTimeWindow => "not_in_time_window",
+    }
+}
+
+label_set! {
+    /// The result of one SNMP poll of a device.
+    PollResult {
+        /// Every value fetched.
+        Ok => "ok",
+        /// No answer in time.
+        Timeout => "timeout",
+        /// The network refused (unreachable, connection refused).
+        Network => "network",
+        /// No session could be made.
+        Session => "session",
+        /// The agent answered with an error.
+        Agent => "agent",
+    }
+}
+
+label_set! {
+    /// Why an interface interval was not turned into samples.
+    SnmpSkip {
+        /// sysUpTime went back: the agent restarted.
+        AgentRestart => "agent_restart",
+        /// ifCounterDiscontinuityTime moved.
+        Discontinuity => "discontinuity",
+        /// A rate above the interface speed.
+        Impossible => "impossible_rate",
+        /// Too little time since the previous reading.
+        TooSoon => "too_soon",
+    }
+}
+
+label_set! {
+    /// Why detection refused a sample.
+    Rejection {
+        /// NaN or infinite.
+        NotFinite => "not_finite",
+        /// Below zero for a metric that cannot be.
+        Negative => "negative",
+        /// Above the metric's ceiling (a loss over 100 %, say).
+        Absurd => "absurd",
+        /// Older than the series' last sample.
+        OutOfOrder => "out_of_order",
+        /// The same instant as the series' last sample.
+        Duplicate => "duplicate",
+    }
+}
+
+label_set! {
+    /// Whether a flush or a reload worked.
+    Outcome {
+        /// It did.
+        Ok => "ok",
+        /// It did not.
+        Error => "error",
+    }
+}
 
 /// The registry and a handle to every metric.
 pub struct Metrics {
@@ -377,37 +540,84 @@ impl Metrics {
             registry,
         };
         // Pre-create the fixed label values so every series exists from the first scrape.
-        for r in ["queue_full", "shutdown"] {
-            m.ingest_dropped.with_label_values(&[r]);
+        for r in IngestDrop::ALL {
+            m.ingest_dropped.with_label_values(&[r.as_str()]);
         }
-        for r in crate::ingest::netflow::DROP_REASONS {
-            m.netflow_dropped.with_label_values(&[r]);
+        for r in FlowDrop::ALL {
+            m.netflow_dropped.with_label_values(&[r.as_str()]);
         }
-        for r in crate::ingest::trap::DROP_REASONS {
-            m.snmp_traps_dropped.with_label_values(&[r]);
+        for r in FlowRefusal::ALL {
+            m.netflow_refused.with_label_values(&[r.as_str()]);
         }
-        for k in crate::ingest::trap::engine::REPORTS {
-            m.snmp_engine_reports.with_label_values(&[k]);
+        for r in TrapDrop::ALL {
+            m.snmp_traps_dropped.with_label_values(&[r.as_str()]);
         }
-        for r in ["late", "future"] {
-            m.netflow_refused.with_label_values(&[r]);
+        for k in EngineReport::ALL {
+            m.snmp_engine_reports.with_label_values(&[k.as_str()]);
         }
-        for r in [
-            "agent_restart",
-            "discontinuity",
-            "impossible_rate",
-            "too_soon",
-        ] {
-            m.snmp_skipped.with_label_values(&[r]);
+        for r in SnmpSkip::ALL {
+            m.snmp_skipped.with_label_values(&[r.as_str()]);
         }
-        for r in crate::detect::Rejection::ALL {
-            m.detect_rejected.with_label_values(&[r.name()]);
+        for r in Rejection::ALL {
+            m.detect_rejected.with_label_values(&[r.as_str()]);
         }
-        for r in ["ok", "error"] {
-            m.store_flushes.with_label_values(&[r]);
-            m.config_reloads.with_label_values(&[r]);
+        for r in Outcome::ALL {
+            m.store_flushes.with_label_values(&[r.as_str()]);
+            m.config_reloads.with_label_values(&[r.as_str()]);
         }
         m
+    }
+
+    /// The drop counter of one ingest reason.
+    pub fn ingest_drop(&self, reason: IngestDrop) -> IntCounter {
+        self.ingest_dropped.with_label_values(&[reason.as_str()])
+    }
+
+    /// The drop counter of one NetFlow reason.
+    pub fn flow_drop(&self, reason: FlowDrop) -> IntCounter {
+        self.netflow_dropped.with_label_values(&[reason.as_str()])
+    }
+
+    /// The refusal counter of one aggregation reason.
+    pub fn flow_refusal(&self, reason: FlowRefusal) -> IntCounter {
+        self.netflow_refused.with_label_values(&[reason.as_str()])
+    }
+
+    /// The drop counter of one trap reason.
+    pub fn trap_drop(&self, reason: TrapDrop) -> IntCounter {
+        self.snmp_traps_dropped
+            .with_label_values(&[reason.as_str()])
+    }
+
+    /// The counter of one engine report kind.
+    pub fn engine_report(&self, kind: EngineReport) -> IntCounter {
+        self.snmp_engine_reports.with_label_values(&[kind.as_str()])
+    }
+
+    /// The poll counter of one device and result.
+    pub fn snmp_poll(&self, device: &str, result: PollResult) -> IntCounter {
+        self.snmp_polls
+            .with_label_values(&[device, result.as_str()])
+    }
+
+    /// The skip counter of one reason.
+    pub fn snmp_skip(&self, reason: SnmpSkip) -> IntCounter {
+        self.snmp_skipped.with_label_values(&[reason.as_str()])
+    }
+
+    /// The refusal counter of one detection reason.
+    pub fn rejection(&self, reason: Rejection) -> IntCounter {
+        self.detect_rejected.with_label_values(&[reason.as_str()])
+    }
+
+    /// The flush counter of one outcome.
+    pub fn store_flush(&self, outcome: Outcome) -> IntCounter {
+        self.store_flushes.with_label_values(&[outcome.as_str()])
+    }
+
+    /// The reload counter of one outcome.
+    pub fn config_reload(&self, outcome: Outcome) -> IntCounter {
+        self.config_reloads.with_label_values(&[outcome.as_str()])
     }
 
     /// The text exposition of every metric.

@@ -1,78 +1,91 @@
-//! Replay of scenario files: samples and events with their own timestamps, fed through the real
-//! pipeline on the data's clock, so a CI job gets the same alarms every time.
-//!
-//! A scenario is JSON lines; blank lines and `#` comments are skipped:
-//!
-//! ```text
-//! {"at":"2026-11-29T10:00:00Z","device":"bh-r1","object":"ifIndex=3","metric":"loss_pct","value":3.5}
-//! {"at":"2026-11-29T10:00:30Z","device":"bh-r1","event":"unreachable"}
-//! {"at":"2026-11-29T11:00:00Z"}
-//! ```
-//!
-//! The last form only advances time (so hold-downs and response targets can pass).
+//! Replay: scenario files and captured exports fed through the real pipeline on the data's
+//! clock, so a CI job gets the same alarms every time; then the outcome lines, and their diff
+//! against a golden file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::alarm::DEVICE_OBJECT;
-use crate::alarm::stage::Clock;
 use crate::config::Config;
-use crate::daemon::Pipeline;
-use crate::ingest::Ingest;
-use crate::model::{
-    AlarmEvent, AlarmId, DeviceEvent, EventKind, Metric, Sample, SeriesKey, Severity, Suppression,
-    Timestamp, TransitionKind,
-};
+use crate::ingest::scenario::{self, ScenarioError};
+use crate::message::{Clock, Ingest};
+use crate::model::{AlarmEvent, AlarmId, Sample, Severity, Suppression, Timestamp, TransitionKind};
+use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
 
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// The scenario file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// OS error.
-        source: std::io::Error,
-    },
-    /// A line is not a valid scenario line.
-    #[error("{}:{line}: {message}", path.display())]
-    Line {
-        /// File.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+    /// A scenario file could not be read (the message names file and line).
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
     /// A capture file could not be read (the message names it).
     #[error("{0}")]
     Capture(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No temporary store or runtime could be made.
+    #[error("cannot start the replay: {0}")]
+    Setup(std::io::Error),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    at: Timestamp,
-    #[serde(default)]
-    device: Option<String>,
-    #[serde(default)]
-    object: Option<String>,
-    #[serde(default)]
-    metric: Option<Metric>,
-    #[serde(default)]
-    value: Option<f64>,
-    #[serde(default)]
-    event: Option<EventKind>,
-    #[serde(default)]
-    text: String,
+/// What a replay produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    /// One outcome line per transition, in sequence order.
+    pub lines: Vec<String>,
+    /// What the captures held, if any were given, and how many samples they gave.
+    pub captures: Option<(CaptureSummary, usize)>,
+}
+
+/// Replays `files` (scenarios and captures, told apart by their content) through a pipeline on
+/// `store`, or on a temporary store, and returns the transitions it committed. With both kinds,
+/// items are interleaved by data time; the stable sort keeps each file's own order.
+pub fn replay(
+    config: Arc<Config>,
+    files: Vec<PathBuf>,
+    store: Option<&Path>,
+    speed: Speed,
+) -> Result<Replayed, ReplayError> {
+    let (captures, scenarios): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|f| crate::ingest::pcap::is_capture(f));
+    let mut items = Vec::new();
+    for f in &scenarios {
+        items.append(&mut scenario::read(f)?);
+    }
+    let mut summary = None;
+    if !captures.is_empty() {
+        let (mut from_captures, s) = read_captures(&captures, &config)?;
+        summary = Some((s, from_captures.len()));
+        items.append(&mut from_captures);
+        if !scenarios.is_empty() {
+            items.sort_by_key(|(at, _)| *at);
+        }
+    }
+    let temp;
+    let path = match store {
+        Some(p) => p,
+        None => {
+            temp = tempfile::tempdir().map_err(ReplayError::Setup)?;
+            temp.path()
+        }
+    };
+    let store = Store::open(path)?;
+    let after = store.last_seq()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ReplayError::Setup)?;
+    runtime.block_on(run(config, store.clone(), items, speed))?;
+    Ok(Replayed {
+        lines: outcome_lines(&store, after)?,
+        captures: summary,
+    })
 }
 
 /// How fast to feed the scenario.
@@ -101,56 +114,6 @@ impl std::str::FromStr for Speed {
     }
 }
 
-/// Reads a scenario file into timed ingest items, in file order.
-pub fn read(path: &Path) -> Result<Vec<(Timestamp, Ingest)>, ReplayError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut items = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let bad = |message: String| ReplayError::Line {
-            path: path.to_owned(),
-            line: n + 1,
-            message,
-        };
-        let l: Line = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
-        let item = match (l.device, l.metric, l.value, l.event) {
-            (None, None, None, None) => Ingest::Tick(l.at),
-            (Some(device), Some(metric), Some(value), None) => Ingest::Sample(Sample {
-                series: SeriesKey {
-                    device,
-                    object: l.object.unwrap_or_else(|| DEVICE_OBJECT.to_owned()),
-                    metric,
-                },
-                at: l.at,
-                value,
-                context: None,
-            }),
-            (Some(device), None, None, Some(kind)) => Ingest::Event(DeviceEvent {
-                device,
-                object: l.object.unwrap_or_else(|| DEVICE_OBJECT.to_owned()),
-                kind,
-                at: l.at,
-                text: l.text,
-                severity: None,
-            }),
-            _ => {
-                return Err(bad(
-                    "expected `at` with either `device`+`metric`+`value`, `device`+`event`, or nothing else (a tick)"
-                        .to_owned(),
-                ));
-            }
-        };
-        items.push((l.at, item));
-    }
-    Ok(items)
-}
-
 /// What replaying captures saw, beside the samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CaptureSummary {
@@ -158,6 +121,16 @@ pub struct CaptureSummary {
     pub datagrams: u64,
     /// Packets skipped (not UDP to a collector port, or malformed).
     pub skipped: u64,
+}
+
+impl std::fmt::Display for CaptureSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} datagrams to collector ports ({} other packets skipped)",
+            self.datagrams, self.skipped
+        )
+    }
 }
 
 /// Reads captured NetFlow/IPFIX exports (pcap or pcapng) into timed samples: every datagram
@@ -169,10 +142,7 @@ pub fn read_captures(
     config: &Config,
 ) -> Result<(Vec<(Timestamp, Ingest)>, CaptureSummary), ReplayError> {
     let ports: Vec<u16> = config.netflow.listen.iter().map(|a| a.port()).collect();
-    let mut collector = crate::ingest::netflow::Collector::new(
-        config,
-        Arc::new(crate::northbound::metrics::Metrics::new()),
-    );
+    let mut collector = crate::ingest::netflow::Collector::new(config, Arc::new(Metrics::new()));
     let mut items = Vec::new();
     let mut summary = CaptureSummary::default();
     let mut emit = |s: Sample| items.push((s.at, Ingest::Sample(s)));
@@ -318,25 +288,6 @@ mod tests {
         assert_eq!("60x".parse::<Speed>(), Ok(Speed::Factor(60.0)));
         assert!("0x".parse::<Speed>().is_err());
         assert!("fast".parse::<Speed>().is_err());
-    }
-
-    #[test]
-    fn bad_lines_name_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.jsonl");
-        std::fs::write(
-            &path,
-            "# comment\n{\"at\":\"2026-11-29T10:00:00Z\"}\n\n{\"at\":\"2026-11-29T10:00:01Z\",\"device\":\"x\",\"metric\":\"loss_pct\"}\n",
-        )
-        .unwrap();
-        let err = read(&path).err().unwrap().to_string();
-        assert!(
-            err.starts_with(&format!("{}:4: expected `at`", path.display())),
-            "{err}"
-        );
-        std::fs::write(&path, "{\"at\":\"yesterday\"}\n").unwrap();
-        let err = read(&path).err().unwrap().to_string();
-        assert!(err.contains(":1: "), "{err}");
     }
 
     #[test]

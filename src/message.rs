@@ -1,0 +1,195 @@
+//! What flows between the stages, in the order of the data-flow picture: ingest's items,
+//! detection's verdicts, the alarm manager's inputs, and the engineers' commands with their
+//! results. Ground floor: every stage speaks these types, none owns them.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{
+    AlarmEvent, AlarmId, Category, DeviceEvent, FaultId, MaintenanceConfig, Note, Sample,
+    SeriesKey, Severity, ThresholdInfo, Timestamp,
+};
+
+/// What flows from ingest into detection, in one ordered channel: measurements, events, and
+/// (for replays, whose clock is the data's) the passing of time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingest {
+    /// A measurement, for detection.
+    Sample(Sample),
+    /// An event that is an alarm by itself; detection passes it on in order.
+    Event(DeviceEvent),
+    /// Data time has reached this instant (replay only; the daemon's clock is the wall clock).
+    Tick(Timestamp),
+}
+
+impl From<Sample> for Ingest {
+    fn from(s: Sample) -> Self {
+        Ingest::Sample(s)
+    }
+}
+
+impl From<DeviceEvent> for Ingest {
+    fn from(e: DeviceEvent) -> Self {
+        Ingest::Event(e)
+    }
+}
+
+/// What detection concluded about a series: a tier change, with the evidence for the alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The series.
+    pub series: SeriesKey,
+    /// When (the sample's time).
+    pub at: Timestamp,
+    /// Which rule fired; the third part of the alarm's reduction key.
+    pub condition: String,
+    /// The new tier; `Cleared` ends the condition.
+    pub severity: Severity,
+    /// Fault category.
+    pub category: Category,
+    /// What was compared with what.
+    pub threshold: Option<ThresholdInfo>,
+    /// Why, in words, for `additionalText`.
+    pub text: String,
+}
+
+/// Why an engineer's command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlarmError {
+    /// No active alarm has that id (never existed, or already cleared).
+    #[error("no active alarm {0}")]
+    NotActive(AlarmId),
+}
+
+/// What the alarm manager takes in, on one channel so their order is kept.
+#[derive(Debug)]
+pub enum AlarmInput {
+    /// From detection.
+    Verdict(Verdict),
+    /// From a source (reachability, link state, reboot).
+    Event(DeviceEvent),
+    /// Data time, for replays ([`Clock::Data`]).
+    Tick(Timestamp),
+    /// An engineer's command; answered once its transitions are durable.
+    Command(AlarmCommand, oneshot::Sender<CommandResult>),
+    /// A note on a fault, open or closed; answered once it is durable.
+    Note(FaultId, Note, oneshot::Sender<CommandResult>),
+}
+
+/// What an engineer can do to an alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmCommand {
+    /// Acknowledge.
+    Ack {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+        /// Optional note for the fault record.
+        note: Option<String>,
+    },
+    /// Withdraw an acknowledgement.
+    Unack {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+    },
+    /// Clear by hand.
+    Clear {
+        /// Alarm.
+        id: AlarmId,
+        /// Who.
+        user: String,
+        /// Optional note for the fault record.
+        note: Option<String>,
+    },
+    /// The maintenance windows created through the API changed (already stored).
+    SetMaintenance(Vec<MaintenanceConfig>),
+}
+
+/// The committed transitions a command caused (none if it changed nothing), or why not.
+pub type CommandResult = Result<Vec<AlarmEvent>, CommandError>;
+
+/// Why a command did not take effect.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The manager refused it.
+    #[error(transparent)]
+    Refused(#[from] AlarmError),
+    /// Its transitions could not be committed.
+    #[error("not committed: {0}")]
+    Store(String),
+    /// The daemon is stopping.
+    #[error("the alarm manager is stopping")]
+    Stopping,
+    /// No fault with that id.
+    #[error("no fault {0}")]
+    NoFault(u64),
+}
+
+/// A handle that sends engineers' commands to the alarm stage and waits for them to be durable.
+///
+/// It holds only a weak sender, so an open HTTP connection never keeps the pipeline from
+/// draining at shutdown.
+#[derive(Clone)]
+pub struct Commander(mpsc::WeakSender<AlarmInput>);
+
+impl Commander {
+    /// Wraps the alarm stage's input.
+    pub fn new(inputs: &mpsc::Sender<AlarmInput>) -> Self {
+        Self(inputs.downgrade())
+    }
+
+    /// Runs a command; returns the transitions it committed.
+    pub async fn run(&self, command: AlarmCommand) -> CommandResult {
+        self.ask(|reply| AlarmInput::Command(command, reply)).await
+    }
+
+    /// Adds a note to a fault through the manager, so a later transition cannot overwrite it.
+    pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
+        self.ask(|reply| AlarmInput::Note(fault, note, reply)).await
+    }
+
+    async fn ask(
+        &self,
+        input: impl FnOnce(oneshot::Sender<CommandResult>) -> AlarmInput,
+    ) -> CommandResult {
+        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(input(reply))
+            .await
+            .map_err(|_| CommandError::Stopping)?;
+        drop(tx);
+        answer.await.map_err(|_| CommandError::Stopping)?
+    }
+}
+
+/// Where the alarm manager's notion of "now" for time-driven rules comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The daemon: the wall clock, every second.
+    Wall,
+    /// Replays: only the [`AlarmInput::Tick`]s in the input, so results do not depend on how
+    /// fast the replay ran.
+    Data,
+}
+
+/// Interface speeds in bit/s by device and ifIndex, as the SNMP poller learned them
+/// (ifHighSpeed, or the configured override). The poller publishes them on a
+/// `tokio::sync::watch` channel; the NetFlow collector reads them for utilisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceSpeeds(HashMap<String, HashMap<u32, u64>>);
+
+impl InterfaceSpeeds {
+    /// A device's speeds after a poll.
+    pub fn set(&mut self, device: &str, speeds: HashMap<u32, u64>) {
+        self.0.insert(device.to_owned(), speeds);
+    }
+
+    /// The speed of one interface in bit/s, if known.
+    pub fn get(&self, device: &str, if_index: u32) -> Option<u64> {
+        self.0.get(device)?.get(&if_index).copied()
+    }
+}

@@ -1,0 +1,127 @@
+//! Where `noctua mttr` and `noctua faults` read and write: a stopped daemon's store, or, while
+//! the daemon runs and holds the store, its HTTP API. Both paths use the same windows
+//! ([`fault::reports`]) and filters ([`FaultFilter`]), so they answer alike.
+
+use crate::config::Config;
+use crate::fault::{self, FaultFilter, GroupBy, Report};
+use crate::model::{FaultId, FaultRecord, Note, Timestamp};
+use crate::northbound::client::{ApiClient, ClientError};
+use crate::store::{Store, StoreError};
+
+/// Why a records command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The daemon's API failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The daemon answered with something that is not what was asked for.
+    #[error("unexpected answer from the daemon: {0}")]
+    Answer(#[from] serde_json::Error),
+    /// No fault with that id.
+    #[error("no fault {0}")]
+    NoFault(u64),
+}
+
+/// The fault records of one store, read directly or through the daemon that holds it.
+pub enum Records {
+    /// A stopped daemon's store.
+    Store(Store),
+    /// The running daemon's API.
+    Api(ApiClient),
+}
+
+/// How many faults one listing through the API asks for.
+const API_LIMIT: &str = "5000";
+
+impl Records {
+    /// The store the config names (under `state_dir` if relative and set), or, if a running
+    /// daemon holds it, that daemon's API at `server` (else the config's `http.listen`) with
+    /// `token` (else the config's). The second value says which was chosen, for the user.
+    pub fn open(
+        config: &Config,
+        state_dir: Option<&std::path::Path>,
+        server: Option<String>,
+        token: Option<String>,
+    ) -> Result<(Self, Option<String>), StoreError> {
+        let path = config.store.resolved_path(state_dir);
+        match Store::open(&path) {
+            Ok(store) => Ok((Records::Store(store), None)),
+            Err(StoreError::Locked { .. }) => {
+                let server = server.unwrap_or_else(|| format!("http://{}", config.http.listen));
+                let token =
+                    token.or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned()));
+                let notice = format!("the running daemon holds the store; asking it at {server}");
+                Ok((Records::Api(ApiClient::new(&server, token)), Some(notice)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// MTTR reports: the rolling windows, or `[since, until)`.
+    pub fn mttr(
+        &self,
+        by: GroupBy,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Vec<Report>, RecordsError> {
+        match self {
+            Records::Store(store) => Ok(fault::reports(&store.faults()?, by, since, until, now)),
+            Records::Api(api) => {
+                let mut query = vec![("by", by.to_string())];
+                query.extend(since.map(|t| ("since", t.to_string())));
+                query.extend(until.map(|t| ("until", t.to_string())));
+                Ok(serde_json::from_value(api.get("/api/v1/mttr", &query)?)?)
+            }
+        }
+    }
+
+    /// The faults that pass `filter`, oldest first.
+    pub fn faults(&self, filter: &FaultFilter) -> Result<Vec<FaultRecord>, RecordsError> {
+        let mut faults = match self {
+            Records::Store(store) => filter.newest_first(store.faults()?),
+            Records::Api(api) => {
+                let mut query = vec![
+                    ("open", filter.open.to_string()),
+                    ("limit", API_LIMIT.to_owned()),
+                ];
+                query.extend(filter.device.clone().map(|d| ("device", d)));
+                query.extend(filter.since.map(|t| ("since", t.to_string())));
+                let page = api.get("/api/v1/faults", &query)?;
+                serde_json::from_value(page["items"].clone())?
+            }
+        };
+        faults.reverse();
+        Ok(faults)
+    }
+
+    /// One fault record.
+    pub fn fault(&self, id: u64) -> Result<FaultRecord, RecordsError> {
+        match self {
+            Records::Store(store) => store.fault(FaultId(id))?.ok_or(RecordsError::NoFault(id)),
+            Records::Api(api) => Ok(serde_json::from_value(
+                api.get(&format!("/api/v1/faults/{id}"), &[])?,
+            )?),
+        }
+    }
+
+    /// Adds a note to a fault, open or closed; durable when this returns.
+    pub fn note(&self, id: u64, note: Note) -> Result<(), RecordsError> {
+        match self {
+            Records::Store(store) => {
+                store
+                    .add_note(FaultId(id), note)?
+                    .ok_or(RecordsError::NoFault(id))?;
+                store.flush()?;
+            }
+            Records::Api(api) => {
+                let body = serde_json::json!({ "by": note.by, "text": note.text });
+                api.post(&format!("/api/v1/faults/{id}/notes"), &body)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! The detection stage: restores the detector from the store, feeds it batches of samples,
+//! forwards its verdicts and the sources' events, in order, to the alarm stage, and saves the
+//! detector's state now and then and when it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::detect::{Detector, StoredSeries};
+use crate::message::{AlarmInput, Ingest};
+use crate::model::{Alarm, Sample};
+use crate::store::{Store, StoreError, Tree};
+use crate::telemetry::Metrics;
+
+/// How often detector state is saved (and once more when the stage ends).
+const SAVE_EVERY: Duration = Duration::from_secs(300);
+
+/// Builds a detector from `config` and the state the store holds; state it cannot read (an
+/// older version, a damaged entry) is skipped, and those series warm up again.
+pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
+    let mut detector = Detector::new(config);
+    let (mut restored, mut skipped) = (0usize, 0usize);
+    for (key, value) in store.scan_raw(Tree::DetectorState)? {
+        let ok = crate::store::decode::<StoredSeries>(Tree::DetectorState, &value)
+            .is_ok_and(|stored| detector.import(&key, stored));
+        if ok {
+            restored += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    if restored + skipped > 0 {
+        tracing::info!(restored, skipped, "detector state restored");
+    }
+    for alarm in store.scan::<Alarm>(Tree::ActiveAlarms)? {
+        detector.reassert(&alarm);
+    }
+    Ok(detector)
+}
+
+/// Writes every series' state; failures are logged, and the next save tries again.
+fn save(detector: &Detector, store: &Store) {
+    let mut failed = 0usize;
+    for (key, stored) in detector.export() {
+        if store.put(Tree::DetectorState, &key, &stored).is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        tracing::error!(failed, "detector state not saved for some series");
+    }
+}
+
+/// The detection task: runs until the sample channel closes, then saves its state and drops its
+/// verdict sender so the alarm stage drains and ends in turn.
+pub async fn run_stage(
+    mut detector: Detector,
+    mut samples: mpsc::Receiver<Ingest>,
+    verdicts: mpsc::Sender<AlarmInput>,
+    mut config: watch::Receiver<Arc<Config>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(256);
+    let mut results = Vec::with_capacity(256);
+    let mut save_timer = tokio::time::interval(SAVE_EVERY);
+    save_timer.tick().await;
+    loop {
+        let n = tokio::select! {
+            n = samples.recv_many(&mut batch, 256) => n,
+            _ = save_timer.tick() => {
+                save(&detector, &store);
+                continue;
+            }
+        };
+        if n == 0 {
+            save(&detector, &store);
+            return;
+        }
+        if config.has_changed().unwrap_or(false) {
+            detector.reconfigure(&config.borrow_and_update());
+        }
+        let samples: Vec<&Sample> = batch
+            .iter()
+            .filter_map(|item| match item {
+                Ingest::Sample(sample) => Some(sample),
+                _ => None,
+            })
+            .collect();
+        metrics.detect_samples.inc_by(samples.len() as u64);
+        detector.step_batch(&samples, &mut results);
+        drop(samples);
+        let mut evaluated = results.drain(..);
+        for item in batch.drain(..) {
+            let out = match item {
+                Ingest::Sample(_) => {
+                    match evaluated.next() {
+                        Some(Ok(evaluation)) => {
+                            for v in evaluation.verdicts {
+                                metrics
+                                    .detect_verdicts
+                                    .with_label_values(&[v.severity.name()])
+                                    .inc();
+                                // Inside the pipeline we wait rather than drop: only ingest
+                                // may shed load.
+                                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Some(Err(reason)) => {
+                            metrics.rejection(reason).inc();
+                        }
+                        // One result per sample; nothing else can happen.
+                        None => {}
+                    }
+                    continue;
+                }
+                Ingest::Event(e) => AlarmInput::Event(e),
+                Ingest::Tick(t) => AlarmInput::Tick(t),
+            };
+            if verdicts.send(out).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Wiring: the stage tasks and the channels between them, as in the data-flow picture.
+//!
+//! [`Pipeline::start`] restores detection and the alarm manager from the store and spawns
+//! detect → alarm with the store's flusher; the daemon adds the live sources and northbound
+//! around it, replay feeds it from files. Each stage ends when its input channel closes, so
+//! [`Pipeline::drain`] stops in data order.
+
+pub mod alarm;
+pub mod detect;
+pub mod replay;
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::ingest::SampleSink;
+use crate::message::{AlarmInput, Clock, Commander, Ingest};
+use crate::model::{AlarmEvent, Timestamp};
+use crate::store::{Store, StoreError};
+use crate::telemetry::{Metrics, Outcome};
+
+/// The running stages' shared handles, for callers that feed or watch the pipeline (tests,
+/// and the ingest sources of later issues).
+pub struct Pipeline {
+    /// Where ingest offers samples.
+    pub samples: SampleSink,
+    /// Committed, durable, notified alarm transitions.
+    pub events: broadcast::Sender<AlarmEvent>,
+    /// Metrics of every stage.
+    pub metrics: Arc<Metrics>,
+    /// Engineers' commands (the HTTP API).
+    pub commander: Commander,
+    /// The first sequence number this pipeline can hand out.
+    pub first_seq: u64,
+    alarm_inputs: mpsc::Sender<AlarmInput>,
+    config: watch::Sender<Arc<Config>>,
+    stages: TaskTracker,
+    flusher: tokio::task::JoinHandle<()>,
+    flush_stop: CancellationToken,
+    store: Store,
+}
+
+impl Pipeline {
+    /// Starts detection, the alarm manager and the store flusher on `store`.
+    pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
+        let detector = detect::restore(&config, &store)?;
+        let first_seq = manager.last_seq() + 1;
+        let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
+        let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
+        let (events, _) = broadcast::channel(1024);
+        let (config_tx, config_rx) = watch::channel(config.clone());
+        let flush_stop = CancellationToken::new();
+        let flusher = {
+            let m = metrics.clone();
+            tokio::spawn(store.clone().run_flusher(
+                config.store.flush_interval,
+                flush_stop.clone(),
+                move |r| {
+                    let outcome = if r.ok { Outcome::Ok } else { Outcome::Error };
+                    m.store_flush(outcome).inc();
+                    m.store_flush_seconds.observe(r.took.as_secs_f64());
+                },
+            ))
+        };
+        let stages = TaskTracker::new();
+        stages.spawn(detect::run_stage(
+            detector,
+            sample_rx,
+            alarm_tx.clone(),
+            config_rx.clone(),
+            store.clone(),
+            metrics.clone(),
+        ));
+        stages.spawn(alarm::run_stage(
+            manager,
+            alarm_rx,
+            store.clone(),
+            events.clone(),
+            config_rx,
+            metrics.clone(),
+            clock,
+        ));
+        stages.close();
+        Ok(Self {
+            samples: SampleSink::new(sample_tx, metrics.clone()),
+            commander: Commander::new(&alarm_tx),
+            first_seq,
+            alarm_inputs: alarm_tx,
+            events,
+            metrics,
+            config: config_tx,
+            stages,
+            flusher,
+            flush_stop,
+            store,
+        })
+    }
+
+    /// Hands a new config to the stages that can take it live.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        self.config.send_replace(config);
+    }
+
+    /// Follows the config the stages run on.
+    pub fn config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
+    pub async fn drain(self) -> Result<(), StoreError> {
+        drop(self.samples);
+        drop(self.alarm_inputs);
+        self.stages.wait().await;
+        self.flush_stop.cancel();
+        // The flusher only ends by itself; a panic in it would already have aborted the process.
+        let _ = self.flusher.await;
+        self.store.flush()
+    }
+}

@@ -1,0 +1,115 @@
+//! Group commit: writers get a [`Ticket`] and wait for it; one flusher task flushes sled at
+//! most once per interval for all of them, so durability costs one fsync per batch of writers.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Store, StoreError, Ticket};
+
+/// Result of one flush, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushReport {
+    /// How long the flush took.
+    pub took: Duration,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+impl Store {
+    /// Whether the last flush failed (e.g. disk full); readiness reports it.
+    pub fn flush_failing(&self) -> bool {
+        self.inner.flush_failed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn written(&self) -> Ticket {
+        let t = self.inner.written.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.wake.notify_one();
+        Ticket(t)
+    }
+
+    /// Waits until the write behind `ticket` is on disk. Needs [`Store::run_flusher`] running.
+    pub async fn durable(&self, ticket: Ticket) {
+        let mut rx = self.inner.flushed.subscribe();
+        // The sender lives in `inner`, which `self` keeps alive, so this cannot see a closed
+        // channel; an error would only mean the store is gone, and then there is nothing to wait for.
+        let _ = rx.wait_for(|f| *f >= ticket.0).await;
+    }
+
+    /// Flushes everything written so far, now, on the calling thread.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let target = self.flush_db()?;
+        self.advance_flushed(target);
+        Ok(())
+    }
+
+    /// Flushes sled; returns the ticket number everything up to which is now durable.
+    fn flush_db(&self) -> Result<u64, StoreError> {
+        let target = self.inner.written.load(Ordering::Acquire);
+        self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        Ok(target)
+    }
+
+    fn advance_flushed(&self, target: u64) {
+        self.inner.flushed.send_if_modified(|f| {
+            let advance = target > *f;
+            *f = (*f).max(target);
+            advance
+        });
+    }
+
+    /// Group commit: flushes pending writes at most once per `interval`, until `stop` fires,
+    /// then once more. `report` sees each flush (for metrics).
+    pub async fn run_flusher(
+        self,
+        interval: Duration,
+        stop: CancellationToken,
+        report: impl Fn(FlushReport) + Send,
+    ) {
+        loop {
+            let stopping = tokio::select! {
+                () = self.inner.wake.notified() => false,
+                () = stop.cancelled() => true,
+            };
+            if self.inner.written.load(Ordering::Acquire) > *self.inner.flushed.borrow() {
+                let store = self.clone();
+                let started = Instant::now();
+                let result = tokio::task::spawn_blocking(move || store.flush_db()).await;
+                let flushed = match result {
+                    Ok(Ok(target)) => Some(target),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "store flush failed; will retry");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "store flush task failed; will retry");
+                        None
+                    }
+                };
+                let ok = flushed.is_some();
+                self.inner.flush_failed.store(!ok, Ordering::Relaxed);
+                // Report before releasing the waiters, so whatever they publish is already
+                // accounted for in the metrics.
+                report(FlushReport {
+                    took: started.elapsed(),
+                    ok,
+                });
+                if let Some(target) = flushed {
+                    self.advance_flushed(target);
+                } else {
+                    // Retry without waiting for a new write.
+                    self.inner.wake.notify_one();
+                }
+            }
+            if stopping {
+                return;
+            }
+            // Writers arriving during this pause share the next flush.
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Schema migrations, run by [`Store::open`] before anything else reads the store.
+
+use super::{
+    AlarmEvent, JOURNAL_ROW, OUTBOX_CURSOR_KEY, SCHEMA_KEY, SCHEMA_VERSION, Store, StoreError,
+    Tree, V1_HISTORY, V1_OUTBOX, decode, encode,
+};
+
+impl Store {
+    /// Schema 1 kept a history key per transition (by time, then sequence) and an outbox key
+    /// per notified transition. Both fold into journal rows; the outbox cursor goes just below
+    /// the oldest event still in the outbox, so what was waiting is still sent. Rewriting is
+    /// idempotent (same rows, same keys), so a migration cut short simply runs again.
+    pub(super) fn migrate_from_1(&self) -> Result<(), StoreError> {
+        let sled_err = |e| self.sled_err(e);
+        let db = &self.inner.db;
+        let history = db.open_tree(V1_HISTORY).map_err(sled_err)?;
+        let outbox = db.open_tree(V1_OUTBOX).map_err(sled_err)?;
+        // The outbox holds whole events, including ones whose history retention removed.
+        let mut events = std::collections::BTreeMap::new();
+        for value in history.iter().values().chain(outbox.iter().values()) {
+            let e: AlarmEvent = decode(Tree::Journal, &value.map_err(sled_err)?)?;
+            events.insert(e.seq, e);
+        }
+        let oldest_waiting = outbox
+            .iter()
+            .keys()
+            .next()
+            .transpose()
+            .map_err(sled_err)?
+            .and_then(|k| <[u8; 8]>::try_from(k.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        let cursor = match oldest_waiting {
+            Some(seq) => seq.saturating_sub(1),
+            None => self.last_seq()?,
+        };
+        let events: Vec<AlarmEvent> = events.into_values().collect();
+        let journal = self.tree(Tree::Journal);
+        for row in events.chunks(JOURNAL_ROW) {
+            journal
+                .insert(row[0].seq.to_be_bytes(), encode(Tree::Journal, &row)?)
+                .map_err(sled_err)?;
+        }
+        let meta = self.tree(Tree::Meta);
+        meta.insert(OUTBOX_CURSOR_KEY, &cursor.to_be_bytes())
+            .map_err(sled_err)?;
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+            .map_err(sled_err)?;
+        db.flush().map_err(sled_err)?;
+        tracing::info!(
+            path = %self.inner.path.display(),
+            transitions = events.len(),
+            "store migrated from schema 1 to 2 (alarm history and outbox into the journal)"
+        );
+        Ok(())
+    }
+}
