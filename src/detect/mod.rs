@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod backtest;
+pub mod rules;
 pub mod series;
 pub mod threshold;
 
@@ -420,8 +421,7 @@ impl Detector {
         let kind = metric.kind();
         let index = *state.rule.get_or_insert_with(|| {
             let device = self.devices.get(&sample.series.device);
-            self.thresholds
-                .matching_rule(kind, device, &sample.series.object)
+            rules::matching_rule(&self.thresholds, kind, device, &sample.series.object)
                 .and_then(|i| u16::try_from(i).ok())
         });
         let rule = match index {

@@ -10,6 +10,7 @@ pub mod probe;
 pub mod scenario;
 pub mod snmp;
 pub mod trap;
+pub mod usm;
 
 use std::sync::Arc;
 

@@ -11,7 +11,6 @@
 //! (agents cap a reply, snmpd at 100 values), so a poll costs few, full requests.
 
 pub mod counters;
-pub mod profile;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -24,9 +23,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{
-    AuthProtocol, Config, Credential, DeviceConfig, PrivProtocol, SnmpConfig, SnmpVersion, glob,
-};
+use crate::config::profile;
+use crate::config::{Config, Credential, DeviceConfig, SnmpConfig, SnmpVersion};
+use crate::detect::rules::glob;
 use crate::ingest::SampleSink;
 use crate::message::InterfaceSpeeds;
 use crate::model::{DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
@@ -401,7 +400,7 @@ async fn open_session(
                 .map_err(err)
         }
         SnmpVersion::V3 => {
-            let security = usm_security(c);
+            let security = crate::ingest::usm::usm_security(c);
             let mut session = AsyncSession::new_v3(target.addr, req_id, security)
                 .await
                 .map_err(err)?;
@@ -411,44 +410,6 @@ async fn open_session(
                 Ok(Err(e)) => Err(PollError::Session(format!("v3 engine discovery: {e:?}"))),
                 Ok(Ok(())) => Ok(session),
             }
-        }
-    }
-}
-
-/// The USM security of a v3 credential (engine id and keys are learned from the agent, or
-/// from a trap's sender).
-pub fn usm_security(c: &Credential) -> snmp2::v3::Security {
-    let user = c.user.as_deref().unwrap_or("");
-    let auth_key = c.auth_key.as_ref().map_or("", |s| s.expose());
-    let security = snmp2::v3::Security::new(user.as_bytes(), auth_key.as_bytes());
-    match c.auth_protocol {
-        None => security.with_auth(snmp2::v3::Auth::NoAuthNoPriv),
-        Some(p) => {
-            let protocol = match p {
-                AuthProtocol::Md5 => snmp2::v3::AuthProtocol::Md5,
-                AuthProtocol::Sha1 => snmp2::v3::AuthProtocol::Sha1,
-                AuthProtocol::Sha224 => snmp2::v3::AuthProtocol::Sha224,
-                AuthProtocol::Sha256 => snmp2::v3::AuthProtocol::Sha256,
-                AuthProtocol::Sha384 => snmp2::v3::AuthProtocol::Sha384,
-                AuthProtocol::Sha512 => snmp2::v3::AuthProtocol::Sha512,
-            };
-            let auth = match c.priv_protocol {
-                None => snmp2::v3::Auth::AuthNoPriv,
-                Some(p) => snmp2::v3::Auth::AuthPriv {
-                    cipher: match p {
-                        PrivProtocol::Des => snmp2::v3::Cipher::Des,
-                        PrivProtocol::Aes128 => snmp2::v3::Cipher::Aes128,
-                        PrivProtocol::Aes192 => snmp2::v3::Cipher::Aes192,
-                        PrivProtocol::Aes256 => snmp2::v3::Cipher::Aes256,
-                    },
-                    privacy_password: c
-                        .priv_key
-                        .as_ref()
-                        .map_or(&b""[..], |s| s.expose().as_bytes())
-                        .to_vec(),
-                },
-            };
-            security.with_auth_protocol(protocol).with_auth(auth)
         }
     }
 }

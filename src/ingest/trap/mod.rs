@@ -278,7 +278,7 @@ fn read(
         let Some(usm) = &source.usm else {
             return Err(TrapDrop::Unsupported);
         };
-        let header = engine::header(datagram).ok_or(TrapDrop::Malformed)?;
+        let header = crate::ingest::usm::header(datagram).ok_or(TrapDrop::Malformed)?;
         // Informs (and their discovery) are addressed to our engine; traps to the sender's.
         if header.engine_id.is_empty() || header.engine_id == engine.id() {
             let keys = source.keys.as_ref().ok_or(TrapDrop::Unsupported)?;
@@ -301,7 +301,7 @@ fn read(
         let mut security = match &source.localised {
             Some((id, security)) if id.as_slice() == header.engine_id => security.clone(),
             _ => {
-                let security = crate::ingest::snmp::usm_security(usm)
+                let security = crate::ingest::usm::usm_security(usm)
                     .with_engine_id(header.engine_id)
                     .map_err(|_| TrapDrop::Malformed)?;
                 source.localised = Some((header.engine_id.to_vec(), security.clone()));

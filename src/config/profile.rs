@@ -6,10 +6,11 @@
 //! it). A device picks one with `profile`, else `base-station` for base stations and `router`
 //! for the rest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
+use super::load::{Problems, root};
 use crate::model::{Metric, Role};
 
 /// A profile file.
@@ -93,13 +94,10 @@ impl Feeds {
 
 /// The built-in profiles, by name.
 pub const BUILT_IN: [(&str, &str); 2] = [
-    (
-        "router",
-        include_str!("../../../config/profiles/router.toml"),
-    ),
+    ("router", include_str!("../../config/profiles/router.toml")),
     (
         "base-station",
-        include_str!("../../../config/profiles/base-station.toml"),
+        include_str!("../../config/profiles/base-station.toml"),
     ),
 ];
 
@@ -175,5 +173,30 @@ mod tests {
         assert_eq!(profiles.get("base-station").unwrap().metrics.len(), 4);
         assert_eq!(default_for(Role::BaseStation), "base-station");
         assert_eq!(default_for(Role::Switch), "router");
+    }
+}
+
+pub(super) fn validate_profile(profile: &Profile, problems: &mut Problems) {
+    let mut names = HashSet::new();
+    for (i, m) in profile.metrics.iter().enumerate() {
+        let at = root("metric").index(i);
+        if arcs(&m.oid).is_none_or(|a| a.len() < 2) {
+            problems.push((
+                at.key("oid"),
+                format!("expected a dotted numeric OID, got `{}`", m.oid),
+            ));
+        }
+        if m.name.is_empty() || !names.insert(m.name.as_str()) {
+            problems.push((
+                at.key("name"),
+                format!("expected a name used once in the profile, got `{}`", m.name),
+            ));
+        }
+        if !m.scale.is_finite() || m.scale == 0.0 {
+            problems.push((
+                at.key("scale"),
+                "expected a finite, non-zero number".to_owned(),
+            ));
+        }
     }
 }

@@ -1,0 +1,89 @@
+//! The alarm manager's sections: `[tiers]` (response targets) and `[alarms]`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[tiers]`: response targets per severity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Tiers {
+    /// Critical.
+    pub critical: TierTarget,
+    /// Major.
+    pub major: TierTarget,
+    /// Minor.
+    pub minor: TierTarget,
+    /// Warning.
+    pub warning: TierTarget,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        let target = |ack_min: u64, restore_h: u64| TierTarget {
+            ack_within: Some(Duration::from_secs(ack_min * 60)),
+            restore_within: Some(Duration::from_secs(restore_h * 3600)),
+        };
+        Self {
+            critical: target(15, 4),
+            major: target(30, 8),
+            minor: target(24 * 60, 48),
+            warning: TierTarget::default(),
+        }
+    }
+}
+
+/// Acknowledge and restore targets of one tier; absent means no target.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TierTarget {
+    /// Acknowledge within.
+    #[serde(default, with = "humantime_serde")]
+    pub ack_within: Option<Duration>,
+    /// Restore within.
+    #[serde(default, with = "humantime_serde")]
+    pub restore_within: Option<Duration>,
+}
+
+/// `[alarms]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AlarmsConfig {
+    /// A cleared condition must stay clear this long before the alarm clears.
+    #[serde(with = "humantime_serde")]
+    pub clear_hold_down: Duration,
+    /// A condition that comes back within this time of its clear reopens the same fault.
+    #[serde(with = "humantime_serde")]
+    pub reopen_window: Duration,
+    /// Sliding window in which state changes are counted for flapping.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    /// State changes within the window that make a condition flapping.
+    pub flap_threshold: u32,
+    /// A flapping condition must be stable this long before the flapping alarm clears.
+    #[serde(with = "humantime_serde")]
+    pub flap_hold: Duration,
+    /// Raise the severity one tier when the acknowledge target passes.
+    pub escalate_on_ack_overdue: bool,
+    /// Instantaneous events (reboot) clear by themselves after this long.
+    #[serde(with = "humantime_serde")]
+    pub event_clear_after: Duration,
+    /// Cleared history and closed faults older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            clear_hold_down: Duration::from_secs(30),
+            reopen_window: Duration::from_secs(600),
+            flap_window: Duration::from_secs(600),
+            flap_threshold: 6,
+            flap_hold: Duration::from_secs(900),
+            escalate_on_ack_overdue: false,
+            event_clear_after: Duration::from_secs(900),
+            retention: Duration::from_secs(90 * 86_400),
+        }
+    }
+}

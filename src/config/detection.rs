@@ -1,0 +1,202 @@
+//! Detection's sections: `[thresholds]` (family levels and rules) and `[anomaly]`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::{Direction, MetricKind, Role, Severity};
+
+/// `[thresholds]`: one rule per metric family. Families left out keep their defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Thresholds {
+    /// Utilisation in percent.
+    pub utilisation: Option<ThresholdLevels>,
+    /// Packet loss in percent.
+    pub loss: Option<ThresholdLevels>,
+    /// Latency in milliseconds.
+    pub latency: Option<ThresholdLevels>,
+    /// Share of single-packet SYN-only flows of an exporter, in percent (NetFlow; security).
+    pub flood: Option<ThresholdLevels>,
+    /// Distinct sources toward one destination per interval (NetFlow; security).
+    pub sources: Option<ThresholdLevels>,
+    /// An exporter's flows per second (NetFlow; security). None by default: what is normal
+    /// differs too much between exporters; the anomaly detector watches for spikes instead.
+    pub flows: Option<ThresholdLevels>,
+    /// Rules for particular devices or objects (`[[thresholds.rule]]`); the first that
+    /// matches a series wins over the family's levels above.
+    pub rule: Vec<ThresholdRule>,
+}
+
+/// `[[thresholds.rule]]`: levels for the series that match every matcher given.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThresholdRule {
+    /// Name, for logs.
+    pub name: String,
+    /// `latency`, `loss`, `utilisation`, `flood`, `sources` or `flows`.
+    pub metric: MetricKind,
+    /// Devices of this role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Devices of this site.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Devices with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Objects matching this pattern (`*` matches any run of characters), e.g. `ifIndex=*`.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The levels.
+    pub levels: ThresholdLevels,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        let rising = |w, mi, ma, c, h| {
+            Some(ThresholdLevels {
+                direction: Direction::Rising,
+                warning: Some(w),
+                minor: Some(mi),
+                major: Some(ma),
+                critical: Some(c),
+                hysteresis: h,
+                hold: None,
+                clear_hold: None,
+            })
+        };
+        Self {
+            utilisation: rising(70.0, 80.0, 90.0, 95.0, 5.0),
+            loss: rising(1.0, 2.0, 5.0, 10.0, 0.5),
+            latency: rising(50.0, 100.0, 200.0, 500.0, 10.0),
+            flood: rising(30.0, 50.0, 70.0, 90.0, 10.0),
+            sources: rising(500.0, 1_000.0, 5_000.0, 20_000.0, 100.0),
+            flows: None,
+            rule: Vec::new(),
+        }
+    }
+}
+
+impl Thresholds {
+    /// The rule for a metric family, if any.
+    pub fn for_kind(&self, kind: MetricKind) -> Option<&ThresholdLevels> {
+        match kind {
+            MetricKind::Utilisation => self.utilisation.as_ref(),
+            MetricKind::Loss => self.loss.as_ref(),
+            MetricKind::Latency => self.latency.as_ref(),
+            MetricKind::Flood => self.flood.as_ref(),
+            MetricKind::Sources => self.sources.as_ref(),
+            MetricKind::Flows => self.flows.as_ref(),
+            MetricKind::Traffic | MetricKind::State => None,
+        }
+    }
+}
+
+/// Tiered levels of one threshold rule. A level left out is not used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThresholdLevels {
+    /// Rising raises above a level; falling raises below it.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Warning level.
+    #[serde(default)]
+    pub warning: Option<f64>,
+    /// Minor level.
+    #[serde(default)]
+    pub minor: Option<f64>,
+    /// Major level.
+    #[serde(default)]
+    pub major: Option<f64>,
+    /// Critical level.
+    #[serde(default)]
+    pub critical: Option<f64>,
+    /// How far back past a level the value must come before the tier drops.
+    #[serde(default)]
+    pub hysteresis: f64,
+    /// A higher tier must hold this long before it is raised (`for` in config).
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub hold: Option<Duration>,
+    /// A lower tier must hold this long before the tier drops.
+    #[serde(default, rename = "clear-for", with = "humantime_serde")]
+    pub clear_hold: Option<Duration>,
+}
+
+impl ThresholdLevels {
+    /// Configured levels from lowest to highest tier.
+    pub fn levels(&self) -> impl Iterator<Item = (Severity, f64)> + '_ {
+        [
+            (Severity::Warning, self.warning),
+            (Severity::Minor, self.minor),
+            (Severity::Major, self.major),
+            (Severity::Critical, self.critical),
+        ]
+        .into_iter()
+        .filter_map(|(s, v)| v.map(|v| (s, v)))
+    }
+}
+
+/// `[anomaly]`: the seasonal anomaly detector for latency, loss and utilisation.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AnomalyConfig {
+    /// Whether to run it.
+    pub enabled: bool,
+    /// Length of the season (`"0s"` for none).
+    #[serde(with = "humantime_serde")]
+    pub season: Duration,
+    /// Buckets per season, each with its own baseline.
+    pub buckets: u16,
+    /// Samples a bucket must have seen before it may alarm.
+    pub warm_up: u32,
+    /// Weight of each new sample in the baseline.
+    pub learning_rate: f32,
+    /// Consecutive anomalous samples on one side after which the new level is learned.
+    pub shift_after: u32,
+    /// Score for a warning (0.5 is six robust deviations).
+    pub warning: f64,
+    /// Score for minor.
+    pub minor: f64,
+    /// Score for major.
+    pub major: f64,
+    /// Score for critical.
+    pub critical: f64,
+    /// How far under a level the score must fall before the tier drops.
+    pub hysteresis: f64,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            season: Duration::from_secs(86_400),
+            buckets: 24,
+            warm_up: 12,
+            learning_rate: 0.05,
+            shift_after: 30,
+            warning: 0.5,
+            minor: 0.6,
+            major: 0.7,
+            critical: 0.8,
+            hysteresis: 0.05,
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// The score levels as a rising threshold rule, so tiers and hysteresis work exactly as
+    /// for thresholds.
+    pub fn levels(&self) -> ThresholdLevels {
+        ThresholdLevels {
+            direction: Direction::Rising,
+            warning: Some(self.warning),
+            minor: Some(self.minor),
+            major: Some(self.major),
+            critical: Some(self.critical),
+            hysteresis: self.hysteresis,
+            hold: None,
+            clear_hold: None,
+        }
+    }
+}

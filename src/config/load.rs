@@ -1,0 +1,302 @@
+//! Where the config comes from and how it is read: lookup order, TOML with located errors,
+//! secrets from files, and profiles from `[snmp] profile-dir`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::profile::{Profile, validate_profile};
+use super::source_map::SourceMap;
+use super::validate::validate;
+use super::{Config, DEFAULT_TOML, KeyPath, Secret};
+
+/// Where the config came from; logged at start and re-read on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config PATH`.
+    Flag(PathBuf),
+    /// `$NOCTUA_CONFIG`.
+    Env(PathBuf),
+    /// `/etc/noctua/noctua.toml`.
+    System(PathBuf),
+    /// The embedded default.
+    Embedded,
+}
+
+impl ConfigSource {
+    /// Applies the lookup order: flag, then environment, then the system file if present, then
+    /// the embedded default. Inputs are passed in so the order is testable.
+    pub fn locate(flag: Option<PathBuf>, env: Option<OsString>, system: &Path) -> Self {
+        if let Some(p) = flag {
+            Self::Flag(p)
+        } else if let Some(e) = env.filter(|e| !e.is_empty()) {
+            Self::Env(PathBuf::from(e))
+        } else if system.exists() {
+            Self::System(system.to_owned())
+        } else {
+            Self::Embedded
+        }
+    }
+
+    /// Reads and validates the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self.path() {
+            None => parse("<embedded default>", DEFAULT_TOML, Path::new(".")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                parse(&path.display().to_string(), &text, base)
+            }
+        }
+    }
+
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Flag(p) | Self::Env(p) | Self::System(p) => Some(p),
+            Self::Embedded => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(p) => write!(f, "{} (--config)", p.display()),
+            Self::Env(p) => write!(f, "{} ($NOCTUA_CONFIG)", p.display()),
+            Self::System(p) => write!(f, "{}", p.display()),
+            Self::Embedded => f.write_str("embedded default"),
+        }
+    }
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted key, e.g. `device[1].parent`.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    #[error("{}", render(origin, issues))]
+    Invalid {
+        /// File name (or `<embedded default>`).
+        origin: String,
+        /// Every problem found.
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn render(origin: &str, issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| {
+            format!(
+                "{origin}:{}:{}: `{}`: {}",
+                i.line, i.column, i.key, i.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parses, resolves secret files and validates a config text. `origin` names it in errors;
+/// relative `*-file` paths are taken relative to `base`, the config file's directory.
+pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, ConfigError> {
+    let map = SourceMap::new(text);
+    let mut config: Config = from_toml(origin, text, &map)?;
+    let mut problems = Vec::new();
+    resolve_secrets(&mut config, base, &mut problems);
+    load_profiles(&mut config, base, &mut problems)?;
+    validate(&config, &mut problems);
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    Err(located(origin, &map, problems))
+}
+
+/// Deserialises a TOML text; an error names the line, column and key it is at.
+fn from_toml<T: serde::de::DeserializeOwned>(
+    origin: &str,
+    text: &str,
+    map: &SourceMap<'_>,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let (line, column) = map.line_col(span.start);
+        ConfigError::Invalid {
+            origin: origin.to_owned(),
+            issues: vec![ConfigIssue {
+                line,
+                column,
+                key: map.key_at(&span).to_string(),
+                message: e.message().trim_end().to_owned(),
+            }],
+        }
+    })
+}
+
+/// Adds the profiles of `[snmp] profile-dir`: every `NAME.toml` in it, in name order. A file
+/// that is not a valid profile is an error of its own, naming that file, key and line.
+fn load_profiles(
+    config: &mut Config,
+    base: &Path,
+    problems: &mut Problems,
+) -> Result<(), ConfigError> {
+    let Some(dir) = &config.snmp.profile_dir else {
+        return Ok(());
+    };
+    let dir = base.join(dir);
+    let at = || root("snmp").key("profile-dir");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push((
+                at(),
+                format!("cannot read profile directory {}: {e}", dir.display()),
+            ));
+            return Ok(());
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            problems.push((
+                at(),
+                format!("profile file name is not UTF-8: {}", path.display()),
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let map = SourceMap::new(&text);
+        let profile: Profile = from_toml(&origin, &text, &map)?;
+        let mut issues = Vec::new();
+        validate_profile(&profile, &mut issues);
+        if !issues.is_empty() {
+            return Err(located(&origin, &map, issues));
+        }
+        config.snmp.profiles.insert(name.to_owned(), profile);
+    }
+    Ok(())
+}
+
+/// Turns problems found by key into an error that names each one's line and column.
+fn located(origin: &str, map: &SourceMap<'_>, problems: Problems) -> ConfigError {
+    let issues = problems
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = map.locate(&path);
+            ConfigIssue {
+                line,
+                column,
+                key: path.to_string(),
+                message,
+            }
+        })
+        .collect();
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        issues,
+    }
+}
+
+pub(super) type Problems = Vec<(KeyPath, String)>;
+
+pub(super) fn root(k: &str) -> KeyPath {
+    KeyPath::default().key(k)
+}
+
+/// Reads every `*-file` secret into its inline slot, so later code has one place to look.
+fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
+    let mut pair =
+        |inline: &mut Option<Secret>, file: &Option<PathBuf>, at: KeyPath, name: &str| {
+            let Some(path) = file else { return };
+            let file_key = format!("{name}-file");
+            if inline.is_some() {
+                problems.push((
+                    at.key(name),
+                    format!("set either `{name}` or `{file_key}`, not both"),
+                ));
+                return;
+            }
+            let path = base.join(path);
+            match Secret::from_file(&path) {
+                Ok(s) => *inline = Some(s),
+                Err(e) => problems.push((
+                    at.key(&file_key),
+                    format!("cannot read secret file {}: {e}", path.display()),
+                )),
+            }
+        };
+    let http = &mut config.http;
+    pair(&mut http.token, &http.token_file, root("http"), "token");
+    let mqtt = &mut config.mqtt;
+    pair(
+        &mut mqtt.password,
+        &mqtt.password_file,
+        root("mqtt"),
+        "password",
+    );
+    for (name, c) in &mut config.snmp.credentials {
+        let at = root("snmp").key("credentials").key(name);
+        pair(&mut c.community, &c.community_file, at.clone(), "community");
+        pair(&mut c.auth_key, &c.auth_key_file, at.clone(), "auth-key");
+        pair(&mut c.priv_key, &c.priv_key_file, at, "priv-key");
+    }
+    // TLS files of [mqtt]: relative to the config file too, and checked now.
+    let mqtt = &mut config.mqtt;
+    for (key, file) in [
+        ("ca-file", &mut mqtt.ca_file),
+        ("cert-file", &mut mqtt.cert_file),
+        ("key-file", &mut mqtt.key_file),
+    ] {
+        if let Some(path) = file {
+            *path = base.join(&*path);
+            if let Err(e) = std::fs::metadata(&*path) {
+                problems.push((
+                    root("mqtt").key(key),
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
+    }
+    if mqtt.cert_file.is_some() != mqtt.key_file.is_some() {
+        problems.push((
+            root("mqtt").key("cert-file"),
+            "set both `cert-file` and `key-file`, or neither".to_owned(),
+        ));
+    }
+    if mqtt.cert_file.is_some() && mqtt.ca_file.is_none() {
+        problems.push((
+            root("mqtt").key("ca-file"),
+            "a client certificate needs TLS: set `ca-file` too".to_owned(),
+        ));
+    }
+}

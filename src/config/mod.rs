@@ -1,0 +1,86 @@
+//! Configuration: TOML types, the embedded default, lookup, and validation with located errors.
+//!
+//! Keys are kebab-case and unknown keys are errors, so a typo is caught at `check-config` time
+//! rather than silently ignored. Every error names the file, `line:column`, the key and what was
+//! expected.
+
+mod alarms;
+mod daemon;
+mod detection;
+mod devices;
+mod load;
+pub mod profile;
+mod secret;
+mod source_map;
+mod sources;
+mod validate;
+
+use serde::Deserialize;
+
+pub use alarms::{AlarmsConfig, TierTarget, Tiers};
+pub use daemon::{HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
+pub use detection::{AnomalyConfig, ThresholdLevels, ThresholdRule, Thresholds};
+pub use devices::{DeviceConfig, InterfaceConfig};
+pub use load::{ConfigError, ConfigIssue, ConfigSource, parse};
+pub use secret::Secret;
+pub use source_map::{KeyPath, Seg};
+pub use sources::{
+    AuthProtocol, Credential, NetflowConfig, PrivProtocol, ProbeConfig, SnmpConfig, SnmpVersion,
+    TrapConfig, severity_named,
+};
+
+pub use crate::model::{MaintenanceConfig, Weekday, WeeklyWindow};
+
+/// The default configuration, embedded so `noctua run` needs no file.
+pub const DEFAULT_TOML: &str = include_str!("../../config/noctua.toml");
+
+/// Where `/etc` installs keep the config (systemd's `ConfigurationDirectory=noctua`).
+pub const SYSTEM_PATH: &str = "/etc/noctua/noctua.toml";
+
+/// The whole configuration. Sections left out take their defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// The sled store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// HTTP listener for `/metrics`, health and the API.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Channel sizes between stages.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// NetFlow/IPFIX collector.
+    #[serde(default)]
+    pub netflow: NetflowConfig,
+    /// SNMP poller and credentials.
+    #[serde(default)]
+    pub snmp: SnmpConfig,
+    /// SNMP trap receiver.
+    #[serde(default)]
+    pub traps: TrapConfig,
+    /// ICMP echo probes.
+    #[serde(default)]
+    pub probes: ProbeConfig,
+    /// Managed devices (`[[device]]`).
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceConfig>,
+    /// Threshold levels per metric family.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Response targets per severity tier.
+    #[serde(default)]
+    pub tiers: Tiers,
+    /// MQTT publisher.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// Alarm lifecycle: hold-down, reopen, flapping, escalation.
+    #[serde(default)]
+    pub alarms: AlarmsConfig,
+    /// Maintenance windows (`[[maintenance]]`).
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
+    /// The seasonal anomaly detector.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
+}

@@ -1,0 +1,373 @@
+//! Validation: every problem of a parsed config, each with its key path and what was
+//! expected, so `check-config` lists them all at once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use std::net::IpAddr;
+
+use super::load::{Problems, root};
+use super::{Config, Credential, KeyPath, Secret, SnmpVersion, ThresholdLevels, severity_named};
+use crate::model::{Direction, MetricKind, Severity};
+
+/// What serde cannot check in a profile: numeric OIDs, distinct names, a finite scale.
+
+pub(super) fn validate(config: &Config, problems: &mut Problems) {
+    if config.store.flush_interval.is_zero() {
+        problems.push((
+            root("store").key("flush-interval"),
+            "expected a duration above zero".to_owned(),
+        ));
+    }
+    for (key, n) in [
+        ("sample-queue", config.pipeline.sample_queue),
+        ("verdict-queue", config.pipeline.verdict_queue),
+    ] {
+        if n == 0 {
+            problems.push((root("pipeline").key(key), "expected at least 1".to_owned()));
+        }
+    }
+    for (name, c) in &config.snmp.credentials {
+        validate_credential(c, root("snmp").key("credentials").key(name), problems);
+    }
+    validate_devices(config, problems);
+    validate_exporters(config, problems);
+    let t = &config.thresholds;
+    for (key, levels) in [
+        ("utilisation", &t.utilisation),
+        ("loss", &t.loss),
+        ("latency", &t.latency),
+        ("flood", &t.flood),
+        ("sources", &t.sources),
+        ("flows", &t.flows),
+    ] {
+        if let Some(levels) = levels {
+            validate_levels(levels, root("thresholds").key(key), problems);
+        }
+    }
+    for (i, r) in t.rule.iter().enumerate() {
+        let at = root("thresholds").key("rule").index(i);
+        if matches!(r.metric, MetricKind::Traffic | MetricKind::State) {
+            problems.push((
+                at.key("metric"),
+                "expected latency, loss, utilisation, flood, sources or flows".to_owned(),
+            ));
+        }
+        validate_levels(&r.levels, at.key("levels"), problems);
+    }
+    validate_maintenance(config, problems);
+    validate_traps(config, problems);
+    validate_probes(config, problems);
+    validate_profiles(config, problems);
+    let an = &config.anomaly;
+    if an.buckets == 0 {
+        problems.push((
+            root("anomaly").key("buckets"),
+            "expected at least 1".to_owned(),
+        ));
+    }
+    if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
+        problems.push((
+            root("anomaly").key("learning-rate"),
+            "expected a number in (0, 1]".to_owned(),
+        ));
+    }
+    if an.shift_after < 2 {
+        problems.push((
+            root("anomaly").key("shift-after"),
+            "expected at least 2".to_owned(),
+        ));
+    }
+    for (key, v) in [("warning", an.warning), ("critical", an.critical)] {
+        if !(v > 0.0 && v < 1.0) {
+            problems.push((
+                root("anomaly").key(key),
+                "expected a score in (0, 1)".to_owned(),
+            ));
+        }
+    }
+    validate_levels(&an.levels(), root("anomaly"), problems);
+    let a = &config.alarms;
+    if a.flap_threshold < 2 {
+        problems.push((
+            root("alarms").key("flap-threshold"),
+            "expected at least 2 state changes".to_owned(),
+        ));
+    }
+    if a.retention < a.reopen_window {
+        problems.push((
+            root("alarms").key("retention"),
+            "expected a retention at least as long as reopen-window".to_owned(),
+        ));
+    }
+    if config.mqtt.enabled && config.mqtt.broker_address().is_none() {
+        problems.push((
+            root("mqtt").key("broker"),
+            "expected host:port of the broker when mqtt is enabled".to_owned(),
+        ));
+    }
+    if config.mqtt.outbox_limit == 0 {
+        problems.push((
+            root("mqtt").key("outbox-limit"),
+            "expected at least 1".to_owned(),
+        ));
+    }
+}
+
+fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
+    let mut need = |ok: bool, key: &str, msg: &str| {
+        if !ok {
+            problems.push((at.key(key), msg.to_owned()));
+        }
+    };
+    match c.version {
+        SnmpVersion::V2c => {
+            need(
+                c.community.is_some(),
+                "community",
+                "v2c needs `community` or `community-file`",
+            );
+            let v3_only =
+                c.user.is_some() || c.auth_protocol.is_some() || c.priv_protocol.is_some();
+            need(
+                !v3_only,
+                "version",
+                "user/auth/priv settings need version = \"v3\"",
+            );
+        }
+        SnmpVersion::V3 => {
+            need(c.user.is_some(), "user", "v3 needs a `user`");
+            need(
+                c.community.is_none(),
+                "community",
+                "v3 does not use a community",
+            );
+            let key_ok = |k: &Option<Secret>| k.as_ref().is_some_and(|k| k.len() >= 8);
+            if c.auth_protocol.is_some() {
+                need(
+                    key_ok(&c.auth_key),
+                    "auth-key",
+                    "expected `auth-key` or `auth-key-file` of at least 8 characters",
+                );
+            }
+            if c.priv_protocol.is_some() {
+                need(
+                    c.auth_protocol.is_some(),
+                    "priv-protocol",
+                    "privacy needs authentication: set `auth-protocol` too",
+                );
+                need(
+                    key_ok(&c.priv_key),
+                    "priv-key",
+                    "expected `priv-key` or `priv-key-file` of at least 8 characters",
+                );
+            }
+        }
+    }
+}
+
+fn validate_devices(config: &Config, problems: &mut Problems) {
+    let mut first_index: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in config.devices.iter().enumerate() {
+        let at = root("device").index(i);
+        if d.name.trim().is_empty() {
+            problems.push((at.key("name"), "expected a non-empty name".to_owned()));
+        }
+        if let Some(&first) = first_index.get(d.name.as_str()) {
+            problems.push((
+                at.key("name"),
+                format!(
+                    "duplicate device name `{}` (first at device[{first}])",
+                    d.name
+                ),
+            ));
+        } else {
+            first_index.insert(&d.name, i);
+        }
+        if let Some(c) = &d.credentials
+            && !config.snmp.credentials.contains_key(c)
+        {
+            problems.push((
+                at.key("credentials"),
+                format!("unknown credentials `{c}`: expected a key of [snmp.credentials]"),
+            ));
+        }
+        for (j, itf) in d.interfaces.iter().enumerate() {
+            let at = at.key("interface").index(j);
+            if itf.if_index.is_none() == itf.name.is_none() {
+                problems.push((
+                    at,
+                    "expected exactly one of `if-index` or `name`".to_owned(),
+                ));
+            } else if itf.speed_mbps == 0 {
+                problems.push((
+                    at.key("speed-mbps"),
+                    "expected a speed above zero".to_owned(),
+                ));
+            }
+        }
+    }
+    for (i, d) in config.devices.iter().enumerate() {
+        let Some(parent) = &d.parent else { continue };
+        let at = root("device").index(i).key("parent");
+        if !first_index.contains_key(parent.as_str()) {
+            problems.push((
+                at,
+                format!("unknown parent `{parent}`: expected a device name"),
+            ));
+        } else if let Some(cycle) = parent_cycle(config, i, &first_index) {
+            problems.push((at, format!("parent cycle: {cycle}")));
+        }
+    }
+}
+
+/// Follows parent links from device `start`; returns the loop in words if it comes back.
+fn parent_cycle(config: &Config, start: usize, index: &HashMap<&str, usize>) -> Option<String> {
+    let mut seen = HashSet::new();
+    let mut chain = vec![config.devices[start].name.as_str()];
+    let mut cur = start;
+    while seen.insert(cur) {
+        let next = config.devices[cur]
+            .parent
+            .as_deref()
+            .and_then(|p| index.get(p))?;
+        chain.push(&config.devices[*next].name);
+        if *next == start {
+            return Some(chain.join(" -> "));
+        }
+        cur = *next;
+    }
+    None
+}
+
+fn validate_profiles(config: &Config, problems: &mut Problems) {
+    for (i, d) in config.devices.iter().enumerate() {
+        if let Some(p) = &d.profile
+            && config.snmp.profiles.get(p).is_none()
+        {
+            let names: Vec<&str> = config.snmp.profiles.names().collect();
+            problems.push((
+                root("device").index(i).key("profile"),
+                format!("unknown profile `{p}`; known: {}", names.join(", ")),
+            ));
+        }
+    }
+}
+
+fn validate_probes(config: &Config, problems: &mut Problems) {
+    let p = &config.probes;
+    if p.count == 0 {
+        problems.push((
+            root("probes").key("count"),
+            "expected at least 1".to_owned(),
+        ));
+    }
+    if p.spacing * p.count.saturating_sub(1) + p.timeout >= p.interval {
+        problems.push((
+            root("probes").key("interval"),
+            "a round (spacing × (count − 1) + timeout) must end before the next one starts"
+                .to_owned(),
+        ));
+    }
+}
+
+fn validate_traps(config: &Config, problems: &mut Problems) {
+    for (oid, severity) in &config.traps.severity {
+        let oid_ok = !oid.is_empty() && oid.split('.').all(|a| a.parse::<u64>().is_ok());
+        if !oid_ok || severity_named(severity).is_none() {
+            problems.push((
+                root("traps").key("severity").key(oid),
+                format!(
+                    "`{oid} = \"{severity}\"`: expected a dotted OID and critical, major, minor, warning or indeterminate"
+                ),
+            ));
+        }
+    }
+}
+
+fn validate_exporters(config: &Config, problems: &mut Problems) {
+    let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
+    let nf = &config.netflow;
+    if nf.interval < Duration::from_secs(1) {
+        problems.push((
+            root("netflow").key("interval"),
+            "expected at least 1s".to_owned(),
+        ));
+    }
+    if nf.max_templates_per_exporter == 0 || nf.max_templates < nf.max_templates_per_exporter {
+        problems.push((
+            root("netflow").key("max-templates"),
+            "expected max-templates ≥ max-templates-per-exporter ≥ 1".to_owned(),
+        ));
+    }
+    for (exporter, n) in &nf.sampling {
+        let ok = exporter.parse::<IpAddr>().is_ok() || names.contains(exporter.as_str());
+        if !ok || *n == 0 {
+            problems.push((
+                root("netflow").key("sampling").key(exporter),
+                format!(
+                    "`{exporter} = {n}`: expected a device name or address and an interval ≥ 1"
+                ),
+            ));
+        }
+    }
+    for (i, e) in config.netflow.exporters.iter().enumerate() {
+        let ok = e.parse::<ipnet::IpNet>().is_ok()
+            || e.parse::<IpAddr>().is_ok()
+            || names.contains(e.as_str());
+        if !ok {
+            problems.push((
+                root("netflow").key("exporters").index(i),
+                format!("`{e}` is neither a CIDR, an address nor a device name"),
+            ));
+        }
+    }
+}
+
+fn validate_maintenance(config: &Config, problems: &mut Problems) {
+    for (i, m) in config.maintenance.iter().enumerate() {
+        let at = root("maintenance").index(i);
+        for (key, message) in m.problems(|d| config.devices.iter().any(|x| x.name == d)) {
+            let path = key.iter().fold(at.clone(), |p, k| p.key(k));
+            problems.push((path, message));
+        }
+    }
+}
+
+fn validate_levels(t: &ThresholdLevels, at: KeyPath, problems: &mut Problems) {
+    if !(t.hysteresis.is_finite() && t.hysteresis >= 0.0) {
+        problems.push((at.key("hysteresis"), "expected a number >= 0".to_owned()));
+    }
+    let mut prev: Option<(Severity, f64)> = None;
+    for (sev, v) in t.levels() {
+        if !v.is_finite() {
+            problems.push((at.key(sev.name()), "expected a finite number".to_owned()));
+            continue;
+        }
+        if let Some((psev, pv)) = prev {
+            let ordered = match t.direction {
+                Direction::Rising => v > pv,
+                Direction::Falling => v < pv,
+            };
+            if !ordered {
+                let relation = match t.direction {
+                    Direction::Rising => "above",
+                    Direction::Falling => "below",
+                };
+                problems.push((
+                    at.key(sev.name()),
+                    format!(
+                        "levels out of order: {} ({v}) must be {relation} {} ({pv}) for a {} rule",
+                        sev.name(),
+                        psev.name(),
+                        match t.direction {
+                            Direction::Rising => "rising",
+                            Direction::Falling => "falling",
+                        }
+                    ),
+                ));
+            }
+        }
+        prev = Some((sev, v));
+    }
+}

@@ -1,0 +1,56 @@
+//! Which threshold rule judges a series: the first `[[thresholds.rule]]` whose metric family,
+//! device role, site, tag and object pattern match, else the family's own levels. Config holds
+//! the rules as written; matching them is detection's job.
+
+use crate::config::{DeviceConfig, ThresholdRule, Thresholds};
+use crate::model::MetricKind;
+
+/// Whether `rule` applies to an object of a device with this role, site and tags.
+pub fn rule_matches(
+    rule: &ThresholdRule,
+    kind: MetricKind,
+    device: Option<&DeviceConfig>,
+    object: &str,
+) -> bool {
+    let device_ok = |check: &dyn Fn(&DeviceConfig) -> bool| device.is_some_and(check);
+    rule.metric == kind
+        && rule.role.is_none_or(|r| device_ok(&|d| d.role == r))
+        && rule
+            .site
+            .as_ref()
+            .is_none_or(|s| device_ok(&|d| d.site.as_ref() == Some(s)))
+        && rule
+            .tag
+            .as_ref()
+            .is_none_or(|t| device_ok(&|d| d.tags.contains(t)))
+        && rule.object.as_ref().is_none_or(|p| glob(p, object))
+}
+
+/// The first `[[thresholds.rule]]` that matches the series, as an index.
+pub fn matching_rule(
+    thresholds: &Thresholds,
+    kind: MetricKind,
+    device: Option<&DeviceConfig>,
+    object: &str,
+) -> Option<usize> {
+    thresholds
+        .rule
+        .iter()
+        .position(|r| rule_matches(r, kind, device, object))
+}
+
+/// `*`-only glob matching, enough for object and interface names; no regex engine for one
+/// wildcard.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
