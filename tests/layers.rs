@@ -438,7 +438,7 @@ fn deliberately_bad_imports_in_a_copy_are_caught_with_file_line_and_rule() {
         (
             "detect/mod.rs",
             "use crate::store::Store;",
-            "the pure core `detect` imports `store::Store`",
+            "the pure core `detect` imports `store::Store` (an edge or the wiring)",
         ),
         (
             "model/mod.rs",
