@@ -151,31 +151,7 @@ pub fn arcs(oid: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn built_in_profiles_parse_and_their_oids_are_numeric() {
-        let profiles = Profiles::default();
-        for (name, text) in BUILT_IN {
-            let p: Profile = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(profiles.get(name), Some(&p));
-            for m in &p.metrics {
-                assert!(
-                    arcs(&m.oid).is_some_and(|a| a.len() > 6),
-                    "{name}: {}",
-                    m.oid
-                );
-            }
-        }
-        assert!(profiles.get("router").unwrap().metrics.is_empty());
-        assert_eq!(profiles.get("base-station").unwrap().metrics.len(), 4);
-        assert_eq!(default_for(Role::BaseStation), "base-station");
-        assert_eq!(default_for(Role::Switch), "router");
-    }
-}
-
+/// What serde cannot check in a profile: numeric OIDs, distinct names, a finite scale.
 pub(super) fn validate_profile(profile: &Profile, problems: &mut Problems) {
     let mut names = HashSet::new();
     for (i, m) in profile.metrics.iter().enumerate() {
@@ -198,5 +174,30 @@ pub(super) fn validate_profile(profile: &Profile, problems: &mut Problems) {
                 "expected a finite, non-zero number".to_owned(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_parse_and_their_oids_are_numeric() {
+        let profiles = Profiles::default();
+        for (name, text) in BUILT_IN {
+            let p: Profile = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(profiles.get(name), Some(&p));
+            for m in &p.metrics {
+                assert!(
+                    arcs(&m.oid).is_some_and(|a| a.len() > 6),
+                    "{name}: {}",
+                    m.oid
+                );
+            }
+        }
+        assert!(profiles.get("router").unwrap().metrics.is_empty());
+        assert_eq!(profiles.get("base-station").unwrap().metrics.len(), 4);
+        assert_eq!(default_for(Role::BaseStation), "base-station");
+        assert_eq!(default_for(Role::Switch), "router");
     }
 }

@@ -10,8 +10,7 @@ use super::load::{Problems, root};
 use super::{Config, Credential, KeyPath, Secret, SnmpVersion, ThresholdLevels, severity_named};
 use crate::model::{Direction, MetricKind, Severity};
 
-/// What serde cannot check in a profile: numeric OIDs, distinct names, a finite scale.
-
+/// Every problem of a parsed config, by key path.
 pub(super) fn validate(config: &Config, problems: &mut Problems) {
     if config.store.flush_interval.is_zero() {
         problems.push((

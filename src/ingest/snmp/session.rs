@@ -1,0 +1,144 @@
+//! One agent's session: made on demand (v2c, or v3 with engine discovery), every request
+//! wrapped in a timeout and retried, dropped after any failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use snmp2::{AsyncSession, Oid};
+
+use super::counters::Reading;
+use crate::config::{SnmpConfig, SnmpVersion};
+use crate::telemetry::Metrics;
+
+use super::if_mib::poll;
+use super::{Filter, PollError, Target};
+
+/// Polls one agent; its session is made on demand and dropped after any failure.
+pub struct Poller {
+    pub(super) target: Target,
+    session: Option<AsyncSession>,
+    timeout: Duration,
+    retries: u32,
+    req_id: i32,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// What one poll brought back.
+#[derive(Debug)]
+pub struct Polled {
+    /// The reading, for [`Counters::update`].
+    pub reading: Reading,
+    /// Round trip of the sysUpTime request: management-plane latency.
+    pub rtt: Duration,
+    /// Values (varbinds) fetched.
+    pub values: u64,
+}
+
+impl Poller {
+    /// A poller for `target` with `[snmp]`'s timeout and retries.
+    pub fn new(target: Target, snmp: &SnmpConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            target,
+            session: None,
+            timeout: snmp.timeout,
+            retries: snmp.retries,
+            req_id: 1,
+            metrics,
+        }
+    }
+
+    /// One poll: sysUpTime and sysName, then every IF-MIB column the filter keeps.
+    pub async fn poll(&mut self, filter: &Filter) -> Result<Polled, PollError> {
+        poll(self, filter).await
+    }
+
+    async fn open(&mut self) -> Result<&mut AsyncSession, PollError> {
+        if self.session.is_none() {
+            self.metrics.snmp_sessions.inc();
+            self.req_id = self.req_id.wrapping_add(1_000);
+            let session = open_session(&self.target, self.req_id, self.timeout).await?;
+            self.session = Some(session);
+        }
+        Ok(self.session.as_mut().expect("just made"))
+    }
+
+    /// Runs one request with timeout and retries; `read` sees the reply while it is borrowed.
+    pub(super) async fn request<T>(
+        &mut self,
+        oids: &[Oid<'static>],
+        bulk: Option<u32>,
+        mut read: impl FnMut(snmp2::Pdu<'_>) -> Result<T, PollError>,
+    ) -> Result<T, PollError> {
+        let mut last = PollError::Timeout(self.timeout);
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                // Back off a little: 100 ms, 200 ms, 400 ms ... capped at one timeout.
+                let wait = Duration::from_millis(100 << (attempt - 1).min(6));
+                tokio::time::sleep(wait.min(self.timeout)).await;
+            }
+            let timeout = self.timeout;
+            let session = match self.open().await {
+                Ok(s) => s,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let refs: Vec<&Oid<'_>> = oids.iter().collect();
+            let reply = match bulk {
+                Some(reps) => tokio::time::timeout(timeout, session.getbulk(&refs, 0, reps)).await,
+                None => tokio::time::timeout(timeout, session.get_many(&refs)).await,
+            };
+            let result = match reply {
+                Err(_) => Err(PollError::Timeout(timeout)),
+                Ok(Err(e @ (snmp2::Error::Send | snmp2::Error::Receive))) => {
+                    Err(PollError::Network(e.to_string()))
+                }
+                Ok(Err(e)) => Err(PollError::Agent(format!("{e:?}"))),
+                Ok(Ok(pdu)) if pdu.error_status != 0 => Err(PollError::Agent(format!(
+                    "error-status {} at index {}",
+                    pdu.error_status, pdu.error_index
+                ))),
+                Ok(Ok(pdu)) => read(pdu),
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    // A late reply would leave the session off by one: start over.
+                    self.session = None;
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+async fn open_session(
+    target: &Target,
+    req_id: i32,
+    timeout: Duration,
+) -> Result<AsyncSession, PollError> {
+    let c = &target.credential;
+    let err = |e: std::io::Error| PollError::Session(e.to_string());
+    match c.version {
+        SnmpVersion::V2c => {
+            let community = c.community.as_ref().map_or("", |s| s.expose());
+            AsyncSession::new_v2c(target.addr, community.as_bytes(), req_id)
+                .await
+                .map_err(err)
+        }
+        SnmpVersion::V3 => {
+            let security = crate::ingest::usm::usm_security(c);
+            let mut session = AsyncSession::new_v3(target.addr, req_id, security)
+                .await
+                .map_err(err)?;
+            // Engine discovery is a round trip too.
+            match tokio::time::timeout(timeout, session.init()).await {
+                Err(_) => Err(PollError::Timeout(timeout)),
+                Ok(Err(e)) => Err(PollError::Session(format!("v3 engine discovery: {e:?}"))),
+                Ok(Ok(())) => Ok(session),
+            }
+        }
+    }
+}
