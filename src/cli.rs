@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use noctua::detect::backtest::Family;
 use noctua::fault::GroupBy;
 use noctua::fault::report::Format;
-use noctua::model::Metric;
 use noctua::pipeline::replay::Speed;
 
 /// The command line.
@@ -50,65 +50,25 @@ pub enum Command {
     /// Replay scenario files or captured NetFlow/IPFIX exports (pcap, pcapng) through the
     /// pipeline on the data's clock; print every transition as a JSON line; with --expect,
     /// compare with a golden file (exit 1 and a diff on mismatch).
-    Replay {
-        /// Scenario files (JSON lines) and captures, fed in order.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Config; the embedded default if not given (never /etc, so CI runs are reproducible).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Store to replay into; a temporary one if not given.
-        #[arg(long)]
-        store: Option<PathBuf>,
-        /// Expected output (golden file).
-        #[arg(long)]
-        expect: Option<PathBuf>,
-        /// max, realtime, or a factor such as 60x.
-        #[arg(long, default_value = "max")]
-        speed: Speed,
-        /// Write the transitions to this file (JSON lines) instead of standard output.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
+    Replay(ReplayArgs),
     /// Alarms of a running daemon, through its HTTP API.
-    Alarms {
-        /// The daemon's HTTP address.
-        #[arg(
-            long,
-            global = true,
-            env = "NOCTUA_SERVER",
-            default_value = "http://127.0.0.1:9617"
-        )]
-        server: String,
-        /// File holding the API token for ack/unack/clear (or set $NOCTUA_TOKEN; a token on the
-        /// command line would show in `ps`).
-        #[arg(long, global = true)]
-        token_file: Option<PathBuf>,
-        #[command(subcommand)]
-        command: AlarmsCommand,
-    },
+    Alarms(AlarmsArgs),
     /// Run one series' history (CSV `timestamp,value`) through the daemon's detector: CSV of
     /// `timestamp,value,score,tier,expected,note` per row, and a summary on stderr.
-    Backtest {
-        /// The history: RFC 3339 or epoch-seconds timestamps; header optional.
-        file: PathBuf,
-        /// Which metric the values are.
-        #[arg(long, value_enum, default_value_t = BacktestMetric::Utilisation)]
-        metric: BacktestMetric,
-        /// Config with the rules to try; the embedded default if not given.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Write the CSV here instead of stdout.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
+    Backtest(BacktestArgs),
     /// MTTA/MTTR reports from a stopped daemon's store.
     Mttr {
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: MttrCommand,
     },
     /// Fault records in a stopped daemon's store.
     Faults {
+        /// Config naming the store; same lookup as `run`.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: FaultsCommand,
     },
@@ -116,63 +76,78 @@ pub enum Command {
     Version,
 }
 
-/// The metric a backtest's values are.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum BacktestMetric {
-    /// Round-trip latency, ms.
-    Latency,
-    /// Packet loss, %.
-    Loss,
-    /// Link utilisation, %.
-    Utilisation,
+/// `noctua replay`.
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Scenario files (JSON lines) and captures, fed in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Config; the embedded default if not given (never /etc, so CI runs are reproducible).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Store to replay into; a temporary one if not given.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Expected output (golden file).
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// max, realtime, or a factor such as 60x.
+    #[arg(long, default_value = "max")]
+    pub speed: Speed,
+    /// Write the transitions to this file (JSON lines) instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `noctua backtest`.
+#[derive(Args)]
+pub struct BacktestArgs {
+    /// The history: RFC 3339 or epoch-seconds timestamps; header optional.
+    pub file: PathBuf,
+    /// Which metric the values are: latency, loss or utilisation.
+    #[arg(long, default_value_t = Family::Utilisation)]
+    pub metric: Family,
+    /// Config with the rules to try; the embedded default if not given.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Write the CSV here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `noctua alarms`: which daemon, then what to do.
+#[derive(Args)]
+pub struct AlarmsArgs {
+    /// The daemon's HTTP address.
+    #[arg(
+        long,
+        global = true,
+        env = "NOCTUA_SERVER",
+        default_value = "http://127.0.0.1:9617"
+    )]
+    pub server: String,
+    /// File holding the API token for ack/unack/clear (or set $NOCTUA_TOKEN; a token on the
+    /// command line would show in `ps`).
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AlarmsCommand,
 }
 
 /// `noctua alarms ...`.
 #[derive(Subcommand)]
 pub enum AlarmsCommand {
     /// Follow the live alarm stream; resumes after a disconnect without repeating anything.
-    Tail {
-        /// Minimum severity (clears always shown).
-        #[arg(long)]
-        min_severity: Option<String>,
-        /// Only this device.
-        #[arg(long)]
-        device: Option<String>,
-        /// Print transitions as JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
+    Tail(TailArgs),
     /// Active alarms, most severe first.
-    List {
-        /// Minimum severity (warning, minor, major, critical).
-        #[arg(long)]
-        severity: Option<String>,
-        /// active, acknowledged, unacknowledged or cleared.
-        #[arg(long)]
-        state: Option<String>,
-        /// Only this device.
-        #[arg(long)]
-        device: Option<String>,
-        /// Print the API's JSON instead of lines.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// One alarm with its history (JSON).
     Show {
         /// Alarm id.
         id: u64,
     },
     /// Acknowledge.
-    Ack {
-        /// Alarm id.
-        id: u64,
-        /// Who.
-        #[arg(long)]
-        by: String,
-        /// Note for the fault record.
-        #[arg(long)]
-        note: Option<String>,
-    },
+    Ack(Change),
     /// Withdraw an acknowledgement.
     Unack {
         /// Alarm id.
@@ -182,16 +157,20 @@ pub enum AlarmsCommand {
         by: String,
     },
     /// Clear by hand.
-    Clear {
-        /// Alarm id.
-        id: u64,
-        /// Who.
-        #[arg(long)]
-        by: String,
-        /// Note for the fault record.
-        #[arg(long)]
-        note: Option<String>,
-    },
+    Clear(Change),
+}
+
+/// An engineer's change to an alarm, with an optional note for its fault record.
+#[derive(Args)]
+pub struct Change {
+    /// Alarm id.
+    pub id: u64,
+    /// Who.
+    #[arg(long)]
+    pub by: String,
+    /// Note for the fault record.
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 /// `noctua mttr ...`.
@@ -199,53 +178,18 @@ pub enum AlarmsCommand {
 pub enum MttrCommand {
     /// MTTA and MTTR (mean, median, p90) and target breaches, by group. Without --since/--until:
     /// rolling 24h, 7d and 30d windows.
-    Report {
-        /// Group by: severity, category, device, site or role.
-        #[arg(long, default_value_t = GroupBy::Severity)]
-        by: GroupBy,
-        /// Faults raised at or after: RFC 3339 (`2026-11-01T00:00:00Z`) or an age (`7d`).
-        #[arg(long)]
-        since: Option<String>,
-        /// Faults raised before: RFC 3339 or an age.
-        #[arg(long)]
-        until: Option<String>,
-        /// Output format: table, json or csv.
-        #[arg(long, default_value_t = Format::Table)]
-        format: Format,
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Report(ReportArgs),
 }
 
 /// `noctua faults ...`.
 #[derive(Subcommand)]
 pub enum FaultsCommand {
     /// List fault records, oldest first.
-    List {
-        /// Only faults not yet cleared.
-        #[arg(long)]
-        open: bool,
-        /// Only this device.
-        #[arg(long)]
-        device: Option<String>,
-        /// Only faults raised at or after (RFC 3339 or an age such as `24h`).
-        #[arg(long)]
-        since: Option<String>,
-        /// Output format: table, json or csv.
-        #[arg(long, default_value_t = Format::Table)]
-        format: Format,
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    List(FaultListArgs),
     /// Show one fault record in full (JSON).
     Show {
         /// Fault id.
         id: u64,
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long)]
-        config: Option<PathBuf>,
     },
     /// Add a note to a fault, open or closed (post-incident notes).
     Note {
@@ -256,19 +200,70 @@ pub enum FaultsCommand {
         by: String,
         /// The note.
         text: String,
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long)]
-        config: Option<PathBuf>,
     },
 }
 
-impl BacktestMetric {
-    /// The detector's metric.
-    pub fn metric(self) -> Metric {
-        match self {
-            BacktestMetric::Latency => Metric::LatencyMs,
-            BacktestMetric::Loss => Metric::LossPct,
-            BacktestMetric::Utilisation => Metric::UtilisationInPct,
-        }
-    }
+/// `noctua alarms tail`.
+#[derive(Args)]
+pub struct TailArgs {
+    /// Minimum severity (clears always shown).
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print transitions as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `noctua alarms list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Minimum severity (warning, minor, major, critical).
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// active, acknowledged, unacknowledged or cleared.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print the API's JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `noctua mttr report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Group by: severity, category, device, site or role.
+    #[arg(long, default_value_t = GroupBy::Severity)]
+    pub by: GroupBy,
+    /// Faults raised at or after: RFC 3339 (`2026-11-01T00:00:00Z`) or an age (`7d`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Faults raised before: RFC 3339 or an age.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Output format: table, json or csv.
+    #[arg(long, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `noctua faults list`.
+#[derive(Args)]
+pub struct FaultListArgs {
+    /// Only faults not yet cleared.
+    #[arg(long)]
+    pub open: bool,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Only faults raised at or after (RFC 3339 or an age such as `24h`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Output format: table, json or csv.
+    #[arg(long, default_value_t = Format::Table)]
+    pub format: Format,
 }

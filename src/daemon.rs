@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigSource};
+use crate::config::{Config, ConfigError, ConfigSource};
 use crate::message::{Clock, InterfaceSpeeds};
 use crate::model::Timestamp;
 use crate::northbound::http;
@@ -64,6 +64,23 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The config is invalid (the message names file, line and key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// `noctua run`: the config by the lookup order (`flag`, `$NOCTUA_CONFIG`, /etc, embedded),
+/// then the daemon on a multi-threaded runtime until SIGTERM or SIGINT.
+pub fn start(flag: Option<PathBuf>) -> Result<(), DaemonError> {
+    let source = ConfigSource::from_environment(flag);
+    let config = source.load()?;
+    tracing::info!(config = %source, "config loaded");
+    let runtime = tokio::runtime::Runtime::new().map_err(DaemonError::Runtime)?;
+    let ran = runtime.block_on(run(source, config));
+    ran.inspect_err(|e| tracing::error!("{e}"))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.

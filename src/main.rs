@@ -5,18 +5,20 @@ mod cli;
 
 use std::fmt::Display;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use cli::{AlarmsCommand, Cli, Command, FaultsCommand, LogFormat, MttrCommand};
-use noctua::config::{self, Config, ConfigSource, Secret};
+use cli::{AlarmsCommand as A, Cli, Command, FaultsCommand as F, LogFormat, MttrCommand};
+use noctua::config::{ConfigSource, DEFAULT_TOML};
+use noctua::daemon::DaemonError;
+use noctua::detect::backtest::backtest;
 use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
 use noctua::model::{Note, Timestamp};
-use noctua::northbound::client::{AlarmAction, ApiClient};
-use noctua::northbound::records::Records;
+use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
+use noctua::northbound::client::{ApiClient, ClientError};
+use noctua::northbound::records::{Records, RecordsError};
 use noctua::pipeline::replay::{self, ReplayError};
 use tracing_subscriber::EnvFilter;
 
@@ -25,18 +27,26 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Why a command failed: bad usage or config (exit 2, printed as it is), or at run time (exit 1).
-enum Fail {
-    Usage(String),
-    Runtime(String),
+/// Why a command failed, as printed: bad usage or config (exit 2), or at run time (exit 1).
+struct Fail(String, u8);
+
+/// The input's failure (a file, a line, the config) is printed as it is, with exit 2; the
+/// run's after `noctua:`, with exit 1.
+fn fail<E: Display>(input: impl Fn(&E) -> bool) -> impl Fn(E) -> Fail {
+    move |e| match input(&e) {
+        true => Fail(e.to_string(), 2),
+        false => Fail(format!("noctua: {e}"), 1),
+    }
 }
 
-fn usage(e: impl Display) -> Fail {
-    Fail::Usage(e.to_string())
+/// A failure of the run.
+fn run<E: Display>(e: E) -> Fail {
+    fail(|_| false)(e)
 }
 
-fn runtime(e: impl Display) -> Fail {
-    Fail::Runtime(format!("noctua: {e}"))
+/// A failure of the input.
+fn usage<E: Display>(e: E) -> Fail {
+    fail(|_| true)(e)
 }
 
 fn main() -> ExitCode {
@@ -44,250 +54,122 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log_level);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Fail::Usage(m)) => {
-            eprintln!("{m}");
-            ExitCode::from(2)
-        }
-        Err(Fail::Runtime(m)) => {
-            eprintln!("{m}");
-            ExitCode::from(1)
+        Err(Fail(message, code)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
         }
     }
 }
 
 fn dispatch(command: Command) -> Result<(), Fail> {
+    let now = Timestamp::now();
+    let records = |flag| {
+        let opened = Records::from_environment(flag);
+        let (records, notice) = opened.map_err(fail(|e| matches!(e, RecordsError::Config(_))))?;
+        notice.inspect(|n| eprintln!("noctua: {n}"));
+        Ok::<_, Fail>(records)
+    };
+    let time = |a: Option<String>| a.map(|a| Timestamp::parse_time_or_age(&a, now)).transpose();
     match command {
         Command::Version => println!("noctua {}", env!("CARGO_PKG_VERSION")),
-        Command::PrintDefaultConfig => print!("{}", config::DEFAULT_TOML),
+        Command::PrintDefaultConfig => print!("{DEFAULT_TOML}"),
         Command::CheckConfig { file } => {
             ConfigSource::Flag(file).load().map_err(usage)?;
             println!("ok");
         }
         Command::Run { config } => {
-            let (source, config) = located_config(config)?;
-            tracing::info!(config = %source, "config loaded");
-            let runtime_ = tokio::runtime::Runtime::new().map_err(runtime)?;
-            runtime_
-                .block_on(noctua::daemon::run(source, config))
-                .inspect_err(|e| tracing::error!("{e}"))
-                .map_err(runtime)?;
+            let started = noctua::daemon::start(config);
+            started.map_err(fail(|e| matches!(e, DaemonError::Config(_))))?;
         }
-        Command::Replay {
-            files,
-            config,
-            store,
-            expect,
-            speed,
-            output,
-        } => {
-            let config = Arc::new(given_config(config)?);
-            let expected = expect.as_ref().map(std::fs::read_to_string).transpose();
-            let expected =
-                expected.map_err(|e| usage(format!("cannot read expected output: {e}")))?;
-            let done =
-                replay::replay(config, files, store.as_deref(), speed).map_err(|e| match e {
-                    ReplayError::Scenario(_) | ReplayError::Capture(_) => usage(e),
-                    _ => runtime(e),
-                })?;
-            if let Some((summary, samples)) = done.captures {
+        Command::Replay(r) => {
+            let (store, expect) = (r.store.as_deref(), r.expect.as_deref());
+            let checked = replay::check(r.config, r.files, store, r.speed, expect);
+            let (done, golden) = checked.map_err(fail(ReplayError::is_input))?;
+            if let Some((summary, samples)) = &done.captures {
                 eprintln!("replay: {summary}, {samples} samples");
             }
-            let mut text: String = done.lines.iter().map(|l| format!("{l}\n")).collect();
-            match &output {
-                Some(path) => write(path, &text)?,
-                None => print!("{}", std::mem::take(&mut text)),
-            }
-            if let (Some(text), Some(path)) = (expected, expect) {
-                match replay::diff(&text, &done.lines) {
-                    None => eprintln!("replay matches {}", path.display()),
-                    Some(d) => {
-                        return Err(Fail::Runtime(format!(
-                            "replay differs from {} (- expected, + actual):\n{d}",
-                            path.display()
-                        )));
-                    }
-                }
+            output(r.output, &done.text())?;
+            match golden {
+                Some(g) if g.diff.is_some() => return Err(Fail(g.to_string(), 1)),
+                Some(g) => eprintln!("{g}"),
+                None => {}
             }
         }
-        Command::Backtest {
-            file,
-            metric,
-            config,
-            output,
-        } => {
-            let config = given_config(config)?;
-            let csv = std::fs::read_to_string(&file)
-                .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-            let (out, summary) = noctua::detect::backtest::run(&config, metric.metric(), &csv);
-            match &output {
-                Some(path) => write(path, &out)?,
-                None => print!("{out}"),
-            }
+        Command::Backtest(b) => {
+            let (out, summary) = backtest(b.config, &b.file, b.metric).map_err(usage)?;
+            output(b.output, &out)?;
             eprintln!("{summary}");
         }
-        Command::Alarms {
-            server,
-            token_file,
-            command,
-        } => {
-            let token = match token_file {
-                Some(path) => Some(
-                    Secret::from_file(&path)
-                        .map_err(|e| {
-                            usage(format!("cannot read token file {}: {e}", path.display()))
-                        })?
-                        .expose()
-                        .to_owned(),
-                ),
-                None => std::env::var("NOCTUA_TOKEN").ok().filter(|t| !t.is_empty()),
+        Command::Alarms(a) => {
+            let api = ApiClient::with_token_file(&a.server, a.token_file.as_deref());
+            let api = api.map_err(fail(ClientError::is_usage))?;
+            let text = match a.command {
+                A::Tail(t) => {
+                    let query = [("severity", t.min_severity), ("device", t.device)];
+                    let mut out = std::io::stdout().lock();
+                    return api.tail(&query, t.json, &mut out).map_err(run);
+                }
+                A::List(l) => {
+                    let query = [
+                        ("severity", l.severity),
+                        ("state", l.state),
+                        ("device", l.device),
+                    ];
+                    api.alarm_list(&query, l.json)
+                }
+                A::Show { id } => api.alarm_show(id),
+                A::Ack(c) => api.alarm_action(c.id, Ack, &c.by, c.note.as_deref()),
+                A::Unack { id, by } => api.alarm_action(id, Unack, &by, None),
+                A::Clear(c) => api.alarm_action(c.id, Clear, &c.by, c.note.as_deref()),
             };
-            let api = ApiClient::new(&server, token);
-            let text = match command {
-                AlarmsCommand::Tail {
-                    min_severity,
-                    device,
-                    json,
-                } => {
-                    let query = params([("severity", min_severity), ("device", device)]);
-                    return match api.tail(&query, json, &mut std::io::stdout().lock()) {
-                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(runtime(e)),
-                        _ => Ok(()),
-                    };
-                }
-                AlarmsCommand::List {
-                    severity,
-                    state,
-                    device,
-                    json,
-                } => api.alarm_list(
-                    &params([("severity", severity), ("state", state), ("device", device)]),
-                    json,
-                ),
-                AlarmsCommand::Show { id } => api.alarm_show(id),
-                AlarmsCommand::Ack { id, by, note } => {
-                    api.alarm_action(id, AlarmAction::Ack, &by, note.as_deref())
-                }
-                AlarmsCommand::Unack { id, by } => {
-                    api.alarm_action(id, AlarmAction::Unack, &by, None)
-                }
-                AlarmsCommand::Clear { id, by, note } => {
-                    api.alarm_action(id, AlarmAction::Clear, &by, note.as_deref())
-                }
-            };
-            print!("{}", text.map_err(runtime)?);
+            print!("{}", text.map_err(run)?);
         }
         Command::Mttr {
-            command:
-                MttrCommand::Report {
-                    by,
-                    since,
-                    until,
-                    format,
-                    config,
-                },
+            config,
+            command: MttrCommand::Report(m),
         } => {
             let records = records(config)?;
-            let now = Timestamp::now();
-            let reports = records.mttr(by, time_arg(since, now)?, time_arg(until, now)?, now);
-            print!("{}", render_reports(&reports.map_err(runtime)?, format));
+            let (since, until) = (time(m.since).map_err(run)?, time(m.until).map_err(run)?);
+            let reports = records.mttr(m.by, since, until, now).map_err(run)?;
+            print!("{}", render_reports(&reports, m.format));
         }
-        Command::Faults { command } => match command {
-            FaultsCommand::List {
-                open,
-                device,
-                since,
-                format,
-                config,
-            } => {
-                let records = records(config)?;
-                let since = time_arg(since, Timestamp::now())?;
-                let faults = records
-                    .faults(&FaultFilter {
-                        open,
-                        device,
+        Command::Faults { config, command } => {
+            let records = records(config)?;
+            match command {
+                F::List(l) => {
+                    let since = time(l.since).map_err(run)?;
+                    let filter = FaultFilter {
+                        open: l.open,
+                        device: l.device,
                         since,
-                    })
-                    .map_err(runtime)?;
-                print!("{}", render_faults(&faults, format));
+                    };
+                    let faults = records.faults(&filter).map_err(run)?;
+                    print!("{}", render_faults(&faults, l.format));
+                }
+                F::Show { id } => {
+                    let fault = records.fault(id).map_err(run)?;
+                    print!("{}", render_faults(&[fault], Format::Json));
+                }
+                F::Note { id, by, text } => {
+                    records.note(id, Note { at: now, by, text }).map_err(run)?;
+                    println!("note added to fault {id}");
+                }
             }
-            FaultsCommand::Show { id, config } => {
-                let fault = records(config)?.fault(id).map_err(runtime)?;
-                print!(
-                    "{}",
-                    render_faults(std::slice::from_ref(&fault), Format::Json)
-                );
-            }
-            FaultsCommand::Note {
-                id,
-                by,
-                text,
-                config,
-            } => {
-                let note = Note {
-                    at: Timestamp::now(),
-                    by,
-                    text,
-                };
-                records(config)?.note(id, note).map_err(runtime)?;
-                println!("note added to fault {id}");
-            }
-        },
+        }
     }
     Ok(())
 }
 
-/// The query parameters that are set.
-fn params<const N: usize>(
-    pairs: [(&'static str, Option<String>); N],
-) -> Vec<(&'static str, String)> {
-    pairs
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v?)))
-        .collect()
-}
-
-fn write(path: &Path, text: &str) -> Result<(), Fail> {
-    std::fs::write(path, text).map_err(|e| runtime(format!("cannot write {}: {e}", path.display())))
-}
-
-/// `--since`/`--until`: RFC 3339, or an age before now such as `7d`.
-fn time_arg(arg: Option<String>, now: Timestamp) -> Result<Option<Timestamp>, Fail> {
-    arg.map(|a| Timestamp::parse_time_or_age(&a, now).map_err(runtime))
-        .transpose()
-}
-
-/// The config by the daemon's lookup order: flag, `$NOCTUA_CONFIG`, /etc, embedded.
-fn located_config(flag: Option<PathBuf>) -> Result<(ConfigSource, Config), Fail> {
-    let env = std::env::var_os("NOCTUA_CONFIG");
-    let source = ConfigSource::locate(flag, env, Path::new(config::SYSTEM_PATH));
-    let config = source.load().map_err(usage)?;
-    Ok((source, config))
-}
-
-/// The given config, else the embedded default (never /etc, so replays are reproducible).
-fn given_config(flag: Option<PathBuf>) -> Result<Config, Fail> {
-    flag.map_or(ConfigSource::Embedded, ConfigSource::Flag)
-        .load()
-        .map_err(usage)
-}
-
-/// The store the config names, or the running daemon that holds it (at `$NOCTUA_SERVER`, else
-/// the config's `http.listen`; writes use `$NOCTUA_TOKEN`, else the config's token).
-fn records(flag: Option<PathBuf>) -> Result<Records, Fail> {
-    let (_, config) = located_config(flag)?;
-    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-    let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
-    let (records, notice) = Records::open(
-        &config,
-        state_dir.as_deref(),
-        env("NOCTUA_SERVER"),
-        env("NOCTUA_TOKEN"),
-    )
-    .map_err(runtime)?;
-    if let Some(n) = notice {
-        eprintln!("noctua: {n}");
+/// Writes `text` to the file, or to standard output without one.
+fn output(file: Option<PathBuf>, text: &str) -> Result<(), Fail> {
+    match file {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| run(format!("cannot write {}: {e}", path.display()))),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
     }
-    Ok(records)
 }
 
 fn init_logging(format: LogFormat, level: &str) {

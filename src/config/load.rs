@@ -38,6 +38,21 @@ impl ConfigSource {
         }
     }
 
+    /// The lookup order as the daemon applies it: `flag`, `$NOCTUA_CONFIG`, the system file.
+    pub fn from_environment(flag: Option<PathBuf>) -> Self {
+        Self::locate(
+            flag,
+            std::env::var_os("NOCTUA_CONFIG"),
+            Path::new(super::SYSTEM_PATH),
+        )
+    }
+
+    /// The given file, else the embedded default (never /etc: replays and backtests must be
+    /// reproducible).
+    pub fn given(flag: Option<PathBuf>) -> Self {
+        flag.map_or(Self::Embedded, Self::Flag)
+    }
+
     /// Reads and validates the config.
     pub fn load(&self) -> Result<Config, ConfigError> {
         match self.path() {

@@ -9,9 +9,79 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::Config;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError, ConfigSource};
 use crate::detect::Detector;
-use crate::model::{Metric, Sample, SeriesKey, Severity, Timestamp};
+use crate::model::{Metric, Sample, SeriesKey, Severity, Timestamp, named_enum};
+
+/// Which detector family a backtest's values are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Round-trip latency, ms.
+    Latency,
+    /// Packet loss, %.
+    Loss,
+    /// Link utilisation, %.
+    Utilisation,
+}
+
+impl Family {
+    /// Name, as in `--metric`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Latency => "latency",
+            Family::Loss => "loss",
+            Family::Utilisation => "utilisation",
+        }
+    }
+
+    /// The metric its values are.
+    pub fn metric(self) -> Metric {
+        match self {
+            Family::Latency => Metric::LatencyMs,
+            Family::Loss => Metric::LossPct,
+            Family::Utilisation => Metric::UtilisationInPct,
+        }
+    }
+}
+
+named_enum!(
+    Family,
+    "metric",
+    [Family::Latency, Family::Loss, Family::Utilisation]
+);
+
+/// Why a backtest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The history could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `noctua backtest`: the history in `file` through a detector built from the given config
+/// (else the embedded default); the output CSV and a summary.
+pub fn backtest(
+    config: Option<PathBuf>,
+    file: &Path,
+    family: Family,
+) -> Result<(String, Summary), BacktestError> {
+    let config = ConfigSource::given(config).load()?;
+    let csv = std::fs::read_to_string(file).map_err(|source| BacktestError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    Ok(run(&config, family.metric(), &csv))
+}
 
 /// What the run found.
 #[derive(Debug, Clone, PartialEq, Default)]

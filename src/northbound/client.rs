@@ -3,9 +3,12 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::config::Secret;
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,14 @@ pub enum ClientError {
         /// What the transport said.
         reason: String,
     },
+    /// The token file could not be read.
+    #[error("cannot read token file {}: {source}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The daemon answered with an error.
     #[error("{status}: {message}")]
     Api {
@@ -28,6 +39,13 @@ pub enum ClientError {
         /// The daemon's message.
         message: String,
     },
+}
+
+impl ClientError {
+    /// Whether the command line was at fault (a token file), rather than the daemon.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ClientError::TokenFile { .. })
+    }
 }
 
 /// A connection to one daemon's API.
@@ -52,14 +70,28 @@ impl ApiClient {
         }
     }
 
-    /// `GET path?query`, parsed as JSON; the query's values are percent-encoded by ureq.
-    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+    /// A client for the CLI: the token from `token_file`, else `$NOCTUA_TOKEN` (a token on the
+    /// command line would show in `ps`).
+    pub fn with_token_file(base: &str, token_file: Option<&Path>) -> Result<Self, ClientError> {
+        let token = match token_file {
+            Some(path) => Some(
+                Secret::from_file(path)
+                    .map_err(|source| ClientError::TokenFile {
+                        path: path.to_owned(),
+                        source,
+                    })?
+                    .expose()
+                    .to_owned(),
+            ),
+            None => std::env::var("NOCTUA_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        Ok(Self::new(base, token))
+    }
+
+    /// `GET path?query` (the parameters that are set, percent-encoded by ureq), parsed as JSON.
+    pub fn get(&self, path: &str, query: &[Param]) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let answer = self
-            .agent
-            .get(&url)
-            .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
-            .call();
+        let answer = self.agent.get(&url).query_pairs(set(query)).call();
         self.finish(url, answer)
     }
 
@@ -106,6 +138,14 @@ impl ApiClient {
     }
 }
 
+/// A query parameter; `None` is left out.
+pub type Param = (&'static str, Option<String>);
+
+/// The parameters that are set.
+fn set(query: &[Param]) -> impl Iterator<Item = (&str, &str)> {
+    query.iter().filter_map(|(k, v)| Some((*k, v.as_deref()?)))
+}
+
 /// What an engineer can do to an alarm from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlarmAction {
@@ -149,7 +189,7 @@ impl ApiClient {
     }
 
     /// The active alarms that pass `query`, as lines, or as the API's JSON.
-    pub fn alarm_list(&self, query: &[(&str, String)], json: bool) -> Result<String, ClientError> {
+    pub fn alarm_list(&self, query: &[Param], json: bool) -> Result<String, ClientError> {
         let page = self.get("/api/v1/alarms", query)?;
         Ok(if json {
             format!("{page:#}\n")
@@ -172,9 +212,22 @@ impl ApiClient {
     /// one line per transition. After a lost connection (or a daemon restart) it reconnects with
     /// the last event id, so nothing is missed or shown twice. With `json`, transitions are
     /// printed as JSON lines.
+    /// A reader that went away (`| head`) ends it quietly.
     pub fn tail(
         &self,
-        query: &[(&str, String)],
+        query: &[Param],
+        json: bool,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        match self.follow(query, json, out) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    fn follow(
+        &self,
+        query: &[Param],
         json: bool,
         out: &mut impl std::io::Write,
     ) -> std::io::Result<()> {
@@ -190,7 +243,7 @@ impl ApiClient {
         loop {
             let mut req = agent
                 .get(&url)
-                .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+                .query_pairs(set(query))
                 .header("Accept", "text/event-stream");
             if let Some(id) = last {
                 req = req.header("Last-Event-ID", id.to_string());

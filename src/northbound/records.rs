@@ -2,7 +2,7 @@
 //! the daemon runs and holds the store, its HTTP API. Both paths use the same windows
 //! ([`fault::reports`]) and filters ([`FaultFilter`]), so they answer alike.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
 use crate::model::{FaultId, FaultRecord, Note, Timestamp};
 use crate::northbound::client::{ApiClient, ClientError};
@@ -23,6 +23,9 @@ pub enum RecordsError {
     /// No fault with that id.
     #[error("no fault {0}")]
     NoFault(u64),
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// The fault records of one store, read directly or through the daemon that holds it.
@@ -60,6 +63,20 @@ impl Records {
         }
     }
 
+    /// [`Records::open`] as the CLI does it: the config by the daemon's lookup order
+    /// (`flag`, `$NOCTUA_CONFIG`, /etc, embedded), relative store paths under
+    /// `$STATE_DIRECTORY`, the daemon at `$NOCTUA_SERVER`, writes with `$NOCTUA_TOKEN` (each
+    /// when set).
+    pub fn from_environment(
+        flag: Option<std::path::PathBuf>,
+    ) -> Result<(Self, Option<String>), RecordsError> {
+        let config = ConfigSource::from_environment(flag).load()?;
+        let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        let state_dir = std::env::var_os("STATE_DIRECTORY").map(std::path::PathBuf::from);
+        let (server, token) = (var("NOCTUA_SERVER"), var("NOCTUA_TOKEN"));
+        Ok(Self::open(&config, state_dir.as_deref(), server, token)?)
+    }
+
     /// MTTR reports: the rolling windows, or `[since, until)`.
     pub fn mttr(
         &self,
@@ -71,9 +88,11 @@ impl Records {
         match self {
             Records::Store(store) => Ok(fault::reports(&store.faults()?, by, since, until, now)),
             Records::Api(api) => {
-                let mut query = vec![("by", by.to_string())];
-                query.extend(since.map(|t| ("since", t.to_string())));
-                query.extend(until.map(|t| ("until", t.to_string())));
+                let query = [
+                    ("by", Some(by.to_string())),
+                    ("since", since.map(|t| t.to_string())),
+                    ("until", until.map(|t| t.to_string())),
+                ];
                 Ok(serde_json::from_value(api.get("/api/v1/mttr", &query)?)?)
             }
         }
@@ -84,12 +103,12 @@ impl Records {
         let mut faults = match self {
             Records::Store(store) => filter.newest_first(store.faults()?),
             Records::Api(api) => {
-                let mut query = vec![
-                    ("open", filter.open.to_string()),
-                    ("limit", API_LIMIT.to_owned()),
+                let query = [
+                    ("open", Some(filter.open.to_string())),
+                    ("limit", Some(API_LIMIT.to_owned())),
+                    ("device", filter.device.clone()),
+                    ("since", filter.since.map(|t| t.to_string())),
                 ];
-                query.extend(filter.device.clone().map(|d| ("device", d)));
-                query.extend(filter.since.map(|t| ("since", t.to_string())));
                 let page = api.get("/api/v1/faults", &query)?;
                 serde_json::from_value(page["items"].clone())?
             }

@@ -28,9 +28,73 @@ pub enum ReplayError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The config is invalid (the message names file, line and key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The golden file could not be read.
+    #[error("cannot read expected output {}: {source}", path.display())]
+    Expected {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No temporary store or runtime could be made.
     #[error("cannot start the replay: {0}")]
     Setup(std::io::Error),
+}
+
+impl ReplayError {
+    /// Whether the input was at fault (a file, a line, the config) rather than the run.
+    pub fn is_input(&self) -> bool {
+        !matches!(self, ReplayError::Store(_) | ReplayError::Setup(_))
+    }
+}
+
+/// `noctua replay`: the config given (else the embedded default, never /etc, so CI runs are
+/// reproducible), the replay, and with `expect` its comparison with the golden file: `None`
+/// when it matches, else the diff.
+pub fn check(
+    config: Option<PathBuf>,
+    files: Vec<PathBuf>,
+    store: Option<&Path>,
+    speed: Speed,
+    expect: Option<&Path>,
+) -> Result<(Replayed, Option<Golden>), ReplayError> {
+    let config = Arc::new(crate::config::ConfigSource::given(config).load()?);
+    let expected = expect
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|source| ReplayError::Expected {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    let replayed = replay(config, files, store, speed)?;
+    let verdict = expect.zip(expected).map(|(path, text)| Golden {
+        path: path.to_owned(),
+        diff: diff(&text, &replayed.lines),
+    });
+    Ok((replayed, verdict))
+}
+
+/// A replay against its golden file; shown as the line `noctua replay` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Golden {
+    /// The golden file.
+    pub path: PathBuf,
+    /// `None` when the replay matches, else the readable diff.
+    pub diff: Option<String>,
+}
+
+impl std::fmt::Display for Golden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        match &self.diff {
+            None => write!(f, "replay matches {path}"),
+            Some(d) => write!(f, "replay differs from {path} (- expected, + actual):\n{d}"),
+        }
+    }
 }
 
 /// What a replay produced.
@@ -40,6 +104,13 @@ pub struct Replayed {
     pub lines: Vec<String>,
     /// What the captures held, if any were given, and how many samples they gave.
     pub captures: Option<(CaptureSummary, usize)>,
+}
+
+impl Replayed {
+    /// The outcome lines as a file holds them.
+    pub fn text(&self) -> String {
+        self.lines.iter().map(|l| format!("{l}\n")).collect()
+    }
 }
 
 /// Replays `files` (scenarios and captures, told apart by their content) through a pipeline on

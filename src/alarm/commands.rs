@@ -1,0 +1,109 @@
+//! Engineers' commands on the alarm manager: acknowledge, withdraw an acknowledgement, clear
+//! by hand, and notes on a fault. Each returns the transitions to commit, or why not.
+
+use super::*;
+
+impl AlarmManager {
+    /// An engineer takes the alarm. Acknowledging an acknowledged alarm changes nothing.
+    pub fn on_ack(
+        &mut self,
+        id: AlarmId,
+        user: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        self.set_ack(id, AckState::Acknowledged, user, note, now)
+    }
+
+    /// An acknowledgement is withdrawn; MTTA keeps the first acknowledgement.
+    pub fn on_unack(
+        &mut self,
+        id: AlarmId,
+        user: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        self.set_ack(
+            id,
+            AckState::Unacknowledged,
+            user,
+            Some("unacknowledged"),
+            now,
+        )
+    }
+
+    fn set_ack(
+        &mut self,
+        id: AlarmId,
+        state: AckState,
+        user: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        let key = self.key_of_id(id)?;
+        let mut out = Vec::new();
+        let maintenance_ms = self.maintenance_between(&key.0, self.fault_raised(&key), now);
+        let Some(entry) = self.active.get_mut(&key) else {
+            return Err(AlarmError::NotActive(id));
+        };
+        if entry.alarm.ack_state == state {
+            return Ok(out);
+        }
+        let expected = Some(entry.alarm.notification_id);
+        let acked = state == AckState::Acknowledged;
+        let a = &mut entry.alarm;
+        a.ack_state = state;
+        a.ack_user_id = acked.then(|| user.to_owned());
+        a.ack_time = acked.then_some(now);
+        a.alarm_changed_time = Some(now);
+        let f = &mut entry.fault;
+        if acked && f.acked_at.is_none() {
+            f.acked_at = Some(now);
+            f.acked_by = Some(user.to_owned());
+            f.ack_maintenance_ms = maintenance_ms;
+        }
+        push_note(f, now, user, note);
+        let kind = if acked {
+            TransitionKind::Acknowledged
+        } else {
+            TransitionKind::Unacknowledged
+        };
+        self.record(&key, kind, now, expected, &mut out);
+        Ok(out)
+    }
+
+    /// Adds a note to a fault the manager holds (open, or closed within the reopen window) and
+    /// returns the record to store; `None` if the manager does not hold it (the caller then
+    /// updates the stored record directly).
+    pub fn on_note(&mut self, id: FaultId, note: Note) -> Option<FaultRecord> {
+        let held = self
+            .active
+            .values_mut()
+            .map(|e| &mut e.fault)
+            .chain(self.recent.values_mut())
+            .find(|f| f.id == id)?;
+        held.notes.push(note);
+        Some(held.clone())
+    }
+
+    /// A user clears the alarm by hand.
+    pub fn on_clear(
+        &mut self,
+        id: AlarmId,
+        user: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        let key = self.key_of_id(id)?;
+        let mut out = Vec::new();
+        if let Some(entry) = self.active.get_mut(&key) {
+            entry.alarm.clear_user_id = Some(user.to_owned());
+            entry.fault.cleared_by = Some(user.to_owned());
+            push_note(&mut entry.fault, now, user, note);
+        }
+        self.clear(&key, now, &mut out);
+        if key.2 == DEVICE_DOWN {
+            self.reevaluate(now, &mut out);
+        }
+        Ok(out)
+    }
+}
