@@ -158,3 +158,38 @@ proptest! {
         prop_assert_eq!(serde_json::from_str::<AlarmId>(&json).unwrap(), AlarmId(id));
     }
 }
+
+#[test]
+fn the_metric_table_is_consistent_and_names_parse_back() {
+    for m in Metric::ALL {
+        let info = m.info();
+        let category = match info.kind {
+            MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation => {
+                Category::Performance
+            }
+            MetricKind::Traffic => Category::Service,
+            MetricKind::State => Category::Equipment,
+            MetricKind::Flood | MetricKind::Sources | MetricKind::Flows => Category::Security,
+        };
+        assert_eq!(info.category, category, "{m:?}");
+        assert!(info.ceiling > 0.0, "{m:?}");
+        assert_eq!(m.name().parse::<Metric>(), Ok(m));
+        assert_eq!(Metric::from_name(&m.to_string()), Some(m));
+    }
+    // Percentages are bounded by what a percentage can be (utilisation with counter slack).
+    assert_eq!(Metric::LossPct.info().ceiling, 100.0);
+    assert_eq!(Metric::UtilisationInPct.info().unit, "%");
+}
+
+#[test]
+fn enum_names_parse_case_insensitively_and_say_what_would_do() {
+    assert_eq!("MAJOR".parse::<Severity>(), Ok(Severity::Major));
+    assert_eq!("equipment".parse::<Category>(), Ok(Category::Equipment));
+    assert_eq!("base-station".parse::<Role>(), Ok(Role::BaseStation));
+    let err = "urgent".parse::<Severity>().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown severity `urgent`: expected cleared, indeterminate, warning, minor, major, critical"
+    );
+    assert_eq!(Severity::Critical.to_string(), "critical");
+}

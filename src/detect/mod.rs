@@ -25,31 +25,6 @@ pub use crate::telemetry::Rejection;
 use anomaly::{AnomalyState, Bucket, Observed, Score, Watch};
 use series::{Fingerprint, SeriesTable};
 
-/// The largest value a metric can sensibly take; above it a sample is a bug or an attack.
-fn ceiling(metric: Metric) -> f64 {
-    match metric {
-        Metric::LossPct | Metric::SynOnlyPct => 100.0,
-        // Counter timing can overshoot 100 % a little; ten times is not a measurement.
-        Metric::UtilisationInPct | Metric::UtilisationOutPct => 1000.0,
-        // Ten minutes of round trip is a lost probe, not latency.
-        Metric::LatencyMs => 600_000.0,
-        Metric::OperStatus | Metric::Reachability => 1.0,
-        Metric::BitsPerSec
-        | Metric::PacketsPerSec
-        | Metric::FlowsPerSec
-        | Metric::BitsInPerSec
-        | Metric::BitsOutPerSec
-        | Metric::PacketsInPerSec
-        | Metric::PacketsOutPerSec
-        | Metric::FlowsInPerSec
-        | Metric::FlowsOutPerSec
-        | Metric::DistinctSources
-        | Metric::Kpi
-        | Metric::ErrorsPerSec
-        | Metric::DiscardsPerSec => 1e15,
-    }
-}
-
 /// What detection keeps per series: 48 bytes, kept in the order series first appeared, so the
 /// series of one poll (which arrive together) sit together in memory.
 #[derive(Debug, Clone)]
@@ -401,7 +376,7 @@ impl Detector {
         if v < 0.0 {
             return Err(Rejection::Negative);
         }
-        if v > ceiling(metric) {
+        if v > metric.info().ceiling {
             return Err(Rejection::Absurd);
         }
         let (state, new) = self
@@ -528,7 +503,7 @@ fn threshold_verdict(
         at: sample.at,
         condition: format!("{}_threshold", metric.name()),
         severity: next,
-        category: category_of(metric),
+        category: metric.info().category,
         threshold: Some(ThresholdInfo {
             observed_measurement: metric.name().to_owned(),
             observed_value: sample.value,
@@ -551,7 +526,7 @@ fn anomaly_verdict(
     let (condition, category, word, level) = if above {
         (
             "anomaly_high",
-            category_of(metric),
+            metric.info().category,
             "above",
             ThresholdLevel::Up,
         )
@@ -609,16 +584,6 @@ fn with_context(mut text: String, sample: &Sample, next: Severity) -> String {
         text.push_str(context);
     }
     text
-}
-
-/// Latency, loss and utilisation problems degrade performance; states are equipment faults.
-fn category_of(metric: Metric) -> Category {
-    match metric.kind() {
-        MetricKind::Latency | MetricKind::Loss | MetricKind::Utilisation => Category::Performance,
-        MetricKind::Traffic => Category::Service,
-        MetricKind::State => Category::Equipment,
-        MetricKind::Flood | MetricKind::Sources | MetricKind::Flows => Category::Security,
-    }
 }
 
 #[cfg(test)]

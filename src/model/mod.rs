@@ -341,58 +341,78 @@ impl Metric {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// Which family the metric belongs to, to pick its thresholds.
-    pub fn kind(self) -> MetricKind {
-        match self {
-            Metric::LatencyMs => MetricKind::Latency,
-            Metric::LossPct => MetricKind::Loss,
-            Metric::UtilisationInPct | Metric::UtilisationOutPct => MetricKind::Utilisation,
-            Metric::BitsPerSec
-            | Metric::PacketsPerSec
-            | Metric::BitsInPerSec
-            | Metric::BitsOutPerSec
-            | Metric::PacketsInPerSec
-            | Metric::PacketsOutPerSec
-            | Metric::FlowsInPerSec
-            | Metric::FlowsOutPerSec
-            | Metric::ErrorsPerSec
-            | Metric::DiscardsPerSec
-            | Metric::Kpi => MetricKind::Traffic,
-            Metric::SynOnlyPct => MetricKind::Flood,
-            Metric::FlowsPerSec => MetricKind::Flows,
-            Metric::DistinctSources => MetricKind::Sources,
-            Metric::OperStatus | Metric::Reachability => MetricKind::State,
+    /// The one table of what is fixed about each metric.
+    pub const fn info(self) -> MetricInfo {
+        use Category::{Equipment, Performance, Security, Service};
+        use MetricKind::{Flood, Flows, Latency, Loss, Sources, State, Traffic, Utilisation};
+        // Rates are bounded only against nonsense: nothing carries 10^15 per second.
+        const RATE: f64 = 1e15;
+        let (name, kind, unit, ceiling, category) = match self {
+            // Ten minutes of round trip is a lost probe, not latency.
+            Metric::LatencyMs => ("latency_ms", Latency, "ms", 600_000.0, Performance),
+            Metric::LossPct => ("loss_pct", Loss, "%", 100.0, Performance),
+            // Counter timing can overshoot 100 % a little; ten times is not a measurement.
+            Metric::UtilisationInPct => {
+                ("utilisation_in_pct", Utilisation, "%", 1000.0, Performance)
+            }
+            Metric::UtilisationOutPct => {
+                ("utilisation_out_pct", Utilisation, "%", 1000.0, Performance)
+            }
+            Metric::BitsPerSec => ("bits_per_sec", Traffic, "bit/s", RATE, Service),
+            Metric::PacketsPerSec => ("packets_per_sec", Traffic, "packet/s", RATE, Service),
+            Metric::FlowsPerSec => ("flows_per_sec", Flows, "flow/s", RATE, Security),
+            Metric::BitsInPerSec => ("bits_in_per_sec", Traffic, "bit/s", RATE, Service),
+            Metric::BitsOutPerSec => ("bits_out_per_sec", Traffic, "bit/s", RATE, Service),
+            Metric::PacketsInPerSec => ("packets_in_per_sec", Traffic, "packet/s", RATE, Service),
+            Metric::PacketsOutPerSec => ("packets_out_per_sec", Traffic, "packet/s", RATE, Service),
+            Metric::FlowsInPerSec => ("flows_in_per_sec", Traffic, "flow/s", RATE, Service),
+            Metric::FlowsOutPerSec => ("flows_out_per_sec", Traffic, "flow/s", RATE, Service),
+            Metric::SynOnlyPct => ("syn_only_pct", Flood, "%", 100.0, Security),
+            Metric::DistinctSources => ("distinct_sources", Sources, "sources", RATE, Security),
+            // A profile KPI's unit is the profile's.
+            Metric::Kpi => ("kpi", Traffic, "", RATE, Service),
+            Metric::ErrorsPerSec => ("errors_per_sec", Traffic, "error/s", RATE, Service),
+            Metric::DiscardsPerSec => ("discards_per_sec", Traffic, "discard/s", RATE, Service),
+            Metric::OperStatus => ("oper_status", State, "up", 1.0, Equipment),
+            Metric::Reachability => ("reachability", State, "reachable", 1.0, Equipment),
+        };
+        MetricInfo {
+            name,
+            kind,
+            unit,
+            ceiling,
+            category,
         }
     }
 
+    /// Which family the metric belongs to, to pick its thresholds.
+    pub const fn kind(self) -> MetricKind {
+        self.info().kind
+    }
+
     /// The snake_case name used in keys, logs and `observedMeasurement`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::LatencyMs => "latency_ms",
-            Metric::LossPct => "loss_pct",
-            Metric::UtilisationInPct => "utilisation_in_pct",
-            Metric::UtilisationOutPct => "utilisation_out_pct",
-            Metric::BitsPerSec => "bits_per_sec",
-            Metric::PacketsPerSec => "packets_per_sec",
-            Metric::FlowsPerSec => "flows_per_sec",
-            Metric::BitsInPerSec => "bits_in_per_sec",
-            Metric::BitsOutPerSec => "bits_out_per_sec",
-            Metric::PacketsInPerSec => "packets_in_per_sec",
-            Metric::PacketsOutPerSec => "packets_out_per_sec",
-            Metric::FlowsInPerSec => "flows_in_per_sec",
-            Metric::FlowsOutPerSec => "flows_out_per_sec",
-            Metric::SynOnlyPct => "syn_only_pct",
-            Metric::DistinctSources => "distinct_sources",
-            Metric::Kpi => "kpi",
-            Metric::ErrorsPerSec => "errors_per_sec",
-            Metric::DiscardsPerSec => "discards_per_sec",
-            Metric::OperStatus => "oper_status",
-            Metric::Reachability => "reachability",
-        }
+    pub const fn name(self) -> &'static str {
+        self.info().name
     }
 }
 
 named_enum!(Metric, "metric", Metric::ALL);
+
+/// What is fixed about a metric (see [`Metric::info`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricInfo {
+    /// snake_case name.
+    pub name: &'static str,
+    /// The family its thresholds are written for.
+    pub kind: MetricKind,
+    /// Unit, for people.
+    pub unit: &'static str,
+    /// The largest value it can sensibly take; above it a sample is a bug or an attack.
+    pub ceiling: f64,
+    /// The category of the fault it shows: latency, loss and utilisation degrade performance,
+    /// traffic rates the service, states are equipment, floods and scans security.
+    pub category: Category,
+}
 
 /// One metric of one object of one device: the unit of detection state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
