@@ -33,18 +33,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn main() {
     // Criterion-style filters and `--bench` are passed by cargo; nothing to select here.
     let dir = tempfile::tempdir().unwrap();
-    let http = common::free_port();
-    let flow_port = common::free_port();
     let config = common::write_config(
         dir.path(),
-        http,
-        &format!(
-            "[netflow]\nenabled = true\nlisten = [\"127.0.0.1:{flow_port}\"]\n\
-             receive-buffer-bytes = 33554432\n\n\
-             [[device]]\nname = \"bench\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n"
-        ),
+        0,
+        "[netflow]\nenabled = true\nlisten = [\"127.0.0.1:0\"]\n\
+         receive-buffer-bytes = 33554432\n\n\
+         [[device]]\nname = \"bench\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n",
     );
-    let daemon = common::start(dir.path(), &config, http);
+    let daemon = common::start(dir.path(), &config);
+    let http = daemon.port;
+    let flow_port = common::bound_port(&daemon.bound["netflow"][0]);
     let pid = daemon.child.id();
     let datagrams: Vec<Vec<u8>> = std::iter::once(v9::twenty_field_datagram(0, 256, true, 0))
         .chain((1..=256).map(|s| v9::twenty_field_datagram(0, 256, false, s)))

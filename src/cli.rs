@@ -39,6 +39,10 @@ pub enum Command {
         /// Config file; else $NOCTUA_CONFIG, else /etc/noctua/noctua.toml, else the embedded default.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Once ready, write the bound addresses here as JSON (`{"http": "127.0.0.1:9617",
+        /// "netflow": [...], "traps": ...}`); with port 0 in the config, this says which ports.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Validate a config file: prints `ok`, or every error with file:line:column (exit 2).
     CheckConfig {

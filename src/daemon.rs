@@ -6,33 +6,27 @@
 //! and the run marker records a clean stop. SIGHUP re-reads the config; a bad one is refused and
 //! the running one stays.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, ConfigSource};
-use crate::message::{Clock, InterfaceSpeeds};
+use crate::message::Clock;
 use crate::model::Timestamp;
-use crate::northbound::http;
-use crate::northbound::state::HttpState;
 use crate::pipeline::Pipeline;
+use crate::pipeline::edges::{self, EdgeError};
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Outcome;
 
 /// Meta key of the [`RunRecord`].
 pub const RUN_RECORD_KEY: &[u8] = b"last_run";
-/// Meta key of the SNMP engine id (see `snmp_engine_id`).
-const SNMP_ENGINE_ID_KEY: &[u8] = b"snmp_engine_id";
 
 /// When the daemon last started and whether it stopped cleanly; read by the next start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,16 +45,12 @@ pub enum DaemonError {
     /// The store could not be opened or written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A listen address could not be bound.
-    #[error("cannot listen on {addr} ({key}): {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The config key that set it.
-        key: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// An edge (a listener, a source) could not start.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    /// The ready file could not be written.
+    #[error("cannot write the ready file: {0}")]
+    ReadyFile(std::io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -74,32 +64,28 @@ pub enum DaemonError {
 
 /// `noctua run`: the config by the lookup order (`flag`, `$NOCTUA_CONFIG`, /etc, embedded),
 /// then the daemon on a multi-threaded runtime until SIGTERM or SIGINT.
-pub fn start(flag: Option<PathBuf>) -> Result<(), DaemonError> {
+pub fn start(flag: Option<PathBuf>, ready_file: Option<&Path>) -> Result<(), DaemonError> {
     let source = ConfigSource::from_environment(flag);
     let config = source.load()?;
     tracing::info!(config = %source, "config loaded");
     let runtime = tokio::runtime::Runtime::new().map_err(DaemonError::Runtime)?;
-    let ran = runtime.block_on(run(source, config));
+    let ran = runtime.block_on(run(source, config, ready_file));
     ran.inspect_err(|e| tracing::error!("{e}"))
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError> {
+/// Runs the daemon until SIGTERM or SIGINT; once every socket is bound and the pipeline runs,
+/// the bound addresses go to the log and, if given, to `ready_file` as JSON.
+pub async fn run(
+    source: ConfigSource,
+    config: Config,
+    ready_file: Option<&Path>,
+) -> Result<(), DaemonError> {
     let state_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from);
     let store_path = config.store.resolved_path(state_dir.as_deref());
     let store = Store::open(&store_path)?;
     let runs = mark_start(&store)?;
     tracing::info!(path = %store_path.display(), runs, "store open");
 
-    let listen = config.http.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: listen,
-            key: "http.listen",
-            source,
-        })?;
-    let bound = listener.local_addr().unwrap_or(listen);
     if config.http.token.is_none() {
         tracing::warn!("no http.token configured: write endpoints are disabled");
     }
@@ -113,94 +99,12 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let ready = Arc::new(AtomicBool::new(false));
-    let http_state = HttpState {
-        metrics: pipeline.metrics.clone(),
-        store: store.clone(),
+    let process = edges::Process {
         ready: ready.clone(),
-        commander: pipeline.commander.clone(),
-        token: config.http.token.clone(),
-        events: pipeline.events.clone(),
-        first_seq: pipeline.first_seq,
-        started_at: Timestamp::now(),
-        stop: cancel.clone(),
-        config: pipeline.config(),
+        cancel: &cancel,
+        runs,
     };
-    tasks.spawn({
-        let cancel = cancel.clone();
-        async move {
-            if let Err(e) = http::serve(listener, http_state, cancel).await {
-                tracing::error!(error = %e, "http listener failed");
-            }
-        }
-    });
-    if config.mqtt.enabled {
-        tasks.spawn(crate::northbound::mqtt::run(
-            config.mqtt.clone(),
-            store.clone(),
-            pipeline.events.subscribe(),
-            pipeline.metrics.clone(),
-            cancel.clone(),
-        ));
-    }
-    // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
-    let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
-    if config.netflow.enabled {
-        let sockets = crate::ingest::netflow::bind(&config.netflow).map_err(|(addr, source)| {
-            DaemonError::Bind {
-                addr,
-                key: "netflow.listen",
-                source,
-            }
-        })?;
-        tasks.spawn(crate::ingest::netflow::run(
-            config.clone(),
-            sockets,
-            store.clone(),
-            pipeline.samples.clone(),
-            pipeline.metrics.clone(),
-            learned_speeds,
-            cancel.clone(),
-        ));
-    }
-    if config.probes.enabled {
-        tasks.spawn(crate::ingest::probe::run(
-            config.clone(),
-            pipeline.samples.clone(),
-            pipeline.metrics.clone(),
-            cancel.clone(),
-        ));
-    }
-    let polls = crate::ingest::snmp::poll_triggers(&config);
-    if config.traps.enabled {
-        let listen = config.traps.listen;
-        let socket = UdpSocket::bind(listen)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                addr: listen,
-                key: "traps.listen",
-                source,
-            })?;
-        let engine = crate::ingest::trap::engine::Engine::new(snmp_engine_id(&store)?, runs);
-        tasks.spawn(crate::ingest::trap::run(
-            config.clone(),
-            engine,
-            socket,
-            pipeline.samples.clone(),
-            pipeline.metrics.clone(),
-            polls.clone(),
-            cancel.clone(),
-        ));
-    }
-    if !polls.is_empty() {
-        tasks.spawn(crate::ingest::snmp::run(
-            config.clone(),
-            pipeline.samples.clone(),
-            pipeline.metrics.clone(),
-            polls,
-            speeds,
-            cancel.clone(),
-        ));
-    }
+    let bound = edges::start(&config, &store, &pipeline, process, &tasks).await?;
     if let Some(period) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(period / 2, cancel.clone()));
     }
@@ -208,7 +112,12 @@ pub async fn run(source: ConfigSource, config: Config) -> Result<(), DaemonError
 
     ready.store(true, Ordering::Relaxed);
     notify(&[NotifyState::Ready]);
-    tracing::info!(http = %bound, config = %source, "noctua ready");
+    let netflow: Vec<String> = bound.netflow.iter().map(ToString::to_string).collect();
+    let traps = bound.traps.map(|t| t.to_string());
+    tracing::info!(http = %bound.http, netflow = ?netflow, traps = ?traps, config = %source, "noctua ready");
+    if let Some(path) = ready_file {
+        write_ready_file(path, &bound).map_err(DaemonError::ReadyFile)?;
+    }
 
     let mut current = config;
     loop {
@@ -296,16 +205,11 @@ fn mark_start(store: &Store) -> Result<u64, StoreError> {
     Ok(runs)
 }
 
-/// The id of noctua's SNMP engine (the one v3 informs are sent to): made at the first start
-/// and kept, because senders remember it and the keys they localised to it.
-fn snmp_engine_id(store: &Store) -> Result<Vec<u8>, StoreError> {
-    if let Some(id) = store.get::<Vec<u8>>(Tree::Meta, SNMP_ENGINE_ID_KEY)? {
-        return Ok(id);
-    }
-    let id = crate::ingest::trap::engine::Engine::new_id();
-    store.put(Tree::Meta, SNMP_ENGINE_ID_KEY, &id)?;
-    store.flush()?;
-    Ok(id)
+/// Writes the bound addresses as JSON, all at once (a reader never sees half a file).
+fn write_ready_file(path: &Path, bound: &edges::Bound) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, serde_json::to_vec(bound)?)?;
+    std::fs::rename(&temp, path)
 }
 
 fn mark_stop(store: &Store) -> Result<(), StoreError> {

@@ -77,8 +77,8 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             ConfigSource::Flag(file).load().map_err(usage)?;
             println!("ok");
         }
-        Command::Run { config } => {
-            let started = noctua::daemon::start(config);
+        Command::Run { config, ready_file } => {
+            let started = noctua::daemon::start(config, ready_file.as_deref());
             started.map_err(fail(|e| matches!(e, DaemonError::Config(_))))?;
         }
         Command::Replay(r) => {

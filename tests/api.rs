@@ -34,9 +34,9 @@ fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, Value) 
 fn engineers_list_acknowledge_and_clear_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
-    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
 
     let (status, list) = json(get(port, "/api/v1/alarms"));
     assert_eq!(status, 200, "{list}");
@@ -155,9 +155,9 @@ fn engineers_list_acknowledge_and_clear_through_the_api() {
 fn without_a_token_writes_are_disabled() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let _d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, "");
+    let daemon = start(dir.path(), &config);
+    let port = daemon.port;
     let (status, body) = post(
         port,
         "/api/v1/alarms/1/ack",
@@ -172,9 +172,9 @@ fn without_a_token_writes_are_disabled() {
 fn the_alarms_cli_talks_to_the_running_daemon() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
-    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
-    let _d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let daemon = start(dir.path(), &config);
+    let port = daemon.port;
     let server = format!("http://127.0.0.1:{port}");
     let cli = |args: &[&str], token: Option<&str>| {
         let mut c = Command::new(BIN);
@@ -253,15 +253,15 @@ fn the_alarms_cli_talks_to_the_running_daemon() {
 fn maintenance_windows_through_the_api_suppress_and_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
     let config = write_config(
         dir.path(),
-        port,
+        0,
         &format!(
             "token = \"{TOKEN}\"\n\n[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.10\"\nrole = \"router\"\n\n[[maintenance]]\nname = \"from-config\"\nsite = \"nowhere\"\nweekly = {{ day = \"sun\", at = \"02:00\", duration = \"1h\" }}\n"
         ),
     );
-    let mut d = start(dir.path(), &config, port);
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
     let (_, list) = json(get(port, "/api/v1/alarms?device=bh-r1"));
     let util = list["items"][0]["alarmId"].as_str().unwrap().to_owned();
     let suppressed = |port| {
@@ -303,7 +303,8 @@ fn maintenance_windows_through_the_api_suppress_and_survive_restarts() {
     // Stored: still there, and still suppressing, after a restart.
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let _d = start(dir.path(), &config, port);
+    let daemon = start(dir.path(), &config);
+    let port = daemon.port;
     let (_, windows) = json(get(port, "/api/v1/maintenance"));
     assert_eq!(windows["config"][0]["name"], "from-config");
     assert_eq!(windows["api"][0]["name"], "swap");
@@ -331,9 +332,11 @@ fn maintenance_windows_through_the_api_suppress_and_survive_restarts() {
 fn faults_and_mttr_commands_go_through_the_running_daemon() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
+    // The CLI finds the daemon by the config's http.listen: the port it bound.
     let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
-    let mut d = start(dir.path(), &config, port);
     let cli = |args: &[&str]| {
         let out = Command::new(BIN)
             .args(args)

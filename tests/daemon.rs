@@ -47,9 +47,9 @@ fn run_record(dir: &Path) -> RunRecord {
 #[test]
 fn serves_health_and_metrics_then_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, "");
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
     assert_eq!(get(port, "/healthz"), Some((200, "ok\n".into())));
     assert_eq!(get(port, "/readyz"), Some((200, "ready\n".into())));
     let (status, metrics) = get(port, "/metrics").unwrap();
@@ -70,6 +70,13 @@ fn serves_health_and_metrics_then_stops_cleanly_on_sigterm() {
         (404, "{\"error\":\"no such endpoint\"}")
     );
     assert!(log(&d).contains(&format!("{} (--config)", config.display())));
+    // Port 0 in the config: the ready line and file say which port was bound.
+    assert!(
+        log(&d).contains(&format!("http=127.0.0.1:{port}")),
+        "{}",
+        log(&d)
+    );
+    assert_ne!(port, 0);
 
     signal(&d, libc::SIGTERM);
     let status = wait_exit(&mut d, Duration::from_secs(2));
@@ -86,20 +93,13 @@ fn serves_health_and_metrics_then_stops_cleanly_on_sigterm() {
 #[test]
 fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let _first = start(dir.path(), &config, port);
-    let other = dir.path().join("other.toml");
-    std::fs::write(
-        &other,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace(&port.to_string(), &free_port().to_string()),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), 0, "");
+    let _first = start(dir.path(), &config);
+    // The same config: its port 0 gives the second daemon a port of its own, so what stops it
+    // is the store.
     let out = Command::new(BIN)
         .args(["run", "--config"])
-        .arg(&other)
+        .arg(&config)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -110,9 +110,9 @@ fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
 #[test]
 fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, "");
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
     let reloads = |port, result: &str| {
         get(port, "/metrics").and_then(|(_, m)| {
             m.lines()
@@ -135,7 +135,7 @@ fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
     );
     assert_eq!(get(port, "/readyz").map(|r| r.0), Some(200));
 
-    write_config(dir.path(), port, "[thresholds.loss]\nwarning = 0.5\n");
+    write_config(dir.path(), 0, "[thresholds.loss]\nwarning = 0.5\n");
     signal(&d, libc::SIGHUP);
     wait_until(&mut d, |d| reloads(d.port, "ok") == Some(true));
     signal(&d, libc::SIGTERM);
@@ -145,15 +145,14 @@ fn sighup_refuses_a_bad_config_and_takes_a_good_one() {
 #[test]
 fn kill_9_loses_nothing_committed_and_the_next_start_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, "");
+    let mut d = start(dir.path(), &config);
     signal(&d, libc::SIGKILL);
     wait_exit(&mut d, Duration::from_secs(5));
     let record = run_record(dir.path());
     assert_eq!((record.runs, record.stopped_at), (1, None));
 
-    let mut d = start(dir.path(), &config, port);
+    let mut d = start(dir.path(), &config);
     assert!(
         log(&d).contains("previous run did not stop cleanly"),
         "{}",
@@ -169,7 +168,7 @@ fn bind_failure_is_a_runtime_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = write_config(dir.path(), port, "");
+    let config = write_config(dir.path(), 0, "");
     let out = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&config)

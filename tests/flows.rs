@@ -308,17 +308,15 @@ fn count(port: u16, series: &str) -> u64 {
 #[test]
 fn softflowd_exports_reach_the_live_collector_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let flow_port = free_port();
     let config = write_config(
         dir.path(),
-        port,
-        &format!(
-            "[netflow]\nenabled = true\nlisten = [\"127.0.0.1:{flow_port}\"]\ninterval = \"1s\"\nlateness = \"35s\"\n\n\
-             [[device]]\nname = \"lo-exporter\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n"
-        ),
+        0,
+        "[netflow]\nenabled = true\nlisten = [\"127.0.0.1:0\"]\ninterval = \"1s\"\nlateness = \"35s\"\n\n\
+         [[device]]\nname = \"lo-exporter\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n",
     );
-    let mut d = start(dir.path(), &config, port);
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
+    let flow_port = bound_port(&d.bound["netflow"][0]);
     // Traffic in the last 31 s (3,000 packets 10 ms apart), inside the 35 s lateness bound, so
     // aggregation takes it and its first intervals are emitted a few seconds from now.
     let now = SystemTime::now()

@@ -94,6 +94,7 @@ impl Subscriber {
                 "-i",
                 "noctua-test-sub",
                 "-v",
+                "-d",
                 "-t",
                 topic,
             ])
@@ -103,15 +104,23 @@ impl Subscriber {
             .expect("mosquitto_sub (scripts/setup-peers.sh installs it)");
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
+        let (subscribed, suback) = mpsc::channel();
+        // With -d, mosquitto_sub's protocol steps come between the `topic payload` lines; the
+        // SUBACK says the subscription is in place, so nothing published after it is missed.
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                if line.starts_with("Client ") || line.starts_with("Subscribed ") {
+                    if line.ends_with("received SUBACK") {
+                        let _ = subscribed.send(());
+                    }
+                } else if tx.send(line).is_err() {
                     return;
                 }
             }
         });
-        // Give it time to subscribe before anything is published.
-        std::thread::sleep(Duration::from_millis(300));
+        suback
+            .recv_timeout(Duration::from_secs(10))
+            .expect("mosquitto_sub did not subscribe");
         Self {
             child,
             lines,
@@ -210,11 +219,12 @@ impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         store_with_alarms(dir.path());
-        let (http, mqtt) = (free_port(), free_port());
+        let mqtt = peer_port();
         let broker = Broker::start(dir.path(), mqtt);
         let sub = Subscriber::start(mqtt, "noctua/alarms/#");
-        let config = daemon_config(dir.path(), http, mqtt);
-        let daemon = start(dir.path(), &config, http);
+        let config = daemon_config(dir.path(), 0, mqtt);
+        let daemon = start(dir.path(), &config);
+        let http = daemon.port;
         Self {
             dir,
             http,
@@ -307,7 +317,8 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
     // The daemon restarts while the broker is still down; the outbox is in the store.
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let _d = start(dir.path(), &config, http);
+    let daemon = start(dir.path(), &config);
+    let http = daemon.port;
     act(http, TOKEN, &util, "ack");
 
     let _broker = Broker::start(dir.path(), mqtt);
@@ -341,13 +352,13 @@ fn nothing_is_lost_across_a_broker_outage_and_a_daemon_restart() {
 fn daemon_on_replayed_store(mqtt: &str) -> (tempfile::TempDir, u16, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let http = free_port();
     let config = write_config(
         dir.path(),
-        http,
+        0,
         &format!("token = \"{TOKEN}\"\n\n[mqtt]\n{mqtt}"),
     );
-    let d = start(dir.path(), &config, http);
+    let d = start(dir.path(), &config);
+    let http = d.port;
     (dir, http, d)
 }
 
@@ -363,7 +374,7 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
     // No broker listens there.
     let (dir, http, mut d) = daemon_on_replayed_store(&format!(
         "enabled = true\nbroker = \"127.0.0.1:{}\"\noutbox-limit = 2\n",
-        free_port()
+        peer_port()
     ));
     let util = util_alarm(http);
     act(http, TOKEN, &util, "ack");
@@ -493,7 +504,7 @@ fn tls_with_a_client_certificate_and_the_right_ca_only() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     store_with_alarms(dir.path());
-    let mqtt = free_port();
+    let mqtt = peer_port();
     let d = dir.path().display();
     let broker = Broker::with(
         dir.path(),
@@ -508,22 +519,23 @@ fn tls_with_a_client_certificate_and_the_right_ca_only() {
         )
     };
     // The wrong CA: the broker's certificate is refused and nothing is published.
-    let http = free_port();
-    let config = write_config(dir.path(), http, &tls("other.pem"));
-    let mut d = start(dir.path(), &config, http);
-    std::thread::sleep(Duration::from_millis(1500));
+    let config = write_config(dir.path(), 0, &tls("other.pem"));
+    let mut d = start(dir.path(), &config);
+    let http = d.port;
+    // Until the daemon has tried and been refused, nothing can be said.
+    wait_until(&mut d, |d| log(d).contains("mqtt: cannot connect"));
     assert_eq!(metric(http, "noctua_mqtt_connected"), Some(0.0));
     assert_eq!(metric(http, "noctua_mqtt_published_total"), Some(0.0));
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
 
     // The right CA and a client certificate: the outbox drains over TLS.
-    let config = write_config(dir.path(), http, &tls("ca.pem"));
-    let mut d = start(dir.path(), &config, http);
+    let config = write_config(dir.path(), 0, &tls("ca.pem"));
+    let mut d = start(dir.path(), &config);
     wait_until(&mut d, |d| {
         metric(d.port, "noctua_mqtt_published_total") == Some(2.0)
     });
-    assert_eq!(metric(http, "noctua_mqtt_connected"), Some(1.0));
+    assert_eq!(metric(d.port, "noctua_mqtt_connected"), Some(1.0));
     drop(broker);
 }
 
@@ -531,7 +543,7 @@ fn tls_with_a_client_certificate_and_the_right_ca_only() {
 fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let mqtt = free_port();
+    let mqtt = peer_port();
     let passwd = dir.path().join("passwd");
     let made = Command::new("mosquitto_passwd")
         .args(["-c", "-b"])
@@ -549,15 +561,14 @@ fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
         ),
     );
     std::fs::write(dir.path().join("mqtt.password"), "s3cret-broker-pass\n").unwrap();
-    let http = free_port();
     let config = write_config(
         dir.path(),
-        http,
+        0,
         &format!(
             "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nusername = \"noctua\"\npassword-file = \"mqtt.password\"\n"
         ),
     );
-    let mut d = start(dir.path(), &config, http);
+    let mut d = start(dir.path(), &config);
     wait_until(&mut d, |d| {
         metric(d.port, "noctua_mqtt_published_total") == Some(2.0)
     });

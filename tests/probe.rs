@@ -8,16 +8,16 @@ use common::*;
 #[test]
 fn probes_to_loopback_become_latency_and_loss_series() {
     let dir = tempfile::tempdir().unwrap();
-    let http = free_port();
     // A latency level every real round trip crosses, so the series shows up as an alarm.
     let config = write_config(
         dir.path(),
-        http,
+        0,
         "[probes]\nenabled = true\ninterval = \"1s\"\ncount = 3\nspacing = \"50ms\"\ntimeout = \"500ms\"\n\
          [thresholds.latency]\ndirection = \"rising\"\nwarning = 0.000001\nhysteresis = 0.0\n\
          [[device]]\nname = \"lo\"\naddress = \"127.0.0.1\"\nrole = \"router\"\n",
     );
-    let mut d = start(dir.path(), &config, http);
+    let mut d = start(dir.path(), &config);
+    let http = d.port;
     wait_until(&mut d, |d| {
         get(d.port, "/api/v1/alarms?device=lo")
             .is_some_and(|(_, b)| b.contains("latency_ms_threshold"))

@@ -143,10 +143,9 @@ fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
     let agent = Snmpd::start(dir.path(), port);
     agent.state(ifaces(1_000, 10, 0, 10, 1));
     let silent = free_udp_port(); // nothing listens there
-    let http = free_port();
     let config = write_config(
         dir.path(),
-        http,
+        0,
         &format!(
             "[snmp]\ninterval = \"1s\"\ntimeout = \"200ms\"\nretries = 0\nunreachable-after = 2\n\
              [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
@@ -154,7 +153,8 @@ fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
              [[device]]\nname = \"silent\"\naddress = \"127.0.0.1\"\nsnmp-port = {silent}\nrole = \"router\"\ncredentials = \"v2\"\n"
         ),
     );
-    let mut d = start(dir.path(), &config, http);
+    let mut d = start(dir.path(), &config);
+    let http = d.port;
     wait_until(&mut d, |d| {
         get(d.port, "/api/v1/alarms?device=silent")
             .is_some_and(|(_, body)| body.contains("device_unreachable"))
@@ -203,21 +203,20 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     let port = free_udp_port();
     let agent = Snmpd::start(dir.path(), port);
     agent.state(ifaces(1_000, 10, 0, 10, 1));
-    let trap_port = free_udp_port();
-    let http = free_port();
     let config = write_config(
         dir.path(),
-        http,
+        0,
         &format!(
             "[snmp]\ninterval = \"1h\"\n\
              [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
-             [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
              [traps.severity]\n\"1.3.6.1.4.1.9999.1.2\" = \"major\"\n\
              [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
         ),
     );
-    let mut d = start(dir.path(), &config, http);
-    let to = format!("127.0.0.1:{trap_port}");
+    let mut d = start(dir.path(), &config);
+    let http = d.port;
+    let to = format!("127.0.0.1:{}", bound_port(&d.bound["traps"]));
     let polls = |port: u16| {
         metric(port, "noctua_snmp_polls_total{device=\"r1\",result=\"ok\"}").unwrap_or(0.0)
     };
@@ -384,22 +383,21 @@ async fn the_base_station_profile_reads_vendor_kpis() {
 /// (`authpass123`, `privpass123`) under `auth` and `privacy`; with the receiver's address.
 fn v3_receiver(name: &str, auth: &str, privacy: &str) -> (tempfile::TempDir, Daemon, String) {
     let dir = tempfile::tempdir().unwrap();
-    let trap_port = free_udp_port();
-    let http = free_port();
     let config = write_config(
         dir.path(),
-        http,
+        0,
         &format!(
             "[snmp]\ninterval = \"1h\"\n\
              [snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\nauth-protocol = \"{auth}\"\n\
              auth-key = \"authpass123\"\npriv-protocol = \"{privacy}\"\npriv-key = \"privpass123\"\n\
-             [traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
              [[device]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nsnmp-port = {}\nrole = \"router\"\ncredentials = \"v3\"\n",
             free_udp_port()
         ),
     );
-    let d = start(dir.path(), &config, http);
-    (dir, d, format!("127.0.0.1:{trap_port}"))
+    let d = start(dir.path(), &config);
+    let to = format!("127.0.0.1:{}", bound_port(&d.bound["traps"]));
+    (dir, d, to)
 }
 
 /// v3: traps signed with the sender's engine, and informs, which go to noctua's own engine:

@@ -21,9 +21,9 @@ fn data(e: &SseEvent) -> Value {
 fn stream_resumes_without_gap_or_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
-    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
 
     let mut a = SseClient::connect(port, "/api/v1/alarms/stream", None);
     let snapshot = a.next(WAIT).expect("snapshot");
@@ -93,7 +93,8 @@ fn stream_resumes_without_gap_or_duplicate() {
     // After a restart, a resumed stream is told, and still misses nothing.
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let mut d = start(dir.path(), &config, port);
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
     let mut c = SseClient::connect(port, "/api/v1/alarms/stream", Some(6));
     let note = c.next(WAIT).expect("restarted note");
     assert_eq!(note.event, "restarted");
@@ -116,9 +117,9 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
-    let port = free_port();
-    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
-    let mut d = start(dir.path(), &config, port);
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config);
+    let port = d.port;
     let server = format!("http://127.0.0.1:{port}");
     let mut tail = std::process::Command::new(BIN)
         .args(["alarms", "tail", "--server", &server])
@@ -160,7 +161,9 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
 
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
-    let _d = start(dir.path(), &config, port);
+    // Back on the port tail follows (it was the first daemon's until it stopped).
+    let config = write_config(dir.path(), port, &format!("token = \"{TOKEN}\"\n"));
+    let _d = start(dir.path(), &config);
     act(port, TOKEN, &util, "clear");
     let cleared = next();
     assert!(

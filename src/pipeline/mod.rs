@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod detect;
+pub mod edges;
 pub mod replay;
 
 use std::sync::Arc;

@@ -13,7 +13,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_noctua");
 
 pub struct Daemon {
     pub child: Child,
+    /// The HTTP port it bound.
     pub port: u16,
+    /// Every address it bound, as its ready file says.
+    pub bound: serde_json::Value,
     pub log: PathBuf,
 }
 
@@ -24,7 +27,9 @@ impl Drop for Daemon {
     }
 }
 
-pub fn free_port() -> u16 {
+/// A port for a peer (mosquitto, snmpd) that cannot bind port 0 and say which it got; the peer
+/// binds it at once. The daemon's own listeners bind port 0 and say theirs ([`start`]).
+pub fn peer_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -46,26 +51,46 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     file
 }
 
-pub fn start(dir: &Path, config: &Path, port: u16) -> Daemon {
-    let log = dir.join(format!(
-        "daemon-{}.log",
-        Instant::now().elapsed().as_nanos()
-    ));
+/// Starts the daemon on `config` and waits until it is ready: its ready file (written once
+/// every socket is bound) gives the ports, so a config may listen on port 0.
+pub fn start(dir: &Path, config: &Path) -> Daemon {
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = dir.join(format!("daemon-{n}.log"));
+    let ready = dir.join(format!("ready-{n}.json"));
     let child = Command::new(BIN)
         .args(["--log-level", "info", "run", "--config"])
         .arg(config)
+        .arg("--ready-file")
+        .arg(&ready)
         .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut d = Daemon { child, port, log };
-    wait_until(&mut d, |d| {
-        get(d.port, "/healthz").is_some_and(|(s, _)| s == 200)
-    });
+    let mut d = Daemon {
+        child,
+        port: 0,
+        bound: serde_json::Value::Null,
+        log,
+    };
+    wait_until(&mut d, |_| ready.exists());
+    let text = std::fs::read_to_string(&ready).unwrap();
+    d.bound = serde_json::from_str(&text).unwrap();
+    d.port = bound_port(&d.bound["http"]);
     d
 }
+
+/// The port of an address in a ready file (`"127.0.0.1:41234"`).
+pub fn bound_port(addr: &serde_json::Value) -> u16 {
+    let addr = addr.as_str().unwrap_or_default();
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {addr:?}"))
+}
+
+/// Daemons started by this test binary, to name their logs and ready files apart.
+static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Polls `ready` for up to 20 s (a slow CI machine), failing with the daemon's log.
 pub fn wait_until(d: &mut Daemon, mut ready: impl FnMut(&mut Daemon) -> bool) {

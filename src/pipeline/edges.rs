@@ -1,0 +1,197 @@
+//! The edges around the pipeline, bound and spawned: northbound (HTTP with its live stream,
+//! MQTT) and the sources (NetFlow/IPFIX, probes, SNMP traps, the SNMP poller). Every socket is
+//! bound before anything is spawned, so a taken port fails the start with the config key that
+//! named it; a listen address with port 0 gets a free port, and [`Bound`] says which.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::ingest::{netflow, probe, snmp, trap};
+use crate::message::InterfaceSpeeds;
+use crate::model::Timestamp;
+use crate::northbound::state::HttpState;
+use crate::northbound::{http, mqtt};
+use crate::pipeline::Pipeline;
+use crate::store::{Store, StoreError, Tree};
+
+/// Meta key of the SNMP engine id (see [`snmp_engine_id`]).
+const SNMP_ENGINE_ID_KEY: &[u8] = b"snmp_engine_id";
+
+/// Why the edges could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The config key that set it.
+        key: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store could not give the SNMP engine its id.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The addresses actually bound (a port 0 in the config is a free port here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bound {
+    /// The HTTP API.
+    pub http: SocketAddr,
+    /// The NetFlow/IPFIX collector's sockets, if it runs.
+    pub netflow: Vec<SocketAddr>,
+    /// The trap receiver, if it runs.
+    pub traps: Option<SocketAddr>,
+}
+
+/// What the edges share with the process: the readiness `/readyz` reports, and the token
+/// that stops them.
+pub struct Process<'a> {
+    /// Set once everything runs; cleared when stopping.
+    pub ready: Arc<AtomicBool>,
+    /// Stops every edge.
+    pub cancel: &'a CancellationToken,
+    /// The daemon's starts so far, for the SNMP engine's boots.
+    pub runs: u64,
+}
+
+/// Binds every socket the config asks for, then spawns the edges on `tasks`.
+pub async fn start(
+    config: &Arc<Config>,
+    store: &Store,
+    pipeline: &Pipeline,
+    process: Process<'_>,
+    tasks: &TaskTracker,
+) -> Result<Bound, EdgeError> {
+    let bind = |addr, key| move |source| EdgeError::Bind { addr, key, source };
+    let listen = config.http.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(bind(listen, "http.listen"))?;
+    let netflow_sockets = match config.netflow.enabled {
+        true => netflow::bind(&config.netflow)
+            .map_err(|(addr, source)| bind(addr, "netflow.listen")(source))?,
+        false => Vec::new(),
+    };
+    let trap_socket = match config.traps.enabled {
+        true => {
+            let listen = config.traps.listen;
+            Some(
+                UdpSocket::bind(listen)
+                    .await
+                    .map_err(bind(listen, "traps.listen"))?,
+            )
+        }
+        false => None,
+    };
+    let bound = Bound {
+        http: listener.local_addr().unwrap_or(listen),
+        netflow: netflow_sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect(),
+        traps: trap_socket.as_ref().and_then(|s| s.local_addr().ok()),
+    };
+    let cancel = process.cancel;
+
+    let http_state = HttpState {
+        metrics: pipeline.metrics.clone(),
+        store: store.clone(),
+        ready: process.ready,
+        commander: pipeline.commander.clone(),
+        token: config.http.token.clone(),
+        events: pipeline.events.clone(),
+        first_seq: pipeline.first_seq,
+        started_at: Timestamp::now(),
+        stop: cancel.clone(),
+        config: pipeline.config(),
+    };
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        if let Err(e) = http::serve(listener, http_state, stop).await {
+            tracing::error!(error = %e, "http listener failed");
+        }
+    });
+    if config.mqtt.enabled {
+        let events = pipeline.events.subscribe();
+        let (metrics, stop) = (pipeline.metrics.clone(), cancel.clone());
+        tasks.spawn(mqtt::run(
+            config.mqtt.clone(),
+            store.clone(),
+            events,
+            metrics,
+            stop,
+        ));
+    }
+
+    // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
+    let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
+    let (samples, metrics) = (&pipeline.samples, &pipeline.metrics);
+    if !netflow_sockets.is_empty() {
+        tasks.spawn(netflow::run(
+            config.clone(),
+            netflow_sockets,
+            store.clone(),
+            samples.clone(),
+            metrics.clone(),
+            learned_speeds,
+            cancel.clone(),
+        ));
+    }
+    if config.probes.enabled {
+        let run = probe::run(
+            config.clone(),
+            samples.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(run);
+    }
+    let polls = snmp::poll_triggers(config);
+    if let Some(socket) = trap_socket {
+        let engine = trap::engine::Engine::new(snmp_engine_id(store)?, process.runs);
+        tasks.spawn(trap::run(
+            config.clone(),
+            engine,
+            socket,
+            samples.clone(),
+            metrics.clone(),
+            polls.clone(),
+            cancel.clone(),
+        ));
+    }
+    if !polls.is_empty() {
+        let (config, samples, metrics) = (config.clone(), samples.clone(), metrics.clone());
+        tasks.spawn(snmp::run(
+            config,
+            samples,
+            metrics,
+            polls,
+            speeds,
+            cancel.clone(),
+        ));
+    }
+    Ok(bound)
+}
+
+/// The id of noctua's SNMP engine (the one v3 informs are sent to): made at the first start
+/// and kept, because senders remember it and the keys they localised to it.
+fn snmp_engine_id(store: &Store) -> Result<Vec<u8>, StoreError> {
+    if let Some(id) = store.get::<Vec<u8>>(Tree::Meta, SNMP_ENGINE_ID_KEY)? {
+        return Ok(id);
+    }
+    let id = trap::engine::Engine::new_id();
+    store.put(Tree::Meta, SNMP_ENGINE_ID_KEY, &id)?;
+    store.flush()?;
+    Ok(id)
+}
