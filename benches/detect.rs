@@ -5,6 +5,7 @@
 //! - `shuffled`: every series in a random order (the worst case: every sample a cache miss).
 //!
 //! Run with `cargo bench --bench detect`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::hint::black_box;
 

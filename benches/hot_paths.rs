@@ -1,5 +1,6 @@
 //! Per-sample detection, per-verdict alarm updates, and the store's per-transition cost.
 //! Run with `cargo bench --bench hot_paths`; the README records the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::hint::black_box;
 

@@ -1,6 +1,7 @@
 //! NetFlow/IPFIX decode + aggregate on one core: the softflowd fixtures (v9, IPFIX), a 20-field
 //! v9 template with 21 records per datagram, and a 1,000-exporter mix. Throughput is in data
 //! records. Run with `cargo bench --bench netflow`; the README records the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

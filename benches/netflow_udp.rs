@@ -3,6 +3,7 @@
 //! `noctua_netflow_datagrams_total`), how many were lost, and the daemon's CPU time per
 //! datagram. The sender shares the machine, so on 2 cores the top rates measure both.
 //! Run with `cargo bench --bench netflow_udp`; the README records the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]

@@ -5,6 +5,7 @@
 //! net-snmp's own `snmpbulkwalk` over the same tables, and the memory the poller keeps per
 //! device. Run with `cargo bench --bench snmp_poll` (as root: snmpd runs as nobody); the README
 //! records the figures, also with everything on one CPU (`taskset -c 0 cargo bench ...`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -32,6 +33,7 @@ fn cpu_seconds() -> f64 {
 }
 
 /// CPU seconds of `who` (this process, or its waited-for children).
+#[allow(unsafe_code)]
 fn rusage(who: libc::c_int) -> f64 {
     // SAFETY: getrusage fills the struct we own.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -188,6 +190,7 @@ fn main() {
 }
 
 /// Resident set size of this process, from /proc.
+#[allow(unsafe_code)]
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();

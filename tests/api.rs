@@ -1,5 +1,6 @@
 //! The HTTP API of a running daemon: listing, showing, acknowledging and clearing alarms, with
 //! the bearer token, JSON errors, and the change durable in the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

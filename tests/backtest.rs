@@ -1,4 +1,5 @@
 //! `noctua backtest` as an engineer runs it on an exported series.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

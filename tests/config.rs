@@ -1,4 +1,5 @@
 //! Config parsing, lookup and validation: every error must name the key and its line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::path::{Path, PathBuf};
 

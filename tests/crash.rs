@@ -2,6 +2,7 @@
 //! killed at pseudo-random points 20 times and restarted each time, then allowed to finish.
 //! After every kill: no fault lost or duplicated, every published transition is in the store,
 //! sequence numbers are continuous, and nothing is published twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;

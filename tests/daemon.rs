@@ -1,4 +1,5 @@
 //! The built binary as an operator runs it: health, metrics, signals, reload, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

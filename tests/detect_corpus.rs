@@ -2,6 +2,7 @@
 //! `scripts/make-detect-corpus.py`): precision, recall and mean detection delay of the default
 //! configuration (thresholds and anomaly detector together), asserted against floors set from
 //! what it achieves (README, "Detection"), so a regression fails CI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::path::Path;
 

@@ -1,4 +1,5 @@
 //! `noctua mttr report` and `noctua faults ...` on a store filled by replaying a fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! byte, packet and record totals match tshark's independent decoding of the same captures, and
 //! softflowd exporting v5, v9 and IPFIX live to a running daemon over loopback is decoded to
 //! the exact totals softflowd reports having exported.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! `src/` (use statements and inline paths, test modules included) must point at the file's own
 //! module or a floor below it; a pure core must not reach an edge or the wiring; one ingest
 //! source must not reach into another. A broken rule fails with file, line and the rule.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

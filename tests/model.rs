@@ -1,5 +1,6 @@
 //! Domain types: TS 28.532 JSON names, RFC 3339 times, and round trips through JSON and the store
 //! encoding.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use noctua::model::*;
 use noctua::store::{Tree, decode, encode};

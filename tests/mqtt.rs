@@ -1,5 +1,6 @@
 //! MQTT through a real mosquitto: every transition arrives (at least once, in order per alarm),
 //! retained active alarms, and the durable outbox across a broker outage and a daemon restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 
@@ -60,8 +61,7 @@ impl Broker {
     /// SIGTERM, so mosquitto saves its sessions.
     fn stop(mut self) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        kill(pid, libc::SIGTERM);
         self.child.wait().unwrap();
     }
 }

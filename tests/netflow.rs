@@ -2,6 +2,7 @@
 //! every field where the template put it (property-tested over random layouts), templates are
 //! scoped per exporter and survive a restart through the store, malformed input is counted by
 //! reason and never panics, sampling scales, and traffic lands in the intervals it happened in.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;

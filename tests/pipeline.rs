@@ -1,4 +1,5 @@
 //! The wired pipeline: samples in, committed and flushed alarm transitions out, drained in order.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::sync::Arc;
 

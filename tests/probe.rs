@@ -1,5 +1,6 @@
 //! ICMP probes against 127.0.0.1 through the running daemon: requests are sent and answered,
 //! and the latency series reaches detection with min/avg/max/p95 in the alarm's text.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! To accept a deliberate change of behaviour, regenerate a golden file with
 //! `noctua replay fixtures/scenarios/X.jsonl --config fixtures/scenarios/lab.toml > fixtures/scenarios/X.expected`
 //! and review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! counters move, wrap and reset on demand. v2c and v3 authPriv (SHA-256/AES) sessions; rates,
 //! utilisation, loss and oper-status events from real replies; an agent restart; and a device
 //! that never answers, which becomes an unreachable alarm while the other keeps its schedule.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

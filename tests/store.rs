@@ -1,4 +1,5 @@
 //! The sled store: durability, schema and lock errors, atomic transitions, group commit.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 use std::time::Duration;
 

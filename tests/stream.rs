@@ -1,5 +1,6 @@
 //! The live alarm stream: snapshot, live transitions, and resumption with `Last-Event-ID` after
 //! a dropped connection and after a daemon restart — no gap, no duplicate.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
 

@@ -155,13 +155,14 @@ pub fn run(config: &Config, metric: Metric, csv: &str) -> (String, Summary) {
             }
             Ok(e) => {
                 for v in &e.verdicts {
-                    let slot = match conditions.iter_mut().find(|(c, _)| *c == v.condition) {
-                        Some(slot) => slot,
+                    let at = match conditions.iter().position(|(c, _)| *c == v.condition) {
+                        Some(at) => at,
                         None => {
                             conditions.push((v.condition.clone(), Severity::Cleared));
-                            conditions.last_mut().expect("just pushed")
+                            conditions.len() - 1
                         }
                     };
+                    let slot = &mut conditions[at];
                     if slot.1 == Severity::Cleared && v.severity != Severity::Cleared {
                         summary.alarms += 1;
                     }

@@ -55,6 +55,7 @@ impl<T> Default for SeriesTable<T> {
 /// cannot fault, and on other architectures does nothing.
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)] // the crate's one unsafe block: the prefetch below.
     // SAFETY: a prefetch has no architectural effect and cannot fault; the pointer is to a live
     // value anyway. `sse` is part of the x86_64 baseline.
     unsafe {

@@ -161,9 +161,14 @@ pub fn request(
 
 pub fn signal(d: &Daemon, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(d.child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+    assert!(kill(pid, sig), "kill({pid}, {sig}) failed");
+}
+
+/// kill(2): the tests' one unsafe call (for SIGTERM, SIGHUP and SIGKILL to their own peers).
+#[allow(unsafe_code)]
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> bool {
+    // SAFETY: kill(2) takes plain integers; no memory is involved.
+    unsafe { libc::kill(pid, sig) == 0 }
 }
 
 pub fn wait_exit(d: &mut Daemon, limit: Duration) -> ExitStatus {

@@ -97,8 +97,7 @@ impl Snmpd {
             .ok()
             .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
         {
-            // SAFETY: kill(2) on the pid snmpd wrote; no memory is involved.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            super::kill(pid, libc::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(5);
             while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));

@@ -79,6 +79,7 @@ fn column_oid(ifx: bool, n: u64) -> Oid<'static> {
         IF_ENTRY.to_vec()
     };
     arcs.push(n);
+    #[allow(clippy::expect_used)] // constant arcs under 1.3.6.1: always a valid OID
     Oid::from(&arcs).expect("IF-MIB column OIDs are valid")
 }
 
@@ -177,6 +178,7 @@ impl Row {
 }
 
 pub(super) async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, PollError> {
+    #[allow(clippy::expect_used)] // constant arcs under 1.3.6.1: always valid OIDs
     let sys = [
         Oid::from(&SYS_UPTIME).expect("valid"),
         Oid::from(&SYS_NAME).expect("valid"),

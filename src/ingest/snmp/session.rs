@@ -59,7 +59,10 @@ impl Poller {
             let session = open_session(&self.target, self.req_id, self.timeout).await?;
             self.session = Some(session);
         }
-        Ok(self.session.as_mut().expect("just made"))
+        // Present: made just above if it was missing.
+        self.session
+            .as_mut()
+            .ok_or_else(|| PollError::Session("no session".to_owned()))
     }
 
     /// Runs one request with timeout and retries; `read` sees the reply while it is borrowed.
