@@ -169,7 +169,7 @@ fn bind_failure_is_a_runtime_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = write_config(dir.path(), 0, "");
+    let config = write_config(dir.path(), port, "");
     let out = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&config)
