@@ -82,8 +82,11 @@ struct Subscriber {
 
 impl Subscriber {
     fn start(port: u16, topic: &str) -> Self {
-        let mut child = Command::new("mosquitto_sub")
+        // Line-buffered (coreutils' stdbuf): mosquitto_sub flushes messages but not its -d lines.
+        let mut child = Command::new("stdbuf")
             .args([
+                "-oL",
+                "mosquitto_sub",
                 "-h",
                 "127.0.0.1",
                 "-p",
