@@ -151,6 +151,22 @@ impl Subscriber {
     }
 }
 
+impl Subscriber {
+    /// Every transition event received so far and within `wait` from now.
+    fn collect_for(&self, wait: Duration) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + wait;
+        let mut got = self.got.borrow_mut();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let (topic, payload) = line.split_once(' ').unwrap();
+            got.push((topic.to_owned(), serde_json::from_str(payload).unwrap()));
+        }
+        got.clone()
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -581,5 +597,73 @@ fn broker_credentials_come_from_a_file_and_stay_out_of_the_logs() {
     assert!(
         !log.contains("s3cret-broker-pass") && !log.contains(TOKEN),
         "a secret reached the log:\n{log}"
+    );
+}
+
+/// Durable before visible: a transition the store has committed but not yet flushed must not
+/// reach the broker, or a crash takes it back and hands its sequence number to another. A long
+/// group-commit interval holds an unack in memory; the daemon is killed before it is flushed;
+/// everything the broker received must then be in the store, as it was sent.
+#[test]
+fn the_broker_hears_only_of_what_is_on_disk_even_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let mqtt = peer_port();
+    let _broker = Broker::start(dir.path(), mqtt);
+    let sub = Subscriber::start(mqtt, "noctua/alarms/#");
+    let config = dir.path().join("noctua.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"{}\"\nflush-interval = \"4s\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let mut d = start(dir.path(), &config);
+    let http = d.port;
+    sub.collect(2);
+    let util = util_alarm(http);
+    // Answered once durable: a flush has just run, and the next is four seconds away.
+    act(http, TOKEN, &util, "ack");
+    let unack = std::thread::spawn(move || {
+        let auth = format!("Bearer {TOKEN}");
+        request(
+            http,
+            "POST",
+            &format!("/api/v1/alarms/{util}/unack"),
+            &[("Authorization", &auth)],
+            r#"{"user":"maria"}"#,
+        )
+    });
+    // Long enough for an eager publisher to have sent the unack; well inside the interval.
+    let received = sub.collect_for(Duration::from_millis(1500));
+    signal(&d, libc::SIGKILL);
+    wait_exit(&mut d, Duration::from_secs(5));
+    let answer = unack.join().unwrap();
+    assert!(
+        answer.as_ref().is_none_or(|(status, _)| *status != 200),
+        "the unack was answered as done, but it was never on disk: {answer:?}"
+    );
+
+    let store = noctua::store::Store::open(&dir.path().join("store")).unwrap();
+    let history = store.history_after(0, usize::MAX).unwrap();
+    assert!(received.iter().any(|(_, v)| v["kind"] == "acknowledged"));
+    for (topic, v) in &received {
+        let seq = v["seq"].as_u64().unwrap();
+        let stored = history.iter().find(|e| e.seq == seq);
+        let stored = stored.unwrap_or_else(|| {
+            panic!("{topic} seq {seq} reached the broker but is not in the store")
+        });
+        assert_eq!(
+            &serde_json::to_value(stored).unwrap(),
+            v,
+            "seq {seq} is another transition in the store"
+        );
+    }
+    assert!(
+        !received.iter().any(|(_, v)| v["kind"] == "unacknowledged"),
+        "the unflushed unack was published"
     );
 }

@@ -490,3 +490,36 @@ fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
         SCHEMA_VERSION.to_be_bytes()
     );
 }
+
+/// The durability gate: committed transitions are readable by the store's own users at once,
+/// and by publishers (`durable_*`) only once a flush has put them on disk; a reopened store's
+/// transitions are all on disk.
+#[test]
+fn publishers_see_only_what_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manager();
+    let raise = one(m.on_verdict(verdict("core-r1", Severity::Major, 1000)));
+    let other = one(m.on_verdict(verdict("bh-r1", Severity::Minor, 2000)));
+    {
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, &raise).unwrap();
+        store.flush().unwrap();
+        commit(&store, &other).unwrap();
+        assert_eq!(store.last_seq().unwrap(), 2);
+        assert_eq!(store.durable_seq(), 1);
+        assert_eq!(history(&store).len(), 2);
+        let published = store.durable_outbox_after(0, usize::MAX).unwrap();
+        assert_eq!(published, vec![raise.event.clone()]);
+        let shown = store.durable_history_after(0, usize::MAX).unwrap();
+        assert_eq!(shown, vec![raise.event.clone()]);
+        store.flush().unwrap();
+        assert_eq!(store.durable_seq(), 2);
+        assert_eq!(
+            store.durable_outbox_after(1, usize::MAX).unwrap(),
+            vec![other.event.clone()]
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.durable_seq(), 2);
+    assert_eq!(store.durable_history_after(0, usize::MAX).unwrap().len(), 2);
+}

@@ -106,7 +106,7 @@ async fn list_alarms(
             let since = time_param(q.since.as_deref(), now)?
                 .unwrap_or(now.minus(std::time::Duration::from_secs(86_400)));
             s.store
-                .history_after(0, usize::MAX)
+                .durable_history_after(0, usize::MAX)
                 .map_err(unavailable)?
                 .into_iter()
                 .filter(|e| e.kind == TransitionKind::Cleared && e.at >= since)
@@ -139,7 +139,7 @@ async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
     let id = id_param(&id)?;
     let history: Vec<AlarmEvent> = s
         .store
-        .history_after(0, usize::MAX)
+        .durable_history_after(0, usize::MAX)
         .map_err(unavailable)?
         .into_iter()
         .filter(|e| e.alarm.alarm_id == id)

@@ -205,11 +205,10 @@ async fn session(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         if ahead.is_empty() {
-            // (A store that cannot read its meta tree fails the alarm stage's commits loudly;
-            // here it only means nothing new is read.)
-            let head = store.last_seq().unwrap_or(read);
+            // Only what is on disk: the durability gate.
+            let head = store.durable_seq();
             if head > read {
-                match store.outbox_after(read, READ_AHEAD) {
+                match store.durable_outbox_after(read, READ_AHEAD) {
                     Ok(batch) => {
                         let last = batch.last().map_or(read, |e| e.seq);
                         // Short of a full read, everything else up to `head` is not for the

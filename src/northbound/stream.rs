@@ -177,10 +177,11 @@ async fn catch_up(
     Ok(head.max(after))
 }
 
-/// Published transitions after `after`, in sequence order, and the store's last sequence.
+/// Published transitions after `after`, in sequence order, and the last durable sequence
+/// (what is not on disk yet is not published, and comes on the live feed once it is).
 fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), StoreError> {
-    let head = store.last_seq()?;
-    let mut events = store.history_after(after, usize::MAX)?;
+    let head = store.durable_seq();
+    let mut events = store.durable_history_after(after, usize::MAX)?;
     events.retain(|e| e.notified && e.seq <= head);
     Ok((head, events))
 }

@@ -47,8 +47,18 @@ impl Store {
     /// Flushes sled; returns the ticket number everything up to which is now durable.
     fn flush_db(&self) -> Result<u64, StoreError> {
         let target = self.inner.written.load(Ordering::Acquire);
+        // Every commit that has set `committed_seq` finished its transaction before the flush
+        // below starts, so everything up to this sequence number is on disk after it.
+        let seq = self.inner.committed_seq.load(Ordering::Acquire);
         self.inner.db.flush().map_err(|e| self.sled_err(e))?;
+        self.inner.durable_seq.fetch_max(seq, Ordering::AcqRel);
         Ok(target)
+    }
+
+    /// The highest sequence number on disk. Publishers (MQTT, the live stream, the API's
+    /// history) read only up to it, so nothing is shown that a crash could still take back.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable_seq.load(Ordering::Acquire)
     }
 
     fn advance_flushed(&self, target: u64) {

@@ -118,6 +118,9 @@ impl Store {
                 self.inner
                     .outbox_depth
                     .fetch_add(notified, Ordering::Relaxed);
+                self.inner
+                    .committed_seq
+                    .fetch_max(last.event.seq, Ordering::AcqRel);
                 Ok(self.written())
             }
             Err(TransactionError::Abort(e)) => Err(e),
@@ -195,16 +198,20 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` journal events after sequence `after` that pass `keep`, in sequence order.
+    /// Up to `limit` journal events in `(after, through]` that pass `keep`, in sequence order.
     fn journal_events(
         &self,
         after: u64,
+        through: u64,
         limit: usize,
         keep: impl Fn(&AlarmEvent) -> bool,
     ) -> Result<Vec<AlarmEvent>, StoreError> {
         let mut out = Vec::new();
-        if limit > 0 {
+        if limit > 0 && through > after {
             self.visit_journal(after, |e| {
+                if e.seq > through {
+                    return ControlFlow::Break(());
+                }
                 if keep(&e) {
                     out.push(e);
                 }
@@ -219,14 +226,40 @@ impl Store {
     }
 
     /// Up to `limit` transitions after sequence `after`, in sequence order (0 for all).
+    /// Everything committed, durable or not: for the store's own users (retention, tests, a
+    /// finished replay); publishers use [`Store::durable_history_after`].
     pub fn history_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
-        self.journal_events(after, limit, |_| true)
+        self.journal_events(after, u64::MAX, limit, |_| true)
+    }
+
+    /// Up to `limit` transitions after sequence `after` that are on disk, in sequence order:
+    /// what the live stream and the API may show.
+    pub fn durable_history_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AlarmEvent>, StoreError> {
+        self.journal_events(after, self.durable_seq(), limit, |_| true)
     }
 
     /// Up to `limit` notified transitions after sequence `after` not yet delivered, in sequence
-    /// order.
+    /// order, committed or not; the publisher uses [`Store::durable_outbox_after`].
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
-        self.journal_events(after.max(self.outbox_cursor()?), limit, |e| e.notified)
+        self.journal_events(after.max(self.outbox_cursor()?), u64::MAX, limit, |e| {
+            e.notified
+        })
+    }
+
+    /// [`Store::outbox_after`] through the durability gate: only what is on disk, so the
+    /// broker never hears of a transition a crash could take back (and hand its sequence
+    /// number and alarm id to another).
+    pub fn durable_outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AlarmEvent>, StoreError> {
+        let from = after.max(self.outbox_cursor()?);
+        self.journal_events(from, self.durable_seq(), limit, |e| e.notified)
     }
 
     /// Sequence number through which every notified transition is delivered or dropped.

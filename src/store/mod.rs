@@ -175,6 +175,10 @@ struct Inner {
     flush_failed: AtomicBool,
     /// Notified transitions after the outbox cursor; counted at open, then kept by the writers.
     outbox_depth: AtomicU64,
+    /// The highest sequence number committed (in sled's memory, not yet on disk).
+    committed_seq: AtomicU64,
+    /// The highest sequence number on disk: what publishers may see (the durability gate).
+    durable_seq: AtomicU64,
 }
 
 impl Store {
@@ -224,6 +228,8 @@ impl Store {
                 wake: Notify::new(),
                 flush_failed: AtomicBool::new(false),
                 outbox_depth: AtomicU64::new(0),
+                committed_seq: AtomicU64::new(0),
+                durable_seq: AtomicU64::new(0),
             }),
         };
         store.check_schema()?;
@@ -233,6 +239,10 @@ impl Store {
             ControlFlow::Continue(())
         })?;
         store.inner.outbox_depth.store(depth, Ordering::Relaxed);
+        // What a store holds at open is on disk.
+        let last = store.last_seq()?;
+        store.inner.committed_seq.store(last, Ordering::Release);
+        store.inner.durable_seq.store(last, Ordering::Release);
         Ok(store)
     }
 
