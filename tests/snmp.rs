@@ -470,9 +470,8 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
     };
     let answered = inform("authPriv", "authpass123");
     assert_success(&answered, "v3 authPriv inform");
-    // authNoPriv from the same user is answered too (signed, not encrypted).
-    let plain = inform("authNoPriv", "authpass123");
-    assert_success(&plain, "v3 authNoPriv inform");
+    // authNoPriv from an authPriv user is below its level: no answer, counted as authentication.
+    assert!(!inform("authNoPriv", "authpass123").status.success());
     // A wrong key gets no answer: snmpinform times out and fails.
     assert!(!inform("authPriv", "wrongpass99").status.success());
     wait_until(&mut d, |d| {
@@ -480,7 +479,7 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
     });
     wait_until(&mut d, |d| {
         get(d.port, "/metrics").is_some_and(|(_, b)| {
-            b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 4")
+            b.contains("noctua_snmp_traps_total{device=\"r3\",kind=\"link_down\"} 3")
         })
     });
     // Each snmpinform run learned the engine id from a report first.
@@ -489,6 +488,78 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
         "noctua_snmp_engine_reports_total{kind=\"unknown_engine_id\"}",
     );
     assert!(reports.is_some_and(|n| n >= 3.0), "{reports:?}");
+}
+
+/// A device whose credential is SNMPv3 authPriv takes traps at that level only: v1 and v2c with
+/// any community, v3 authNoPriv, and v3 with a wrong privacy key are all refused (a UDP source
+/// address is no proof), and nothing of them becomes an alarm.
+#[test]
+fn traps_below_the_devices_security_level_are_refused() {
+    let (_dir, mut d, to) = v3_receiver("r4", "sha256", "aes128");
+    fn trap<'a>(extra: &[&'a str], to: &'a str) -> Vec<&'a str> {
+        [extra, &[to]].concat()
+    }
+    let link_down = ["", "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.9", "i", "9"];
+    let v2c = [trap(&["-v", "2c", "-c", "public"], &to), link_down.to_vec()].concat();
+    assert_success(&net_snmp("snmptrap", &v2c), "v2c snmptrap");
+    let v1 = [
+        trap(&["-v", "1", "-c", "public"], &to),
+        vec![
+            "",
+            "127.0.0.1",
+            "2",
+            "0",
+            "",
+            "1.3.6.1.2.1.2.2.1.1",
+            "i",
+            "9",
+        ],
+    ]
+    .concat();
+    assert_success(&net_snmp("snmptrap", &v1), "v1 snmptrap");
+    let v3 = |level: &str, priv_key: &str| {
+        let mut args = vec![
+            "-v",
+            "3",
+            "-e",
+            "0x80001f8880c0ffee",
+            "-u",
+            "noctua",
+            "-l",
+            level,
+            "-a",
+            "SHA-256",
+            "-A",
+            "authpass123",
+        ];
+        if level == "authPriv" {
+            args.extend(["-x", "AES", "-X", priv_key]);
+        }
+        args.push(to.as_str());
+        args.extend(link_down);
+        net_snmp("snmptrap", &args)
+    };
+    assert_success(&v3("authNoPriv", ""), "v3 authNoPriv snmptrap");
+    assert_success(&v3("authPriv", "wrongpriv99"), "v3 wrong privacy key");
+    wait_until(&mut d, |d| {
+        get(d.port, "/metrics").is_some_and(|(_, b)| {
+            b.contains("noctua_snmp_traps_dropped_total{reason=\"community\"} 2")
+                && b.contains("noctua_snmp_traps_dropped_total{reason=\"authentication\"} 2")
+        })
+    });
+    // The right level still gets through, and only it raised anything.
+    assert_success(&v3("authPriv", "privpass123"), "v3 authPriv snmptrap");
+    wait_until(&mut d, |d| {
+        metric(
+            d.port,
+            "noctua_snmp_traps_total{device=\"r4\",kind=\"link_down\"}",
+        ) == Some(1.0)
+    });
+    let (_, body) = get(d.port, "/metrics").unwrap();
+    assert!(
+        body.contains("noctua_snmp_traps_dropped_total{reason=\"malformed\"} 0"),
+        "{body}"
+    );
 }
 
 /// AES-192/256 informs, where the privacy key must be longer than the authentication hash

@@ -201,11 +201,21 @@ impl Engine {
         } else {
             header.data.to_vec()
         };
-        let scoped = Scoped::read(&scoped).ok_or(TrapDrop::Malformed)?;
+        // Signed correctly but unreadable once decrypted: the privacy key is wrong.
+        let unreadable = if private {
+            TrapDrop::Authentication
+        } else {
+            TrapDrop::Malformed
+        };
+        let scoped = Scoped::read(&scoped).ok_or(unreadable)?;
         let v2c = scoped.as_v2c();
-        let pdu = Pdu::from_bytes(&v2c).map_err(|_| TrapDrop::Malformed)?;
+        let pdu = Pdu::from_bytes(&v2c).map_err(|_| unreadable)?;
         let pdu_tag = pdu.message_type;
-        let meaning = super::meaning(&pdu).ok_or(TrapDrop::Malformed)?;
+        let meaning = super::meaning(&pdu).ok_or(unreadable)?;
+        // A notification only at the user's own level: an authPriv user's come encrypted.
+        if keys.privacy.is_some() && !private {
+            return Err(TrapDrop::Authentication);
+        }
         match pdu_tag {
             MessageType::Trap => Ok(Served::Notification(meaning, None)),
             MessageType::InformRequest => {

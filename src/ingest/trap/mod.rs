@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credential, SnmpVersion};
 use crate::ingest::SampleSink;
+use crate::ingest::usm::{AUTH, PRIV};
 use crate::model::{DeviceEvent, EventKind, Timestamp};
 use crate::telemetry::{EngineReport, Metrics, TrapDrop};
 
@@ -49,7 +50,8 @@ pub struct Meaning {
 /// A device allowed to send traps, and how its traps must be signed.
 struct Source {
     device: String,
-    /// v2c: the community its traps must carry (none: any).
+    /// v1/v2c: the community its traps must carry; without one, no v1/v2c trap is taken (a
+    /// UDP source address proves nothing).
     community: Option<String>,
     /// v3: the USM user its traps must be authenticated (and decrypted) with.
     usm: Option<Credential>,
@@ -258,6 +260,15 @@ fn length_len(b: &[u8]) -> Option<usize> {
     length(b).map(|(_, l)| l)
 }
 
+/// The msgFlags security bits a v3 user's messages must carry: its configured level.
+fn security_flags(c: &Credential) -> u8 {
+    match (c.auth_protocol, c.priv_protocol) {
+        (None, _) => 0,
+        (Some(_), None) => AUTH,
+        (Some(_), Some(_)) => AUTH | PRIV,
+    }
+}
+
 /// What a datagram from a known source led to.
 struct Received {
     /// The trap or inform, if the datagram was one (not a discovery step).
@@ -308,10 +319,18 @@ fn read(
                 security
             }
         };
+        // Only at the user's own security level: an authPriv user's traps come signed and
+        // encrypted, never less.
+        if header.flags & (AUTH | PRIV) != security_flags(usm) {
+            return Err(TrapDrop::Authentication);
+        }
+        let private = header.flags & PRIV != 0;
         let bytes = datagram.to_vec();
         let pdu = match Pdu::from_bytes_with_security(&bytes, Some(&mut security)) {
             Ok(p) => p,
             Err(snmp2::Error::AuthFailure(_)) => return Err(TrapDrop::Authentication),
+            // Signed correctly but unreadable once decrypted: the privacy key is wrong.
+            Err(_) if private => return Err(TrapDrop::Authentication),
             Err(_) => return Err(TrapDrop::Malformed),
         };
         // An inform carrying another engine's id is not for us to answer.
@@ -326,11 +345,7 @@ fn read(
         });
     }
     let pdu = Pdu::from_bytes(datagram).map_err(|_| TrapDrop::Malformed)?;
-    if source
-        .community
-        .as_deref()
-        .is_some_and(|c| c.as_bytes() != pdu.community)
-    {
+    if source.community.as_deref().map(str::as_bytes) != Some(pdu.community) {
         return Err(TrapDrop::Community);
     }
     let inform = pdu.message_type == MessageType::InformRequest;
