@@ -398,3 +398,51 @@ fn faults_and_mttr_commands_go_through_the_running_daemon() {
     signal(&d, libc::SIGTERM);
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
 }
+
+/// Trap text is the device's, and devices can be hostile: escape sequences and line breaks in
+/// it reach neither the engineer's terminal (`alarms list`) nor the text log raw.
+#[test]
+fn hostile_device_text_reaches_neither_terminal_nor_log_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let at =
+        noctua::model::Timestamp::from_millis(noctua::model::Timestamp::now().as_millis() - 60_000);
+    let scenario = dir.path().join("s.jsonl");
+    let text = "\u{1b}]0;owned\u{7}\u{1b}[2J\r\nFAKE INFO noctua: forged";
+    let line = serde_json::json!({"at": at.to_string(), "device": "bh-r1", "object": "ifIndex=3", "event": "link_down", "text": text});
+    std::fs::write(&scenario, format!("{line}\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "info", "replay"])
+        .arg(&scenario)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("\\x1b]0;owned\\x07"), "{log}");
+    assert!(!log.contains('\u{1b}') && !log.contains('\r'), "{log:?}");
+    assert!(!log.lines().any(|l| l.starts_with("FAKE")), "{log}");
+
+    let config = write_config(dir.path(), 0, "");
+    let d = start(dir.path(), &config);
+    let out = Command::new(BIN)
+        .args([
+            "alarms",
+            "list",
+            "--server",
+            &format!("http://127.0.0.1:{}", d.port),
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua alarms list");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listed.contains("\\x1b]0;owned\\x07\\x1b[2J\\r\\nFAKE"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\r'),
+        "{listed:?}"
+    );
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+}

@@ -194,3 +194,19 @@ fn enum_names_parse_case_insensitively_and_say_what_would_do() {
     );
     assert_eq!(Severity::Critical.to_string(), "critical");
 }
+
+#[test]
+fn device_text_is_made_printable_for_terminals_and_logs() {
+    let hostile = "up\u{1b}]0;owned\u{7}\u{1b}[2J\r\nFAKE log line\tend\u{9b}";
+    let safe = printable(hostile);
+    assert_eq!(
+        safe,
+        "up\\x1b]0;owned\\x07\\x1b[2J\\r\\nFAKE log line\\tend\\x9b"
+    );
+    assert!(!safe.chars().any(char::is_control));
+    // Ordinary text, accents included, is left alone and not copied.
+    assert!(matches!(
+        printable("Köln ge-0/0/1 ✓"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}

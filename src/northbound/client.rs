@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::Secret;
+use crate::model::printable;
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -333,8 +334,8 @@ fn summary(active: &[Value], base: &str) -> String {
 
 /// One transition as a line: time, what happened, then the alarm as in a list.
 fn render_transition(event: &Value) -> String {
-    let kind = event["kind"].as_str().unwrap_or("?");
-    let at = event["at"].as_str().unwrap_or("?");
+    let kind = printable(event["kind"].as_str().unwrap_or("?"));
+    let at = printable(event["at"].as_str().unwrap_or("?"));
     format!(
         "{at} {kind:<19} {}",
         render_alarm_lines(std::slice::from_ref(&event["alarm"]))
@@ -359,7 +360,8 @@ pub fn render_alarm_lines(alarms: &[Value]) -> String {
     let tty = std::io::stdout().is_terminal();
     let mut out = String::new();
     for a in alarms {
-        let s = |k: &str| a[k].as_str().unwrap_or("-").to_owned();
+        // Device text is hostile until shown otherwise: no escape sequences reach the terminal.
+        let s = |k: &str| printable(a[k].as_str().unwrap_or("-")).into_owned();
         let severity = s("perceivedSeverity");
         let (on, off) = if tty {
             (colour(&severity), "\x1b[0m")
@@ -368,7 +370,7 @@ pub fn render_alarm_lines(alarms: &[Value]) -> String {
         };
         let ack = a["ackUserId"]
             .as_str()
-            .map_or("-".to_owned(), |u| format!("ack:{u}"));
+            .map_or("-".to_owned(), |u| format!("ack:{}", printable(u)));
         let suppressed = a["suppressedBy"]
             .as_str()
             .map_or(String::new(), |r| format!(" [suppressed: {r}]"));

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::message::{AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult};
 use crate::model::{
     Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, Timestamp, Transition,
-    TransitionKind,
+    TransitionKind, printable,
 };
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Metrics;
@@ -226,7 +226,7 @@ async fn commit(
             condition = %e.alarm.condition,
             severity,
             kind = e.kind.name(),
-            "{}", e.alarm.additional_text
+            "{}", printable(&e.alarm.additional_text)
         );
         // No subscriber is fine: the store and outbox already hold the event.
         let _ = events.send(e.clone());
