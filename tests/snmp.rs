@@ -407,35 +407,7 @@ fn v3_receiver(name: &str, auth: &str, privacy: &str) -> (tempfile::TempDir, Dae
 #[test]
 fn v3_traps_are_authenticated_with_the_devices_user() {
     let (_dir, mut d, to) = v3_receiver("r3", "sha256", "aes128");
-    let v3 = |auth_key: &str| {
-        net_snmp(
-            "snmptrap",
-            &[
-                "-v",
-                "3",
-                "-e",
-                "0x80001f8880c0ffee",
-                "-u",
-                "noctua",
-                "-l",
-                "authPriv",
-                "-a",
-                "SHA-256",
-                "-A",
-                auth_key,
-                "-x",
-                "AES",
-                "-X",
-                "privpass123",
-                &to,
-                "",
-                "1.3.6.1.6.3.1.1.5.3",
-                "1.3.6.1.2.1.2.2.1.1.7",
-                "i",
-                "7",
-            ],
-        )
-    };
+    let v3 = |auth_key: &str| v3_link_down(&to, "authPriv", auth_key, "privpass123", "7");
     assert!(v3("authpass123").status.success());
     // The same user with the wrong key: refused.
     assert!(v3("wrongpass99").status.success());
@@ -490,6 +462,37 @@ fn v3_traps_are_authenticated_with_the_devices_user() {
     assert!(reports.is_some_and(|n| n >= 3.0), "{reports:?}");
 }
 
+/// A v3 linkDown trap for ifIndex `index` from user `noctua` (SHA-256, AES under `authPriv`) at
+/// `level`, signed as engine 0x80001f8880c0ffee.
+fn v3_link_down(
+    to: &str,
+    level: &str,
+    auth_key: &str,
+    priv_key: &str,
+    index: &str,
+) -> std::process::Output {
+    let ifindex = format!("1.3.6.1.2.1.2.2.1.1.{index}");
+    let mut args = vec![
+        "-v",
+        "3",
+        "-e",
+        "0x80001f8880c0ffee",
+        "-u",
+        "noctua",
+        "-l",
+        level,
+        "-a",
+        "SHA-256",
+        "-A",
+        auth_key,
+    ];
+    if level == "authPriv" {
+        args.extend(["-x", "AES", "-X", priv_key]);
+    }
+    args.extend([to, "", "1.3.6.1.6.3.1.1.5.3", &ifindex, "i", index]);
+    net_snmp("snmptrap", &args)
+}
+
 /// A device whose credential is SNMPv3 authPriv takes traps at that level only: v1 and v2c with
 /// any community, v3 authNoPriv, and v3 with a wrong privacy key are all refused (a UDP source
 /// address is no proof), and nothing of them becomes an alarm.
@@ -517,28 +520,7 @@ fn traps_below_the_devices_security_level_are_refused() {
     ]
     .concat();
     assert_success(&net_snmp("snmptrap", &v1), "v1 snmptrap");
-    let v3 = |level: &str, priv_key: &str| {
-        let mut args = vec![
-            "-v",
-            "3",
-            "-e",
-            "0x80001f8880c0ffee",
-            "-u",
-            "noctua",
-            "-l",
-            level,
-            "-a",
-            "SHA-256",
-            "-A",
-            "authpass123",
-        ];
-        if level == "authPriv" {
-            args.extend(["-x", "AES", "-X", priv_key]);
-        }
-        args.push(to.as_str());
-        args.extend(link_down);
-        net_snmp("snmptrap", &args)
-    };
+    let v3 = |level: &str, priv_key: &str| v3_link_down(&to, level, "authpass123", priv_key, "9");
     assert_success(&v3("authNoPriv", ""), "v3 authNoPriv snmptrap");
     assert_success(&v3("authPriv", "wrongpriv99"), "v3 wrong privacy key");
     wait_until(&mut d, |d| {
