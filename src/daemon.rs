@@ -104,33 +104,40 @@ pub async fn run(
         cancel: &cancel,
         runs,
     };
-    let bound = edges::start(&config, &store, &pipeline, process, &tasks).await?;
+    // A failure once the pipeline runs (a socket, the ready file) still stops in order, so
+    // the store is drained, flushed and marked; the error is the exit status.
+    let failed = match edges::start(&config, &store, &pipeline, process, &tasks).await {
+        Err(e) => Some(DaemonError::from(e)),
+        Ok(bound) => {
+            let netflow: Vec<String> = bound.netflow.iter().map(ToString::to_string).collect();
+            let traps = bound.traps.map(|t| t.to_string());
+            tracing::info!(http = %bound.http, netflow = ?netflow, traps = ?traps, config = %source, "noctua ready");
+            ready_file
+                .and_then(|path| write_ready_file(path, &bound).err())
+                .map(DaemonError::ReadyFile)
+        }
+    };
     if let Some(period) = sd_notify::watchdog_enabled() {
         tasks.spawn(watchdog(period / 2, cancel.clone()));
     }
     tasks.close();
 
-    ready.store(true, Ordering::Relaxed);
-    notify(&[NotifyState::Ready]);
-    let netflow: Vec<String> = bound.netflow.iter().map(ToString::to_string).collect();
-    let traps = bound.traps.map(|t| t.to_string());
-    tracing::info!(http = %bound.http, netflow = ?netflow, traps = ?traps, config = %source, "noctua ready");
-    if let Some(path) = ready_file {
-        write_ready_file(path, &bound).map_err(DaemonError::ReadyFile)?;
-    }
-
-    let mut current = config;
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-            _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = sighup.recv() => {
-                match NotifyState::monotonic_usec_now() {
-                    Ok(now) => notify(&[NotifyState::Reloading, now]),
-                    Err(_) => notify(&[NotifyState::Reloading]),
+    if failed.is_none() {
+        ready.store(true, Ordering::Relaxed);
+        notify(&[NotifyState::Ready]);
+        let mut current = config;
+        loop {
+            tokio::select! {
+                _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                _ = sighup.recv() => {
+                    match NotifyState::monotonic_usec_now() {
+                        Ok(now) => notify(&[NotifyState::Reloading, now]),
+                        Err(_) => notify(&[NotifyState::Reloading]),
+                    }
+                    current = reload(&source, current, &pipeline);
+                    notify(&[NotifyState::Ready]);
                 }
-                current = reload(&source, current, &pipeline);
-                notify(&[NotifyState::Ready]);
             }
         }
     }
@@ -147,8 +154,13 @@ pub async fn run(
     {
         tracing::warn!("http connections still open at shutdown; closing them");
     }
-    tracing::info!("stopped cleanly");
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
 }
 
 /// Re-reads the config; keeps the running one if the new one is invalid.

@@ -263,3 +263,49 @@ fn cli_config_commands_and_exit_codes() {
     let out = Command::new(BIN).arg("no-such-command").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Failures after the pipeline has started (a NetFlow port taken, a ready file that cannot be
+/// written) still stop in order: exit 1 naming the cause, and the store marked as stopped.
+#[test]
+fn a_failure_after_start_stops_in_order_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let flow_port = taken.local_addr().unwrap().port();
+    let config = write_config(
+        dir.path(),
+        0,
+        &format!("[netflow]\nenabled = true\nlisten = [\"127.0.0.1:{flow_port}\"]\n"),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{flow_port} (netflow.listen)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        run_record(dir.path()).stopped_at.is_some(),
+        "not drained and marked"
+    );
+
+    let config = write_config(dir.path(), 0, "");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--ready-file")
+        .arg(dir.path().join("no-such-dir/ready.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the ready file"), "{stderr}");
+    let record = run_record(dir.path());
+    assert_eq!(record.runs, 2);
+    assert!(record.stopped_at.is_some(), "not drained and marked");
+}

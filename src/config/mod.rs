@@ -26,7 +26,7 @@ pub use secret::Secret;
 pub use source_map::{KeyPath, Seg};
 pub use sources::{
     AuthProtocol, Credential, NetflowConfig, PrivProtocol, ProbeConfig, SnmpConfig, SnmpVersion,
-    TrapConfig, severity_named,
+    TrapConfig,
 };
 
 pub use crate::model::{MaintenanceConfig, Weekday, WeeklyWindow};

@@ -166,13 +166,8 @@ impl Default for TrapConfig {
 impl TrapConfig {
     /// The configured severity for a trap OID (dotted, no leading dot).
     pub fn severity_of(&self, oid: &str) -> Option<Severity> {
-        severity_named(self.severity.get(oid)?)
+        Severity::raised(self.severity.get(oid)?)
     }
-}
-
-/// A severity an alarm can be raised at, by name (`cleared` is not one).
-pub fn severity_named(name: &str) -> Option<Severity> {
-    name.parse().ok().filter(|s| *s != Severity::Cleared)
 }
 
 /// SNMP protocol version of a credential.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::net::IpAddr;
 
 use super::load::{Problems, root};
-use super::{Config, Credential, KeyPath, Secret, SnmpVersion, ThresholdLevels, severity_named};
+use super::{Config, Credential, KeyPath, Secret, SnmpVersion, ThresholdLevels};
 use crate::model::{Direction, MetricKind, Severity};
 
 /// Every problem of a parsed config, by key path.
@@ -273,7 +273,7 @@ fn validate_probes(config: &Config, problems: &mut Problems) {
 fn validate_traps(config: &Config, problems: &mut Problems) {
     for (oid, severity) in &config.traps.severity {
         let oid_ok = !oid.is_empty() && oid.split('.').all(|a| a.parse::<u64>().is_ok());
-        if !oid_ok || severity_named(severity).is_none() {
+        if !oid_ok || Severity::raised(severity).is_none() {
             problems.push((
                 root("traps").key("severity").key(oid),
                 format!(

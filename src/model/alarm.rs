@@ -41,14 +41,11 @@ impl Severity {
         }
     }
 
-    /// The severities an alarm can be raised at, highest first (not `Cleared`).
-    pub const RAISED: [Severity; 5] = [
-        Severity::Critical,
-        Severity::Major,
-        Severity::Minor,
-        Severity::Warning,
-        Severity::Indeterminate,
-    ];
+    /// A severity an alarm can be raised at, by name (`cleared` is none): trap severities in
+    /// config and severity filters in the API.
+    pub fn raised(name: &str) -> Option<Severity> {
+        name.parse().ok().filter(|s| *s != Severity::Cleared)
+    }
 }
 
 named_enum!(

@@ -14,14 +14,11 @@ pub fn time_param(value: Option<&str>, now: Timestamp) -> Result<Option<Timestam
 pub fn severity_param(value: Option<&str>) -> Result<Option<Severity>, ApiError> {
     value
         .map(|v| {
-            v.parse()
-                .ok()
-                .filter(|s| *s != Severity::Cleared)
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "unknown severity `{v}`: expected warning, minor, major or critical"
-                    ))
-                })
+            Severity::raised(v).ok_or_else(|| {
+                bad_request(format!(
+                    "unknown severity `{v}`: expected warning, minor, major or critical"
+                ))
+            })
         })
         .transpose()
 }
