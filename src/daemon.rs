@@ -25,6 +25,15 @@ use crate::pipeline::edges::{self, EdgeError};
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Outcome;
 
+/// Exit status when the store has failed (EX_TEMPFAIL): the service manager restarts noctua,
+/// which reopens the store and carries on from what was flushed.
+pub const EXIT_STORE_FAILED: u8 = 75;
+/// How long a stop may take from the signal: the pipeline drains and the store is flushed
+/// inside it, or what is still queued is left (uncommitted, so nothing was published of it).
+const STOP_WITHIN: Duration = Duration::from_millis(1500);
+/// What HTTP clients get after that to finish their request.
+const HTTP_GRACE: Duration = Duration::from_millis(300);
+
 /// Meta key of the [`RunRecord`].
 pub const RUN_RECORD_KEY: &[u8] = b"last_run";
 
@@ -60,6 +69,23 @@ pub enum DaemonError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The stop did not finish within [`STOP_WITHIN`].
+    #[error("the pipeline did not drain within {STOP_WITHIN:?}; stopped with work still queued")]
+    StopTimeout,
+}
+
+impl DaemonError {
+    /// The exit status: [`EXIT_STORE_FAILED`] when the store cannot be written (a restart
+    /// recovers once there is space), 2 for a bad config, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Store(StoreError::Sled { .. } | StoreError::Failed { .. }) => {
+                EXIT_STORE_FAILED
+            }
+            DaemonError::Config(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// `noctua run`: the config by the lookup order (`flag`, `$NOCTUA_CONFIG`, /etc, embedded),
@@ -106,7 +132,7 @@ pub async fn run(
     };
     // A failure once the pipeline runs (a socket, the ready file) still stops in order, so
     // the store is drained, flushed and marked; the error is the exit status.
-    let failed = match edges::start(&config, &store, &pipeline, process, &tasks).await {
+    let mut failed = match edges::start(&config, &store, &pipeline, process, &tasks).await {
         Err(e) => Some(DaemonError::from(e)),
         Ok(bound) => {
             let netflow: Vec<String> = bound.netflow.iter().map(ToString::to_string).collect();
@@ -122,6 +148,7 @@ pub async fn run(
     }
     tasks.close();
 
+    let store_failed = store.failed();
     if failed.is_none() {
         ready.store(true, Ordering::Relaxed);
         notify(&[NotifyState::Ready]);
@@ -130,6 +157,11 @@ pub async fn run(
             tokio::select! {
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                () = store_failed.cancelled() => {
+                    let reason = store.failure().unwrap_or_default().to_owned();
+                    failed = Some(StoreError::Failed { reason }.into());
+                    break;
+                }
                 _ = sighup.recv() => {
                     match NotifyState::monotonic_usec_now() {
                         Ok(now) => notify(&[NotifyState::Reloading, now]),
@@ -145,18 +177,23 @@ pub async fn run(
     notify(&[NotifyState::Stopping]);
     ready.store(false, Ordering::Relaxed);
     cancel.cancel();
-    pipeline.drain().await?;
-    mark_stop(&store)?;
+    let stopped = match tokio::time::timeout(STOP_WITHIN, pipeline.drain()).await {
+        Ok(drained) => drained
+            .and_then(|()| mark_stop(&store))
+            .map_err(DaemonError::from),
+        Err(_) => Err(DaemonError::StopTimeout),
+    };
     // HTTP clients get a moment to finish; a stuck one must not hold up the stop.
-    if tokio::time::timeout(Duration::from_millis(500), tasks.wait())
+    if tokio::time::timeout(HTTP_GRACE, tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("http connections still open at shutdown; closing them");
     }
-    match failed {
-        Some(e) => Err(e),
-        None => {
+    // The first failure is the one to report: a failed store also fails the drain's flush.
+    match failed.map_or(stopped, Err) {
+        Err(e) => Err(e),
+        Ok(()) => {
             tracing::info!("stopped cleanly");
             Ok(())
         }

@@ -1,5 +1,6 @@
 //! The `noctua` command line: parse (the types are in `cli.rs`), set up logging, call into the
-//! library, turn the result into an exit code: 0 ok, 1 runtime failure, 2 usage or config error.
+//! library, turn the result into an exit code: 0 ok, 1 runtime failure, 2 usage or config
+//! error, 75 the store failed under `run` (a restart recovers).
 
 mod cli;
 
@@ -11,7 +12,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{AlarmsCommand as A, Cli, Command, FaultsCommand as F, LogFormat, MttrCommand};
 use noctua::config::{ConfigSource, DEFAULT_TOML};
-use noctua::daemon::DaemonError;
 use noctua::detect::backtest::backtest;
 use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
@@ -79,7 +79,10 @@ fn dispatch(command: Command) -> Result<(), Fail> {
         }
         Command::Run { config, ready_file } => {
             let started = noctua::daemon::start(config, ready_file.as_deref());
-            started.map_err(fail(|e| matches!(e, DaemonError::Config(_))))?;
+            started.map_err(|e| match e.exit_code() {
+                2 => Fail(e.to_string(), 2),
+                code => Fail(format!("noctua: {e}"), code),
+            })?;
         }
         Command::Replay(r) => {
             let (store, expect) = (r.store.as_deref(), r.expect.as_deref());
@@ -173,8 +176,9 @@ fn output(file: Option<PathBuf>, text: &str) -> Result<(), Fail> {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
+    // sled logs each I/O error again per tree; the store reports every sled error itself.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(format!("{level},sled=off")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

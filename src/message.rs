@@ -3,6 +3,7 @@
 //! results. Ground floor: every stage speaks these types, none owns them.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -127,7 +128,14 @@ pub enum CommandError {
     /// No fault with that id.
     #[error("no fault {0}")]
     NoFault(u64),
+    /// Not confirmed within [`COMMAND_WAIT`] (a stalled disk): it may still take effect.
+    #[error("not confirmed within {COMMAND_WAIT:?} (the store is slow); it may still take effect")]
+    Timeout,
 }
+
+/// How long an engineer's command waits for its commit and flush before it is answered as
+/// unconfirmed: well past a healthy flush, short of an HTTP client giving up.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(10);
 
 /// A handle that sends engineers' commands to the alarm stage and waits for them to be durable.
 ///
@@ -158,11 +166,17 @@ impl Commander {
     ) -> CommandResult {
         let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
         let (reply, answer) = oneshot::channel();
-        tx.send(input(reply))
+        let asked = async move {
+            tx.send(input(reply))
+                .await
+                .map_err(|_| CommandError::Stopping)?;
+            drop(tx);
+            answer.await.map_err(|_| CommandError::Stopping)?
+        };
+        // Both the queue (a busy stage) and the commit (a slow disk) count against the wait.
+        tokio::time::timeout(COMMAND_WAIT, asked)
             .await
-            .map_err(|_| CommandError::Stopping)?;
-        drop(tx);
-        answer.await.map_err(|_| CommandError::Stopping)?
+            .unwrap_or(Err(CommandError::Timeout))
     }
 }
 

@@ -200,6 +200,8 @@ pub struct Metrics {
     pub store_size: IntGauge,
     /// Group-commit flushes by result (`ok`, `error`).
     pub store_flushes: IntCounterVec,
+    /// Errors from the store (any read, write or flush); the first one stops the daemon.
+    pub store_errors: IntCounter,
     /// Group-commit flush latency.
     pub store_flush_seconds: Histogram,
     /// Config reloads by result (`ok`, `error`).
@@ -498,6 +500,10 @@ impl Metrics {
                 "noctua_store_flushes_total",
                 "Group-commit flushes, by result.",
                 "result",
+            ),
+            store_errors: counter(
+                "noctua_store_errors_total",
+                "Store read, write and flush errors; the first one stops noctua for a restart.",
             ),
             store_flush_seconds: flush,
             config_reloads: counter_vec(

@@ -294,7 +294,7 @@ async fn group_commit_makes_waiting_writers_durable_together() {
         waiters.push(tokio::spawn(async move { s.durable(ticket).await }));
     }
     for w in waiters {
-        w.await.unwrap();
+        w.await.unwrap().unwrap();
     }
     // Twenty writers, far fewer flushes: they shared them.
     let n = flushes.load(std::sync::atomic::Ordering::SeqCst);

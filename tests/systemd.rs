@@ -38,6 +38,8 @@ fn unit_keeps_the_required_settings() {
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
+        "StartLimitIntervalSec=0",
+        "LimitNOFILE=65536",
         "WatchdogSec=30s",
         "DynamicUser=yes",
         "StateDirectory=noctua",

@@ -404,7 +404,7 @@ async fn create_maintenance(
         .store
         .put(Tree::Maintenance, key, &window)
         .map_err(unavailable)?;
-    s.store.durable(ticket).await;
+    s.store.durable(ticket).await.map_err(unavailable)?;
     apply_maintenance(&s).await?;
     Ok((StatusCode::CREATED, axum::Json(window)).into_response())
 }
@@ -431,7 +431,7 @@ async fn delete_maintenance(
             format!("no maintenance window `{name}`"),
         ));
     }
-    s.store.durable(ticket).await;
+    s.store.durable(ticket).await.map_err(unavailable)?;
     apply_maintenance(&s).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -67,10 +67,10 @@ async fn healthz() -> &'static str {
 async fn readyz(State(s): State<HttpState>) -> Response {
     if !s.ready.load(Ordering::Relaxed) {
         json_error(StatusCode::SERVICE_UNAVAILABLE, "starting or stopping")
-    } else if s.store.flush_failing() {
+    } else if let Some(reason) = s.store.failure() {
         json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store cannot flush to disk",
+            &format!("store failed ({reason}); restarting to recover"),
         )
     } else {
         "ready\n".into_response()

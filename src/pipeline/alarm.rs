@@ -128,6 +128,13 @@ pub async fn run_stage(
         }
         if let Err(e) = committed {
             metrics.alarm_commit_errors.inc_by(transitions.len() as u64);
+            if store.failure().is_some() {
+                // The store failed (logged once, there) and the daemon is stopping for a
+                // restart, which rebuilds the manager from what is on disk.
+                tracing::debug!(error = %e, lost = transitions.len(), "alarm transitions not committed");
+                transitions.clear();
+                continue;
+            }
             tracing::error!(error = %e, lost = transitions.len(), "alarm transitions not committed; reloading alarm state from the store");
             match load_manager(&config.borrow(), &store, Timestamp::now()) {
                 Ok(m) => manager = m,
@@ -160,7 +167,7 @@ async fn add_note(
                 .1
         }
     };
-    store.durable(ticket).await;
+    store.durable(ticket).await.map_err(store_err)?;
     Ok(Vec::new())
 }
 
@@ -189,7 +196,7 @@ async fn commit(
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
     let ticket = store.commit_transitions(transitions)?;
-    store.durable(ticket).await;
+    store.durable(ticket).await?;
     for t in transitions {
         let e = &t.event;
         let (severity, category) = (e.alarm.perceived_severity.name(), t.fault.category.name());

@@ -48,7 +48,8 @@ fn save(detector: &Detector, store: &Store) {
             failed += 1;
         }
     }
-    if failed > 0 {
+    // A failed store has said so once already.
+    if failed > 0 && store.failure().is_none() {
         tracing::error!(failed, "detector state not saved for some series");
     }
 }

@@ -48,6 +48,7 @@ impl Pipeline {
     /// Starts detection, the alarm manager and the store flusher on `store`.
     pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
+        store.count_errors_in(metrics.store_errors.clone());
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
         let detector = detect::restore(&config, &store)?;
         let first_seq = manager.last_seq() + 1;

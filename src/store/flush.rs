@@ -18,27 +18,28 @@ pub struct FlushReport {
 }
 
 impl Store {
-    /// Whether the last flush failed (e.g. disk full); readiness reports it.
-    pub fn flush_failing(&self) -> bool {
-        self.inner.flush_failed.load(Ordering::Relaxed)
-    }
-
     pub(super) fn written(&self) -> Ticket {
         let t = self.inner.written.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner.wake.notify_one();
         Ticket(t)
     }
 
-    /// Waits until the write behind `ticket` is on disk. Needs [`Store::run_flusher`] running.
-    pub async fn durable(&self, ticket: Ticket) {
+    /// Waits until the write behind `ticket` is on disk, or the store fails (then it never
+    /// will be, and the writer answers at once). Needs [`Store::run_flusher`] running.
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         let mut rx = self.inner.flushed.subscribe();
-        // The sender lives in `inner`, which `self` keeps alive, so this cannot see a closed
-        // channel; an error would only mean the store is gone, and then there is nothing to wait for.
-        let _ = rx.wait_for(|f| *f >= ticket.0).await;
+        let failed = self.inner.failed.clone();
+        tokio::select! {
+            // The sender lives in `inner`, which `self` keeps alive, so this cannot see a
+            // closed channel.
+            _ = rx.wait_for(|f| *f >= ticket.0) => Ok(()),
+            () = failed.cancelled() => self.writable(),
+        }
     }
 
     /// Flushes everything written so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.writable()?;
         let target = self.flush_db()?;
         self.advance_flushed(target);
         Ok(())
@@ -86,19 +87,17 @@ impl Store {
                 let store = self.clone();
                 let started = Instant::now();
                 let result = tokio::task::spawn_blocking(move || store.flush_db()).await;
+                // A failed flush has failed the store (logged once, in `sled_err`); there is
+                // no retrying that, so the flusher idles until the daemon stops.
                 let flushed = match result {
                     Ok(Ok(target)) => Some(target),
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "store flush failed; will retry");
-                        None
-                    }
+                    Ok(Err(_)) => None,
                     Err(e) => {
-                        tracing::error!(error = %e, "store flush task failed; will retry");
+                        tracing::error!(error = %e, "store flush task failed");
                         None
                     }
                 };
                 let ok = flushed.is_some();
-                self.inner.flush_failed.store(!ok, Ordering::Relaxed);
                 // Report before releasing the waiters, so whatever they publish is already
                 // accounted for in the metrics.
                 report(FlushReport {
@@ -107,9 +106,6 @@ impl Store {
                 });
                 if let Some(target) = flushed {
                     self.advance_flushed(target);
-                } else {
-                    // Retry without waiting for a new write.
-                    self.inner.wake.notify_one();
                 }
             }
             if stopping {

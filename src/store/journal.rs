@@ -23,6 +23,7 @@ impl Store {
     /// Sequence numbers must rise through the batch and follow the store's last one
     /// ([`StoreError::OutOfSequence`] otherwise), so journal rows never overlap.
     pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
+        self.writable()?;
         let Some(last) = batch.last() else {
             return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
         };

@@ -20,9 +20,12 @@ pub use flush::FlushReport;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use tokio_util::sync::CancellationToken;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -142,6 +145,12 @@ pub enum StoreError {
         /// The sequence number it had to exceed.
         after: u64,
     },
+    /// An earlier I/O error left the store refusing writes until the process restarts.
+    #[error("store failed earlier ({reason}); noctua restarts to recover")]
+    Failed {
+        /// The first error.
+        reason: String,
+    },
     /// An I/O or sled error.
     #[error("store at {}: {source}", path.display())]
     Sled {
@@ -172,7 +181,13 @@ struct Inner {
     written: AtomicU64,
     flushed: watch::Sender<u64>,
     wake: Notify,
-    flush_failed: AtomicBool,
+    /// The first sled error, after which sled refuses every write (0.34 keeps an I/O error as
+    /// a global error: freeing disk space does not bring it back; only reopening does).
+    failure: OnceLock<String>,
+    /// Fires with `failure`: the daemon stops (to be restarted) and writers stop waiting.
+    failed: CancellationToken,
+    /// Counts every sled error, once the pipeline has handed in its counter.
+    errors: OnceLock<IntCounter>,
     /// Notified transitions after the outbox cursor; counted at open, then kept by the writers.
     outbox_depth: AtomicU64,
     /// The highest sequence number committed (in sled's memory, not yet on disk).
@@ -226,7 +241,9 @@ impl Store {
                 written: AtomicU64::new(0),
                 flushed: watch::Sender::new(0),
                 wake: Notify::new(),
-                flush_failed: AtomicBool::new(false),
+                failure: OnceLock::new(),
+                failed: CancellationToken::new(),
+                errors: OnceLock::new(),
                 outbox_depth: AtomicU64::new(0),
                 committed_seq: AtomicU64::new(0),
                 durable_seq: AtomicU64::new(0),
@@ -295,11 +312,47 @@ impl Store {
         &self.inner.trees[t as usize]
     }
 
+    /// The one place a sled error enters: it is counted, and the first one fails the store
+    /// (logged once, so a full disk does not flood the log).
     fn sled_err(&self, source: sled::Error) -> StoreError {
+        if let Some(c) = self.inner.errors.get() {
+            c.inc();
+        }
+        if self.inner.failure.set(source.to_string()).is_ok() {
+            tracing::error!(path = %self.inner.path.display(), error = %source,
+                "store write failed (disk full?); sled refuses writes from now on, so noctua \
+                 stops and its service manager restarts it: what was flushed is kept");
+            self.inner.failed.cancel();
+        }
         StoreError::Sled {
             path: self.inner.path.clone(),
             source,
         }
+    }
+
+    /// Why the store refuses writes, once it does.
+    pub fn failure(&self) -> Option<&str> {
+        self.inner.failure.get().map(String::as_str)
+    }
+
+    /// Fires when the store fails (see [`Store::failure`]).
+    pub fn failed(&self) -> CancellationToken {
+        self.inner.failed.clone()
+    }
+
+    /// Refuses a write at once on a failed store, rather than asking sled again.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.failure() {
+            Some(reason) => Err(StoreError::Failed {
+                reason: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts every sled error in `counter` from now on.
+    pub fn count_errors_in(&self, counter: IntCounter) {
+        let _ = self.inner.errors.set(counter);
     }
 
     /// Reads one versioned value.
@@ -319,6 +372,7 @@ impl Store {
         key: &[u8],
         value: &T,
     ) -> Result<Ticket, StoreError> {
+        self.writable()?;
         let bytes = encode(tree, value)?;
         self.tree(tree)
             .insert(key, bytes)
@@ -328,6 +382,7 @@ impl Store {
 
     /// Removes one key; returns whether it was there. Durable after the returned ticket is.
     pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<(bool, Ticket), StoreError> {
+        self.writable()?;
         let old = self.tree(tree).remove(key).map_err(|e| self.sled_err(e))?;
         Ok((old.is_some(), self.written()))
     }
