@@ -40,6 +40,26 @@ macro_rules! label_set {
 }
 
 label_set! {
+    /// Which connections an HTTP connection was served as (`noctua_http_connections`).
+    HttpLane {
+        /// Within `http.max-connections`: every route.
+        Api => "api",
+        /// In the reserve past it: health and metrics only.
+        Reserve => "reserve",
+    }
+}
+
+label_set! {
+    /// Why an HTTP connection was closed unserved (`noctua_http_connections_refused_total`).
+    HttpRefusal {
+        /// The cap and its reserve were both full.
+        Full => "full",
+        /// Accepting failed (out of file descriptors, or a reset before accept).
+        AcceptError => "accept_error",
+    }
+}
+
+label_set! {
     /// Why ingest dropped a sample (`noctua_ingest_samples_dropped_total`).
     IngestDrop {
         /// Detection could not keep up.
@@ -208,6 +228,10 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Clients following the live alarm stream.
     pub http_sse_clients: IntGauge,
+    /// Open HTTP connections by lane.
+    pub http_connections: IntGaugeVec,
+    /// HTTP connections closed unserved, by reason.
+    pub http_refused: IntCounterVec,
     /// HTTP requests by matched route and status code.
     pub http_requests: IntCounterVec,
     /// Transitions waiting for the MQTT broker.
@@ -515,6 +539,22 @@ impl Metrics {
                 "noctua_http_sse_clients",
                 "Clients following the live alarm stream.",
             ),
+            http_connections: {
+                let g = must(IntGaugeVec::new(
+                    Opts::new(
+                        "noctua_http_connections",
+                        "Open HTTP connections, by lane (api, or the health and metrics reserve).",
+                    ),
+                    &["lane"],
+                ));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
+            http_refused: counter_vec(
+                "noctua_http_connections_refused_total",
+                "HTTP connections closed unserved, by reason.",
+                "reason",
+            ),
             http_requests: {
                 let c = must(IntCounterVec::new(
                     Opts::new(
@@ -567,11 +607,27 @@ impl Metrics {
         for r in Rejection::ALL {
             m.detect_rejected.with_label_values(&[r.as_str()]);
         }
+        for l in HttpLane::ALL {
+            m.http_connections.with_label_values(&[l.as_str()]);
+        }
+        for r in HttpRefusal::ALL {
+            m.http_refused.with_label_values(&[r.as_str()]);
+        }
         for r in Outcome::ALL {
             m.store_flushes.with_label_values(&[r.as_str()]);
             m.config_reloads.with_label_values(&[r.as_str()]);
         }
         m
+    }
+
+    /// The open-connection gauge of one lane.
+    pub fn http_lane(&self, lane: HttpLane) -> IntGauge {
+        self.http_connections.with_label_values(&[lane.as_str()])
+    }
+
+    /// The counter of one refusal reason.
+    pub fn http_refusal(&self, reason: HttpRefusal) -> IntCounter {
+        self.http_refused.with_label_values(&[reason.as_str()])
     }
 
     /// The drop counter of one ingest reason.

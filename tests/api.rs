@@ -446,3 +446,54 @@ fn hostile_device_text_reaches_neither_terminal_nor_log_raw() {
     );
     assert_eq!(listed.lines().count(), 1, "{listed}");
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_bodies_must_be_declared_json() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let d = start(dir.path(), &config);
+    let (_, list) = json(get(d.port, "/api/v1/alarms"));
+    let id = list["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    let body = r#"{"user":"maria"}"#;
+    let send = |action: &str, auth: &str, content_type: Option<&str>| {
+        let mut headers = vec![("Authorization", auth)];
+        if let Some(c) = content_type {
+            headers.push(("Content-Type", c));
+        }
+        let path = format!("/api/v1/alarms/{id}/{action}");
+        json(request(d.port, "POST", &path, &headers, body))
+    };
+    let json_type = Some("application/json");
+    let lower = format!("bearer {TOKEN}");
+    let upper = format!("BEARER  {TOKEN}");
+    assert_eq!(send("ack", &lower, json_type).0, 200);
+    assert_eq!(send("unack", &upper, json_type).0, 200);
+    for refused in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        "Bearer".to_owned(),
+        format!("Bearer {TOKEN}x"),
+    ] {
+        assert_eq!(send("ack", &refused, json_type).0, 401, "{refused}");
+    }
+    let auth = format!("Bearer {TOKEN}");
+    for (content_type, want) in [
+        (None, 415),
+        (Some("text/plain"), 415),
+        (Some("application/x-www-form-urlencoded"), 415),
+        (Some("Application/JSON; charset=utf-8"), 200),
+    ] {
+        let (status, answer) = send("ack", &auth, content_type);
+        assert_eq!(status, want, "{content_type:?}: {answer}");
+        if want == 415 {
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{answer}"
+            );
+        }
+    }
+}

@@ -422,3 +422,40 @@ fn a_bad_profile_file_names_its_file_key_and_line() {
     let got = issues("[snmp]\nprofile-dir = \"/nonexistent/noctua-profiles\"\n");
     assert_eq!((got[0].0, got[0].1.as_str()), (2, "snmp.profile-dir"));
 }
+
+#[test]
+fn http_limits_outside_their_range_name_key_line_and_range() {
+    let got = issues(
+        "[http]\nmax-connections = 5\nmax-stream-clients = 0\nheader-timeout = \"0s\"\nrequest-timeout = \"1h\"\n",
+    );
+    let expect = [
+        (
+            2,
+            "http.max-connections",
+            "5 is out of range: expected 16 to 60000",
+        ),
+        (
+            3,
+            "http.max-stream-clients",
+            "0 is out of range: expected 1 to 60000",
+        ),
+        (
+            4,
+            "http.header-timeout",
+            "0s is out of range: expected 1s to 5m",
+        ),
+        (
+            5,
+            "http.request-timeout",
+            "1h is out of range: expected 1s to 10m",
+        ),
+    ];
+    for (line, key, message) in expect {
+        assert!(
+            got.iter()
+                .any(|i| i.0 == line && i.1 == key && i.2 == message),
+            "no ({line}, {key}, {message}) in {got:?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "{got:?}");
+}

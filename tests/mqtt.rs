@@ -633,7 +633,10 @@ fn the_broker_hears_only_of_what_is_on_disk_even_across_kill_9() {
             http,
             "POST",
             &format!("/api/v1/alarms/{util}/unack"),
-            &[("Authorization", &auth)],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             r#"{"user":"maria"}"#,
         )
     });

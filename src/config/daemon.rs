@@ -49,6 +49,18 @@ pub struct HttpConfig {
     pub token: Option<Secret>,
     /// Bearer token for write endpoints, read from a file.
     pub token_file: Option<PathBuf>,
+    /// Connections served at once; past it a small reserve answers only health and metrics,
+    /// and past that a connection is closed at once.
+    pub max_connections: usize,
+    /// Live-stream (SSE) clients at once; past it a new one gets 503.
+    pub max_stream_clients: usize,
+    /// Time a client has to send a request's headers, counted from the connection (or the
+    /// previous response, on a kept-alive one): slow or idle clients give their slot back.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a request (body included) may take before a 408; the live stream is exempt.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +69,10 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9617)),
             token: None,
             token_file: None,
+            max_connections: 1024,
+            max_stream_clients: 256,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

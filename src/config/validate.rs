@@ -29,6 +29,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     for (name, c) in &config.snmp.credentials {
         validate_credential(c, root("snmp").key("credentials").key(name), problems);
     }
+    validate_http(config, problems);
     validate_devices(config, problems);
     validate_exporters(config, problems);
     let t = &config.thresholds;
@@ -268,6 +269,66 @@ fn validate_probes(config: &Config, problems: &mut Problems) {
                 .to_owned(),
         ));
     }
+}
+
+/// A value outside `min..=max` (both shown as `show` writes them) is a problem at `at`.
+fn in_range<T: PartialOrd + Copy>(
+    problems: &mut Problems,
+    at: KeyPath,
+    value: T,
+    (min, max): (T, T),
+    show: impl Fn(T) -> String,
+) {
+    if value < min || value > max {
+        problems.push((
+            at,
+            format!(
+                "{} is out of range: expected {} to {}",
+                show(value),
+                show(min),
+                show(max)
+            ),
+        ));
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn validate_http(config: &Config, problems: &mut Problems) {
+    let h = &config.http;
+    let at = |key| root("http").key(key);
+    in_range(
+        problems,
+        at("max-connections"),
+        h.max_connections,
+        (16, 60_000),
+        |n| n.to_string(),
+    );
+    // Streams hold connections too, so `max-connections` bounds them as well.
+    in_range(
+        problems,
+        at("max-stream-clients"),
+        h.max_stream_clients,
+        (1, 60_000),
+        |n| n.to_string(),
+    );
+    let (second, five_minutes) = (Duration::from_secs(1), Duration::from_secs(300));
+    in_range(
+        problems,
+        at("header-timeout"),
+        h.header_timeout,
+        (second, five_minutes),
+        seconds,
+    );
+    in_range(
+        problems,
+        at("request-timeout"),
+        h.request_timeout,
+        (second, five_minutes * 2),
+        seconds,
+    );
 }
 
 fn validate_traps(config: &Config, problems: &mut Problems) {

@@ -18,7 +18,7 @@ use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, FaultId, Note, Timestamp, TransitionKind,
 };
 use crate::northbound::params::{category_param, severity_param, time_param};
-use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
+use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
 use crate::northbound::state::HttpState;
 use crate::store::Tree;
 
@@ -176,11 +176,8 @@ async fn command(
 ) -> ApiResult {
     authorize(s.token.as_ref(), &headers)?;
     let id = id_param(&id)?;
-    let body: CommandBody = serde_json::from_slice(&body).map_err(|e| {
-        bad_request(format!(
-            "expected a JSON body {{\"user\": ..., \"note\": ...}}: {e}"
-        ))
-    })?;
+    let body: CommandBody =
+        json_body(&headers, &body, r#"a JSON body {"user": ..., "note": ...}"#)?;
     if body.user.trim().is_empty() {
         return Err(bad_request("`user` must not be empty"));
     }
@@ -224,11 +221,13 @@ fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError
             "writes are disabled: no http.token is configured",
         ));
     };
+    // RFC 7235: the scheme is case-insensitive; RFC 6750: one or more spaces before the token.
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start_matches(' '));
     if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
         Ok(())
     } else {
@@ -305,11 +304,7 @@ async fn note_fault(
 ) -> ApiResult {
     authorize(s.token.as_ref(), &headers)?;
     let id = fault_id(&id)?;
-    let body: NoteBody = serde_json::from_slice(&body).map_err(|e| {
-        bad_request(format!(
-            "expected a JSON body {{\"by\": ..., \"text\": ...}}: {e}"
-        ))
-    })?;
+    let body: NoteBody = json_body(&headers, &body, r#"a JSON body {"by": ..., "text": ...}"#)?;
     if body.by.trim().is_empty() || body.text.trim().is_empty() {
         return Err(bad_request("`by` and `text` must not be empty"));
     }
@@ -371,8 +366,7 @@ async fn create_maintenance(
     body: Bytes,
 ) -> ApiResult {
     authorize(s.token.as_ref(), &headers)?;
-    let window: MaintenanceConfig = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("expected a maintenance window as JSON: {e}")))?;
+    let window: MaintenanceConfig = json_body(&headers, &body, "a maintenance window as JSON")?;
     let config = s.config.borrow().clone();
     let problems: Vec<String> = window
         .problems(|d| config.devices.iter().any(|x| x.name == d))

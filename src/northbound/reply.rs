@@ -48,3 +48,25 @@ pub fn bad_request(message: impl Into<String>) -> ApiError {
 pub fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
+
+/// A request body as `T`: `Content-Type: application/json` (any parameters, such as a
+/// charset) or 415, then valid JSON of the expected shape or a 400 that says what was
+/// `expected`.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    expected: &str,
+) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type: application/json, got `{content_type}`"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("expected {expected}: {e}")))
+}

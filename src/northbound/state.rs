@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret};
@@ -36,4 +36,6 @@ pub struct HttpState {
     pub stop: CancellationToken,
     /// The running config (devices and config-defined maintenance windows).
     pub config: watch::Receiver<Arc<Config>>,
+    /// Slots for live-stream clients (`http.max-stream-clients`, fixed at start).
+    pub streams: Arc<Semaphore>,
 }

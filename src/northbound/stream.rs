@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ use crate::model::{Alarm, AlarmEvent, Severity, Timestamp};
 use crate::northbound::params::{category_param, severity_param};
 use crate::northbound::reply::ApiError;
 use crate::northbound::state::HttpState;
-use crate::store::{Store, StoreError, Tree};
+use crate::store::{Store, StoreError};
 
 /// Filters of the stream; clears always pass a severity filter, so a client never keeps an
 /// alarm that was cleared.
@@ -87,8 +87,17 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number"))?,
         ),
     };
+    let Ok(slot) = s.streams.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live-stream clients (http.max-stream-clients); try again later",
+        ));
+    };
     let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(s, filter, resume, tx));
+    tokio::spawn(async move {
+        feed(s, filter, resume, tx).await;
+        drop(slot);
+    });
     let events =
         futures_util::stream::unfold(
             rx,
@@ -116,9 +125,7 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
                 catch_up(&s.store, n, &filter, &tx).await?
             }
             None => {
-                let head = s.store.last_seq().map_err(|_| Closed)?;
-                let mut active: Vec<Alarm> =
-                    s.store.scan(Tree::ActiveAlarms).map_err(|_| Closed)?;
+                let (mut active, head) = s.store.durable_active().await.map_err(|_| Closed)?;
                 active.sort_by(Alarm::urgency_order);
                 let snapshot = Snapshot {
                     active_alarms: active.into_iter().filter(|a| filter.passes(a)).collect(),

@@ -75,9 +75,7 @@ pub async fn start(
 ) -> Result<Bound, EdgeError> {
     let bind = |addr, key| move |source| EdgeError::Bind { addr, key, source };
     let listen = config.http.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(bind(listen, "http.listen"))?;
+    let listener = listen_http(listen).map_err(bind(listen, "http.listen"))?;
     let netflow_sockets = match config.netflow.enabled {
         true => netflow::bind(&config.netflow)
             .map_err(|(addr, source)| bind(addr, "netflow.listen")(source))?,
@@ -115,10 +113,11 @@ pub async fn start(
         started_at: Timestamp::now(),
         stop: cancel.clone(),
         config: pipeline.config(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_stream_clients)),
     };
-    let stop = cancel.clone();
+    let (stop, http_config) = (cancel.clone(), config.http.clone());
     tasks.spawn(async move {
-        if let Err(e) = http::serve(listener, http_state, stop).await {
+        if let Err(e) = http::serve(listener, http_state, &http_config, stop).await {
             tracing::error!(error = %e, "http listener failed");
         }
     });
@@ -194,4 +193,19 @@ fn snmp_engine_id(store: &Store) -> Result<Vec<u8>, StoreError> {
     store.put(Tree::Meta, SNMP_ENGINE_ID_KEY, &id)?;
     store.flush()?;
     Ok(id)
+}
+
+/// Connections the kernel queues for the HTTP accept loop: a burst of a thousand clients
+/// (a wall of consoles reconnecting) waits there instead of in SYN retries of a second each.
+const HTTP_BACKLOG: u32 = 4096;
+
+/// Binds the HTTP listener with [`HTTP_BACKLOG`] (the kernel caps it at `somaxconn`).
+fn listen_http(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(HTTP_BACKLOG)
 }

@@ -37,6 +37,17 @@ impl Store {
         }
     }
 
+    /// Waits until every transition through `seq` is on disk (or the store fails).
+    pub async fn durable_through(&self, seq: u64) -> Result<(), StoreError> {
+        let mut rx = self.inner.flushed.subscribe();
+        let failed = self.inner.failed.clone();
+        tokio::select! {
+            // `durable_seq` is raised before `flushed` is advanced, so each flush wakes this.
+            _ = rx.wait_for(|_| self.durable_seq() >= seq) => Ok(()),
+            () = failed.cancelled() => self.writable(),
+        }
+    }
+
     /// Flushes everything written so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.writable()?;

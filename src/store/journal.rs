@@ -243,6 +243,30 @@ impl Store {
         self.journal_events(after, self.durable_seq(), limit, |_| true)
     }
 
+    /// The active alarms as they stood at one sequence number, once that is on disk: what a
+    /// live-stream snapshot may show. The scan counts only if no commit landed during it
+    /// (the last sequence number read equal before and after); under a storm that rarely
+    /// holds, and after a few tries the snapshot is labelled with the later number, so the
+    /// stream repeats a transition or two the snapshot already shows (applying one twice is
+    /// harmless) rather than skip one.
+    pub async fn durable_active(&self) -> Result<(Vec<Alarm>, u64), StoreError> {
+        const TRIES: usize = 4;
+        let mut before = self.last_seq()?;
+        let mut active = self.scan(Tree::ActiveAlarms)?;
+        for _ in 1..TRIES {
+            let after = self.last_seq()?;
+            if after == before {
+                break;
+            }
+            before = after;
+            active = self.scan(Tree::ActiveAlarms)?;
+        }
+        // The scan reflects nothing later than this; show it once that is on disk.
+        let head = self.last_seq()?;
+        self.durable_through(head).await?;
+        Ok((active, before))
+    }
+
     /// Up to `limit` notified transitions after sequence `after` not yet delivered, in sequence
     /// order, committed or not; the publisher uses [`Store::durable_outbox_after`].
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {

@@ -298,7 +298,10 @@ pub fn act(port: u16, token: &str, id: &str, action: &str) {
         port,
         "POST",
         &format!("/api/v1/alarms/{id}/{action}"),
-        &[("Authorization", &auth)],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         r#"{"user":"maria"}"#,
     )
     .unwrap();
