@@ -15,7 +15,7 @@ use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::backtest;
 use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
-use noctua::model::{Note, Timestamp};
+use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
 use noctua::northbound::client::{ApiClient, ClientError};
 use noctua::northbound::records::{Records, RecordsError};
@@ -154,7 +154,7 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                     print!("{}", render_faults(&[fault], Format::Json));
                 }
                 F::Note { id, by, text } => {
-                    records.note(id, Note { at: now, by, text }).map_err(run)?;
+                    records.note(id, &by, &text).map_err(run)?;
                     println!("note added to fault {id}");
                 }
             }

@@ -128,6 +128,9 @@ pub enum CommandError {
     /// No fault with that id.
     #[error("no fault {0}")]
     NoFault(u64),
+    /// The fault has this many notes, the most allowed.
+    #[error("the fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
+    NotesFull(usize),
     /// Not confirmed within [`COMMAND_WAIT`] (a stalled disk): it may still take effect.
     #[error("not confirmed within {COMMAND_WAIT:?} (the store is slow); it may still take effect")]
     Timeout,

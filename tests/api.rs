@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use noctua::model::FaultRecord;
-use noctua::store::{Store, Tree};
+use noctua::store::Store;
 use serde_json::Value;
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -144,7 +144,7 @@ fn engineers_list_acknowledge_and_clear_through_the_api() {
     assert_eq!(wait_exit(&mut d, Duration::from_secs(2)).code(), Some(0));
     // What the API answered is in the store.
     let store = Store::open(&dir.path().join("store")).unwrap();
-    let faults: Vec<FaultRecord> = store.scan(Tree::Faults).unwrap();
+    let faults: Vec<FaultRecord> = store.faults().unwrap();
     let f = faults.iter().find(|f| f.device == "bh-r1").unwrap();
     assert_eq!(f.acked_by.as_deref(), Some("maria"));
     assert_eq!(f.cleared_by.as_deref(), Some("omar"));
@@ -496,4 +496,59 @@ fn the_bearer_scheme_is_case_insensitive_and_bodies_must_be_declared_json() {
             );
         }
     }
+}
+
+#[test]
+fn notes_past_their_size_or_count_are_refused_and_the_record_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let config = write_config(
+        dir.path(),
+        0,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[alarms]\nmax-notes-per-fault = 3\nmax-note-bytes = 100\n"
+        ),
+    );
+    let d = start(dir.path(), &config);
+    let (_, faults) = json(get(d.port, "/api/v1/faults"));
+    let fault = faults["items"][0]["id"].as_u64().unwrap();
+    let path = format!("/api/v1/faults/{fault}/notes");
+    let note = |by: &str, text: &str| {
+        let body = serde_json::json!({ "by": by, "text": text }).to_string();
+        post(d.port, &path, Some(TOKEN), &body)
+    };
+    let (status, answer) = note("maria", &"x".repeat(101));
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("max-note-bytes"),
+        "{answer}"
+    );
+    assert_eq!(note(&"m".repeat(200), "fine").0, 400);
+    assert_eq!(note("maria", "  ").0, 400);
+    for i in 0..3 {
+        assert_eq!(note("maria", &format!("note {i}")).0, 200);
+    }
+    let (status, answer) = note("maria", "one too many");
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("max-notes-per-fault"),
+        "{answer}"
+    );
+    // An ack's note is held to the same size.
+    let (_, alarms) = json(get(d.port, "/api/v1/alarms"));
+    let alarm = alarms["items"][0]["alarmId"].as_str().unwrap();
+    let body = serde_json::json!({ "user": "maria", "note": "y".repeat(101) }).to_string();
+    let ack = format!("/api/v1/alarms/{alarm}/ack");
+    assert_eq!(post(d.port, &ack, Some(TOKEN), &body).0, 413);
+    let (_, shown) = json(get(d.port, &format!("/api/v1/faults/{fault}")));
+    let texts: Vec<&str> = shown["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["note 0", "note 1", "note 2"]);
 }

@@ -459,3 +459,15 @@ fn http_limits_outside_their_range_name_key_line_and_range() {
     }
     assert_eq!(got.len(), expect.len(), "{got:?}");
 }
+
+#[test]
+fn note_limits_outside_their_range_are_refused() {
+    let got = issues("[alarms]\nmax-notes-per-fault = 0\nmax-note-bytes = 99999999\n");
+    let keys: Vec<(usize, &str)> = got.iter().map(|i| (i.0, i.1.as_str())).collect();
+    assert_eq!(
+        keys,
+        [(2, "alarms.max-notes-per-fault"), (3, "alarms.max-note-bytes")],
+        "{got:?}"
+    );
+    assert!(got[1].2.contains("expected 16 to 1048576"), "{got:?}");
+}

@@ -7,9 +7,10 @@ use noctua::alarm::AlarmManager;
 use noctua::config::Config;
 use noctua::message::Verdict;
 use noctua::model::{
-    Alarm, AlarmEvent, Category, FaultRecord, Metric, SeriesKey, Severity, Timestamp, Transition,
+    Alarm, AlarmEvent, Category, FaultId, FaultRecord, Metric, Note, SeriesKey, Severity,
+    Timestamp, Transition,
 };
-use noctua::store::{SCHEMA_VERSION, Store, StoreError, Tree};
+use noctua::store::{NoteRefused, SCHEMA_VERSION, Store, StoreError, Tree};
 use tokio_util::sync::CancellationToken;
 
 fn verdict(device: &str, severity: Severity, at: i64) -> Verdict {
@@ -522,4 +523,109 @@ fn publishers_see_only_what_is_flushed() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.durable_seq(), 2);
     assert_eq!(store.durable_history_after(0, usize::MAX).unwrap().len(), 2);
+}
+
+/// A fault record's bytes as stored.
+fn raw_fault(store: &Store, key: &[u8]) -> Vec<u8> {
+    let all = store.scan_raw(Tree::Faults).unwrap();
+    all.into_iter().find(|(k, _)| k == key).unwrap().1
+}
+
+fn note(at: i64, text: &str) -> Note {
+    Note {
+        at: Timestamp::from_millis(at),
+        by: "maria".to_owned(),
+        text: text.to_owned(),
+    }
+}
+
+/// A note is one key: adding one leaves the record's bytes alone, a transition never writes
+/// the notes, and reading a record (one, or all) brings them back in order; the count limit
+/// holds.
+#[test]
+fn notes_are_kept_apart_from_their_record_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = manager();
+    let raise = one(m.on_verdict(verdict("core-r1", Severity::Major, 1000)));
+    let other = one(m.on_verdict(verdict("bh-r1", Severity::Major, 1500)));
+    commit(&store, &raise).unwrap();
+    commit(&store, &other).unwrap();
+    let id = raise.fault.id;
+    let key = id.0.to_be_bytes();
+    let bare = raw_fault(&store, &key);
+    for (i, text) in ["first", "second"].into_iter().enumerate() {
+        let added = store.add_note(id, &note(2000 + i as i64, text), 3).unwrap();
+        assert!(added.is_ok(), "{added:?}");
+        assert_eq!(raw_fault(&store, &key), bare, "the record was rewritten");
+    }
+    // An ack with a note: the transition's record carries none, the note lands beside it.
+    let acked = one(m
+        .on_ack(
+            raise.event.alarm.alarm_id,
+            "omar",
+            Some("on it"),
+            Timestamp::from_millis(3000),
+        )
+        .unwrap());
+    commit(&store, &acked).unwrap();
+    let texts = |f: &FaultRecord| f.notes.iter().map(|n| n.text.clone()).collect::<Vec<_>>();
+    let f = store.fault(id).unwrap().unwrap();
+    assert_eq!(texts(&f), ["first", "second", "on it"]);
+    assert_eq!(f.acked_by.as_deref(), Some("omar"));
+    let all = store.faults().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(texts(&all[0]), ["first", "second", "on it"]);
+    assert!(all[1].notes.is_empty(), "{:?}", all[1].notes);
+    // Three notes: the limit.
+    let refused = store.add_note(id, &note(4000, "fourth"), 3).unwrap();
+    assert!(matches!(refused, Err(NoteRefused::Full(3))), "{refused:?}");
+    let missing = store.add_note(FaultId(999), &note(4000, "x"), 3).unwrap();
+    assert!(matches!(missing, Err(NoteRefused::NoFault)), "{missing:?}");
+    // Retention takes a closed fault's notes with it.
+    let cleared = one(m
+        .on_clear(
+            raise.event.alarm.alarm_id,
+            "omar",
+            None,
+            Timestamp::from_millis(5000),
+        )
+        .unwrap());
+    commit(&store, &cleared).unwrap();
+    store.compact(Timestamp::from_millis(i64::MAX / 2)).unwrap();
+    assert!(store.fault(id).unwrap().is_none());
+    assert_eq!(store.notes(id).unwrap(), Vec::<Note>::new());
+}
+
+/// Schema 2 kept notes inside the record: the migration moves them out, in order.
+#[test]
+fn a_schema_2_store_has_its_notes_moved_out_of_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manager();
+    let mut fault = one(m.on_verdict(verdict("core-r1", Severity::Major, 1000))).fault;
+    fault.notes = vec![
+        note(2000, "old one"),
+        note(2000, "same moment"),
+        note(3000, "later"),
+    ];
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &2u32.to_be_bytes()).unwrap();
+        db.open_tree("faults")
+            .unwrap()
+            .insert(
+                fault.id.0.to_be_bytes(),
+                noctua::store::encode(Tree::Faults, &fault).unwrap(),
+            )
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.fault(fault.id).unwrap().unwrap(), fault);
+    let stored: FaultRecord = store
+        .get(Tree::Faults, &fault.id.0.to_be_bytes())
+        .unwrap()
+        .unwrap();
+    assert!(stored.notes.is_empty(), "{:?}", stored.notes);
 }

@@ -61,28 +61,14 @@ impl AlarmManager {
             f.acked_by = Some(user.to_owned());
             f.ack_maintenance_ms = maintenance_ms;
         }
-        push_note(f, now, user, note);
         let kind = if acked {
             TransitionKind::Acknowledged
         } else {
             TransitionKind::Unacknowledged
         };
         self.record(&key, kind, now, expected, &mut out);
+        attach_note(&mut out, id, now, user, note);
         Ok(out)
-    }
-
-    /// Adds a note to a fault the manager holds (open, or closed within the reopen window) and
-    /// returns the record to store; `None` if the manager does not hold it (the caller then
-    /// updates the stored record directly).
-    pub fn on_note(&mut self, id: FaultId, note: Note) -> Option<FaultRecord> {
-        let held = self
-            .active
-            .values_mut()
-            .map(|e| &mut e.fault)
-            .chain(self.recent.values_mut())
-            .find(|f| f.id == id)?;
-        held.notes.push(note);
-        Some(held.clone())
     }
 
     /// A user clears the alarm by hand.
@@ -98,9 +84,9 @@ impl AlarmManager {
         if let Some(entry) = self.active.get_mut(&key) {
             entry.alarm.clear_user_id = Some(user.to_owned());
             entry.fault.cleared_by = Some(user.to_owned());
-            push_note(&mut entry.fault, now, user, note);
         }
         self.clear(&key, now, &mut out);
+        attach_note(&mut out, id, now, user, note);
         if key.2 == DEVICE_DOWN {
             self.reevaluate(now, &mut out);
         }

@@ -355,6 +355,7 @@ impl AlarmManager {
             },
             fault: entry.fault.clone(),
             expected,
+            note: None,
         });
     }
 }

@@ -350,9 +350,19 @@ fn flapping_key(key: &ReductionKey) -> ReductionKey {
     )
 }
 
-fn push_note(f: &mut FaultRecord, at: Timestamp, by: &str, text: Option<&str>) {
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
-        f.notes.push(Note {
+/// An engineer's note (not empty) goes with the transition of `alarm` that the command made.
+fn attach_note(
+    out: &mut [Transition],
+    alarm: AlarmId,
+    at: Timestamp,
+    by: &str,
+    text: Option<&str>,
+) {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return;
+    };
+    if let Some(t) = out.iter_mut().find(|t| t.event.alarm.alarm_id == alarm) {
+        t.note = Some(Note {
             at,
             by: by.to_owned(),
             text: text.to_owned(),

@@ -159,7 +159,7 @@ fn ack_unack_and_manual_clear() {
         (AckState::Acknowledged, Some("maria"), Some(t(4 * MIN)))
     );
     assert_eq!(acked[0].fault.mtta(), Some(Duration::from_secs(240)));
-    assert_eq!(acked[0].fault.notes[0].text, "on it");
+    assert_eq!(acked[0].note.as_ref().unwrap().text, "on it");
     assert!(m.on_ack(id, "maria", None, t(5 * MIN)).unwrap().is_empty());
     let unacked = m.on_unack(id, "maria", t(6 * MIN)).unwrap();
     assert_eq!(unacked[0].event.alarm.ack_state, AckState::Unacknowledged);
@@ -174,6 +174,13 @@ fn ack_unack_and_manual_clear() {
         Some("omar")
     );
     assert_eq!(cleared[0].fault.cleared_by.as_deref(), Some("omar"));
+    let note = cleared[0].note.as_ref().unwrap();
+    assert_eq!(
+        (note.by.as_str(), note.text.as_str()),
+        ("omar", "replaced SFP")
+    );
+    // A withdrawn acknowledgement leaves its trace in the notes.
+    assert_eq!(unacked[0].note.as_ref().unwrap().text, "unacknowledged");
     assert_eq!(
         m.on_ack(id, "maria", None, t(11 * MIN)),
         Err(AlarmError::NotActive(id))

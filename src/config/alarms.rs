@@ -71,6 +71,20 @@ pub struct AlarmsConfig {
     /// Cleared history and closed faults older than this are deleted.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// Notes a fault may have (acks' and clears' included); past it a new one gets 400.
+    pub max_notes_per_fault: usize,
+    /// Bytes of one note's text; past it 413.
+    pub max_note_bytes: usize,
+}
+
+impl AlarmsConfig {
+    /// The limits on engineers' notes.
+    pub fn note_limits(&self) -> crate::model::NoteLimits {
+        crate::model::NoteLimits {
+            per_fault: self.max_notes_per_fault,
+            bytes: self.max_note_bytes,
+        }
+    }
 }
 
 impl Default for AlarmsConfig {
@@ -84,6 +98,8 @@ impl Default for AlarmsConfig {
             escalate_on_ack_overdue: false,
             event_clear_after: Duration::from_secs(900),
             retention: Duration::from_secs(90 * 86_400),
+            max_notes_per_fault: 200,
+            max_note_bytes: 16 * 1024,
         }
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         validate_credential(c, root("snmp").key("credentials").key(name), problems);
     }
     validate_http(config, problems);
+    validate_notes(config, problems);
     validate_devices(config, problems);
     validate_exporters(config, problems);
     let t = &config.thresholds;
@@ -329,6 +330,23 @@ fn validate_http(config: &Config, problems: &mut Problems) {
         (second, five_minutes * 2),
         seconds,
     );
+}
+
+fn validate_notes(config: &Config, problems: &mut Problems) {
+    let a = &config.alarms;
+    let at = |key| root("alarms").key(key);
+    let count = a.max_notes_per_fault;
+    in_range(
+        problems,
+        at("max-notes-per-fault"),
+        count,
+        (1, 10_000),
+        |n| n.to_string(),
+    );
+    let bytes = a.max_note_bytes;
+    in_range(problems, at("max-note-bytes"), bytes, (16, 1 << 20), |n| {
+        n.to_string()
+    });
 }
 
 fn validate_traps(config: &Config, problems: &mut Problems) {

@@ -354,6 +354,62 @@ pub struct Note {
     pub text: String,
 }
 
+/// How much engineers may write on one fault (`[alarms] max-notes-per-fault`,
+/// `max-note-bytes`): a note is for people, and a pasted 2 MB log is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoteLimits {
+    /// Notes per fault, the ack and clear notes included.
+    pub per_fault: usize,
+    /// Bytes of one note's text.
+    pub bytes: usize,
+}
+
+/// Longest name of who wrote a note or acted on an alarm.
+pub const MAX_AUTHOR_BYTES: usize = 128;
+
+/// Why a note cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    /// No author or no text.
+    #[error("the author and the text must not be empty")]
+    Empty,
+    /// The author's name is longer than [`MAX_AUTHOR_BYTES`].
+    #[error("the author is {0} bytes; at most {MAX_AUTHOR_BYTES}")]
+    AuthorTooLong(usize),
+    /// The text is longer than the limit.
+    #[error("the note is {bytes} bytes; at most {max} (alarms.max-note-bytes)")]
+    TooLong {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Note {
+    /// A note, checked against the limits (trimmed of surrounding blank space).
+    pub fn new(at: Timestamp, by: &str, text: &str, limits: NoteLimits) -> Result<Self, NoteError> {
+        let (by, text) = (by.trim(), text.trim());
+        if by.is_empty() || text.is_empty() {
+            return Err(NoteError::Empty);
+        }
+        if by.len() > MAX_AUTHOR_BYTES {
+            return Err(NoteError::AuthorTooLong(by.len()));
+        }
+        if text.len() > limits.bytes {
+            return Err(NoteError::TooLong {
+                bytes: text.len(),
+                max: limits.bytes,
+            });
+        }
+        Ok(Self {
+            at,
+            by: by.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+}
+
 /// The durable history of one alarm from detection to clear, for MTTA/MTTR.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -384,7 +440,9 @@ pub struct FaultRecord {
     pub cleared_by: Option<String>,
     /// The root-cause alarm, when this one was suppressed under it.
     pub root_cause: Option<AlarmId>,
-    /// Engineers' notes, in order.
+    /// Engineers' notes, in order. The store keeps them apart, one key per note, so a note
+    /// never rewrites the record and a transition never rewrites the notes: stored records
+    /// carry none, and reading a record fills them in.
     pub notes: Vec<Note>,
     /// Site of the device when raised (config may change later; history should not).
     pub site: Option<String>,
@@ -431,4 +489,6 @@ pub struct Transition {
     pub fault: FaultRecord,
     /// Notification id the transition was computed from.
     pub expected: Option<u64>,
+    /// The engineer's note that came with it (an ack or a clear), stored with it.
+    pub note: Option<Note>,
 }

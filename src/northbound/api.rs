@@ -15,7 +15,8 @@ use crate::config::{MaintenanceConfig, Secret};
 use crate::fault::{self, FaultFilter, GroupBy};
 use crate::message::{AlarmCommand, AlarmError, CommandError};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, FaultId, Note, Timestamp, TransitionKind,
+    AckState, Alarm, AlarmEvent, AlarmId, FaultId, MAX_AUTHOR_BYTES, Note, NoteError, Timestamp,
+    TransitionKind,
 };
 use crate::northbound::params::{category_param, severity_param, time_param};
 use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
@@ -181,6 +182,16 @@ async fn command(
     if body.user.trim().is_empty() {
         return Err(bad_request("`user` must not be empty"));
     }
+    if body.user.len() > MAX_AUTHOR_BYTES {
+        return Err(bad_request(format!(
+            "`user` is {} bytes; at most {MAX_AUTHOR_BYTES}",
+            body.user.len()
+        )));
+    }
+    if let Some(text) = body.note.as_deref().filter(|t| !t.trim().is_empty()) {
+        let limits = s.config.borrow().alarms.note_limits();
+        Note::new(Timestamp::now(), &body.user, text, limits).map_err(note_refused)?;
+    }
     let command = match action.as_str() {
         "ack" => AlarmCommand::Ack {
             id,
@@ -305,21 +316,24 @@ async fn note_fault(
     authorize(s.token.as_ref(), &headers)?;
     let id = fault_id(&id)?;
     let body: NoteBody = json_body(&headers, &body, r#"a JSON body {"by": ..., "text": ...}"#)?;
-    if body.by.trim().is_empty() || body.text.trim().is_empty() {
-        return Err(bad_request("`by` and `text` must not be empty"));
-    }
-    let note = Note {
-        at: Timestamp::now(),
-        by: body.by,
-        text: body.text,
-    };
+    let limits = s.config.borrow().alarms.note_limits();
+    let note = Note::new(Timestamp::now(), &body.by, &body.text, limits).map_err(note_refused)?;
     match s.commander.note(FaultId(id), note).await {
         Ok(_) => show_fault(State(s), Path(id.to_string())).await,
         Err(CommandError::NoFault(id)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no fault {id}"),
         )),
+        Err(e @ CommandError::NotesFull(_)) => Err(bad_request(e.to_string())),
         Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// A note too long is 413 (the body is the problem); any other refusal is 400.
+fn note_refused(e: NoteError) -> ApiError {
+    match e {
+        NoteError::TooLong { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        _ => bad_request(e.to_string()),
     }
 }
 

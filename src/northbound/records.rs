@@ -4,9 +4,9 @@
 
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
-use crate::model::{FaultId, FaultRecord, Note, Timestamp};
+use crate::model::{FaultId, FaultRecord, Note, NoteError, NoteLimits, Timestamp};
 use crate::northbound::client::{ApiClient, ClientError};
-use crate::store::{Store, StoreError};
+use crate::store::{NoteRefused, Store, StoreError};
 
 /// Why a records command failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,12 @@ pub enum RecordsError {
     /// No fault with that id.
     #[error("no fault {0}")]
     NoFault(u64),
+    /// The fault has this many notes, the most allowed.
+    #[error("fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
+    NotesFull(usize),
+    /// The note is not one that may be written.
+    #[error(transparent)]
+    Note(#[from] NoteError),
     /// The config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -30,8 +36,8 @@ pub enum RecordsError {
 
 /// The fault records of one store, read directly or through the daemon that holds it.
 pub enum Records {
-    /// A stopped daemon's store.
-    Store(Store),
+    /// A stopped daemon's store, and the config's limits on notes written to it.
+    Store(Store, NoteLimits),
     /// The running daemon's API.
     Api(ApiClient),
 }
@@ -51,7 +57,7 @@ impl Records {
     ) -> Result<(Self, Option<String>), StoreError> {
         let path = config.store.resolved_path(state_dir);
         match Store::open(&path) {
-            Ok(store) => Ok((Records::Store(store), None)),
+            Ok(store) => Ok((Records::Store(store, config.alarms.note_limits()), None)),
             Err(StoreError::Locked { .. }) => {
                 let server = server.unwrap_or_else(|| format!("http://{}", config.http.listen));
                 let token =
@@ -86,7 +92,7 @@ impl Records {
         now: Timestamp,
     ) -> Result<Vec<Report>, RecordsError> {
         match self {
-            Records::Store(store) => Ok(fault::reports(&store.faults()?, by, since, until, now)),
+            Records::Store(store, _) => Ok(fault::reports(&store.faults()?, by, since, until, now)),
             Records::Api(api) => {
                 let query = [
                     ("by", Some(by.to_string())),
@@ -101,7 +107,7 @@ impl Records {
     /// The faults that pass `filter`, oldest first.
     pub fn faults(&self, filter: &FaultFilter) -> Result<Vec<FaultRecord>, RecordsError> {
         let mut faults = match self {
-            Records::Store(store) => filter.newest_first(store.faults()?),
+            Records::Store(store, _) => filter.newest_first(store.faults()?),
             Records::Api(api) => {
                 let query = [
                     ("open", Some(filter.open.to_string())),
@@ -120,7 +126,7 @@ impl Records {
     /// One fault record.
     pub fn fault(&self, id: u64) -> Result<FaultRecord, RecordsError> {
         match self {
-            Records::Store(store) => store.fault(FaultId(id))?.ok_or(RecordsError::NoFault(id)),
+            Records::Store(store, _) => store.fault(FaultId(id))?.ok_or(RecordsError::NoFault(id)),
             Records::Api(api) => Ok(serde_json::from_value(
                 api.get(&format!("/api/v1/faults/{id}"), &[])?,
             )?),
@@ -128,16 +134,18 @@ impl Records {
     }
 
     /// Adds a note to a fault, open or closed; durable when this returns.
-    pub fn note(&self, id: u64, note: Note) -> Result<(), RecordsError> {
+    pub fn note(&self, id: u64, by: &str, text: &str) -> Result<(), RecordsError> {
         match self {
-            Records::Store(store) => {
-                store
-                    .add_note(FaultId(id), note)?
-                    .ok_or(RecordsError::NoFault(id))?;
-                store.flush()?;
+            Records::Store(store, limits) => {
+                let note = Note::new(Timestamp::now(), by, text, *limits)?;
+                match store.add_note(FaultId(id), &note, limits.per_fault)? {
+                    Ok(_) => store.flush()?,
+                    Err(NoteRefused::NoFault) => return Err(RecordsError::NoFault(id)),
+                    Err(NoteRefused::Full(n)) => return Err(RecordsError::NotesFull(n)),
+                }
             }
             Records::Api(api) => {
-                let body = serde_json::json!({ "by": note.by, "text": note.text });
+                let body = serde_json::json!({ "by": by, "text": text });
                 api.post(&format!("/api/v1/faults/{id}/notes"), &body)?;
             }
         }

@@ -13,7 +13,7 @@ use crate::model::{
     Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, Timestamp, Transition,
     TransitionKind, printable,
 };
-use crate::store::{Store, StoreError, Tree};
+use crate::store::{NoteRefused, Store, StoreError, Tree};
 use crate::telemetry::Metrics;
 
 /// How often time-driven rules (hold-down, targets, flapping, maintenance) are evaluated.
@@ -72,9 +72,8 @@ pub async fn run_stage(
                         AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
                         AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
                         AlarmInput::Note(fault, note, reply) => {
-                            // Notes change only the fault record: write it now, in order with
-                            // the transitions around it.
-                            let _ = reply.send(add_note(&mut manager, &store, fault, note).await);
+                            let max = config.borrow().alarms.max_notes_per_fault;
+                            let _ = reply.send(add_note(&store, fault, note, max).await);
                         }
                         AlarmInput::Command(c, reply) => {
                             let start = transitions.len();
@@ -148,24 +147,13 @@ pub async fn run_stage(
     }
 }
 
-/// A note goes on the manager's copy of an open fault (so its next transition keeps it), else
-/// on the stored record.
-async fn add_note(
-    manager: &mut AlarmManager,
-    store: &Store,
-    fault: FaultId,
-    note: Note,
-) -> CommandResult {
+/// A note is one key of its own, written in order with the transitions around it.
+async fn add_note(store: &Store, fault: FaultId, note: Note, max: usize) -> CommandResult {
     let store_err = |e: StoreError| CommandError::Store(e.to_string());
-    let ticket = match manager.on_note(fault, note.clone()) {
-        Some(record) => store.put_fault(&record).map_err(store_err)?,
-        None => {
-            store
-                .add_note(fault, note)
-                .map_err(store_err)?
-                .ok_or(CommandError::NoFault(fault.0))?
-                .1
-        }
+    let ticket = match store.add_note(fault, &note, max).map_err(store_err)? {
+        Ok(ticket) => ticket,
+        Err(NoteRefused::NoFault) => return Err(CommandError::NoFault(fault.0)),
+        Err(NoteRefused::Full(n)) => return Err(CommandError::NotesFull(n)),
     };
     store.durable(ticket).await.map_err(store_err)?;
     Ok(Vec::new())

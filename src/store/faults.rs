@@ -1,39 +1,126 @@
-//! Fault records as the store keeps them, by fault id; the alarm stage writes them with every
-//! transition, and notes are added here whichever path they come by.
+//! Fault records by fault id, and their notes apart from them: one key per note, so adding
+//! one writes only it, and a transition (which writes the record) never carries the notes.
 
-use super::{Store, StoreError, Ticket, Tree};
-use crate::model::{FaultId, FaultRecord, Note};
+use super::{Store, StoreError, Ticket, Tree, decode};
+use crate::model::{FaultId, FaultRecord, Note, Timestamp};
+
+/// A note's key: its fault, its time, then a number unique within the fault, all big-endian
+/// so a fault's notes scan in order. The number is the transition's sequence number for a
+/// note that came with an ack or a clear, [`API_NOTE`] with a store-wide id for one added on
+/// its own, and [`MIGRATED_NOTE`] with its place in the record for one moved from schema 2.
+pub(super) fn note_key(fault: FaultId, at: Timestamp, unique: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..8].copy_from_slice(&fault.0.to_be_bytes());
+    let at = u64::try_from(at.as_millis()).unwrap_or(0);
+    key[8..16].copy_from_slice(&at.to_be_bytes());
+    key[16..].copy_from_slice(&unique.to_be_bytes());
+    key
+}
+
+/// Marks the unique number of a note added on its own.
+const API_NOTE: u64 = 1 << 63;
+/// Marks the unique number of a note moved out of its record by the schema 3 migration.
+pub(super) const MIGRATED_NOTE: u64 = 1 << 62;
+
+/// Why a note was not added.
+#[derive(Debug)]
+pub enum NoteRefused {
+    /// No fault with that id.
+    NoFault,
+    /// The fault has this many notes already, the most allowed.
+    Full(usize),
+}
 
 impl Store {
-    /// Every fault record, oldest first.
+    /// Every fault record with its notes, oldest first.
     pub fn faults(&self) -> Result<Vec<FaultRecord>, StoreError> {
-        self.scan(Tree::Faults)
+        let mut records: Vec<FaultRecord> = self.scan(Tree::Faults)?;
+        // Both trees are in fault-id order: one pass attaches every note.
+        let mut notes = self.tree(Tree::FaultNotes).iter().peekable();
+        for record in &mut records {
+            let prefix = record.id.0.to_be_bytes();
+            // An error is taken too, to be returned below.
+            let at_or_before = |n: &Result<(sled::IVec, sled::IVec), sled::Error>| {
+                n.as_ref().map_or(true, |(k, _)| k[..8] <= prefix[..])
+            };
+            while let Some(item) = notes.next_if(at_or_before) {
+                let (key, value) = item.map_err(|e| self.sled_err(e))?;
+                if key[..8] == prefix {
+                    record.notes.push(decode(Tree::FaultNotes, &value)?);
+                }
+            }
+        }
+        Ok(records)
     }
 
-    /// One fault record, if the store has it.
+    /// One fault record with its notes, if the store has it.
     pub fn fault(&self, id: FaultId) -> Result<Option<FaultRecord>, StoreError> {
-        self.get(Tree::Faults, &id.0.to_be_bytes())
+        let Some(mut record) = self.get::<FaultRecord>(Tree::Faults, &id.0.to_be_bytes())? else {
+            return Ok(None);
+        };
+        record.notes = self.notes(id)?;
+        Ok(Some(record))
     }
 
-    /// Writes a fault record; durable once the ticket is.
+    /// A fault's notes, in order.
+    pub fn notes(&self, id: FaultId) -> Result<Vec<Note>, StoreError> {
+        self.tree(Tree::FaultNotes)
+            .scan_prefix(id.0.to_be_bytes())
+            .values()
+            .map(|v| decode(Tree::FaultNotes, &v.map_err(|e| self.sled_err(e))?))
+            .collect()
+    }
+
+    /// Writes a fault record (its notes are not written: they are kept apart); durable once
+    /// the ticket is.
     pub fn put_fault(&self, record: &FaultRecord) -> Result<Ticket, StoreError> {
-        self.put(Tree::Faults, &record.id.0.to_be_bytes(), record)
+        self.put(
+            Tree::Faults,
+            &record.id.0.to_be_bytes(),
+            &without_notes(record),
+        )
     }
 
-    /// Adds `note` to the stored record of a fault, open or closed (post-incident notes):
-    /// `None` if there is no such fault. Durable once the ticket is. An open fault the alarm
-    /// manager holds gets the note from the manager instead ([`Store::put_fault`]), so a later
-    /// transition cannot overwrite it.
+    /// Adds an engineer's note to a fault, open or closed (post-incident notes), unless it has
+    /// `max` notes already. Durable once the ticket is. Callers serialize adds (the alarm
+    /// stage does), so the count cannot be raced past `max`.
     pub fn add_note(
         &self,
         id: FaultId,
-        note: Note,
-    ) -> Result<Option<(FaultRecord, Ticket)>, StoreError> {
-        let Some(mut record) = self.fault(id)? else {
-            return Ok(None);
-        };
-        record.notes.push(note);
-        let ticket = self.put_fault(&record)?;
-        Ok(Some((record, ticket)))
+        note: &Note,
+        max: usize,
+    ) -> Result<Result<Ticket, NoteRefused>, StoreError> {
+        if !self
+            .tree(Tree::Faults)
+            .contains_key(id.0.to_be_bytes())
+            .map_err(|e| self.sled_err(e))?
+        {
+            return Ok(Err(NoteRefused::NoFault));
+        }
+        let count = self.note_count(id);
+        if count >= max {
+            return Ok(Err(NoteRefused::Full(count)));
+        }
+        let key = note_key(id, note.at, API_NOTE | self.generate_id()?);
+        self.put(Tree::FaultNotes, &key, note).map(Ok)
+    }
+
+    /// How many notes a fault has.
+    pub fn note_count(&self, id: FaultId) -> usize {
+        self.tree(Tree::FaultNotes)
+            .scan_prefix(id.0.to_be_bytes())
+            .keys()
+            .count()
+    }
+}
+
+/// A record as the faults tree keeps it: without its notes.
+pub(super) fn without_notes(record: &FaultRecord) -> std::borrow::Cow<'_, FaultRecord> {
+    if record.notes.is_empty() {
+        std::borrow::Cow::Borrowed(record)
+    } else {
+        let mut bare = record.clone();
+        bare.notes.clear();
+        std::borrow::Cow::Owned(bare)
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::faults::{note_key, without_notes};
 use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
@@ -38,15 +39,24 @@ impl Store {
             alarm: Vec<u8>,
             fault_key: [u8; 8],
             fault: Vec<u8>,
+            note: Option<([u8; 24], Vec<u8>)>,
         }
         let encoded = batch
             .iter()
             .map(|t| {
+                let note = match &t.note {
+                    Some(n) => Some((
+                        note_key(t.fault.id, n.at, t.event.seq),
+                        encode(Tree::FaultNotes, n)?,
+                    )),
+                    None => None,
+                };
                 Ok(Encoded {
                     alarm_key: t.event.alarm.alarm_id.0.to_be_bytes(),
                     alarm: encode(Tree::ActiveAlarms, &t.event.alarm)?,
                     fault_key: t.fault.id.0.to_be_bytes(),
-                    fault: encode(Tree::Faults, &t.fault)?,
+                    fault: encode(Tree::Faults, &without_notes(&t.fault))?,
+                    note,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -67,10 +77,11 @@ impl Store {
         let trees = (
             self.tree(Tree::ActiveAlarms),
             self.tree(Tree::Faults),
+            self.tree(Tree::FaultNotes),
             self.tree(Tree::Journal),
             self.tree(Tree::Meta),
         );
-        let result = trees.transaction(|(active, faults, journal, meta)| {
+        let result = trees.transaction(|(active, faults, notes, journal, meta)| {
             let after = meta
                 .get(LAST_SEQ_KEY)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -107,6 +118,9 @@ impl Store {
                     active.insert(&e.alarm_key, e.alarm.as_slice())?;
                 }
                 faults.insert(&e.fault_key, e.fault.as_slice())?;
+                if let Some((key, note)) = &e.note {
+                    notes.insert(key, note.as_slice())?;
+                }
             }
             for (key, row) in &rows {
                 journal.insert(key, row.as_slice())?;
@@ -161,7 +175,13 @@ impl Store {
             let (key, value) = item.map_err(|e| self.sled_err(e))?;
             let f: FaultRecord = decode(Tree::Faults, &value)?;
             if f.cleared_at.is_some_and(|c| c < cutoff) {
-                faults.remove(key).map_err(|e| self.sled_err(e))?;
+                faults.remove(&key).map_err(|e| self.sled_err(e))?;
+                let notes = self.tree(Tree::FaultNotes);
+                for note in notes.scan_prefix(&key).keys() {
+                    notes
+                        .remove(note.map_err(|e| self.sled_err(e))?)
+                        .map_err(|e| self.sled_err(e))?;
+                }
                 removed += 1;
             }
         }

@@ -1,9 +1,11 @@
 //! Schema migrations, run by [`Store::open`] before anything else reads the store.
 
+use super::faults::{MIGRATED_NOTE, note_key};
 use super::{
     AlarmEvent, JOURNAL_ROW, OUTBOX_CURSOR_KEY, SCHEMA_KEY, SCHEMA_VERSION, Store, StoreError,
     Tree, V1_HISTORY, V1_OUTBOX, decode, encode,
 };
+use crate::model::FaultRecord;
 
 impl Store {
     /// Schema 1 kept a history key per transition (by time, then sequence) and an outbox key
@@ -43,13 +45,50 @@ impl Store {
         let meta = self.tree(Tree::Meta);
         meta.insert(OUTBOX_CURSOR_KEY, &cursor.to_be_bytes())
             .map_err(sled_err)?;
-        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+        meta.insert(SCHEMA_KEY, &2u32.to_be_bytes())
             .map_err(sled_err)?;
         db.flush().map_err(sled_err)?;
         tracing::info!(
             path = %self.inner.path.display(),
             transitions = events.len(),
             "store migrated from schema 1 to 2 (alarm history and outbox into the journal)"
+        );
+        Ok(())
+    }
+
+    /// Schema 2 kept notes inside fault records, so every transition rewrote them. They move
+    /// to their own tree, a key each, and the records are rewritten without them. Keys are
+    /// made from the note's place in its record, so a migration cut short simply runs again.
+    pub(super) fn migrate_from_2(&self) -> Result<(), StoreError> {
+        let sled_err = |e| self.sled_err(e);
+        let (faults, notes) = (self.tree(Tree::Faults), self.tree(Tree::FaultNotes));
+        let mut moved = 0usize;
+        for item in faults.iter() {
+            let (key, value) = item.map_err(sled_err)?;
+            let mut record: FaultRecord = decode(Tree::Faults, &value)?;
+            if record.notes.is_empty() {
+                continue;
+            }
+            for (i, note) in record.notes.iter().enumerate() {
+                let key = note_key(record.id, note.at, MIGRATED_NOTE | i as u64);
+                notes
+                    .insert(key, encode(Tree::FaultNotes, note)?)
+                    .map_err(sled_err)?;
+            }
+            moved += record.notes.len();
+            record.notes.clear();
+            faults
+                .insert(key, encode(Tree::Faults, &record)?)
+                .map_err(sled_err)?;
+        }
+        self.tree(Tree::Meta)
+            .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+            .map_err(sled_err)?;
+        self.inner.db.flush().map_err(sled_err)?;
+        tracing::info!(
+            path = %self.inner.path.display(),
+            notes = moved,
+            "store migrated from schema 2 to 3 (fault notes apart from their records)"
         );
         Ok(())
     }

@@ -16,6 +16,7 @@ mod flush;
 mod journal;
 mod migrate;
 
+pub use faults::NoteRefused;
 pub use flush::FlushReport;
 
 use std::ops::ControlFlow;
@@ -35,7 +36,7 @@ use tokio::sync::{Notify, watch};
 use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp, Transition};
 
 /// Schema of the trees and keys below; bump with a migration when they change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Encoding of values (the first byte of each).
 const VALUE_FORMAT: u8 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -59,8 +60,10 @@ pub enum Tree {
     /// Every alarm transition, in rows of up to [`JOURNAL_ROW`] by first sequence number; also
     /// the MQTT outbox (see the module comment).
     Journal,
-    /// Fault records by fault id.
+    /// Fault records by fault id, without their notes.
     Faults,
+    /// Engineers' notes by fault id, time and a unique number: one key per note.
+    FaultNotes,
     /// Per-series detector state by series key.
     DetectorState,
     /// NetFlow/IPFIX templates by exporter scope and template id.
@@ -72,10 +75,11 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 7] = [
+    const ALL: [Tree; 8] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
+        Tree::FaultNotes,
         Tree::DetectorState,
         Tree::Templates,
         Tree::Maintenance,
@@ -88,6 +92,7 @@ impl Tree {
             Tree::ActiveAlarms => "alarms_active",
             Tree::Journal => "alarm_journal",
             Tree::Faults => "faults",
+            Tree::FaultNotes => "fault_notes",
             Tree::DetectorState => "detector_state",
             Tree::Templates => "netflow_templates",
             Tree::Maintenance => "maintenance_windows",
@@ -288,6 +293,9 @@ impl Store {
                 }
                 if found == 1 {
                     self.migrate_from_1()?;
+                }
+                if found <= 2 {
+                    self.migrate_from_2()?;
                 }
             }
         }
