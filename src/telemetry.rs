@@ -70,12 +70,11 @@ label_set! {
 }
 
 label_set! {
-    /// Why a NetFlow/IPFIX datagram (a data set, for `UnknownTemplate`) was dropped.
+    /// Why a NetFlow/IPFIX datagram was dropped: every datagram received is either accepted
+    /// (`noctua_netflow_datagrams_total`) or dropped for one of these.
     FlowDrop {
         /// From an address no exporter or CIDR allows.
         UnknownExporter => "unknown_exporter",
-        /// Too many unnamed exporters already tracked.
-        ExporterLimit => "exporter_limit",
         /// No bytes.
         Empty => "empty",
         /// Shorter than its headers say.
@@ -88,8 +87,6 @@ label_set! {
         BadTemplate => "bad_template",
         /// The exporter already holds as many templates as allowed.
         TemplateLimit => "template_limit",
-        /// Data for a template not (yet) seen.
-        UnknownTemplate => "unknown_template",
         /// The socket reported an error.
         ReceiveError => "receive_error",
     }
@@ -244,15 +241,22 @@ pub struct Metrics {
     pub mqtt_connected: IntGauge,
     /// From a transition to the broker's acknowledgement of it.
     pub mqtt_publish_latency: Histogram,
-    /// NetFlow/IPFIX datagrams accepted, by exporter and version.
+    /// NetFlow/IPFIX datagrams accepted (decoded to the end), by exporter (a configured
+    /// device, or `other` for every exporter allowed by CIDR only) and version.
     pub netflow_datagrams: IntCounterVec,
     /// NetFlow/IPFIX data records decoded (not template or options records), by exporter and
     /// version.
     pub netflow_records: IntCounterVec,
     /// Octets in decoded records as exported (before sampling is scaled up), by exporter.
     pub netflow_octets: IntCounterVec,
-    /// Datagrams (or data sets, for `unknown_template`) dropped, by reason.
+    /// Datagrams read from the sockets: accepted plus dropped.
+    pub netflow_received: IntCounter,
+    /// Datagrams dropped, by reason.
     pub netflow_dropped: IntCounterVec,
+    /// Data sets skipped in accepted datagrams because their template is not (yet) known.
+    pub netflow_unknown_template_sets: IntCounter,
+    /// Exporters allowed by CIDR only that were evicted from the pool for a newer one.
+    pub netflow_exporters_evicted: IntCounter,
     /// Records refused by aggregation, by reason (`late`, `future`).
     pub netflow_refused: IntCounterVec,
     /// Templates held.
@@ -455,10 +459,22 @@ impl Metrics {
                 "Octets in decoded flow records as exported, before sampling is scaled up.",
                 "exporter",
             ),
+            netflow_received: counter(
+                "noctua_netflow_received_datagrams_total",
+                "NetFlow/IPFIX datagrams read: the accepted (datagrams_total) plus the dropped.",
+            ),
             netflow_dropped: counter_vec(
                 "noctua_netflow_dropped_total",
-                "NetFlow/IPFIX datagrams (data sets, for unknown_template) dropped, by reason.",
+                "NetFlow/IPFIX datagrams dropped, by reason.",
                 "reason",
+            ),
+            netflow_unknown_template_sets: counter(
+                "noctua_netflow_unknown_template_sets_total",
+                "Data sets skipped in accepted datagrams: their template is not (yet) known.",
+            ),
+            netflow_exporters_evicted: counter(
+                "noctua_netflow_exporters_evicted_total",
+                "Exporters allowed by CIDR only, evicted (least recently heard) for a newer one.",
             ),
             netflow_refused: counter_vec(
                 "noctua_netflow_records_refused_total",

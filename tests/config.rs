@@ -466,7 +466,10 @@ fn note_limits_outside_their_range_are_refused() {
     let keys: Vec<(usize, &str)> = got.iter().map(|i| (i.0, i.1.as_str())).collect();
     assert_eq!(
         keys,
-        [(2, "alarms.max-notes-per-fault"), (3, "alarms.max-note-bytes")],
+        [
+            (2, "alarms.max-notes-per-fault"),
+            (3, "alarms.max-note-bytes")
+        ],
         "{got:?}"
     );
     assert!(got[1].2.contains("expected 16 to 1048576"), "{got:?}");

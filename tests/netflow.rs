@@ -705,7 +705,7 @@ proptest! {
 }
 
 #[test]
-fn unknown_exporters_are_dropped_and_cidr_exporters_are_named_by_address() {
+fn unknown_exporters_are_dropped_and_cidr_exporters_are_named_by_address_counted_as_other() {
     let metrics = Arc::new(Metrics::new());
     let mut c = Collector::new(&lab_config(""), metrics.clone());
     let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 100, 1, 1_000, 1_000);
@@ -723,7 +723,7 @@ fn unknown_exporters_are_dropped_and_cidr_exporters_are_named_by_address() {
     assert_eq!(
         metrics
             .netflow_records
-            .with_label_values(&["10.99.1.2", "5"])
+            .with_label_values(&["other", "5"])
             .get(),
         1
     );
@@ -748,7 +748,7 @@ fn templates_survive_a_restart_through_the_store() {
     let store = Store::open(dir.path()).unwrap();
     let metrics = Arc::new(Metrics::new());
     let mut c = Collector::new(&config, metrics.clone());
-    assert_eq!(c.restore(stored_templates(&store)), 1);
+    assert_eq!(c.restore(stored_templates(&store), i64::from(T) * 1000), 1);
     // The first packet after the restart carries data only, and decodes.
     c.datagram(A, &v9(0, T, 0, &[data]), i64::from(T) * 1000);
     assert_eq!(
@@ -762,13 +762,7 @@ fn templates_survive_a_restart_through_the_store() {
         metrics.netflow_octets.with_label_values(&["edge-r1"]).get(),
         1024
     );
-    assert_eq!(
-        metrics
-            .netflow_dropped
-            .with_label_values(&["unknown_template"])
-            .get(),
-        0
-    );
+    assert_eq!(metrics.netflow_unknown_template_sets.get(), 0);
 }
 
 #[test]
@@ -787,4 +781,159 @@ fn speeds_learned_by_the_poller_give_utilisation_where_the_config_has_none() {
         value(&s, "ifIndex=3", Metric::UtilisationInPct),
         [(LAB_END, 0.1)]
     );
+}
+
+/// Four v9 templates announced from `from` (ids 256..260).
+fn four_templates() -> Vec<u8> {
+    let sets: Vec<Vec<u8>> = (256..260)
+        .map(|id| set(0, &template_body(id, &[(1, 4), (2, 4), (10, 2)])))
+        .collect();
+    v9(0, T, 0, &sets)
+}
+
+#[test]
+fn spoofed_cidr_exporters_cannot_take_a_devices_room_grow_metrics_or_reach_the_store() {
+    let metrics = Arc::new(Metrics::new());
+    let config = lab_config("max-templates = 64\nmax-templates-per-exporter = 8\n");
+    let mut c = Collector::new(&config, metrics.clone());
+    let now = i64::from(T) * 1000;
+    // 5,000 spoofed sources in the allowed /16, four templates each: far past the shared
+    // room (64) and the pool of tracked exporters.
+    let flood = four_templates();
+    for i in 0..5_000u32 {
+        let spoofed = IpAddr::V4(Ipv4Addr::new(10, 99, (i >> 8) as u8, i as u8));
+        c.datagram(spoofed, &flood, now + i64::from(i));
+    }
+    assert!(
+        metrics.netflow_templates.get() <= 64,
+        "{}",
+        metrics.netflow_templates.get()
+    );
+    assert!(metrics.netflow_exporters_evicted.get() > 0);
+    assert!(
+        c.take_template_changes().is_empty(),
+        "templates of sources heard for a moment must not be stored"
+    );
+
+    // The configured exporter still learns and decodes everything.
+    let tmpl = set(0, &template_body(300, &[(1, 4), (2, 4), (10, 2)]));
+    c.datagram(A, &v9(0, T, 0, &[tmpl]), now + 10_000);
+    for _ in 0..100 {
+        let data = set(300, &[0, 0, 4, 0, 0, 0, 0, 4, 0, 3]);
+        c.datagram(A, &v9(0, T, 0, &[data]), now + 10_001);
+    }
+    let records = |exporter: &str| {
+        metrics
+            .netflow_records
+            .with_label_values(&[exporter, "9"])
+            .get()
+    };
+    assert_eq!(records("edge-r1"), 100);
+    assert!(
+        metrics
+            .netflow_dropped
+            .with_label_values(&["template_limit"])
+            .get()
+            > 0
+    );
+    // Its template is stored; nothing of the flood is.
+    let changes = c.take_template_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    // A newly allowed CIDR exporter is taken in (the least recently heard spoofer makes room).
+    let newcomer = IpAddr::V4(Ipv4Addr::new(10, 99, 250, 1));
+    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 100, 1, 1_000, 1_000);
+    c.datagram(newcomer, &v5(T + 10, 1_000, 0, &[r]), now + 20_000);
+    assert_eq!(
+        metrics
+            .netflow_records
+            .with_label_values(&["other", "5"])
+            .get(),
+        1
+    );
+
+    // /metrics names the configured exporter and `other`, nothing else.
+    let text = metrics.render();
+    let exporters: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("noctua_netflow_"))
+        .filter_map(|l| l.split("exporter=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        exporters.into_iter().collect::<Vec<_>>(),
+        ["edge-r1", "other"]
+    );
+}
+
+#[test]
+fn a_cidr_exporter_heard_for_a_while_has_its_templates_stored() {
+    let mut c = Collector::new(&lab_config(""), Arc::new(Metrics::new()));
+    let real = IpAddr::V4(Ipv4Addr::new(10, 99, 1, 7));
+    let now = i64::from(T) * 1000;
+    c.datagram(real, &four_templates(), now);
+    assert!(c.take_template_changes().is_empty());
+    let established = now + noctua::ingest::netflow::ESTABLISHED.as_millis() as i64;
+    c.datagram(real, &v9(0, T, 0, &[]), established);
+    let stored = c.take_template_changes();
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    // From now on its changes are stored as they come.
+    let fifth = set(0, &template_body(270, &[(1, 4)]));
+    c.datagram(real, &v9(0, T, 0, &[fifth]), established + 1);
+    assert_eq!(c.take_template_changes().len(), 1);
+}
+
+#[test]
+fn every_datagram_received_is_accepted_or_dropped_once() {
+    let metrics = Arc::new(Metrics::new());
+    let mut c = Collector::new(&lab_config(""), metrics.clone());
+    let now = i64::from(T) * 1000;
+    let r = v5_record([10, 0, 0, 1], [10, 0, 0, 2], 100, 1, 1_000, 1_000);
+    let good_v5 = v5(T + 10, 1_000, 0, &[r]);
+    let unknown_set = v9(0, T, 0, &[set(999, &[0; 10])]);
+    let truncated = good_v5[..30].to_vec();
+    let stranger = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    let sent: Vec<(IpAddr, Vec<u8>)> = [
+        vec![(A, good_v5.clone()); 7],
+        vec![(A, unknown_set.clone()); 5], // accepted: the sets are counted on their own
+        vec![(A, truncated); 3],
+        vec![(A, vec![0, 42, 0, 0]); 2], // unknown version
+        vec![(A, Vec::new()); 1],
+        vec![(stranger, good_v5); 4],
+    ]
+    .concat();
+    for (from, d) in &sent {
+        c.datagram(*from, d, now);
+    }
+    let accepted: u64 = ["5", "9", "10"]
+        .iter()
+        .map(|v| {
+            metrics
+                .netflow_datagrams
+                .with_label_values(&["edge-r1", v])
+                .get()
+        })
+        .sum();
+    let dropped: u64 = noctua::telemetry::FlowDrop::ALL
+        .iter()
+        .map(|r| metrics.flow_drop(*r).get())
+        .sum();
+    assert_eq!(metrics.netflow_received.get(), sent.len() as u64);
+    assert_eq!(
+        accepted + dropped,
+        sent.len() as u64,
+        "accepted {accepted}, dropped {dropped}"
+    );
+    assert_eq!(accepted, 12);
+    assert_eq!(
+        metrics
+            .flow_drop(noctua::telemetry::FlowDrop::Truncated)
+            .get(),
+        3
+    );
+    assert_eq!(
+        metrics
+            .flow_drop(noctua::telemetry::FlowDrop::UnknownExporter)
+            .get(),
+        4
+    );
+    assert_eq!(metrics.netflow_unknown_template_sets.get(), 5);
 }

@@ -33,7 +33,8 @@ pub struct NetflowConfig {
     pub lateness: Duration,
     /// Template cache bound per exporter address.
     pub max_templates_per_exporter: usize,
-    /// Template cache bound in total.
+    /// Templates of all exporters allowed only by a CIDR, together (configured devices are
+    /// bounded by `max_templates_per_exporter` alone).
     pub max_templates: usize,
     /// Sampling interval per exporter (device name or address) that overrides what the
     /// exporter reports, for exporters that sample without saying so.

@@ -187,6 +187,19 @@ impl Aggregator {
         (self.exporters.len() - 1) as u32
     }
 
+    /// Puts a new exporter in the place of an evicted one, dropping what the old one left in
+    /// open intervals (it is gone; its partial counts would be charged to the newcomer).
+    pub fn replace_exporter(&mut self, index: u32, exporter: Exporter) {
+        if let Some(slot) = self.exporters.get_mut(index as usize) {
+            *slot = exporter;
+        }
+        for bucket in self.buckets.values_mut() {
+            bucket.exporters.remove(&index);
+            bucket.interfaces.retain(|k, _| k.0 != index);
+        }
+        self.recent.retain(|k, _| k.0 != index);
+    }
+
     /// What was refused so far.
     pub fn refused(&self) -> Refused {
         self.refused

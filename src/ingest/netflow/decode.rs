@@ -13,7 +13,7 @@
 //! not part of the scope: an exporter that restarts on a new ephemeral port keeps its templates
 //! until it announces new ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
@@ -173,7 +173,9 @@ pub enum TemplateChange {
 pub struct Limits {
     /// Templates per exporter address.
     pub per_exporter: usize,
-    /// Templates in total.
+    /// Templates of unreserved exporters (allowed by CIDR only), together. Reserved ones
+    /// (configured devices) are bounded by `per_exporter` alone, so no flood of spoofed
+    /// sources can take their room.
     pub total: usize,
 }
 
@@ -367,6 +369,10 @@ pub struct Decoder {
     limits: Limits,
     templates: HashMap<TemplateKey, Template>,
     per_exporter: HashMap<IpAddr, usize>,
+    /// Exporters with room of their own (see [`Limits::total`]).
+    reserved: HashSet<IpAddr>,
+    /// Templates held by unreserved exporters.
+    shared: usize,
     domains: HashMap<(IpAddr, u32), DomainState>,
     /// Scratch offsets for variable-length records (reused, so no allocation per record).
     scratch: Vec<u32>,
@@ -393,6 +399,37 @@ impl Decoder {
     /// Number of templates held.
     pub fn template_count(&self) -> usize {
         self.templates.len()
+    }
+
+    /// Gives `exporter` room of its own: its templates do not count against the shared total.
+    /// Call before it has templates.
+    pub fn reserve(&mut self, exporter: IpAddr) {
+        self.reserved.insert(exporter);
+    }
+
+    /// Forgets everything of an exporter (evicted from the pool); returns the keys of the
+    /// templates it held.
+    pub fn forget_exporter(&mut self, exporter: IpAddr) -> Vec<TemplateKey> {
+        let keys: Vec<TemplateKey> = self
+            .templates
+            .keys()
+            .filter(|k| k.exporter == exporter)
+            .copied()
+            .collect();
+        for key in &keys {
+            self.forget(key);
+        }
+        self.domains.retain(|(e, _), _| *e != exporter);
+        keys
+    }
+
+    /// The definitions of an exporter's templates.
+    pub fn templates_of(&self, exporter: IpAddr) -> Vec<TemplateDef> {
+        self.templates
+            .iter()
+            .filter(|(k, _)| k.exporter == exporter)
+            .map(|(_, t)| t.def.clone())
+            .collect()
     }
 
     /// Takes a stored template back (at start). Fails if it would not compile or the cache is full.
@@ -694,10 +731,12 @@ impl Decoder {
         let template = Template::compile(def)?;
         if !self.templates.contains_key(&key) {
             let held = self.per_exporter.get(&key.exporter).copied().unwrap_or(0);
-            if held >= self.limits.per_exporter || self.templates.len() >= self.limits.total {
+            let reserved = self.reserved.contains(&key.exporter);
+            if held >= self.limits.per_exporter || (!reserved && self.shared >= self.limits.total) {
                 return Err(DecodeError::TemplateLimit);
             }
             *self.per_exporter.entry(key.exporter).or_default() += 1;
+            self.shared += usize::from(!reserved);
         }
         let def = template.def.clone();
         self.templates.insert(key, template);
@@ -707,6 +746,9 @@ impl Decoder {
     fn forget(&mut self, key: &TemplateKey) -> bool {
         if self.templates.remove(key).is_none() {
             return false;
+        }
+        if !self.reserved.contains(&key.exporter) {
+            self.shared -= 1;
         }
         if let Some(n) = self.per_exporter.get_mut(&key.exporter) {
             *n -= 1;

@@ -1,8 +1,21 @@
 //! NetFlow v5/v9/IPFIX collector: one task owns the UDP sockets, the decoder (templates) and the
 //! aggregator outright, so nothing is locked per datagram. Each wake-up drains every datagram
 //! waiting on a socket before yielding (receive in batches); once a second, intervals that are
-//! complete are emitted as samples. Templates are written through to the store as they change
-//! and read back at start, so the first data packet after a restart decodes.
+//! complete are emitted as samples, and the template changes of that second go to a writer
+//! task as one batch (never a store write on the receive path). Stored templates are read back
+//! at start, so the first data packet after a restart decodes.
+//!
+//! Exporters are of two kinds. Configured devices (and listed addresses) are *reserved*: their
+//! templates have room of their own and their metrics their own `exporter` label. Exporters
+//! allowed only by a CIDR share a bounded *pool*: the least recently heard is evicted for a
+//! new one, they share one `exporter="other"` label, and their templates are stored only once
+//! they have been heard for [`ESTABLISHED`], so a flood of spoofed sources can neither take a
+//! configured device's room, nor grow /metrics, nor survive a restart.
+//!
+//! Accounting: every datagram read counts in `noctua_netflow_received_datagrams_total`, then
+//! exactly once as accepted (`noctua_netflow_datagrams_total`, decoded to its end) or dropped
+//! (`noctua_netflow_dropped_total{reason}`). Within accepted datagrams, data sets of unknown
+//! templates and records refused by aggregation have counters of their own.
 //!
 //! The same [`Collector`] drives `noctua replay` of captured exports, with the packets' capture
 //! time as the clock.
@@ -21,7 +34,7 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, NetflowConfig};
@@ -31,11 +44,14 @@ use crate::model::{Sample, Timestamp};
 use crate::store::{Store, Tree};
 use crate::telemetry::{FlowDrop, FlowRefusal, Metrics};
 use aggregate::{Aggregator, Exporter};
-use decode::{Decoder, FlowRecord, Limits, TemplateChange, TemplateDef, Version};
+use decode::{Decoder, FlowRecord, Limits, TemplateChange, TemplateDef, TemplateKey, Version};
 
-/// Exporters allowed by CIDR that are not configured devices are tracked under their address,
-/// up to this many.
-const MAX_UNNAMED_EXPORTERS: usize = 4_096;
+/// Exporters allowed by CIDR only, tracked at once under their address.
+const POOL: usize = 4_096;
+/// How long a pool exporter must have been heard before its templates are stored.
+pub const ESTABLISHED: Duration = Duration::from_secs(300);
+/// The `exporter` label of every pool exporter.
+const OTHER: &str = "other";
 /// Datagrams taken from one socket before the task yields (so ticks and shutdown still run).
 const BATCH: usize = 1_024;
 
@@ -68,18 +84,33 @@ fn version_index(v: Version) -> usize {
     }
 }
 
+/// A pool exporter: its aggregator index, and when it was first and last heard.
+struct Pooled {
+    index: u32,
+    first_ms: i64,
+    last_ms: i64,
+    /// Whether its templates go to the store (heard for [`ESTABLISHED`]).
+    stored: bool,
+}
+
 /// Decoder, aggregator and allowlist: everything between a datagram and a sample, with time
 /// passed in.
 pub struct Collector {
     decoder: Decoder,
     aggregator: Aggregator,
+    /// Reserved exporters by address.
     by_addr: HashMap<IpAddr, u32>,
+    pool: HashMap<IpAddr, Pooled>,
     nets: Vec<ipnet::IpNet>,
     sampling: HashMap<String, u32>,
     metrics: Arc<Metrics>,
+    /// Counters of reserved exporters by index; pool exporters share `other`.
     counters: Vec<ExporterCounters>,
+    other: ExporterCounters,
     /// Records refused as late and as future, resolved once like the exporters' counters.
     refused: [IntCounter; 2],
+    /// Template changes to store, newest per key, taken once a second.
+    pending: HashMap<TemplateKey, Option<TemplateDef>>,
     changes: Vec<TemplateChange>,
 }
 
@@ -108,15 +139,18 @@ impl Collector {
                 nf.lateness.as_millis() as i64,
             ),
             by_addr: HashMap::new(),
+            pool: HashMap::new(),
             nets: nf
                 .exporters
                 .iter()
                 .filter_map(|e| e.parse::<ipnet::IpNet>().ok())
                 .collect(),
             sampling: nf.sampling.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            other: ExporterCounters::new(&metrics, OTHER),
             metrics,
             counters: Vec::new(),
             refused,
+            pending: HashMap::new(),
             changes: Vec::new(),
         };
         for d in &config.devices {
@@ -128,33 +162,92 @@ impl Collector {
                 .iter()
                 .filter_map(|i| Some((i.if_index?, i.speed_mbps.saturating_mul(1_000_000))))
                 .collect();
-            collector.add_exporter(d.address, d.name.clone(), speeds);
+            collector.add_reserved(d.address, d.name.clone(), speeds);
         }
         for e in &nf.exporters {
             if let Ok(addr) = e.parse::<IpAddr>()
                 && !collector.by_addr.contains_key(&addr)
             {
-                collector.add_exporter(addr, addr.to_string(), HashMap::new());
+                collector.add_reserved(addr, addr.to_string(), HashMap::new());
             }
         }
         collector
     }
 
-    fn add_exporter(&mut self, addr: IpAddr, name: String, speeds: HashMap<u32, u64>) -> u32 {
+    fn exporter(&self, addr: IpAddr, name: String, speeds: HashMap<u32, u64>) -> Exporter {
         let sampling = self
             .sampling
             .get(&name)
             .or_else(|| self.sampling.get(&addr.to_string()))
             .copied();
-        let index = self.aggregator.add_exporter(Exporter {
-            name: name.clone(),
+        Exporter {
+            name,
             speeds,
             sampling,
-        });
+        }
+    }
+
+    fn add_reserved(&mut self, addr: IpAddr, name: String, speeds: HashMap<u32, u64>) {
         self.counters
             .push(ExporterCounters::new(&self.metrics, &name));
+        let exporter = self.exporter(addr, name, speeds);
+        let index = self.aggregator.add_exporter(exporter);
+        self.decoder.reserve(addr);
         self.by_addr.insert(addr, index);
-        index
+    }
+
+    /// The pool exporter at `addr`, taken in (evicting the least recently heard when the pool
+    /// is full) if new; `None` if no CIDR allows it.
+    fn pooled(&mut self, addr: IpAddr, now_ms: i64) -> Option<u32> {
+        if let Some(p) = self.pool.get_mut(&addr) {
+            p.last_ms = now_ms;
+            if !p.stored && now_ms - p.first_ms >= ESTABLISHED.as_millis() as i64 {
+                // Heard long enough to be real: what it announced so far is stored now.
+                p.stored = true;
+                for def in self.decoder.templates_of(addr) {
+                    self.pending.insert(def.key, Some(def));
+                }
+            }
+            return Some(p.index);
+        }
+        if !self.nets.iter().any(|n| n.contains(&addr)) {
+            return None;
+        }
+        let exporter = self.exporter(addr, addr.to_string(), HashMap::new());
+        let index = if self.pool.len() < POOL {
+            self.aggregator.add_exporter(exporter)
+        } else {
+            let oldest = self
+                .pool
+                .iter()
+                .min_by_key(|(_, p)| p.last_ms)
+                .map(|(a, _)| *a)?;
+            let evicted = self.pool.remove(&oldest)?;
+            for key in self.decoder.forget_exporter(oldest) {
+                if evicted.stored {
+                    self.pending.insert(key, None);
+                }
+            }
+            self.aggregator.replace_exporter(evicted.index, exporter);
+            self.metrics.netflow_exporters_evicted.inc();
+            let n = self.metrics.netflow_exporters_evicted.get();
+            // Powers of two: a flood of spoofed sources logs a handful of lines, not one each.
+            if n.is_power_of_two() {
+                tracing::warn!(evicted = %oldest, newcomer = %addr, evictions = n, pool = POOL,
+                    "NetFlow: the pool of exporters allowed by CIDR is full; the least recently heard makes room (spoofed sources?)");
+            }
+            evicted.index
+        };
+        self.pool.insert(
+            addr,
+            Pooled {
+                index,
+                first_ms: now_ms,
+                last_ms: now_ms,
+                stored: false,
+            },
+        );
+        Some(index)
     }
 
     /// Uses the SNMP poller's interface speeds for interfaces the config gives none.
@@ -162,43 +255,69 @@ impl Collector {
         self.aggregator.learn_speeds(speeds);
     }
 
-    /// Takes templates kept from an earlier run; returns how many were usable.
-    pub fn restore(&mut self, defs: impl IntoIterator<Item = TemplateDef>) -> usize {
-        let n = defs
-            .into_iter()
-            .filter(|d| self.decoder.restore(d.clone()).is_ok())
-            .count();
+    /// Takes templates kept from an earlier run; returns how many were usable. A pool
+    /// exporter's templates were stored because it was established, so it comes back as such.
+    pub fn restore(&mut self, defs: impl IntoIterator<Item = TemplateDef>, now_ms: i64) -> usize {
+        let mut n = 0;
+        for def in defs {
+            let addr = def.key.exporter;
+            if !self.by_addr.contains_key(&addr) {
+                match self.pooled(addr, now_ms) {
+                    Some(_) => {
+                        if let Some(p) = self.pool.get_mut(&addr) {
+                            p.stored = true;
+                        }
+                    }
+                    // No longer allowed: leave it out (and out of the store next time).
+                    None => {
+                        self.pending.insert(def.key, None);
+                        continue;
+                    }
+                }
+            }
+            n += usize::from(self.decoder.restore(def).is_ok());
+        }
         self.metrics
             .netflow_templates
             .set(self.decoder.template_count() as i64);
         n
     }
 
-    /// Template changes since the last call, for the store.
+    /// Template changes to store since the last call, one per template (the newest).
     pub fn take_template_changes(&mut self) -> Vec<TemplateChange> {
-        std::mem::take(&mut self.changes)
+        self.pending
+            .drain()
+            .map(|(key, def)| match def {
+                Some(def) => TemplateChange::Learned(def),
+                None => TemplateChange::Withdrawn(key),
+            })
+            .collect()
     }
 
-    fn drop_reason(&self, reason: FlowDrop) {
-        self.metrics.flow_drop(reason).inc();
+    /// Gives back changes the writer could not take yet; newer ones for a key win.
+    pub fn requeue_template_changes(&mut self, changes: Vec<TemplateChange>) {
+        for change in changes {
+            let (key, def) = match change {
+                TemplateChange::Learned(def) => (def.key, Some(def)),
+                TemplateChange::Withdrawn(key) => (key, None),
+            };
+            self.pending.entry(key).or_insert(def);
+        }
     }
 
     /// Handles one datagram from `from`, heard at `now_ms`.
     pub fn datagram(&mut self, from: IpAddr, data: &[u8], now_ms: i64) {
+        self.metrics.netflow_received.inc();
         let from = from.to_canonical();
-        let exporter = match self.by_addr.get(&from) {
-            Some(&i) => i,
-            None if self.nets.iter().any(|n| n.contains(&from)) => {
-                if self.by_addr.len() >= MAX_UNNAMED_EXPORTERS {
-                    self.drop_reason(FlowDrop::ExporterLimit);
+        let (exporter, store_changes) = match self.by_addr.get(&from) {
+            Some(&i) => (i, true),
+            None => match self.pooled(from, now_ms) {
+                Some(i) => (i, self.pool.get(&from).is_some_and(|p| p.stored)),
+                None => {
+                    self.metrics.flow_drop(FlowDrop::UnknownExporter).inc();
                     return;
                 }
-                self.add_exporter(from, from.to_string(), HashMap::new())
-            }
-            None => {
-                self.drop_reason(FlowDrop::UnknownExporter);
-                return;
-            }
+            },
         };
         let refused_before = self.aggregator.refused();
         let mut sink = RecordSink {
@@ -211,21 +330,22 @@ impl Collector {
         };
         let summary = self.decoder.decode(from, data, &mut sink);
         let (octets, newest) = (sink.octets, sink.newest);
-        let counters = &self.counters[exporter as usize];
+        let counters = self.counters.get(exporter as usize).unwrap_or(&self.other);
+        // Records before an error were delivered, so they count whatever the datagram's fate.
         if let Some(v) = summary.version {
             let i = version_index(v);
-            counters.datagrams[i].inc();
             counters.records[i].inc_by(u64::from(summary.records));
             counters.octets.inc_by(octets);
-        }
-        if summary.unknown_template_sets > 0 {
-            self.metrics
-                .flow_drop(FlowDrop::UnknownTemplate)
-                .inc_by(u64::from(summary.unknown_template_sets));
+            if summary.error.is_none() {
+                counters.datagrams[i].inc();
+            }
         }
         if let Some(e) = summary.error {
-            self.drop_reason(e.reason());
+            self.metrics.flow_drop(e.reason()).inc();
         }
+        self.metrics
+            .netflow_unknown_template_sets
+            .inc_by(u64::from(summary.unknown_template_sets));
         if let Some(end) = newest {
             self.metrics
                 .netflow_lag
@@ -238,6 +358,14 @@ impl Collector {
             self.metrics
                 .netflow_templates
                 .set(self.decoder.template_count() as i64);
+            for change in self.changes.drain(..) {
+                if store_changes {
+                    match change {
+                        TemplateChange::Learned(def) => self.pending.insert(def.key, Some(def)),
+                        TemplateChange::Withdrawn(key) => self.pending.insert(key, None),
+                    };
+                }
+            }
         }
     }
 
@@ -304,21 +432,28 @@ fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Writes template changes through to the store; a failure is logged, not fatal (the exporter
-/// will announce the template again).
+/// Stores template changes in one batch; a failure is logged, not fatal (the exporter will
+/// announce the template again).
 pub fn persist(store: &Store, changes: Vec<TemplateChange>) {
-    for change in changes {
-        let result = match &change {
-            TemplateChange::Learned(def) => store
-                .put(Tree::Templates, &def.key.store_key(), def)
-                .map(|_| ()),
-            TemplateChange::Withdrawn(key) => {
-                store.remove(Tree::Templates, &key.store_key()).map(|_| ())
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot store a NetFlow template");
-        }
+    let items = changes.iter().map(|change| match change {
+        TemplateChange::Learned(def) => (def.key.store_key(), Some(def)),
+        TemplateChange::Withdrawn(key) => (key.store_key(), None),
+    });
+    if let Err(e) = store.write_batch(Tree::Templates, items) {
+        tracing::warn!(error = %e, templates = changes.len(), "cannot store NetFlow templates");
+    }
+}
+
+/// Batches of template changes waiting for the writer; past it the collector keeps them
+/// (newest per template) until the writer catches up.
+const PERSIST_QUEUE: usize = 4;
+
+/// The template writer: stores each batch off the receive path, until the collector goes.
+async fn write_templates(store: Store, mut batches: mpsc::Receiver<Vec<TemplateChange>>) {
+    while let Some(batch) = batches.recv().await {
+        let store = store.clone();
+        // Blocking: sled may write its log here. The receive loop never waits for it.
+        let _ = tokio::task::spawn_blocking(move || persist(&store, batch)).await;
     }
 }
 
@@ -330,6 +465,20 @@ pub fn stored_templates(store: &Store) -> Vec<TemplateDef> {
             tracing::warn!(error = %e, "cannot read stored NetFlow templates; starting without");
             Vec::new()
         }
+    }
+}
+
+/// Hands the template changes of the last second to the writer, or keeps them if it is busy.
+fn hand_to_writer(collector: &mut Collector, writer: &mpsc::Sender<Vec<TemplateChange>>) {
+    let changes = collector.take_template_changes();
+    if changes.is_empty() {
+        return;
+    }
+    if let Err(
+        mpsc::error::TrySendError::Full(changes) | mpsc::error::TrySendError::Closed(changes),
+    ) = writer.try_send(changes)
+    {
+        collector.requeue_template_changes(changes);
     }
 }
 
@@ -346,7 +495,9 @@ pub async fn run(
 ) {
     let mut collector = Collector::new(&config, metrics.clone());
     collector.learn_speeds(speeds);
-    let restored = collector.restore(stored_templates(&store));
+    let restored = collector.restore(stored_templates(&store), Timestamp::now().as_millis());
+    let (to_writer, batches) = mpsc::channel(PERSIST_QUEUE);
+    let writer = tokio::spawn(write_templates(store, batches));
     tracing::info!(
         listen = ?config.netflow.listen,
         templates = restored,
@@ -364,6 +515,7 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
                 collector.flush(Timestamp::now().as_millis(), &mut emit);
+                hand_to_writer(&mut collector, &to_writer);
             }
             i = poll_fn(|cx| {
                 for (i, s) in sockets.iter().enumerate() {
@@ -385,10 +537,13 @@ pub async fn run(
                         }
                     }
                 }
-                persist(&store, collector.take_template_changes());
             }
         }
     }
+    hand_to_writer(&mut collector, &to_writer);
+    drop(to_writer);
+    // The last batch is written before the pipeline's final flush.
+    let _ = writer.await;
     // Open intervals are incomplete; emitting them would show a false drop in traffic. They
     // are dropped, and the first intervals after a restart start fresh.
     tracing::info!("NetFlow collector stopped");
