@@ -39,6 +39,19 @@ macro_rules! label_set {
     };
 }
 
+/// Sums of the NetFlow counters (see [`Metrics::netflow_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetflowTotals {
+    /// Datagrams dropped.
+    pub dropped: u64,
+    /// Records decoded.
+    pub records: u64,
+    /// Octets in them.
+    pub octets: u64,
+    /// Data sets of unknown templates.
+    pub unknown_template_sets: u64,
+}
+
 label_set! {
     /// Which connections an HTTP connection was served as (`noctua_http_connections`).
     HttpLane {
@@ -644,6 +657,23 @@ impl Metrics {
     /// The counter of one refusal reason.
     pub fn http_refusal(&self, reason: HttpRefusal) -> IntCounter {
         self.http_refused.with_label_values(&[reason.as_str()])
+    }
+
+    /// What the NetFlow collector counted, summed over exporters, versions and reasons.
+    pub fn netflow_totals(&self) -> NetflowTotals {
+        let sum = |c: &IntCounterVec| -> u64 {
+            prometheus::core::Collector::collect(c)
+                .iter()
+                .flat_map(|family| family.get_metric())
+                .map(|m| m.get_counter().value() as u64)
+                .sum()
+        };
+        NetflowTotals {
+            dropped: sum(&self.netflow_dropped),
+            records: sum(&self.netflow_records),
+            octets: sum(&self.netflow_octets),
+            unknown_template_sets: self.netflow_unknown_template_sets.get(),
+        }
     }
 
     /// The drop counter of one ingest reason.

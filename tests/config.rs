@@ -474,3 +474,25 @@ fn note_limits_outside_their_range_are_refused() {
     );
     assert!(got[1].2.contains("expected 16 to 1048576"), "{got:?}");
 }
+
+#[test]
+fn an_unreadable_secret_file_is_one_error_not_two() {
+    let got = issues(
+        "[snmp.credentials.lab]\nversion = \"v2c\"\ncommunity-file = \"/nonexistent/community\"\n\
+         [snmp.credentials.core]\nversion = \"v3\"\nuser = \"noc\"\nauth-protocol = \"sha256\"\n\
+         auth-key-file = \"/nonexistent/auth\"\n",
+    );
+    let keys: Vec<&str> = got.iter().map(|i| i.1.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "snmp.credentials.core.auth-key-file",
+            "snmp.credentials.lab.community-file"
+        ],
+        "{got:?}"
+    );
+    assert!(
+        got.iter().all(|i| i.2.contains("cannot read secret file")),
+        "{got:?}"
+    );
+}

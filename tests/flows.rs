@@ -361,4 +361,48 @@ fn softflowd_exports_reach_the_live_collector_exactly() {
             "noctua_netflow_dropped_total{reason=\"unknown_exporter\"}",
         ) == 1
     });
+    // Every datagram read is accounted once: softflowd's all accepted, the stranger's dropped.
+    let accepted: u64 = VERSIONS
+        .iter()
+        .map(|v| {
+            let series = format!(
+                "noctua_netflow_datagrams_total{{exporter=\"lo-exporter\",version=\"{v}\"}}"
+            );
+            count(port, &series)
+        })
+        .sum();
+    assert_eq!(
+        count(port, "noctua_netflow_received_datagrams_total"),
+        accepted + 1
+    );
+    // softflowd's v9 and IPFIX templates reached the store through the writer task.
+    signal(&d, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut d, Duration::from_secs(10)).code(), Some(0));
+    let store = noctua::store::Store::open(&dir.path().join("store")).unwrap();
+    assert!(
+        store.len(noctua::store::Tree::Templates) >= 2,
+        "{} templates stored",
+        store.len(noctua::store::Tree::Templates)
+    );
+}
+
+/// The replay summary tells a CI user what a capture held, and it agrees with tshark.
+#[test]
+fn the_replay_summary_counts_records_and_octets_like_tshark() {
+    let capture = fixture("baseline-v9.pcap");
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay", "--config"])
+        .arg(fixture("lab.toml"))
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (records, octets, _) = tshark_totals(&capture);
+    let megabytes = format!("{:.0} MB", octets as f64 / 1e6);
+    assert!(
+        stderr.contains(&format!("{records} flow records, {megabytes} in them")),
+        "{stderr} (tshark: {records} records, {octets} octets)"
+    );
+    assert!(stderr.contains("(0 dropped;"), "{stderr}");
 }

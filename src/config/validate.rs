@@ -121,10 +121,14 @@ fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
             problems.push((at.key(key), msg.to_owned()));
         }
     };
+    // A `*-file` that could not be read has its own error already; say nothing more of it.
+    let unread = |inline: &Option<Secret>, file: &Option<std::path::PathBuf>| {
+        inline.is_none() && file.is_some()
+    };
     match c.version {
         SnmpVersion::V2c => {
             need(
-                c.community.is_some(),
+                c.community.is_some() || unread(&c.community, &c.community_file),
                 "community",
                 "v2c needs `community` or `community-file`",
             );
@@ -143,10 +147,12 @@ fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
                 "community",
                 "v3 does not use a community",
             );
-            let key_ok = |k: &Option<Secret>| k.as_ref().is_some_and(|k| k.len() >= 8);
+            let key_ok = |k: &Option<Secret>, file: &Option<std::path::PathBuf>| {
+                k.as_ref().is_some_and(|k| k.len() >= 8) || unread(k, file)
+            };
             if c.auth_protocol.is_some() {
                 need(
-                    key_ok(&c.auth_key),
+                    key_ok(&c.auth_key, &c.auth_key_file),
                     "auth-key",
                     "expected `auth-key` or `auth-key-file` of at least 8 characters",
                 );
@@ -158,7 +164,7 @@ fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
                     "privacy needs authentication: set `auth-protocol` too",
                 );
                 need(
-                    key_ok(&c.priv_key),
+                    key_ok(&c.priv_key, &c.priv_key_file),
                     "priv-key",
                     "expected `priv-key` or `priv-key-file` of at least 8 characters",
                 );

@@ -185,22 +185,61 @@ impl std::str::FromStr for Speed {
     }
 }
 
-/// What replaying captures saw, beside the samples.
+/// What replaying captures saw, beside the samples: what a CI job checking a capture wants to
+/// know at a glance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CaptureSummary {
     /// Datagrams sent to a collector port.
     pub datagrams: u64,
     /// Packets skipped (not UDP to a collector port, or malformed).
     pub skipped: u64,
+    /// Of the datagrams, those the collector dropped (any reason).
+    pub dropped: u64,
+    /// Flow records decoded.
+    pub records: u64,
+    /// Octets in those records, as exported.
+    pub octets: u64,
+    /// Data sets skipped because their template was never seen.
+    pub unknown_template_sets: u64,
 }
 
 impl std::fmt::Display for CaptureSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} datagrams to collector ports ({} other packets skipped)",
-            self.datagrams, self.skipped
-        )
+            "{} datagrams to collector ports ({} dropped; {} other packets skipped), {} flow \
+             records, {} in them",
+            self.datagrams,
+            self.dropped,
+            self.skipped,
+            self.records,
+            bytes(self.octets)
+        )?;
+        if self.unknown_template_sets > 0 {
+            write!(
+                f,
+                ", {} data sets of unknown templates",
+                self.unknown_template_sets
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Octets as a person reads them: three significant figures and a decimal unit.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ if v >= 100.0 => format!("{v:.0} {}", UNITS[unit]),
+        _ if v >= 10.0 => format!("{v:.1} {}", UNITS[unit]),
+        _ => format!("{v:.2} {}", UNITS[unit]),
     }
 }
 
@@ -213,7 +252,8 @@ pub fn read_captures(
     config: &Config,
 ) -> Result<(Vec<(Timestamp, Ingest)>, CaptureSummary), ReplayError> {
     let ports: Vec<u16> = config.netflow.listen.iter().map(|a| a.port()).collect();
-    let mut collector = crate::ingest::netflow::Collector::new(config, Arc::new(Metrics::new()));
+    let metrics = Arc::new(Metrics::new());
+    let mut collector = crate::ingest::netflow::Collector::new(config, metrics.clone());
     let mut items = Vec::new();
     let mut summary = CaptureSummary::default();
     let mut emit = |s: Sample| items.push((s.at, Ingest::Sample(s)));
@@ -228,6 +268,11 @@ pub fn read_captures(
         }
     }
     collector.finish(&mut emit);
+    let flows = metrics.netflow_totals();
+    summary.dropped = flows.dropped;
+    summary.records = flows.records;
+    summary.octets = flows.octets;
+    summary.unknown_template_sets = flows.unknown_template_sets;
     Ok((items, summary))
 }
 
