@@ -200,8 +200,13 @@ fn active(port: u16) -> Vec<String> {
         .collect()
 }
 
+/// An ack, unack or clear by maria; an ack carries a long note, so the store fills fast.
 fn post(port: u16, alarm: &str, action: &str) -> Option<(u16, String)> {
     let auth = format!("Bearer {TOKEN}");
+    let body = match action {
+        "ack" => serde_json::json!({ "user": "maria", "note": "n".repeat(15_000) }),
+        _ => serde_json::json!({ "user": "maria" }),
+    };
     request(
         port,
         "POST",
@@ -210,6 +215,6 @@ fn post(port: u16, alarm: &str, action: &str) -> Option<(u16, String)> {
             ("Authorization", &auth),
             ("Content-Type", "application/json"),
         ],
-        r#"{"user":"maria"}"#,
+        &body.to_string(),
     )
 }
