@@ -196,6 +196,9 @@ pub(super) async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, 
         })
         .await?;
     let rtt = started.elapsed();
+    // Our clock at the agent's: the time of the sysUpTime reply, not of the poll's end, so
+    // comparing the two clocks between polls is not thrown off by a slow walk after it.
+    let at_ms = Timestamp::now().as_millis();
 
     let mut rows: HashMap<u32, Row> = HashMap::new();
     let mut fetched = 0u64;
@@ -226,7 +229,7 @@ pub(super) async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, 
         })
         .collect();
     let reading = Reading {
-        at_ms: Timestamp::now().as_millis(),
+        at_ms,
         uptime,
         interfaces,
         kpis,
