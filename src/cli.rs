@@ -60,19 +60,17 @@ pub enum Command {
     /// Run one series' history (CSV `timestamp,value`) through the daemon's detector: CSV of
     /// `timestamp,value,score,tier,expected,note` per row, and a summary on stderr.
     Backtest(BacktestArgs),
-    /// MTTA/MTTR reports from a stopped daemon's store.
+    /// MTTA/MTTR reports: from the running daemon, or a stopped one's store.
     Mttr {
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         #[command(subcommand)]
         command: MttrCommand,
     },
-    /// Fault records in a stopped daemon's store.
+    /// Fault records: from the running daemon, or a stopped one's store.
     Faults {
-        /// Config naming the store; same lookup as `run`.
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
         #[command(subcommand)]
         command: FaultsCommand,
     },
@@ -119,21 +117,40 @@ pub struct BacktestArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Where the daemon and its data are, for every command that reads or changes them: the
+/// config (same lookup as `run`) names the store and `http.listen` and token; `--server`
+/// names a daemon directly.
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Config; else $NOCTUA_CONFIG, else /etc/noctua/noctua.toml, else the embedded default.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The daemon's HTTP address (e.g. http://127.0.0.1:9617); wins over the config's store
+    /// and `http.listen`.
+    #[arg(long, global = true, env = "NOCTUA_SERVER")]
+    pub server: Option<String>,
+    /// File holding the API token for writes; else $NOCTUA_TOKEN, else the config's (a token
+    /// on the command line would show in `ps`).
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl DaemonArgs {
+    /// As the library's lookup.
+    pub fn lookup(self) -> noctua::northbound::records::Lookup {
+        noctua::northbound::records::Lookup {
+            config: self.config,
+            server: self.server,
+            token_file: self.token_file,
+        }
+    }
+}
+
 /// `noctua alarms`: which daemon, then what to do.
 #[derive(Args)]
 pub struct AlarmsArgs {
-    /// The daemon's HTTP address.
-    #[arg(
-        long,
-        global = true,
-        env = "NOCTUA_SERVER",
-        default_value = "http://127.0.0.1:9617"
-    )]
-    pub server: String,
-    /// File holding the API token for ack/unack/clear (or set $NOCTUA_TOKEN; a token on the
-    /// command line would show in `ps`).
-    #[arg(long, global = true)]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
     #[command(subcommand)]
     pub command: AlarmsCommand,
 }
@@ -188,7 +205,7 @@ pub enum MttrCommand {
 /// `noctua faults ...`.
 #[derive(Subcommand)]
 pub enum FaultsCommand {
-    /// List fault records, oldest first.
+    /// List fault records, newest first.
     List(FaultListArgs),
     /// Show one fault record in full (JSON).
     Show {

@@ -10,14 +10,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{AlarmsCommand as A, Cli, Command, FaultsCommand as F, LogFormat, MttrCommand};
+use cli::{
+    AlarmsCommand as A, Cli, Command, DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand,
+};
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::backtest;
 use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
 use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
-use noctua::northbound::client::{ApiClient, ClientError};
 use noctua::northbound::records::{Records, RecordsError};
 use noctua::pipeline::replay::{self, ReplayError};
 use tracing_subscriber::EnvFilter;
@@ -63,9 +64,9 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<(), Fail> {
     let now = Timestamp::now();
-    let records = |flag| {
-        let opened = Records::from_environment(flag);
-        let (records, notice) = opened.map_err(fail(|e| matches!(e, RecordsError::Config(_))))?;
+    let records = |daemon: DaemonArgs| {
+        let found = Records::find(daemon.lookup());
+        let (records, notice) = found.map_err(fail(|e| matches!(e, RecordsError::Config(_))))?;
         notice.inspect(|n| eprintln!("noctua: {n}"));
         Ok::<_, Fail>(records)
     };
@@ -104,8 +105,8 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             eprintln!("{summary}");
         }
         Command::Alarms(a) => {
-            let api = ApiClient::with_token_file(&a.server, a.token_file.as_deref());
-            let api = api.map_err(fail(ClientError::is_usage))?;
+            let api = a.daemon.lookup().api();
+            let api = api.map_err(fail(RecordsError::is_usage))?;
             let text = match a.command {
                 A::Tail(t) => {
                     let query = [("severity", t.min_severity), ("device", t.device)];
@@ -128,16 +129,16 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             print!("{}", text.map_err(run)?);
         }
         Command::Mttr {
-            config,
+            daemon,
             command: MttrCommand::Report(m),
         } => {
-            let records = records(config)?;
+            let records = records(daemon)?;
             let (since, until) = (time(m.since).map_err(run)?, time(m.until).map_err(run)?);
             let reports = records.mttr(m.by, since, until, now).map_err(run)?;
             print!("{}", render_reports(&reports, m.format));
         }
-        Command::Faults { config, command } => {
-            let records = records(config)?;
+        Command::Faults { daemon, command } => {
+            let records = records(daemon)?;
             match command {
                 F::List(l) => {
                     let since = time(l.since).map_err(run)?;

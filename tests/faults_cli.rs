@@ -167,3 +167,119 @@ fn a_held_store_is_read_through_the_api_and_an_absent_daemon_is_said_so() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither an RFC 3339 time nor an age"));
 }
+
+/// The CLI run by an operator, as from a shell: no daemon environment, in `cwd`.
+fn operator(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("NOCTUA_SERVER")
+        .env_remove("NOCTUA_TOKEN")
+        .env_remove("NOCTUA_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// A systemd install: the daemon's relative store lives under its `$STATE_DIRECTORY`, which
+/// an operator's shell does not have. The CLI must find the daemon through the config's
+/// `http.listen` and token, not open an empty store where it stands.
+#[test]
+fn on_a_systemd_layout_the_cli_answers_from_the_daemon_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("var-lib-noctua");
+    std::fs::create_dir_all(&state).unwrap();
+    common::store_with_alarms(&state);
+    std::fs::rename(state.join("store"), state.join("noctua-data")).unwrap();
+    let port = common::peer_port();
+    let config = dir.path().join("noctua.toml");
+    std::fs::write(
+        &config,
+        format!("[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"t0ken-for-tests\"\n"),
+    )
+    .unwrap();
+    let _daemon = common::start_with(dir.path(), &config, &[("STATE_DIRECTORY", &state)]);
+    let shell = tempfile::tempdir().unwrap();
+    let cfg = config.to_str().unwrap();
+
+    let out = operator(
+        &["faults", "list", "--format", "json", "--config", cfg],
+        shell.path(),
+    );
+    let faults = json(&out);
+    assert_eq!(faults.as_array().unwrap().len(), 2, "{faults}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("asking the daemon"));
+    let out = operator(
+        &["mttr", "report", "--format", "json", "--config", cfg],
+        shell.path(),
+    );
+    assert!(!json(&out).as_array().unwrap().is_empty());
+    // `alarms` takes the daemon and the token from the config too.
+    let list = operator(&["alarms", "list", "--json", "--config", cfg], shell.path());
+    let alarms = json(&list);
+    let id = alarms["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    let ack = operator(
+        &["alarms", "ack", &id, "--by", "maria", "--config", cfg],
+        shell.path(),
+    );
+    assert_success(&ack, "alarms ack with the config's token");
+    // A refused token says where tokens come from.
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-it\n").unwrap();
+    let args = [
+        "alarms",
+        "unack",
+        &id,
+        "--by",
+        "maria",
+        "--config",
+        cfg,
+        "--token-file",
+    ];
+    let refused = operator(
+        &[&args[..], &[wrong.to_str().unwrap()]].concat(),
+        shell.path(),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("401") && err.contains("$NOCTUA_TOKEN") && err.contains(cfg),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(shell.path()).unwrap().next().is_none(),
+        "the CLI left something behind in the operator's directory"
+    );
+}
+
+/// Nothing where the config points, and no daemon: an error naming both, and nothing created.
+#[test]
+fn a_missing_store_is_an_error_naming_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::peer_port();
+    let config = dir.path().join("noctua.toml");
+    let store = dir.path().join("nowhere");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    for args in [
+        &["faults", "list", "--config", cfg][..],
+        &["mttr", "report", "--config", cfg][..],
+    ] {
+        let out = operator(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("no store at {}", store.display())),
+            "{err}"
+        );
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(!store.exists(), "a store was created");
+    }
+}

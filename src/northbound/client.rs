@@ -3,12 +3,11 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Secret;
 use crate::model::printable;
 
 /// Why an API call failed.
@@ -54,6 +53,8 @@ pub struct ApiClient {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// Which config the address and token came from, for a 401's message.
+    config: Option<String>,
 }
 
 impl ApiClient {
@@ -68,25 +69,28 @@ impl ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             token,
             agent,
+            config: None,
         }
     }
 
-    /// A client for the CLI: the token from `token_file`, else `$NOCTUA_TOKEN` (a token on the
-    /// command line would show in `ps`).
-    pub fn with_token_file(base: &str, token_file: Option<&Path>) -> Result<Self, ClientError> {
-        let token = match token_file {
-            Some(path) => Some(
-                Secret::from_file(path)
-                    .map_err(|source| ClientError::TokenFile {
-                        path: path.to_owned(),
-                        source,
-                    })?
-                    .expose()
-                    .to_owned(),
-            ),
-            None => std::env::var("NOCTUA_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
-        Ok(Self::new(base, token))
+    /// Names the config the address and token came from, so a refused token says where to
+    /// look.
+    pub fn explaining(mut self, config: String) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Whether a daemon answers `/healthz` here within two seconds.
+    pub fn answers(&self) -> bool {
+        let url = format!("{}/healthz", self.base);
+        let quick = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .call();
+        quick.is_ok_and(|r| r.status().is_success())
     }
 
     /// `GET path?query` (the parameters that are set, percent-encoded by ureq), parsed as JSON.
@@ -131,9 +135,19 @@ impl ApiClient {
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            let message = value["error"]
+            let mut message = value["error"]
                 .as_str()
                 .map_or_else(|| value.to_string(), str::to_owned);
+            if status == 401 {
+                let _ = write!(
+                    message,
+                    " (the token comes from --token-file, $NOCTUA_TOKEN, or http.token / \
+                     http.token-file of the config{})",
+                    self.config
+                        .as_ref()
+                        .map_or(String::new(), |c| format!(": {c}"))
+                );
+            }
             Err(ClientError::Api { status, message })
         }
     }

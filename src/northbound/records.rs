@@ -1,6 +1,11 @@
-//! Where `noctua mttr` and `noctua faults` read and write: a stopped daemon's store, or, while
-//! the daemon runs and holds the store, its HTTP API. Both paths use the same windows
-//! ([`fault::reports`]) and filters ([`FaultFilter`]), so they answer alike.
+//! Where the CLI finds the daemon's data, one lookup for every command: the config by the
+//! daemon's lookup order, then the daemon's API when `--server`/`$NOCTUA_SERVER` names it, else
+//! the store the config names (resolved like the daemon, `$STATE_DIRECTORY` included) if it
+//! exists and is free, else the daemon's API at the config's `http.listen` with its token.
+//! A command never creates a store: a missing one is an error naming where it looked.
+//!
+//! `noctua mttr` and `noctua faults` read and write through [`Records`]; both paths use the same
+//! windows ([`fault::reports`]) and filters ([`FaultFilter`]), so they answer alike.
 
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
@@ -26,6 +31,20 @@ pub enum RecordsError {
     /// The fault has this many notes, the most allowed.
     #[error("fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
     NotesFull(usize),
+    /// Neither a store nor a daemon where the config says.
+    #[error(
+        "no store at {} and no daemon answering at {server} (config: {config}); is noctua \
+         running? Give its address with --server or $NOCTUA_SERVER, or the config with --config",
+        path.display()
+    )]
+    Nowhere {
+        /// The store path looked at.
+        path: std::path::PathBuf,
+        /// The API address tried.
+        server: String,
+        /// Which config said so.
+        config: String,
+    },
     /// The note is not one that may be written.
     #[error(transparent)]
     Note(#[from] NoteError),
@@ -45,42 +64,123 @@ pub enum Records {
 /// How many faults one listing through the API asks for.
 const API_LIMIT: &str = "5000";
 
-impl Records {
-    /// The store the config names (under `state_dir` if relative and set), or, if a running
-    /// daemon holds it, that daemon's API at `server` (else the config's `http.listen`) with
-    /// `token` (else the config's). The second value says which was chosen, for the user.
-    pub fn open(
-        config: &Config,
-        state_dir: Option<&std::path::Path>,
-        server: Option<String>,
-        token: Option<String>,
-    ) -> Result<(Self, Option<String>), StoreError> {
-        let path = config.store.resolved_path(state_dir);
-        match Store::open(&path) {
-            Ok(store) => Ok((Records::Store(store, config.alarms.note_limits()), None)),
-            Err(StoreError::Locked { .. }) => {
-                let server = server.unwrap_or_else(|| format!("http://{}", config.http.listen));
-                let token =
-                    token.or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned()));
-                let notice = format!("the running daemon holds the store; asking it at {server}");
-                Ok((Records::Api(ApiClient::new(&server, token)), Some(notice)))
-            }
-            Err(e) => Err(e),
+impl RecordsError {
+    /// Whether the command line or the config was at fault, rather than the daemon or store.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            RecordsError::Config(_) => true,
+            RecordsError::Client(c) => c.is_usage(),
+            _ => false,
         }
     }
+}
 
-    /// [`Records::open`] as the CLI does it: the config by the daemon's lookup order
-    /// (`flag`, `$NOCTUA_CONFIG`, /etc, embedded), relative store paths under
-    /// `$STATE_DIRECTORY`, the daemon at `$NOCTUA_SERVER`, writes with `$NOCTUA_TOKEN` (each
-    /// when set).
-    pub fn from_environment(
-        flag: Option<std::path::PathBuf>,
-    ) -> Result<(Self, Option<String>), RecordsError> {
-        let config = ConfigSource::from_environment(flag).load()?;
+/// What the command line says about where the daemon is; unset fields come from the
+/// environment, then the config.
+#[derive(Debug, Default, Clone)]
+pub struct Lookup {
+    /// `--config`.
+    pub config: Option<std::path::PathBuf>,
+    /// `--server` (else `$NOCTUA_SERVER`).
+    pub server: Option<String>,
+    /// `--token-file` (else `$NOCTUA_TOKEN`, else the config's token).
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl Lookup {
+    /// The config, the daemon's address and the token, by the one lookup order.
+    fn resolve(self) -> Result<Resolved, RecordsError> {
+        let source = ConfigSource::from_environment(self.config);
+        let config = source.load()?;
         let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        let named = self.server.or_else(|| var("NOCTUA_SERVER"));
+        let token = match self.token_file {
+            Some(path) => Some(
+                crate::config::Secret::from_file(&path)
+                    .map_err(|source| ClientError::TokenFile { path, source })?
+                    .expose()
+                    .to_owned(),
+            ),
+            None => var("NOCTUA_TOKEN")
+                .or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned())),
+        };
+        Ok(Resolved {
+            server: named
+                .clone()
+                .unwrap_or_else(|| local_url(config.http.listen)),
+            named: named.is_some(),
+            token,
+            source: source.to_string(),
+            config,
+        })
+    }
+
+    /// The daemon's API, for commands that only it can answer (`noctua alarms`).
+    pub fn api(self) -> Result<ApiClient, RecordsError> {
+        let r = self.resolve()?;
+        Ok(ApiClient::new(&r.server, r.token).explaining(r.source))
+    }
+}
+
+struct Resolved {
+    config: Config,
+    server: String,
+    /// Whether `--server` or `$NOCTUA_SERVER` named it (then it wins over the store).
+    named: bool,
+    token: Option<String>,
+    source: String,
+}
+
+/// The URL of a listen address from this machine (a wildcard address is reached on loopback).
+fn local_url(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
+}
+
+impl Records {
+    /// The records the lookup finds (see the module comment). The second value says which was
+    /// chosen when it was not the store, for the user.
+    pub fn find(lookup: Lookup) -> Result<(Self, Option<String>), RecordsError> {
+        let r = lookup.resolve()?;
+        let api =
+            |r: &Resolved| ApiClient::new(&r.server, r.token.clone()).explaining(r.source.clone());
+        if r.named {
+            return Ok((Records::Api(api(&r)), None));
+        }
         let state_dir = std::env::var_os("STATE_DIRECTORY").map(std::path::PathBuf::from);
-        let (server, token) = (var("NOCTUA_SERVER"), var("NOCTUA_TOKEN"));
-        Ok(Self::open(&config, state_dir.as_deref(), server, token)?)
+        let path = r.config.store.resolved_path(state_dir.as_deref());
+        if !Store::exists(&path) {
+            // A daemon under systemd keeps its store in its own state directory.
+            let client = api(&r);
+            if client.answers() {
+                let notice = format!(
+                    "no store at {}; asking the daemon at {}",
+                    path.display(),
+                    r.server
+                );
+                return Ok((Records::Api(client), Some(notice)));
+            }
+            return Err(RecordsError::Nowhere {
+                path,
+                server: r.server,
+                config: r.source,
+            });
+        }
+        match Store::open(&path) {
+            Ok(store) => Ok((Records::Store(store, r.config.alarms.note_limits()), None)),
+            Err(StoreError::Locked { .. }) => {
+                let notice = format!(
+                    "the running daemon holds the store; asking it at {}",
+                    r.server
+                );
+                Ok((Records::Api(api(&r)), Some(notice)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// MTTR reports: the rolling windows, or `[since, until)`.

@@ -202,6 +202,12 @@ struct Inner {
 }
 
 impl Store {
+    /// Whether a store exists at `path` (sled's data file is there); the CLI opens only these,
+    /// so a mistyped path never leaves an empty store behind.
+    pub fn exists(path: &Path) -> bool {
+        path.join("db").is_file()
+    }
+
     /// Opens (creating if needed) the store at `path` and checks its schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let sled_err = |source| StoreError::Sled {

@@ -54,6 +54,11 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
 /// Starts the daemon on `config` and waits until it is ready: its ready file (written once
 /// every socket is bound) gives the ports, so a config may listen on port 0.
 pub fn start(dir: &Path, config: &Path) -> Daemon {
+    start_with(dir, config, &[])
+}
+
+/// [`start`] with environment variables set (`STATE_DIRECTORY`, as systemd would).
+pub fn start_with(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Daemon {
     let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = dir.join(format!("daemon-{n}.log"));
     let ready = dir.join(format!("ready-{n}.json"));
@@ -62,6 +67,7 @@ pub fn start(dir: &Path, config: &Path) -> Daemon {
         .arg(config)
         .arg("--ready-file")
         .arg(&ready)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
