@@ -229,7 +229,9 @@ fn cli_config_commands_and_exit_codes() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     assert!(
-        lines[0].ends_with("many.toml:2:16: `pipeline.sample-queue`: expected at least 1"),
+        lines[0].ends_with(
+            "many.toml:2:16: `pipeline.sample-queue`: 0 is out of range: expected 1024 to 4194304"
+        ),
         "{stderr}"
     );
     assert!(

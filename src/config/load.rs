@@ -164,10 +164,18 @@ fn from_toml<T: serde::de::DeserializeOwned>(
                 line,
                 column,
                 key: map.key_at(&span).to_string(),
-                message: e.message().trim_end().to_owned(),
+                message: with_example(e.message().trim_end()),
             }],
         }
     })
+}
+
+/// A bad duration's message shows how durations are written.
+fn with_example(message: &str) -> String {
+    match message.strip_suffix("expected a duration") {
+        Some(head) => format!("{head}expected {}", super::limits::DURATION_EXAMPLE),
+        None => message.to_owned(),
+    }
 }
 
 /// Adds the profiles of `[snmp] profile-dir`: every `NAME.toml` in it, in name order. A file

@@ -8,6 +8,7 @@ mod alarms;
 mod daemon;
 mod detection;
 mod devices;
+mod limits;
 mod load;
 pub mod profile;
 mod secret;

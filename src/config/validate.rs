@@ -2,7 +2,6 @@
 //! expected, so `check-config` lists them all at once.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use std::net::IpAddr;
 
@@ -12,25 +11,10 @@ use crate::model::{Direction, MetricKind, Severity};
 
 /// Every problem of a parsed config, by key path.
 pub(super) fn validate(config: &Config, problems: &mut Problems) {
-    if config.store.flush_interval.is_zero() {
-        problems.push((
-            root("store").key("flush-interval"),
-            "expected a duration above zero".to_owned(),
-        ));
-    }
-    for (key, n) in [
-        ("sample-queue", config.pipeline.sample_queue),
-        ("verdict-queue", config.pipeline.verdict_queue),
-    ] {
-        if n == 0 {
-            problems.push((root("pipeline").key(key), "expected at least 1".to_owned()));
-        }
-    }
     for (name, c) in &config.snmp.credentials {
         validate_credential(c, root("snmp").key("credentials").key(name), problems);
     }
-    validate_http(config, problems);
-    validate_notes(config, problems);
+    super::limits::check(config, problems);
     validate_devices(config, problems);
     validate_exporters(config, problems);
     let t = &config.thresholds;
@@ -58,25 +42,12 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     }
     validate_maintenance(config, problems);
     validate_traps(config, problems);
-    validate_probes(config, problems);
     validate_profiles(config, problems);
     let an = &config.anomaly;
-    if an.buckets == 0 {
-        problems.push((
-            root("anomaly").key("buckets"),
-            "expected at least 1".to_owned(),
-        ));
-    }
     if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
         problems.push((
             root("anomaly").key("learning-rate"),
             "expected a number in (0, 1]".to_owned(),
-        ));
-    }
-    if an.shift_after < 2 {
-        problems.push((
-            root("anomaly").key("shift-after"),
-            "expected at least 2".to_owned(),
         ));
     }
     for (key, v) in [("warning", an.warning), ("critical", an.critical)] {
@@ -89,12 +60,6 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     }
     validate_levels(&an.levels(), root("anomaly"), problems);
     let a = &config.alarms;
-    if a.flap_threshold < 2 {
-        problems.push((
-            root("alarms").key("flap-threshold"),
-            "expected at least 2 state changes".to_owned(),
-        ));
-    }
     if a.retention < a.reopen_window {
         problems.push((
             root("alarms").key("retention"),
@@ -105,12 +70,6 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         problems.push((
             root("mqtt").key("broker"),
             "expected host:port of the broker when mqtt is enabled".to_owned(),
-        ));
-    }
-    if config.mqtt.outbox_limit == 0 {
-        problems.push((
-            root("mqtt").key("outbox-limit"),
-            "expected at least 1".to_owned(),
         ));
     }
 }
@@ -261,100 +220,6 @@ fn validate_profiles(config: &Config, problems: &mut Problems) {
     }
 }
 
-fn validate_probes(config: &Config, problems: &mut Problems) {
-    let p = &config.probes;
-    if p.count == 0 {
-        problems.push((
-            root("probes").key("count"),
-            "expected at least 1".to_owned(),
-        ));
-    }
-    if p.spacing * p.count.saturating_sub(1) + p.timeout >= p.interval {
-        problems.push((
-            root("probes").key("interval"),
-            "a round (spacing × (count − 1) + timeout) must end before the next one starts"
-                .to_owned(),
-        ));
-    }
-}
-
-/// A value outside `min..=max` (both shown as `show` writes them) is a problem at `at`.
-fn in_range<T: PartialOrd + Copy>(
-    problems: &mut Problems,
-    at: KeyPath,
-    value: T,
-    (min, max): (T, T),
-    show: impl Fn(T) -> String,
-) {
-    if value < min || value > max {
-        problems.push((
-            at,
-            format!(
-                "{} is out of range: expected {} to {}",
-                show(value),
-                show(min),
-                show(max)
-            ),
-        ));
-    }
-}
-
-fn seconds(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-fn validate_http(config: &Config, problems: &mut Problems) {
-    let h = &config.http;
-    let at = |key| root("http").key(key);
-    in_range(
-        problems,
-        at("max-connections"),
-        h.max_connections,
-        (16, 60_000),
-        |n| n.to_string(),
-    );
-    // Streams hold connections too, so `max-connections` bounds them as well.
-    in_range(
-        problems,
-        at("max-stream-clients"),
-        h.max_stream_clients,
-        (1, 60_000),
-        |n| n.to_string(),
-    );
-    let (second, five_minutes) = (Duration::from_secs(1), Duration::from_secs(300));
-    in_range(
-        problems,
-        at("header-timeout"),
-        h.header_timeout,
-        (second, five_minutes),
-        seconds,
-    );
-    in_range(
-        problems,
-        at("request-timeout"),
-        h.request_timeout,
-        (second, five_minutes * 2),
-        seconds,
-    );
-}
-
-fn validate_notes(config: &Config, problems: &mut Problems) {
-    let a = &config.alarms;
-    let at = |key| root("alarms").key(key);
-    let count = a.max_notes_per_fault;
-    in_range(
-        problems,
-        at("max-notes-per-fault"),
-        count,
-        (1, 10_000),
-        |n| n.to_string(),
-    );
-    let bytes = a.max_note_bytes;
-    in_range(problems, at("max-note-bytes"), bytes, (16, 1 << 20), |n| {
-        n.to_string()
-    });
-}
-
 fn validate_traps(config: &Config, problems: &mut Problems) {
     for (oid, severity) in &config.traps.severity {
         let oid_ok = !oid.is_empty() && oid.split('.').all(|a| a.parse::<u64>().is_ok());
@@ -372,18 +237,6 @@ fn validate_traps(config: &Config, problems: &mut Problems) {
 fn validate_exporters(config: &Config, problems: &mut Problems) {
     let names: HashSet<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
     let nf = &config.netflow;
-    if nf.interval < Duration::from_secs(1) {
-        problems.push((
-            root("netflow").key("interval"),
-            "expected at least 1s".to_owned(),
-        ));
-    }
-    if nf.max_templates_per_exporter == 0 || nf.max_templates < nf.max_templates_per_exporter {
-        problems.push((
-            root("netflow").key("max-templates"),
-            "expected max-templates ≥ max-templates-per-exporter ≥ 1".to_owned(),
-        ));
-    }
     for (exporter, n) in &nf.sampling {
         let ok = exporter.parse::<IpAddr>().is_ok() || names.contains(exporter.as_str());
         if !ok || *n == 0 {
