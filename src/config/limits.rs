@@ -176,7 +176,7 @@ impl Ranges<'_> {
                     (60_000, "m"),
                     (1_000, "s"),
                 ];
-                match units.iter().find(|(n, _)| ms > 0 && ms % n == 0) {
+                match units.iter().find(|(n, _)| ms > 0 && ms.is_multiple_of(*n)) {
                     Some((n, unit)) => format!("{}{unit}", ms / n),
                     None if ms == 0 => "0s".to_owned(),
                     None => format!("{ms}ms"),
