@@ -50,6 +50,8 @@ pub struct NetflowTotals {
     pub octets: u64,
     /// Data sets of unknown templates.
     pub unknown_template_sets: u64,
+    /// Records refused by aggregation (late or future).
+    pub refused: u64,
 }
 
 label_set! {
@@ -673,6 +675,7 @@ impl Metrics {
             records: sum(&self.netflow_records),
             octets: sum(&self.netflow_octets),
             unknown_template_sets: self.netflow_unknown_template_sets.get(),
+            refused: sum(&self.netflow_refused),
         }
     }
 

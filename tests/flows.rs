@@ -406,3 +406,38 @@ fn the_replay_summary_counts_records_and_octets_like_tshark() {
     );
     assert!(stderr.contains("(0 dropped;"), "{stderr}");
 }
+
+/// Records that come after their interval was emitted are logged (a few times, not per record)
+/// with the exporter and how late, and the replay summary counts them.
+#[test]
+fn late_records_are_logged_with_the_exporter_and_how_late() {
+    // Two captures of the same minute: the second's records are all behind the first's.
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay", "--config"])
+        .arg(fixture("lab.toml"))
+        .arg(fixture("saturation-v9.pcap"))
+        .arg(fixture("baseline-v9.pcap"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("arrive after their interval was emitted"))
+        .collect();
+    assert!(!warnings.is_empty(), "{stderr}");
+    assert!(
+        warnings.len() <= 16,
+        "not rate-limited: {} lines",
+        warnings.len()
+    );
+    assert!(
+        warnings
+            .iter()
+            .all(|l| l.contains("exporter=\"edge-r1\"") && l.contains("behind="))
+    );
+    assert!(
+        stderr.contains("records refused as late or future"),
+        "{stderr}"
+    );
+}

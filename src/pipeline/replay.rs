@@ -201,6 +201,8 @@ pub struct CaptureSummary {
     pub octets: u64,
     /// Data sets skipped because their template was never seen.
     pub unknown_template_sets: u64,
+    /// Records refused by aggregation: late (their interval was emitted) or in the future.
+    pub refused: u64,
 }
 
 impl std::fmt::Display for CaptureSummary {
@@ -221,6 +223,9 @@ impl std::fmt::Display for CaptureSummary {
                 ", {} data sets of unknown templates",
                 self.unknown_template_sets
             )?;
+        }
+        if self.refused > 0 {
+            write!(f, ", {} records refused as late or future", self.refused)?;
         }
         Ok(())
     }
@@ -273,6 +278,7 @@ pub fn read_captures(
     summary.records = flows.records;
     summary.octets = flows.octets;
     summary.unknown_template_sets = flows.unknown_template_sets;
+    summary.refused = flows.refused;
     Ok((items, summary))
 }
 

@@ -83,6 +83,8 @@ pub struct Refused {
     pub late: u64,
     /// Records ending implausibly far after the current time.
     pub future: u64,
+    /// How far before the oldest open interval the last late record ended, in ms.
+    pub last_late_by_ms: i64,
 }
 
 /// Direction on an interface.
@@ -187,6 +189,13 @@ impl Aggregator {
         (self.exporters.len() - 1) as u32
     }
 
+    /// The name of exporter `index` (a device, or an address).
+    pub fn exporter_name(&self, index: u32) -> &str {
+        self.exporters
+            .get(index as usize)
+            .map_or("?", |e| e.name.as_str())
+    }
+
     /// Puts a new exporter in the place of an evicted one, dropping what the old one left in
     /// open intervals (it is gone; its partial counts would be charged to the newcomer).
     pub fn replace_exporter(&mut self, index: u32, exporter: Exporter) {
@@ -228,6 +237,7 @@ impl Aggregator {
         });
         if end < watermark {
             self.refused.late += 1;
+            self.refused.last_late_by_ms = watermark - end;
             return;
         }
         let interval = self.interval;

@@ -352,8 +352,22 @@ impl Collector {
                 .observe((now_ms - end).max(0) as f64 / 1000.0);
         }
         let refused = self.aggregator.refused();
-        self.refused[0].inc_by(refused.late - refused_before.late);
+        let late = refused.late - refused_before.late;
+        self.refused[0].inc_by(late);
         self.refused[1].inc_by(refused.future - refused_before.future);
+        // Powers of two of all late records so far: a replay of stale captures, or an exporter
+        // whose active timeout exceeds `lateness`, says so a handful of times, not per record.
+        if late > 0 && (refused_before.late + 1..=refused.late).any(u64::is_power_of_two) {
+            tracing::warn!(
+                exporter = self.aggregator.exporter_name(exporter),
+                late_records = refused.late,
+                behind = %humantime::format_duration(Duration::from_millis(
+                    refused.last_late_by_ms.max(0) as u64 / 1000 * 1000
+                )),
+                "NetFlow records arrive after their interval was emitted (netflow.lateness); they \
+                 are counted in noctua_netflow_records_refused_total and dropped"
+            );
+        }
         if !self.changes.is_empty() {
             self.metrics
                 .netflow_templates
