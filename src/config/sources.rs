@@ -82,6 +82,9 @@ pub struct SnmpConfig {
     pub interface_exclude: Vec<String>,
     /// Interfaces polled: only these ifType numbers (empty: all), e.g. 6 (ethernetCsmacd).
     pub interface_types: Vec<u32>,
+    /// Utilisation of loopback interfaces (ifType 24, or `lo`, `lo0`… by name), whose speed is
+    /// made up (net-snmp reports `lo` at 10 Mbit/s); off by default.
+    pub loopback_utilisation: bool,
     /// Named credentials that devices refer to.
     pub credentials: BTreeMap<String, Credential>,
     /// A directory of `NAME.toml` device profiles (relative to the config file), added to the
@@ -103,6 +106,7 @@ impl Default for SnmpConfig {
             interface_include: Vec::new(),
             interface_exclude: Vec::new(),
             interface_types: Vec::new(),
+            loopback_utilisation: false,
             credentials: BTreeMap::new(),
             profile_dir: None,
             profiles: Default::default(),

@@ -148,8 +148,9 @@ impl Row {
         }
     }
 
-    /// HC columns when the agent has them, 32-bit ones otherwise.
-    fn reading(&self, speed_override: Option<u64>) -> IfReading {
+    /// HC columns when the agent has them, 32-bit ones otherwise. Without `utilisation` the
+    /// speed is left out, so no utilisation is computed (bits, packets and errors still are).
+    fn reading(&self, speed_override: Option<u64>, utilisation: bool) -> IfReading {
         let hc_packets = |a: usize| -> Option<Counter> {
             let parts = [self.hc[a], self.hc[a + 1], self.hc[a + 2]];
             parts
@@ -161,7 +162,8 @@ impl Row {
         IfReading {
             name: self.name.clone().or_else(|| self.descr.clone()),
             speed_bps: speed_override
-                .or_else(|| self.high_speed.filter(|&s| s > 0).map(|s| s * 1_000_000)),
+                .or_else(|| self.high_speed.filter(|&s| s > 0).map(|s| s * 1_000_000))
+                .filter(|_| utilisation),
             admin_up: self.admin.map(|a| a == 1),
             oper: self.oper.map(Oper::from_mib),
             in_octets: self.hc[0].map(Counter::C64).or_else(|| c32(0)),
@@ -225,7 +227,8 @@ pub(super) async fn poll(agent: &mut Poller, filter: &Filter) -> Result<Polled, 
                 let name = r.name.as_deref().or(r.descr.as_deref())?;
                 agent.target.speeds_by_name.get(name).copied()
             });
-            (i, r.reading(speed))
+            let name = r.name.as_deref().or(r.descr.as_deref()).unwrap_or("");
+            (i, r.reading(speed, filter.utilisation(name, r.if_type)))
         })
         .collect();
     let reading = Reading {

@@ -119,7 +119,11 @@ pub struct Filter {
     include: Vec<String>,
     exclude: Vec<String>,
     types: Vec<u32>,
+    loopback_utilisation: bool,
 }
+
+/// ifType softwareLoopback (IANAifType-MIB).
+const SOFTWARE_LOOPBACK: u32 = 24;
 
 impl Filter {
     /// From `[snmp]`.
@@ -128,12 +132,46 @@ impl Filter {
             include: snmp.interface_include.clone(),
             exclude: snmp.interface_exclude.clone(),
             types: snmp.interface_types.clone(),
+            loopback_utilisation: snmp.loopback_utilisation,
         }
+    }
+
+    /// Whether an interface's utilisation is worth computing: not for a loopback (ifType 24,
+    /// or `lo`, `lo0`… by name: net-snmp on Linux reports `lo` as 10 Mbit/s ethernet), whose
+    /// "speed" is made up, unless `[snmp] loopback-utilisation` asks for it.
+    fn utilisation(&self, name: &str, if_type: Option<u32>) -> bool {
+        let lo = name
+            .strip_prefix("lo")
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()));
+        self.loopback_utilisation || !(lo || if_type == Some(SOFTWARE_LOOPBACK))
     }
 
     fn wants(&self, name: &str, if_type: Option<u32>) -> bool {
         (self.include.is_empty() || self.include.iter().any(|p| glob(p, name)))
             && !self.exclude.iter().any(|p| glob(p, name))
             && (self.types.is_empty() || if_type.is_some_and(|t| self.types.contains(&t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopbacks_have_no_utilisation_unless_asked() {
+        let mut snmp = SnmpConfig::default();
+        let filter = Filter::new(&snmp);
+        for (name, if_type) in [("lo", Some(6)), ("lo0", None), ("Loopback0", Some(24))] {
+            assert!(!filter.utilisation(name, if_type), "{name}");
+        }
+        for (name, if_type) in [
+            ("ge-0/0/1", Some(6)),
+            ("long-haul-1", Some(6)),
+            ("lo-backup", None),
+        ] {
+            assert!(filter.utilisation(name, if_type), "{name}");
+        }
+        snmp.loopback_utilisation = true;
+        assert!(Filter::new(&snmp).utilisation("lo", Some(24)));
     }
 }
