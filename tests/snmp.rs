@@ -588,3 +588,65 @@ fn v3_informs_with_extended_aes_keys_are_answered() {
         });
     }
 }
+
+/// A linkDown trap raises `link_down`; the poll it asks for sees the interface up, and that
+/// clears it: the poller's view wins over a trap it can check.
+#[test]
+fn a_poll_that_sees_the_link_up_clears_a_traps_link_down() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(1_000, 10, 0, 10, 1));
+    let config = write_config(
+        dir.path(),
+        0,
+        &format!(
+            "[snmp]\ninterval = \"1h\"\n\
+             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+             [alarms]\nclear-hold-down = \"0s\"\n\
+             [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
+        ),
+    );
+    let mut d = start(dir.path(), &config);
+    let to = format!("127.0.0.1:{}", bound_port(&d.bound["traps"]));
+    // ifIndex 3 is up in the agent; the trap says it went down.
+    net_snmp_ok(
+        "snmptrap",
+        &[
+            "-v",
+            "2c",
+            "-c",
+            "public",
+            &to,
+            "",
+            "1.3.6.1.6.3.1.1.5.3",
+            "1.3.6.1.2.1.2.2.1.1.3",
+            "i",
+            "3",
+        ],
+    );
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/alarms?device=r1&state=cleared")
+            .is_some_and(|(_, b)| b.contains("link_down"))
+    });
+    let (_, body) = get(d.port, "/api/v1/alarms?device=r1&state=cleared").unwrap();
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let alarm = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["condition"] == "link_down")
+        .unwrap();
+    assert_eq!(alarm["object"], "ifIndex=3");
+    let id = alarm["alarmId"].as_str().unwrap();
+    let (_, shown) = get(d.port, &format!("/api/v1/alarms/{id}")).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let kinds: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["raised", "cleared"], "{shown}");
+}

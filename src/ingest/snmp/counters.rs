@@ -159,6 +159,32 @@ impl Counters {
         self.previous = Some(now);
         out
     }
+
+    /// [`Counters::update`] for a poll a trap asked for: every interface's state is reported,
+    /// changed or not. A trap's `link_down` on an interface this poll sees up is then cleared
+    /// (and a `link_up` trap on one it sees down raises it again), since between two polls the
+    /// trap may be the only change the poller never saw.
+    pub fn update_after_trap(&mut self, device: &str, now: Reading) -> Derived {
+        let mut out = derive(device, self.previous.as_ref(), &now);
+        let at = Timestamp::from_millis(now.at_ms);
+        for (&i, r) in &now.interfaces {
+            let already = out
+                .events
+                .iter()
+                .any(|e| e.object == format!("ifIndex={i}"));
+            let kind = match (r.admin_up, r.oper) {
+                (_, Some(Oper::Up)) => EventKind::LinkUp,
+                (Some(true), Some(Oper::Down)) => EventKind::LinkDown,
+                _ => continue,
+            };
+            if !already {
+                out.events.push(link_event(device, i, r, kind, at));
+            }
+        }
+        sort(&mut out);
+        self.previous = Some(now);
+        out
+    }
 }
 
 fn derive(device: &str, prev: Option<&Reading>, now: &Reading) -> Derived {
@@ -491,6 +517,20 @@ mod tests {
         // No traffic at all: no loss figure rather than a made-up 0 % or NaN.
         let d = c.update("r", reading(20, 120, vec![(4, base(3, 2, 995, Oper::Up))]));
         assert_eq!(value(&d, Metric::LossPct), None);
+        assert!(d.events.is_empty(), "no change, no event: {:?}", d.events);
+        // A trap said link down in between; the poll it asked for sees the link up, and says
+        // so, which clears the trap's alarm.
+        let d = c.update_after_trap("r", reading(25, 125, vec![(4, base(3, 2, 995, Oper::Up))]));
+        let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::LinkUp]);
+        assert_eq!(d.events[0].object, "ifIndex=4");
+        // And the other way: a link-up trap, but the poll sees it down.
+        let d = c.update_after_trap(
+            "r",
+            reading(30, 130, vec![(4, base(3, 2, 995, Oper::Down))]),
+        );
+        let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::LinkDown], "one event, not a repeat");
     }
 
     proptest! {

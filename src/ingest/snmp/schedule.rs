@@ -105,12 +105,15 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
     let mut failures = 0u32;
     let mut unreachable = false;
     loop {
-        tokio::select! {
+        let after_trap = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => next += interval,
+            _ = tokio::time::sleep_until(next) => {
+                next += interval;
+                false
+            }
             // Polled out of turn; the schedule stays as it was.
-            _ = trigger.notified() => {}
-        }
+            _ = trigger.notified() => true,
+        };
         let Ok(_permit) = limit.acquire().await else {
             return;
         };
@@ -157,7 +160,10 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
                     .filter_map(|(i, r)| Some((*i, r.speed_bps?)))
                     .collect();
                 speeds.send_modify(|s| s.set(&name, learned));
-                let derived = counters.update(&name, reading);
+                let derived = match after_trap {
+                    true => counters.update_after_trap(&name, reading),
+                    false => counters.update(&name, reading),
+                };
                 for (_, skip) in &derived.skipped {
                     metrics.snmp_skip(skip_reason(*skip)).inc();
                 }
