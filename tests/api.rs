@@ -193,14 +193,39 @@ fn the_alarms_cli_talks_to_the_running_daemon() {
     };
     let (code, lines, _) = cli(&["list"], None);
     assert_eq!(code, Some(0));
-    let lines: Vec<&str> = lines.lines().collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    let all: Vec<&str> = lines.lines().collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let header: Vec<&str> = all[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "SEVERITY",
+            "DEVICE",
+            "OBJECT",
+            "CONDITION",
+            "RAISED",
+            "ACK",
+            "TEXT"
+        ]
+    );
+    let lines = &all[1..];
     assert!(
         lines[0].contains("CRITICAL") && lines[0].contains("enb-1042"),
         "{lines:?}"
     );
     assert!(!lines[0].contains('\x1b'), "no colour when piped");
+    // Columns sized to content: every row's device starts where the header's does.
+    let column = all[0].find("DEVICE").unwrap();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[column..].starts_with("enb-1042") || l[column..].starts_with("bh-r1")),
+        "{all:?}"
+    );
     let id = lines[1].split_whitespace().next().unwrap().to_owned();
+    let (code, none, _) = cli(&["list", "--device", "nowhere"], None);
+    assert_eq!((code, none.as_str()), (Some(0), "no alarms match\n"));
 
     let (code, json, _) = cli(&["list", "--json", "--severity", "critical"], None);
     assert_eq!(code, Some(0));
@@ -444,7 +469,11 @@ fn hostile_device_text_reaches_neither_terminal_nor_log_raw() {
         !listed.contains('\u{1b}') && !listed.contains('\r'),
         "{listed:?}"
     );
-    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "a header and one alarm: {listed}"
+    );
 }
 
 #[test]

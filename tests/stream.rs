@@ -145,6 +145,8 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
         next(),
         format!("2 active alarms (1 critical, 1 major) at {server}")
     );
+    let header = next();
+    assert!(header.starts_with("ID  SEVERITY  DEVICE"), "{header}");
     let first = next();
     assert!(
         first.contains("CRITICAL") && first.contains("enb-1042"),
@@ -156,7 +158,7 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
     act(port, TOKEN, &util, "ack");
     let acked = next();
     assert!(
-        acked.contains(" acknowledged ") && acked.contains("ack:maria"),
+        acked.contains(" acknowledged ") && acked.contains("  maria  "),
         "{acked}"
     );
 

@@ -209,7 +209,11 @@ impl ApiClient {
         Ok(if json {
             format!("{page:#}\n")
         } else {
-            render_alarm_lines(page["items"].as_array().map_or(&[], Vec::as_slice))
+            let empty = match query.iter().any(|(_, v)| v.is_some()) {
+                true => "no alarms match",
+                false => "no active alarms",
+            };
+            render_alarm_table(page["items"].as_array().map_or(&[], Vec::as_slice), empty)
         })
     }
 
@@ -299,7 +303,8 @@ impl ApiClient {
                                 .unwrap_or_default();
                             writeln!(out, "{}", summary(&active, &self.base))?;
                             if !json {
-                                out.write_all(render_alarm_lines(&active).as_bytes())?;
+                                let table = render_alarm_table(&active, "no active alarms");
+                                out.write_all(table.as_bytes())?;
                             }
                         }
                         "restarted" => eprintln!(
@@ -343,16 +348,27 @@ fn summary(active: &[Value], base: &str) -> String {
     } else {
         format!(" ({})", parts.join(", "))
     };
-    format!("{} active alarms{detail} at {base}", active.len())
+    let n = active.len();
+    let noun = if n == 1 { "alarm" } else { "alarms" };
+    format!("{n} active {noun}{detail} at {base}")
 }
 
-/// One transition as a line: time, what happened, then the alarm as in a list.
+/// One transition as a line: time, what happened, then the alarm's cells as in a list.
 fn render_transition(event: &Value) -> String {
     let kind = printable(event["kind"].as_str().unwrap_or("?"));
     let at = printable(event["at"].as_str().unwrap_or("?"));
+    let cells = alarm_cells(&event["alarm"]);
+    let on = if std::io::stdout().is_terminal() {
+        colour(&cells[1])
+    } else {
+        ""
+    };
+    let off = if on.is_empty() { "" } else { "\x1b[0m" };
     format!(
-        "{at} {kind:<19} {}",
-        render_alarm_lines(std::slice::from_ref(&event["alarm"]))
+        "{at} {kind:<19} {on}{:>6}  {:<8}{off}  {}\n",
+        cells[0],
+        cells[1],
+        cells[2..].join("  ")
     )
 }
 
@@ -368,38 +384,91 @@ fn colour(severity: &str) -> &'static str {
     }
 }
 
-/// One alarm per line: id, severity, device, object, condition, raised, who acknowledged, text.
-/// Coloured by severity on a terminal, plain when piped.
-pub fn render_alarm_lines(alarms: &[Value]) -> String {
+/// The columns of an alarm in a list: what an engineer scans for, left to right.
+const COLUMNS: [&str; 8] = [
+    "ID",
+    "SEVERITY",
+    "DEVICE",
+    "OBJECT",
+    "CONDITION",
+    "RAISED",
+    "ACK",
+    "TEXT",
+];
+
+/// An alarm's cells under [`COLUMNS`]. Device text is hostile until shown otherwise: no escape
+/// sequence reaches the terminal.
+fn alarm_cells(a: &Value) -> [String; 8] {
+    let s = |k: &str| printable(a[k].as_str().unwrap_or("-")).into_owned();
+    // RFC 3339 to the second, which is what a person compares.
+    let raised = s("alarmRaisedTime");
+    let raised = match raised.split_once('.') {
+        Some((whole, _)) => format!("{}Z", whole.replacen('T', " ", 1)),
+        None => raised.replacen('T', " ", 1),
+    };
+    let ack = a["ackUserId"]
+        .as_str()
+        .map_or("-".to_owned(), |u| printable(u).into_owned());
+    let mut text = s("additionalText");
+    if let Some(r) = a["suppressedBy"].as_str() {
+        text.push_str(&format!(" [suppressed: {}]", printable(r)));
+    }
+    [
+        s("alarmId"),
+        s("perceivedSeverity"),
+        s("device"),
+        s("object"),
+        s("condition"),
+        raised,
+        ack,
+        text,
+    ]
+}
+
+/// Alarms as a table: a header, columns as wide as their content, coloured by severity on a
+/// terminal (plain when piped); `empty` when there are none.
+pub fn render_alarm_table(alarms: &[Value], empty: &str) -> String {
+    if alarms.is_empty() {
+        return format!("{empty}\n");
+    }
+    let rows: Vec<[String; 8]> = alarms.iter().map(alarm_cells).collect();
+    let mut widths = COLUMNS.map(|c| c.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
     let tty = std::io::stdout().is_terminal();
     let mut out = String::new();
-    for a in alarms {
-        // Device text is hostile until shown otherwise: no escape sequences reach the terminal.
-        let s = |k: &str| printable(a[k].as_str().unwrap_or("-")).into_owned();
-        let severity = s("perceivedSeverity");
-        let (on, off) = if tty {
-            (colour(&severity), "\x1b[0m")
-        } else {
-            ("", "")
-        };
-        let ack = a["ackUserId"]
-            .as_str()
-            .map_or("-".to_owned(), |u| format!("ack:{}", printable(u)));
-        let suppressed = a["suppressedBy"]
-            .as_str()
-            .map_or(String::new(), |r| format!(" [suppressed: {r}]"));
-        let _ = writeln!(
-            out,
-            "{on}{:>6}  {:<8}{off}  {:<12}  {:<12}  {:<28}  {}  {:<10}  {}{suppressed}",
-            s("alarmId"),
-            severity,
-            s("device"),
-            s("object"),
-            s("condition"),
-            s("alarmRaisedTime"),
-            ack,
-            s("additionalText"),
+    let header = COLUMNS.map(str::to_owned);
+    push_row(&mut out, &header, &widths, "");
+    for row in &rows {
+        push_row(
+            &mut out,
+            row,
+            &widths,
+            if tty { colour(&row[1]) } else { "" },
         );
     }
     out
+}
+
+/// One row, every column but the last padded to its width; `on` colours the id and severity.
+fn push_row(out: &mut String, cells: &[String; 8], widths: &[usize; 8], on: &str) {
+    let off = if on.is_empty() { "" } else { "\x1b[0m" };
+    let pad = |i: usize| {
+        let fill = widths[i].saturating_sub(cells[i].chars().count());
+        format!("{}{}", cells[i], " ".repeat(fill))
+    };
+    // The id right-aligned, as numbers are.
+    let id = format!(
+        "{}{}",
+        " ".repeat(widths[0].saturating_sub(cells[0].chars().count())),
+        cells[0]
+    );
+    let _ = write!(out, "{on}{id}  {}{off}", pad(1));
+    for i in 2..7 {
+        let _ = write!(out, "  {}", pad(i));
+    }
+    let _ = writeln!(out, "  {}", cells[7]);
 }
