@@ -210,3 +210,21 @@ fn device_text_is_made_printable_for_terminals_and_logs() {
         std::borrow::Cow::Borrowed(_)
     ));
 }
+
+#[test]
+fn values_are_shown_rounded_with_their_unit() {
+    use noctua::model::Metric;
+    for (metric, value, shown) in [
+        (Metric::UtilisationInPct, 73.96725333333333, "74.0 %"),
+        (Metric::LossPct, 0.15384615, "0.15 %"),
+        (Metric::LatencyMs, 12.5432, "12.5 ms"),
+        (Metric::LatencyMs, 1234.6, "1235 ms"),
+        (Metric::BitsInPerSec, 3_412_345.0, "3.41 Mbit/s"),
+        (Metric::BitsInPerSec, 950.0, "950 bit/s"),
+        (Metric::PacketsPerSec, 12_345.0, "12.3 kpacket/s"),
+        (Metric::DistinctSources, 5021.0, "5021"),
+        (Metric::Kpi, 0.333333, "0.333"),
+    ] {
+        assert_eq!(metric.show(value), shown, "{metric:?} {value}");
+    }
+}

@@ -483,18 +483,18 @@ fn threshold_verdict(
         format!(
             "{} back to {} (cleared past {} level {} with hysteresis {})",
             metric.name(),
-            sample.value,
+            metric.show(sample.value),
             current.name(),
-            level,
+            metric.show(level),
             rule.hysteresis
         )
     } else {
         format!(
             "{} at {} is {word} the {} level {}",
             metric.name(),
-            sample.value,
+            metric.show(sample.value),
             next.name(),
-            level
+            metric.show(level)
         )
     };
     let text = with_context(text, sample, next);
@@ -540,19 +540,19 @@ fn anomaly_verdict(
     };
     let text = if next == Severity::Cleared {
         format!(
-            "{} at {} is back near its usual {:.1} (score {:.3}, was {})",
+            "{} at {} is back near its usual {} (score {:.3}, was {})",
             metric.name(),
-            sample.value,
-            score.expected,
+            metric.show(sample.value),
+            metric.show(score.expected),
             score.score,
             current.name()
         )
     } else {
         format!(
-            "{} at {} is far {word} its usual {:.1} for this time (anomaly score {:.3})",
+            "{} at {} is far {word} its usual {} for this time (anomaly score {:.3})",
             metric.name(),
-            sample.value,
-            score.expected,
+            metric.show(sample.value),
+            metric.show(score.expected),
             score.score
         )
     };

@@ -409,6 +409,25 @@ impl Metric {
         }
     }
 
+    /// A value as a person reads it: rounded to what the metric needs, with its unit
+    /// (`74.0 %`, `12.5 ms`, `3.41 Mbit/s`). Machine formats keep the raw number.
+    pub fn show(self, value: f64) -> String {
+        if !value.is_finite() {
+            return value.to_string();
+        }
+        match self.info().unit {
+            "%" if value.abs() < 1.0 => format!("{value:.2} %"),
+            "%" => format!("{value:.1} %"),
+            "ms" => format!("{} ms", significant(value, 3)),
+            "" => significant(value, 3),
+            "up" | "reachable" | "sources" => format!("{value:.0}"),
+            unit => {
+                let (scaled, prefix) = si(value);
+                format!("{} {prefix}{unit}", significant(scaled, 3))
+            }
+        }
+    }
+
     /// Which family the metric belongs to, to pick its thresholds.
     pub const fn kind(self) -> MetricKind {
         self.info().kind
@@ -421,6 +440,25 @@ impl Metric {
 }
 
 named_enum!(Metric, "metric", Metric::ALL);
+
+/// `value` with `figures` significant figures (at least the units digit), no exponent.
+fn significant(value: f64, figures: i32) -> String {
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (figures - 1 - magnitude).clamp(0, 6) as usize;
+    format!("{value:.decimals$}")
+}
+
+/// A rate scaled to an SI prefix (k, M, G, T), for bit/s and friends.
+fn si(value: f64) -> (f64, &'static str) {
+    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    PREFIXES
+        .iter()
+        .find(|(scale, _)| value.abs() >= *scale)
+        .map_or((value, ""), |(scale, p)| (value / scale, p))
+}
 
 /// What is fixed about a metric (see [`Metric::info`]).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -346,6 +346,9 @@ pub struct Outcome {
     pub suppressed_by: Option<Suppression>,
     /// Whether it was published.
     pub notified: bool,
+    /// The alarm's text: the value, the level, and the context (top talkers on NetFlow
+    /// series), as an engineer would read it.
+    pub text: String,
 }
 
 impl From<&AlarmEvent> for Outcome {
@@ -362,6 +365,7 @@ impl From<&AlarmEvent> for Outcome {
             root_cause_indicator: e.alarm.root_cause_indicator,
             suppressed_by: e.alarm.suppressed_by,
             notified: e.notified,
+            text: e.alarm.additional_text.clone(),
         }
     }
 }
