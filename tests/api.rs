@@ -244,10 +244,11 @@ fn the_alarms_cli_talks_to_the_running_daemon() {
     assert_eq!(out, format!("alarm {id}: nothing to change\n"));
     let (code, shown, _) = cli(&["show", &id], None);
     assert_eq!(code, Some(0));
-    assert_eq!(
-        serde_json::from_str::<Value>(&shown).unwrap()["alarm"]["ackUserId"],
-        "maria"
-    );
+    let shown = serde_json::from_str::<Value>(&shown).unwrap();
+    assert_eq!(shown["alarm"]["ackUserId"], "maria");
+    // The ack's note is shown with the alarm.
+    assert_eq!(shown["notes"][0]["text"], "on it", "{shown}");
+    assert_eq!(shown["notes"][0]["by"], "maria");
 
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();

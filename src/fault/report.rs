@@ -134,8 +134,8 @@ pub fn render_faults(faults: &[FaultRecord], format: Format) -> String {
                     csv_field(f.acked_by.as_deref().unwrap_or("")),
                     opt(f.cleared_at.map(|t| t.to_string())),
                     csv_field(f.cleared_by.as_deref().unwrap_or("")),
-                    opt(f.mtta().map(|d| d.as_secs().to_string())),
-                    opt(f.mttr().map(|d| d.as_secs().to_string())),
+                    opt(f.mtta().map(|d| whole_secs(d.as_secs_f64()).to_string())),
+                    opt(f.mttr().map(|d| whole_secs(d.as_secs_f64()).to_string())),
                     f.reopened,
                     f.ack_breached,
                     f.restore_breached
@@ -190,8 +190,11 @@ fn csv_stats(s: &Option<Stats>) -> String {
     match s {
         None => ",,,".to_owned(),
         Some(s) => format!(
-            "{},{:.0},{:.0},{:.0}",
-            s.count, s.mean_secs, s.median_secs, s.p90_secs
+            "{},{},{},{}",
+            s.count,
+            whole_secs(s.mean_secs),
+            whole_secs(s.median_secs),
+            whole_secs(s.p90_secs)
         ),
     }
 }
@@ -206,8 +209,15 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `4h12m`, `3m05s`, `42s`: compact and sortable by eye.
+/// Seconds as every format shows them: rounded to the nearest (half away from zero), so a
+/// table's `10s` is a CSV's `10`, never `9`.
+fn whole_secs(secs: f64) -> u64 {
+    secs.max(0.0).round() as u64
+}
+
+/// Seconds humanised for tables, from [`whole_secs`].
 fn duration(secs: f64) -> String {
-    let s = secs.round() as u64;
+    let s = whole_secs(secs);
     let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
@@ -237,6 +247,19 @@ fn columns(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_and_csv_round_seconds_alike() {
+        for (secs, whole, shown) in [
+            (9.6, 10, "10s"),
+            (9.4, 9, "9s"),
+            (2.5, 3, "3s"),
+            (0.5, 1, "1s"),
+        ] {
+            assert_eq!(whole_secs(secs), whole);
+            assert_eq!(duration(secs), shown);
+        }
+    }
 
     #[test]
     fn durations_are_compact() {

@@ -134,6 +134,8 @@ async fn list_alarms(
 struct AlarmWithHistory {
     alarm: Alarm,
     history: Vec<AlarmEvent>,
+    /// Engineers' notes on its fault (acks' and clears' included), in order.
+    notes: Vec<Note>,
 }
 
 async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
@@ -152,7 +154,13 @@ async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
     let alarm = active
         .or_else(|| history.last().map(|e| e.alarm.clone()))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")))?;
-    Ok(axum::Json(AlarmWithHistory { alarm, history }).into_response())
+    let notes = s.store.notes_of_alarm(id).map_err(unavailable)?;
+    Ok(axum::Json(AlarmWithHistory {
+        alarm,
+        history,
+        notes,
+    })
+    .into_response())
 }
 
 /// Body of the write endpoints.

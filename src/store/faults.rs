@@ -2,7 +2,7 @@
 //! one writes only it, and a transition (which writes the record) never carries the notes.
 
 use super::{Store, StoreError, Ticket, Tree, decode};
-use crate::model::{FaultId, FaultRecord, Note, Timestamp};
+use crate::model::{AlarmId, FaultId, FaultRecord, Note, Timestamp};
 
 /// A note's key: its fault, its time, then a number unique within the fault, all big-endian
 /// so a fault's notes scan in order. The number is the transition's sequence number for a
@@ -103,6 +103,16 @@ impl Store {
         }
         let key = note_key(id, note.at, API_NOTE | self.generate_id()?);
         self.put(Tree::FaultNotes, &key, note).map(Ok)
+    }
+
+    /// The notes of every fault of one alarm (a reopened alarm keeps its fault), in order.
+    pub fn notes_of_alarm(&self, alarm: AlarmId) -> Result<Vec<Note>, StoreError> {
+        let faults: Vec<FaultRecord> = self.scan(Tree::Faults)?;
+        let mut notes = Vec::new();
+        for f in faults.iter().filter(|f| f.alarm_id == alarm) {
+            notes.extend(self.notes(f.id)?);
+        }
+        Ok(notes)
     }
 
     /// How many notes a fault has.
