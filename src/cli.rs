@@ -74,8 +74,35 @@ pub enum Command {
         #[command(subcommand)]
         command: FaultsCommand,
     },
+    /// Back up, restore and check the store.
+    Store {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print the version.
     Version,
+}
+
+/// `noctua store ...`.
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Write a backup of the whole store to FILE: read directly when the daemon is stopped,
+    /// else through its API, consistent while it runs (needs the token).
+    Backup {
+        /// Where to write it (written to FILE.tmp, then renamed).
+        file: PathBuf,
+    },
+    /// Restore a backup into the config's store path, which must not hold a store (stop the
+    /// daemon and move the old one away first); an older schema is migrated on the way.
+    Restore {
+        /// The backup.
+        file: PathBuf,
+    },
+    /// Check the schema version, that every value decodes, and that the trees agree (exit 1
+    /// on a problem).
+    Check,
 }
 
 /// `noctua replay`.

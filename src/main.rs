@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{
     AlarmsCommand as A, Cli, Command, DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand,
+    StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::backtest;
@@ -21,6 +22,7 @@ use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
 use noctua::northbound::records::{Records, RecordsError};
 use noctua::pipeline::replay::{self, ReplayError};
+use noctua::store::Store;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: sled allocates and frees a node copy on most
@@ -128,6 +130,43 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             };
             print!("{}", text.map_err(run)?);
         }
+        Command::Store { daemon, command } => match command {
+            StoreCommand::Backup { file } => {
+                let records = records(daemon)?;
+                let temp = file.with_extension("tmp");
+                let mut out = std::fs::File::create(&temp)
+                    .map(std::io::BufWriter::new)
+                    .map_err(|e| usage(format!("cannot write {}: {e}", temp.display())))?;
+                let bytes = records.backup(&mut out).map_err(run)?;
+                let kept = out
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::rename(&temp, &file));
+                kept.map_err(|e| run(format!("cannot write {}: {e}", file.display())))?;
+                println!("backup written to {} ({bytes} bytes)", file.display());
+            }
+            StoreCommand::Restore { file } => {
+                let path = daemon
+                    .lookup()
+                    .store_path()
+                    .map_err(fail(RecordsError::is_usage))?;
+                let mut input = std::fs::File::open(&file)
+                    .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+                let summary = Store::restore(&path, &mut input).map_err(run)?;
+                println!("restored {summary} into {}", path.display());
+            }
+            StoreCommand::Check => {
+                let problems = records(daemon)?.check().map_err(run)?;
+                if !problems.is_empty() {
+                    return Err(Fail(
+                        format!("noctua: store check failed:\n  {}", problems.join("\n  ")),
+                        1,
+                    ));
+                }
+                println!("store ok");
+            }
+        },
         Command::Mttr {
             daemon,
             command: MttrCommand::Report(m),

@@ -76,7 +76,18 @@ pub enum AlarmInput {
     Command(AlarmCommand, oneshot::Sender<CommandResult>),
     /// A note on a fault, open or closed; answered once it is durable.
     Note(FaultId, Note, oneshot::Sender<CommandResult>),
+    /// Commit what came before, then hold still (no commit) until the answered [`Held`] is
+    /// dropped: a backup reads the alarm trees as of one moment.
+    Hold(oneshot::Sender<Held>),
 }
+
+/// The alarm stage stays still while this lives (at most [`HOLD_AT_MOST`]).
+#[derive(Debug)]
+pub struct Held(pub oneshot::Sender<()>);
+
+/// The longest the alarm stage holds still for one [`AlarmInput::Hold`], so a stuck reader
+/// cannot stop alarms for good.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(120);
 
 /// What an engineer can do to an alarm.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +172,23 @@ impl Commander {
     /// Adds a note to a fault through the manager, so a later transition cannot overwrite it.
     pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
         self.ask(|reply| AlarmInput::Note(fault, note, reply)).await
+    }
+
+    /// Holds the alarm stage still, everything before committed; it resumes when the answer is
+    /// dropped.
+    pub async fn hold(&self) -> Result<Held, CommandError> {
+        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
+        let (reply, answer) = oneshot::channel();
+        let asked = async move {
+            tx.send(AlarmInput::Hold(reply))
+                .await
+                .map_err(|_| CommandError::Stopping)?;
+            drop(tx);
+            answer.await.map_err(|_| CommandError::Stopping)
+        };
+        tokio::time::timeout(COMMAND_WAIT, asked)
+            .await
+            .unwrap_or(Err(CommandError::Timeout))
     }
 
     async fn ask(

@@ -233,7 +233,7 @@ async fn command(
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.
-fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -100,6 +100,25 @@ impl ApiClient {
         self.finish(url, answer)
     }
 
+    /// `GET path` with the bearer token, into `out` as it comes (a backup).
+    pub fn download(&self, path: &str, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {t}"));
+        }
+        let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let mut resp = request.call().map_err(|e| unreachable(&e))?;
+        if !resp.status().is_success() {
+            return self.finish(url.clone(), Ok(resp)).map(|_| 0);
+        }
+        let mut body = resp.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut body, out).map_err(|e| unreachable(&e))
+    }
+
     /// `POST path` with a JSON body and the bearer token.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);

@@ -1,6 +1,7 @@
 //! What the outside world sees: the HTTP API and its live stream, MQTT, and the CLI's client.
 
 pub mod api;
+pub mod backup;
 pub mod client;
 pub mod http;
 pub mod mqtt;

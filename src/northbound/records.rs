@@ -31,6 +31,9 @@ pub enum RecordsError {
     /// The fault has this many notes, the most allowed.
     #[error("fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
     NotesFull(usize),
+    /// A backup could not be written.
+    #[error("backup: {0}")]
+    Backup(String),
     /// Neither a store nor a daemon where the config says.
     #[error(
         "no store at {} and no daemon answering at {server} (config: {config}); is noctua \
@@ -115,6 +118,13 @@ impl Lookup {
         })
     }
 
+    /// The store path the config names, resolved as the daemon resolves it (for a restore).
+    pub fn store_path(self) -> Result<std::path::PathBuf, RecordsError> {
+        let r = self.resolve()?;
+        let state_dir = std::env::var_os("STATE_DIRECTORY").map(std::path::PathBuf::from);
+        Ok(r.config.store.resolved_path(state_dir.as_deref()))
+    }
+
     /// The daemon's API, for commands that only it can answer (`noctua alarms`).
     pub fn api(self) -> Result<ApiClient, RecordsError> {
         let r = self.resolve()?;
@@ -180,6 +190,33 @@ impl Records {
                 Ok((Records::Api(api(&r)), Some(notice)))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A backup of the whole store into `out`: read directly, or from the running daemon
+    /// (which holds its alarm stage still meanwhile). Returns the bytes written.
+    pub fn backup(&self, out: &mut impl std::io::Write) -> Result<u64, RecordsError> {
+        match self {
+            Records::Store(store, _) => {
+                let mut counted = Counted(out, 0);
+                store.backup(&mut counted).map_err(|e| match e {
+                    crate::store::BackupError::Store(s) => RecordsError::Store(s),
+                    other => RecordsError::Backup(other.to_string()),
+                })?;
+                Ok(counted.1)
+            }
+            Records::Api(api) => Ok(api.download("/api/v1/store/backup", out)?),
+        }
+    }
+
+    /// What is wrong with the store, one line each (none: sound).
+    pub fn check(&self) -> Result<Vec<String>, RecordsError> {
+        match self {
+            Records::Store(store, _) => Ok(store.check()?),
+            Records::Api(api) => {
+                let answer = api.get("/api/v1/store/check", &[])?;
+                Ok(serde_json::from_value(answer["problems"].clone())?)
+            }
         }
     }
 
@@ -250,5 +287,20 @@ impl Records {
             }
         }
         Ok(())
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<'a, W>(&'a mut W, u64);
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }

@@ -8,7 +8,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::AlarmManager;
 use crate::config::Config;
-use crate::message::{AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult};
+use crate::message::{
+    AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult, HOLD_AT_MOST, Held,
+};
 use crate::model::{
     Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, Timestamp, Transition,
     TransitionKind, printable,
@@ -51,6 +53,7 @@ pub async fn run_stage(
     let mut batch = Vec::with_capacity(BATCH);
     let mut transitions = Vec::with_capacity(BATCH);
     let mut replies: Vec<(oneshot::Sender<CommandResult>, std::ops::Range<usize>)> = Vec::new();
+    let mut holds: Vec<oneshot::Sender<Held>> = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_compaction: Option<tokio::time::Instant> = None;
@@ -71,6 +74,7 @@ pub async fn run_stage(
                         AlarmInput::Verdict(v) => transitions.extend(manager.on_verdict(v)),
                         AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
                         AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
+                        AlarmInput::Hold(reply) => holds.push(reply),
                         AlarmInput::Note(fault, note, reply) => {
                             let max = config.borrow().alarms.max_notes_per_fault;
                             let _ = reply.send(add_note(&store, fault, note, max).await);
@@ -114,6 +118,7 @@ pub async fn run_stage(
             for (reply, _) in replies.drain(..) {
                 let _ = reply.send(Ok(Vec::new()));
             }
+            hold_still(&mut holds).await;
             continue;
         }
         let committed = commit(&store, &transitions, &events, &metrics).await;
@@ -144,6 +149,19 @@ pub async fn run_stage(
         }
         transitions.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
+        hold_still(&mut holds).await;
+    }
+}
+
+/// Answers each hold once the batch before it is committed, and waits until its holder lets
+/// go (or [`HOLD_AT_MOST`] passes). Inputs queue meanwhile.
+async fn hold_still(holds: &mut Vec<oneshot::Sender<Held>>) {
+    for reply in holds.drain(..) {
+        let (release, released) = oneshot::channel();
+        if reply.send(Held(release)).is_ok() {
+            // Dropped or sent, either way the holder is done.
+            let _ = tokio::time::timeout(HOLD_AT_MOST, released).await;
+        }
     }
 }
 

@@ -11,11 +11,13 @@
 //! one row per 64 events instead of two keys per event is what lets a storm be committed at the
 //! README's rate (schema 1 wrote a history key and an outbox key for every transition).
 
+mod backup;
 mod faults;
 mod flush;
 mod journal;
 mod migrate;
 
+pub use backup::{BackupError, BackupSummary};
 pub use faults::NoteRefused;
 pub use flush::FlushReport;
 
