@@ -27,7 +27,7 @@ fn ifaces(hc_in: u64, in32: u64, in_errors: u64, hc_in_ucast: u64, oper3: u8) ->
               "hc_in": hc_in, "hc_out": 2000, "hc_in_ucast": hc_in_ucast, "hc_out_ucast": 20,
               "in_errors": in_errors, "out_errors": 0, "in_discards": 0, "out_discards": 0,
               "in32": 7, "out32": 7},
-        "3": {"name": "ge-0/0/2", "type": 6, "admin": 1, "oper": oper3, "in32": in32, "out32": 5},
+        "3": {"name": "ge-0/0/2", "alias": "to core-r1", "type": 6, "admin": 1, "oper": oper3, "in32": in32, "out32": 5},
         "9": {"name": "lo0", "type": 24, "admin": 1, "oper": 1, "in32": 1, "out32": 1}
     }})
 }
@@ -649,4 +649,10 @@ fn a_poll_that_sees_the_link_up_clears_a_traps_link_down() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["raised", "cleared"], "{shown}");
+    // The poll names the interface as a person does: ifName (ifAlias).
+    let text = shown["alarm"]["additionalText"].as_str().unwrap();
+    assert!(
+        text.contains("ge-0/0/2 (to core-r1), ifIndex 3, oper status up"),
+        "{text}"
+    );
 }

@@ -26,7 +26,8 @@ IFTABLE = {2: ("name", "string"), 3: ("type", "integer"), 7: ("admin", "integer"
            19: ("out_discards", "counter"), 20: ("out_errors", "counter")}
 IFXTABLE = {1: ("name", "string"), 6: ("hc_in", "counter64"), 7: ("hc_in_ucast", "counter64"),
             10: ("hc_out", "counter64"), 11: ("hc_out_ucast", "counter64"),
-            15: ("speed_mbps", "gauge"), 19: ("discontinuity", "timeticks")}
+            15: ("speed_mbps", "gauge"), 18: ("alias", "string"),
+            19: ("discontinuity", "timeticks")}
 
 
 CACHE = {"key": None, "rows": [], "oids": []}

@@ -5,6 +5,7 @@
 //! interface can carry skips that interval instead of producing a number.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::{DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
 
@@ -56,6 +57,8 @@ impl Oper {
 pub struct IfReading {
     /// Interface name (ifName, else ifDescr).
     pub name: Option<String>,
+    /// ifAlias: what the operator wrote on the interface (`uplink to core-r1`).
+    pub alias: Option<String>,
     /// Speed in bit/s (ifHighSpeed × 10⁶, or a configured override).
     pub speed_bps: Option<u64>,
     /// ifAdminStatus is up(1).
@@ -300,21 +303,31 @@ fn sort(out: &mut Derived) {
     out.skipped.sort_by_key(|s| s.0);
 }
 
+impl IfReading {
+    /// How a person names the interface: `ifName (ifAlias)`, else what there is, else its
+    /// index. The object id keeps the index (`ifIndex=3`), which is what stays stable.
+    pub fn label(&self, if_index: u32) -> String {
+        match (self.name.as_deref(), self.alias.as_deref()) {
+            (Some(n), Some(a)) => format!("{n} ({a})"),
+            (Some(n), None) => n.to_owned(),
+            (None, Some(a)) => format!("ifIndex {if_index} ({a})"),
+            (None, None) => format!("ifIndex {if_index}"),
+        }
+    }
+}
+
 fn link_event(device: &str, i: u32, r: &IfReading, kind: EventKind, at: Timestamp) -> DeviceEvent {
-    let name = r.name.as_deref().unwrap_or("?");
+    let state = if kind == EventKind::LinkDown {
+        "down"
+    } else {
+        "up"
+    };
     DeviceEvent {
         device: device.to_owned(),
         object: format!("ifIndex={i}"),
         kind,
         at,
-        text: format!(
-            "{name} (ifIndex {i}) oper status {}",
-            if kind == EventKind::LinkDown {
-                "down"
-            } else {
-                "up"
-            }
-        ),
+        text: format!("{}, ifIndex {i}, oper status {state}", r.label(i)),
         severity: None,
     }
 }
@@ -343,6 +356,8 @@ fn interface_samples(
         }
     }
     let object = format!("ifIndex={i}");
+    // The interface's name goes with each sample, so an alarm on it says which one it is.
+    let context: Arc<str> = Arc::from(r.label(i));
     let mut out = Vec::with_capacity(12);
     let mut push = |metric, value: f64| {
         out.push(Sample {
@@ -353,7 +368,7 @@ fn interface_samples(
             },
             at,
             value,
-            context: None,
+            context: Some(context.clone()),
         })
     };
     for (octets, bits, util) in [

@@ -39,6 +39,7 @@ enum Col {
     HcOutMcast,
     HcOutBcast,
     HighSpeed,
+    Alias,
     Discontinuity,
 }
 
@@ -46,7 +47,7 @@ const IF_ENTRY: [u64; 9] = [1, 3, 6, 1, 2, 1, 2, 2, 1];
 const IFX_ENTRY: [u64; 10] = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1];
 
 /// (column, table, column number).
-const COLUMNS: [(Col, bool, u64); 23] = [
+const COLUMNS: [(Col, bool, u64); 24] = [
     (Col::Descr, false, 2),
     (Col::Type, false, 3),
     (Col::Admin, false, 7),
@@ -69,6 +70,7 @@ const COLUMNS: [(Col, bool, u64); 23] = [
     (Col::HcOutMcast, true, 12),
     (Col::HcOutBcast, true, 13),
     (Col::HighSpeed, true, 15),
+    (Col::Alias, true, 18),
     (Col::Discontinuity, true, 19),
 ];
 
@@ -91,6 +93,7 @@ const SYS_NAME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 5, 0];
 struct Row {
     descr: Option<String>,
     name: Option<String>,
+    alias: Option<String>,
     if_type: Option<u32>,
     admin: Option<i64>,
     oper: Option<i64>,
@@ -124,6 +127,7 @@ impl Row {
         match col {
             Col::Descr => self.descr = text(),
             Col::Name => self.name = text().filter(|n| !n.is_empty()),
+            Col::Alias => self.alias = text().filter(|n| !n.trim().is_empty()),
             Col::Type => self.if_type = int.and_then(|n| u32::try_from(n).ok()),
             Col::Admin => self.admin = int,
             Col::Oper => self.oper = int,
@@ -161,6 +165,7 @@ impl Row {
         let c32 = |i: usize| self.c32[i].map(Counter::C32);
         IfReading {
             name: self.name.clone().or_else(|| self.descr.clone()),
+            alias: self.alias.clone(),
             speed_bps: speed_override
                 .or_else(|| self.high_speed.filter(|&s| s > 0).map(|s| s * 1_000_000))
                 .filter(|_| utilisation),
