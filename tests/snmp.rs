@@ -300,6 +300,15 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
             .clone()
     };
     assert_eq!(find("link_down")["object"], "ifIndex=3");
+    // Standard traps and their varbinds by name, the OID kept beside the name.
+    let text = find("link_down")["additionalText"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("linkDown (1.3.6.1.6.3.1.1.5.3)") && text.contains("ifIndex.3=3"),
+        "{text}"
+    );
     let auth = find("authentication_failure");
     assert_eq!(auth["category"], "security");
     let other = find("snmp_trap");

@@ -11,6 +11,7 @@
 //! signed (and encrypted) with the same user's keys.
 
 pub mod engine;
+pub mod names;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -150,12 +151,13 @@ pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
         if a.len() > 8 && a[..8] == [1, 3, 6, 1, 2, 1, 1, 3] {
             continue; // sysUpTime.0: not news
         }
+        let name = names::name(&dotted(&oid));
         let _ = write!(
             text,
             "{}{}={}",
             if text.is_empty() { "" } else { ", " },
-            dotted(&oid),
-            value_text(&value)
+            name,
+            names::value(&name, value_text(&value))
         );
     }
     // v1: generic 0-5 are the standard traps; 6 is enterpriseSpecific (enterprise.0.specific).
@@ -424,9 +426,9 @@ pub async fn run(
             kind: m.kind,
             at: Timestamp::now(),
             text: if m.text.is_empty() {
-                format!("trap {}", m.oid)
+                format!("trap {}", names::trap(&m.oid))
             } else {
-                format!("trap {}: {}", m.oid, m.text)
+                format!("trap {}: {}", names::trap(&m.oid), m.text)
             },
             severity,
         });
