@@ -198,22 +198,32 @@ fn net_snmp<S: AsRef<std::ffi::OsStr>>(tool: &str, args: &[S]) -> std::process::
         .unwrap_or_else(|e| panic!("{tool} (scripts/setup-peers.sh installs it): {e}"))
 }
 
+/// A daemon taking v2c traps (community `public`) from device `r1` at 127.0.0.1, whose agent
+/// is on `port` and polled hourly (so polls come from traps), with `extra` config.
+fn trap_config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        0,
+        &format!(
+            "[snmp]\ninterval = \"1h\"\n\
+             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+             {extra}\
+             [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
+        ),
+    )
+}
+
 #[test]
 fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     let dir = shared_dir();
     let port = free_udp_port();
     let agent = Snmpd::start(dir.path(), port);
     agent.state(ifaces(1_000, 10, 0, 10, 1));
-    let config = write_config(
+    let config = trap_config(
         dir.path(),
-        0,
-        &format!(
-            "[snmp]\ninterval = \"1h\"\n\
-             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
-             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
-             [traps.severity]\n\"1.3.6.1.4.1.9999.1.2\" = \"major\"\n\
-             [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
-        ),
+        port,
+        "[traps.severity]\n\"1.3.6.1.4.1.9999.1.2\" = \"major\"\n",
     );
     let mut d = start(dir.path(), &config);
     let http = d.port;
@@ -606,17 +616,7 @@ fn a_poll_that_sees_the_link_up_clears_a_traps_link_down() {
     let port = free_udp_port();
     let agent = Snmpd::start(dir.path(), port);
     agent.state(ifaces(1_000, 10, 0, 10, 1));
-    let config = write_config(
-        dir.path(),
-        0,
-        &format!(
-            "[snmp]\ninterval = \"1h\"\n\
-             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
-             [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
-             [alarms]\nclear-hold-down = \"0s\"\n\
-             [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n"
-        ),
-    );
+    let config = trap_config(dir.path(), port, "[alarms]\nclear-hold-down = \"0s\"\n");
     let mut d = start(dir.path(), &config);
     let to = format!("127.0.0.1:{}", bound_port(&d.bound["traps"]));
     // ifIndex 3 is up in the agent; the trap says it went down.
