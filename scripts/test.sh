@@ -7,3 +7,4 @@ scripts/setup-peers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+scripts/package.sh

@@ -582,3 +582,26 @@ fn notes_past_their_size_or_count_are_refused_and_the_record_stays_small() {
         .collect();
     assert_eq!(texts, ["note 0", "note 1", "note 2"]);
 }
+
+/// Under the Debian package the token comes as the systemd credential `http.token`: with no
+/// token in the config, the daemon takes it from `$CREDENTIALS_DIRECTORY`.
+#[test]
+fn the_token_can_come_as_a_systemd_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(credentials.join("http.token"), format!("{TOKEN}\n")).unwrap();
+    let config = write_config(dir.path(), 0, "");
+    let d = start_with(
+        dir.path(),
+        &config,
+        &[("CREDENTIALS_DIRECTORY", &credentials)],
+    );
+    let (_, list) = json(get(d.port, "/api/v1/alarms"));
+    let id = list["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    let ack = format!("/api/v1/alarms/{id}/ack");
+    let body = r#"{"user":"maria"}"#;
+    assert_eq!(post(d.port, &ack, Some("guess"), body).0, 401);
+    assert_eq!(post(d.port, &ack, Some(TOKEN), body).0, 200);
+}

@@ -13,7 +13,7 @@ fn unit_verifies_cleanly() {
     let unit = dir.path().join("noctua.service");
     std::fs::write(
         &unit,
-        UNIT.replace("/usr/local/bin/noctua", env!("CARGO_BIN_EXE_noctua")),
+        UNIT.replace("/usr/bin/noctua", env!("CARGO_BIN_EXE_noctua")),
     )
     .unwrap();
     let out = Command::new("systemd-analyze")

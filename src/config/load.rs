@@ -256,6 +256,17 @@ pub(super) fn root(k: &str) -> KeyPath {
     KeyPath::default().key(k)
 }
 
+/// The systemd credential (`LoadCredential=http.token:...`) that gives the API token when the
+/// config names none: how the Debian package hands a root-only token to a `DynamicUser`
+/// service.
+pub const HTTP_TOKEN_CREDENTIAL: &str = "http.token";
+
+/// A credential systemd passed to this service (`$CREDENTIALS_DIRECTORY/NAME`), if any.
+fn credential(name: &str) -> Option<Secret> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    Secret::from_file(&Path::new(&dir).join(name)).ok()
+}
+
 /// Reads every `*-file` secret into its inline slot, so later code has one place to look.
 fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
     let mut pair =
@@ -280,6 +291,9 @@ fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
         };
     let http = &mut config.http;
     pair(&mut http.token, &http.token_file, root("http"), "token");
+    if http.token.is_none() && http.token_file.is_none() {
+        http.token = credential(HTTP_TOKEN_CREDENTIAL);
+    }
     let mqtt = &mut config.mqtt;
     pair(
         &mut mqtt.password,

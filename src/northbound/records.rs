@@ -105,7 +105,8 @@ impl Lookup {
                     .to_owned(),
             ),
             None => var("NOCTUA_TOKEN")
-                .or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned())),
+                .or_else(|| config.http.token.as_ref().map(|t| t.expose().to_owned()))
+                .or_else(package_token),
         };
         Ok(Resolved {
             server: named
@@ -139,6 +140,16 @@ struct Resolved {
     named: bool,
     token: Option<String>,
     source: String,
+}
+
+/// Where the Debian package keeps the API token (handed to the service as a systemd
+/// credential); the CLI, run as root, reads it when nothing else gives a token.
+pub const PACKAGE_TOKEN_FILE: &str = "/etc/noctua/http.token";
+
+fn package_token() -> Option<String> {
+    crate::config::Secret::from_file(std::path::Path::new(PACKAGE_TOKEN_FILE))
+        .ok()
+        .map(|t| t.expose().to_owned())
 }
 
 /// The URL of a listen address from this machine (a wildcard address is reached on loopback).
