@@ -246,7 +246,16 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     // v2c linkDown for ifIndex 3.
     let link_down = v2c(
         &[],
-        &["", "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.3", "i", "3"],
+        &[
+            "",
+            "1.3.6.1.6.3.1.1.5.3",
+            "1.3.6.1.2.1.2.2.1.1.3",
+            "i",
+            "3",
+            "1.3.6.1.2.1.2.2.1.8.3",
+            "i",
+            "2",
+        ],
     );
     net_snmp_ok("snmptrap", &link_down);
     // v1 coldStart.
@@ -316,7 +325,8 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
         .unwrap()
         .to_owned();
     assert!(
-        text.contains("linkDown (1.3.6.1.6.3.1.1.5.3)") && text.contains("ifIndex.3=3"),
+        text.contains("linkDown (1.3.6.1.6.3.1.1.5.3)")
+            && text.contains("ifIndex.3=3, ifOperStatus.3=down(2)"),
         "{text}"
     );
     let auth = find("authentication_failure");

@@ -143,6 +143,18 @@ pub fn default_for(role: Role) -> &'static str {
     }
 }
 
+impl Profiles {
+    /// The profile a device uses: the one it names, else its role's default.
+    pub fn of(&self, device: &crate::config::DeviceConfig) -> Option<&Profile> {
+        self.get(
+            device
+                .profile
+                .as_deref()
+                .unwrap_or_else(|| default_for(device.role)),
+        )
+    }
+}
+
 /// The OID's arcs, if it is dotted numbers.
 pub fn arcs(oid: &str) -> Option<Vec<u64>> {
     oid.trim_start_matches('.')

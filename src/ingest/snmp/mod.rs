@@ -88,11 +88,7 @@ impl Target {
     fn of(d: &DeviceConfig, snmp: &SnmpConfig) -> Option<Target> {
         let credential = snmp.credentials.get(d.credentials.as_ref()?)?.clone();
         let bps = |mbps: u64| mbps.saturating_mul(1_000_000);
-        let name = d
-            .profile
-            .as_deref()
-            .unwrap_or_else(|| profile::default_for(d.role));
-        let profile = snmp.profiles.get(name)?.clone();
+        let profile = snmp.profiles.of(d)?.clone();
         Some(Target {
             profile,
             name: d.name.clone(),

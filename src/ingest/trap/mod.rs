@@ -44,13 +44,30 @@ pub struct Meaning {
     pub label: &'static str,
     /// The trap OID, dotted.
     pub oid: String,
-    /// The varbinds, as text.
-    pub text: String,
+    /// The varbinds (dotted OID, value as text), sysUpTime and snmpTrapOID left out.
+    pub varbinds: Vec<(String, String)>,
+}
+
+impl Meaning {
+    /// The varbinds as people read them, `name=value, ...`, named by the device's profile
+    /// (`extra`) and the built-in MIB table.
+    pub fn text(&self, extra: &names::Extra) -> String {
+        let mut text = String::new();
+        for (oid, value) in &self.varbinds {
+            let name = names::name(oid, extra);
+            let value = names::value(&name, value.clone());
+            let sep = if text.is_empty() { "" } else { ", " };
+            let _ = write!(text, "{sep}{name}={value}");
+        }
+        text
+    }
 }
 
 /// A device allowed to send traps, and how its traps must be signed.
 struct Source {
     device: String,
+    /// What its profile calls vendor OIDs, for trap text.
+    names: Vec<(String, String)>,
     /// v1/v2c: the community its traps must carry; without one, no v1/v2c trap is taken (a
     /// UDP source address proves nothing).
     community: Option<String>,
@@ -93,8 +110,20 @@ impl Sources {
                     .map(|s| s.expose().to_owned());
                 let usm = credential.filter(|c| c.version == SnmpVersion::V3).cloned();
                 let keys = d.credentials.as_deref().and_then(|c| keys.get(c)).cloned();
+                let names = config
+                    .snmp
+                    .profiles
+                    .of(d)
+                    .map(|p| {
+                        p.metrics
+                            .iter()
+                            .map(|m| (m.oid.clone(), m.name.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let source = Source {
                     device: d.name.clone(),
+                    names,
                     community,
                     usm,
                     keys,
@@ -133,7 +162,7 @@ fn value_text(v: &Value<'_>) -> String {
 pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
     let mut trap_oid: Option<Vec<u64>> = None;
     let mut if_index: Option<u64> = None;
-    let mut text = String::new();
+    let mut varbinds = Vec::new();
     for (oid, value) in pdu.varbinds.clone() {
         let a = arcs(&oid);
         if a == SNMP_TRAP_OID {
@@ -151,14 +180,7 @@ pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
         if a.len() > 8 && a[..8] == [1, 3, 6, 1, 2, 1, 1, 3] {
             continue; // sysUpTime.0: not news
         }
-        let name = names::name(&dotted(&oid));
-        let _ = write!(
-            text,
-            "{}{}={}",
-            if text.is_empty() { "" } else { ", " },
-            name,
-            names::value(&name, value_text(&value))
-        );
+        varbinds.push((dotted(&oid), value_text(&value)));
     }
     // v1: generic 0-5 are the standard traps; 6 is enterpriseSpecific (enterprise.0.specific).
     let trap = match (&pdu.v1_trap_info, trap_oid) {
@@ -210,7 +232,7 @@ pub fn meaning(pdu: &Pdu<'_>) -> Option<Meaning> {
         object,
         label,
         oid,
-        text,
+        varbinds,
     })
 }
 
@@ -422,13 +444,13 @@ pub async fn run(
             .flatten();
         samples.offer(DeviceEvent {
             device: device.clone(),
-            object: m.object,
+            object: m.object.clone(),
             kind: m.kind,
             at: Timestamp::now(),
-            text: if m.text.is_empty() {
+            text: if m.varbinds.is_empty() {
                 format!("trap {}", names::trap(&m.oid))
             } else {
-                format!("trap {}: {}", names::trap(&m.oid), m.text)
+                format!("trap {}: {}", names::trap(&m.oid), m.text(&source.names))
             },
             severity,
         });

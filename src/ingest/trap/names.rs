@@ -40,19 +40,27 @@ const IF_STATUS: &[&str] = &[
     "lowerLayerDown",
 ];
 
-/// The name of `oid` with what follows a known prefix as its index (`ifOperStatus.3`), or
-/// the dotted OID if no prefix is known.
-pub fn name(oid: &str) -> String {
-    let known = NAMES
+/// Names a device's profile gives OIDs (its metrics' `oid` → `name`), looked at before the
+/// built-in table.
+pub type Extra = [(String, String)];
+
+/// The name of `oid` with what follows the longest known prefix as its index
+/// (`ifOperStatus.3`, `prb_utilisation_dl.2`), or the dotted OID if no prefix is known.
+pub fn name(oid: &str, extra: &Extra) -> String {
+    let prefixes = extra
         .iter()
-        .filter(|(prefix, _)| {
-            oid == *prefix
-                || oid
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        })
-        .max_by_key(|(prefix, _)| prefix.len());
-    match known {
+        .map(|(p, n)| (p.as_str(), n.as_str()))
+        .chain(NAMES.iter().copied());
+    let on_boundary = |prefix: &str| {
+        oid == prefix
+            || oid
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    match prefixes
+        .filter(|(p, _)| on_boundary(p))
+        .max_by_key(|(p, _)| p.len())
+    {
         Some((prefix, name)) => format!("{name}{}", &oid[prefix.len()..]),
         None => oid.to_owned(),
     }
@@ -60,7 +68,7 @@ pub fn name(oid: &str) -> String {
 
 /// A trap OID as `name (dotted)` when it has a name, else dotted.
 pub fn trap(oid: &str) -> String {
-    match name(oid) {
+    match name(oid, &[]) {
         n if n == oid => n,
         n => format!("{n} ({oid})"),
     }
@@ -83,11 +91,23 @@ mod tests {
 
     #[test]
     fn known_oids_are_named_with_their_index_and_others_kept() {
-        assert_eq!(name("1.3.6.1.2.1.2.2.1.8.3"), "ifOperStatus.3");
-        assert_eq!(name("1.3.6.1.2.1.31.1.1.1.18.12"), "ifAlias.12");
-        assert_eq!(name("1.3.6.1.2.1.2.2.1.10.3"), "1.3.6.1.2.1.2.2.1.10.3");
+        assert_eq!(name("1.3.6.1.2.1.2.2.1.8.3", &[]), "ifOperStatus.3");
+        assert_eq!(name("1.3.6.1.2.1.31.1.1.1.18.12", &[]), "ifAlias.12");
+        assert_eq!(
+            name("1.3.6.1.2.1.2.2.1.10.3", &[]),
+            "1.3.6.1.2.1.2.2.1.10.3"
+        );
         // A prefix only counts on an arc boundary.
-        assert_eq!(name("1.3.6.1.2.1.2.2.1.18"), "1.3.6.1.2.1.2.2.1.18");
+        assert_eq!(name("1.3.6.1.2.1.2.2.1.18", &[]), "1.3.6.1.2.1.2.2.1.18");
+        // A profile's metric names its vendor OIDs.
+        let profile = [(
+            "1.3.6.1.4.1.32473.10.1.1.2".to_owned(),
+            "prb_utilisation_dl".to_owned(),
+        )];
+        assert_eq!(
+            name("1.3.6.1.4.1.32473.10.1.1.2.3", &profile),
+            "prb_utilisation_dl.3"
+        );
         assert_eq!(
             trap("1.3.6.1.6.3.1.1.5.3"),
             "linkDown (1.3.6.1.6.3.1.1.5.3)"
