@@ -166,35 +166,28 @@ impl Commander {
 
     /// Runs a command; returns the transitions it committed.
     pub async fn run(&self, command: AlarmCommand) -> CommandResult {
-        self.ask(|reply| AlarmInput::Command(command, reply)).await
+        self.ask(|reply| AlarmInput::Command(command, reply))
+            .await?
     }
 
-    /// Adds a note to a fault through the manager, so a later transition cannot overwrite it.
+    /// Adds a note to a fault, in order with the transitions around it.
     pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
-        self.ask(|reply| AlarmInput::Note(fault, note, reply)).await
+        self.ask(|reply| AlarmInput::Note(fault, note, reply))
+            .await?
     }
 
     /// Holds the alarm stage still, everything before committed; it resumes when the answer is
     /// dropped.
     pub async fn hold(&self) -> Result<Held, CommandError> {
-        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
-        let (reply, answer) = oneshot::channel();
-        let asked = async move {
-            tx.send(AlarmInput::Hold(reply))
-                .await
-                .map_err(|_| CommandError::Stopping)?;
-            drop(tx);
-            answer.await.map_err(|_| CommandError::Stopping)
-        };
-        tokio::time::timeout(COMMAND_WAIT, asked)
-            .await
-            .unwrap_or(Err(CommandError::Timeout))
+        self.ask(AlarmInput::Hold).await
     }
 
-    async fn ask(
+    /// Sends one input and waits for its answer. Both the queue (a busy stage) and the commit
+    /// (a slow disk) count against [`COMMAND_WAIT`].
+    async fn ask<T>(
         &self,
-        input: impl FnOnce(oneshot::Sender<CommandResult>) -> AlarmInput,
-    ) -> CommandResult {
+        input: impl FnOnce(oneshot::Sender<T>) -> AlarmInput,
+    ) -> Result<T, CommandError> {
         let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
         let (reply, answer) = oneshot::channel();
         let asked = async move {
@@ -202,9 +195,8 @@ impl Commander {
                 .await
                 .map_err(|_| CommandError::Stopping)?;
             drop(tx);
-            answer.await.map_err(|_| CommandError::Stopping)?
+            answer.await.map_err(|_| CommandError::Stopping)
         };
-        // Both the queue (a busy stage) and the commit (a slow disk) count against the wait.
         tokio::time::timeout(COMMAND_WAIT, asked)
             .await
             .unwrap_or(Err(CommandError::Timeout))

@@ -124,3 +124,27 @@ fn a_running_daemon_is_backed_up_through_its_api() {
         "{live}"
     );
 }
+
+/// A value that does not decode is reported by name of its tree, and `store check` fails.
+#[test]
+fn store_check_reports_what_does_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    {
+        let store = noctua::store::Store::open(&dir.path().join("store")).unwrap();
+        let bogus = store
+            .put(
+                noctua::store::Tree::Faults,
+                &999u64.to_be_bytes(),
+                &"not a fault",
+            )
+            .unwrap();
+        let _ = bogus;
+        store.flush().unwrap();
+    }
+    let config = config_for(dir.path(), &dir.path().join("store"), peer_port());
+    let out = noctua(&["store", "check"], &config);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 values in faults do not decode"), "{err}");
+}

@@ -98,13 +98,7 @@ fn a_second_daemon_on_the_same_store_fails_with_a_clear_message() {
     let _first = start(dir.path(), &config);
     // The same config: its port 0 gives the second daemon a port of its own, so what stops it
     // is the store.
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_run(&config, &[]);
     assert!(stderr.contains("is in use by another process"), "{stderr}");
 }
 
@@ -170,13 +164,7 @@ fn bind_failure_is_a_runtime_error_naming_the_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let config = write_config(dir.path(), port, "");
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_run(&config, &[]);
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port} (http.listen)")),
         "{stderr}"
@@ -278,13 +266,7 @@ fn a_failure_after_start_stops_in_order_and_says_why() {
         0,
         &format!("[netflow]\nenabled = true\nlisten = [\"127.0.0.1:{flow_port}\"]\n"),
     );
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_run(&config, &[]);
     assert!(
         stderr.contains(&format!(
             "cannot listen on 127.0.0.1:{flow_port} (netflow.listen)"
@@ -297,17 +279,27 @@ fn a_failure_after_start_stops_in_order_and_says_why() {
     );
 
     let config = write_config(dir.path(), 0, "");
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--ready-file")
-        .arg(dir.path().join("no-such-dir/ready.json"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let unwritable = dir.path().join("no-such-dir/ready.json");
+    let stderr = refused_run(&config, &["--ready-file".as_ref(), unwritable.as_os_str()]);
     assert!(stderr.contains("cannot write the ready file"), "{stderr}");
     let record = run_record(dir.path());
     assert_eq!(record.runs, 2);
     assert!(record.stopped_at.is_some(), "not drained and marked");
+}
+
+/// `noctua run --config CONFIG ARGS...` that must fail at start with exit 1: its stderr.
+fn refused_run(config: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

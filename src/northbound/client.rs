@@ -377,12 +377,7 @@ fn render_transition(event: &Value) -> String {
     let kind = printable(event["kind"].as_str().unwrap_or("?"));
     let at = printable(event["at"].as_str().unwrap_or("?"));
     let cells = alarm_cells(&event["alarm"]);
-    let on = if std::io::stdout().is_terminal() {
-        colour(&cells[1])
-    } else {
-        ""
-    };
-    let off = if on.is_empty() { "" } else { "\x1b[0m" };
+    let (on, off) = paint(&cells[1]);
     format!(
         "{at} {kind:<19} {on}{:>6}  {:<8}{off}  {}\n",
         cells[0],
@@ -391,16 +386,20 @@ fn render_transition(event: &Value) -> String {
     )
 }
 
-/// ANSI colour per severity; only used when stdout is a terminal.
-fn colour(severity: &str) -> &'static str {
-    match severity {
+/// The ANSI colour of a severity and its reset, on a terminal; nothing when piped.
+fn paint(severity: &str) -> (&'static str, &'static str) {
+    if !std::io::stdout().is_terminal() {
+        return ("", "");
+    }
+    let on = match severity {
         "CRITICAL" => "\x1b[1;31m",
         "MAJOR" => "\x1b[31m",
         "MINOR" => "\x1b[33m",
         "WARNING" => "\x1b[36m",
         "CLEARED" => "\x1b[32m",
-        _ => "",
-    }
+        _ => return ("", ""),
+    };
+    (on, "\x1b[0m")
 }
 
 /// The columns of an alarm in a list: what an engineer scans for, left to right.
@@ -457,24 +456,18 @@ pub fn render_alarm_table(alarms: &[Value], empty: &str) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let tty = std::io::stdout().is_terminal();
     let mut out = String::new();
     let header = COLUMNS.map(str::to_owned);
-    push_row(&mut out, &header, &widths, "");
+    push_row(&mut out, &header, &widths, ("", ""));
     for row in &rows {
-        push_row(
-            &mut out,
-            row,
-            &widths,
-            if tty { colour(&row[1]) } else { "" },
-        );
+        push_row(&mut out, row, &widths, paint(&row[1]));
     }
     out
 }
 
-/// One row, every column but the last padded to its width; `on` colours the id and severity.
-fn push_row(out: &mut String, cells: &[String; 8], widths: &[usize; 8], on: &str) {
-    let off = if on.is_empty() { "" } else { "\x1b[0m" };
+/// One row, every column but the last padded to its width; `(on, off)` colours the id and
+/// severity.
+fn push_row(out: &mut String, cells: &[String; 8], widths: &[usize; 8], (on, off): (&str, &str)) {
     let pad = |i: usize| {
         let fill = widths[i].saturating_sub(cells[i].chars().count());
         format!("{}{}", cells[i], " ".repeat(fill))

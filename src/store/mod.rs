@@ -328,13 +328,19 @@ impl Store {
         &self.inner.trees[t as usize]
     }
 
-    /// The one place a sled error enters: it is counted, and the first one fails the store
-    /// (logged once, so a full disk does not flood the log).
+    /// The one place a sled error enters: it is counted, and the first one that poisons sled
+    /// fails the store (logged once, so a full disk does not flood the log).
     fn sled_err(&self, source: sled::Error) -> StoreError {
         if let Some(c) = self.inner.errors.get() {
             c.inc();
         }
-        if self.inner.failure.set(source.to_string()).is_ok() {
+        // An I/O error, corruption or a sled bug leaves sled refusing writes; a misuse
+        // (`CollectionNotFound`, `Unsupported`) does not, and fails only its caller.
+        let poisons = matches!(
+            source,
+            sled::Error::Io(_) | sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)
+        );
+        if poisons && self.inner.failure.set(source.to_string()).is_ok() {
             tracing::error!(path = %self.inner.path.display(), error = %source,
                 "store write failed (disk full?); sled refuses writes from now on, so noctua \
                  stops and its service manager restarts it: what was flushed is kept");

@@ -217,6 +217,8 @@ impl Collector {
         let index = if self.pool.len() < POOL {
             self.aggregator.add_exporter(exporter)
         } else {
+            // A scan of the pool, paid only by a newcomer to a full pool (a flood of spoofed
+            // sources); known exporters never get here.
             let oldest = self
                 .pool
                 .iter()
@@ -343,9 +345,11 @@ impl Collector {
         if let Some(e) = summary.error {
             self.metrics.flow_drop(e.reason()).inc();
         }
-        self.metrics
-            .netflow_unknown_template_sets
-            .inc_by(u64::from(summary.unknown_template_sets));
+        if summary.unknown_template_sets > 0 {
+            self.metrics
+                .netflow_unknown_template_sets
+                .inc_by(u64::from(summary.unknown_template_sets));
+        }
         if let Some(end) = newest {
             self.metrics
                 .netflow_lag
