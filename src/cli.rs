@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use noctua::detect::backtest::Family;
+use noctua::detect::backtest::{Family, Offset};
 use noctua::fault::GroupBy;
 use noctua::fault::report::Format;
+use noctua::model::Watch;
 use noctua::pipeline::replay::Speed;
 
 /// The command line.
@@ -131,11 +132,19 @@ pub struct ReplayArgs {
 /// `noctua backtest`.
 #[derive(Args)]
 pub struct BacktestArgs {
-    /// The history: RFC 3339 or epoch-seconds timestamps; header optional.
+    /// The history, CSV `timestamp,value[,label]`: RFC 3339, `YYYY-MM-DD HH:MM:SS`, or epoch
+    /// seconds or milliseconds; header optional; label 1 marks an anomalous row.
     pub file: PathBuf,
-    /// Which metric the values are: latency, loss or utilisation.
+    /// Which metric the values are: latency, loss, utilisation or kpi (any series).
     #[arg(long, default_value_t = Family::Utilisation)]
     pub metric: Family,
+    /// Which deviations the anomaly detector counts: rising, falling, both or off (else the
+    /// config's for the metric).
+    #[arg(long, value_parser = parse_direction)]
+    pub direction: Option<Option<Watch>>,
+    /// UTC offset of timestamps written without one, such as +02:00.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: Offset,
     /// Config with the rules to try; the embedded default if not given.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -314,4 +323,14 @@ pub struct FaultListArgs {
     /// Output format: table, json or csv.
     #[arg(long, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// `--direction`: a [`Watch`], or `off`.
+fn parse_direction(s: &str) -> Result<Option<Watch>, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e: noctua::model::UnknownName| e.to_string())
 }

@@ -15,7 +15,7 @@ use cli::{
     StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
-use noctua::detect::backtest::backtest;
+use noctua::detect::backtest::{Options, backtest};
 use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
 use noctua::model::Timestamp;
@@ -102,7 +102,12 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             }
         }
         Command::Backtest(b) => {
-            let (out, summary) = backtest(b.config, &b.file, b.metric).map_err(usage)?;
+            let options = Options {
+                family: b.metric,
+                direction: b.direction,
+                timezone: b.timezone,
+            };
+            let (out, summary) = backtest(b.config, &b.file, &options).map_err(usage)?;
             output(b.output, &out)?;
             eprintln!("{summary}");
         }

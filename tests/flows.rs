@@ -47,7 +47,9 @@ fn every_flow_fixture_replays_to_its_expected_alarms() {
     let flood = std::fs::read_to_string(fixture("synflood-v10.expected")).unwrap();
     assert!(flood.contains("syn_only_pct_threshold"));
     assert!(flood.contains("distinct_sources_threshold"));
-    assert!(flood.contains("flows_per_sec_anomaly_high"));
+    // A capture of minutes is inside the anomaly detector's warm-up (a season), so the
+    // flood is the security rules' alone here.
+    assert!(!flood.contains("_anomaly_"));
     assert_eq!(
         std::fs::read_to_string(fixture("baseline-v5.expected")).unwrap(),
         ""

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{Direction, MetricKind, Role, Severity};
+use crate::model::{Direction, MetricKind, Role, Severity, Watch};
 
 /// `[thresholds]`: one rule per metric family. Families left out keep their defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -137,24 +137,30 @@ impl ThresholdLevels {
     }
 }
 
-/// `[anomaly]`: the seasonal anomaly detector for latency, loss and utilisation.
+/// `[anomaly]`: the calibrated seasonal anomaly detector (`detect/anomaly.rs`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct AnomalyConfig {
     /// Whether to run it.
     pub enabled: bool,
-    /// Length of the season (`"0s"` for none).
+    /// Length of the daily season (`"0s"` for none).
     #[serde(with = "humantime_serde")]
     pub season: Duration,
-    /// Buckets per season, each with its own baseline.
+    /// Buckets per season, each with its own level and spread.
     pub buckets: u16,
+    /// Whether each weekday also learns its own offset (a quiet weekend is not an anomaly).
+    pub weekly: bool,
     /// Samples a bucket must have seen before it may alarm.
     pub warm_up: u32,
-    /// Weight of each new sample in the baseline.
+    /// Weight of each new sample in a bucket's level and spread.
     pub learning_rate: f32,
-    /// Consecutive anomalous samples on one side after which the new level is learned.
+    /// Consecutive samples three deviations off on one side after which the new level is
+    /// taken whole.
     pub shift_after: u32,
-    /// Score for a warning (0.5 is six robust deviations).
+    /// Which deviations count, per metric family.
+    pub direction: Directions,
+    /// Score for a warning: a score `s` is a deviation seen once in `10^(10 s)` samples of
+    /// the series (0.35: one in 3,000).
     pub warning: f64,
     /// Score for minor.
     pub minor: f64,
@@ -166,19 +172,71 @@ pub struct AnomalyConfig {
     pub hysteresis: f64,
 }
 
+/// `[anomaly.direction]`: which deviations count, per metric family; `off` to not watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Directions {
+    /// Latency: rises.
+    #[serde(deserialize_with = "watch_or_off")]
+    pub latency: Option<Watch>,
+    /// Loss: rises.
+    #[serde(deserialize_with = "watch_or_off")]
+    pub loss: Option<Watch>,
+    /// Utilisation: both (a collapse is a fault; sudden growth is news).
+    #[serde(deserialize_with = "watch_or_off")]
+    pub utilisation: Option<Watch>,
+    /// Traffic rates, errors and discards: both.
+    #[serde(deserialize_with = "watch_or_off")]
+    pub traffic: Option<Watch>,
+    /// An exporter's flows: rises (a flood or a scan).
+    #[serde(deserialize_with = "watch_or_off")]
+    pub flows: Option<Watch>,
+    /// Profile KPIs (`feeds = "other"`): both, unless the profile metric says otherwise.
+    #[serde(deserialize_with = "watch_or_off")]
+    pub kpi: Option<Watch>,
+}
+
+/// `"rising"`, `"falling"`, `"both"`, or `"off"` (not watched).
+pub fn watch_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Watch>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown direction `{text}`: expected rising, falling, both or off"
+        ))
+    })
+}
+
+impl Default for Directions {
+    fn default() -> Self {
+        Self {
+            latency: Some(Watch::Rising),
+            loss: Some(Watch::Rising),
+            utilisation: Some(Watch::Both),
+            traffic: Some(Watch::Both),
+            flows: Some(Watch::Rising),
+            kpi: Some(Watch::Both),
+        }
+    }
+}
+
 impl Default for AnomalyConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             season: Duration::from_secs(86_400),
             buckets: 24,
+            weekly: true,
             warm_up: 12,
             learning_rate: 0.05,
             shift_after: 30,
-            warning: 0.5,
-            minor: 0.6,
-            major: 0.7,
-            critical: 0.8,
+            direction: Directions::default(),
+            warning: 0.35,
+            minor: 0.45,
+            major: 0.55,
+            critical: 0.7,
             hysteresis: 0.05,
         }
     }

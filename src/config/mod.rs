@@ -20,9 +20,10 @@ use serde::Deserialize;
 
 pub use alarms::{AlarmsConfig, TierTarget, Tiers};
 pub use daemon::{HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
-pub use detection::{AnomalyConfig, ThresholdLevels, ThresholdRule, Thresholds};
+pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
 pub use devices::{DeviceConfig, InterfaceConfig};
 pub use load::{ConfigError, ConfigIssue, ConfigSource, parse};
+pub use profile::Profiles;
 pub use secret::Secret;
 pub use source_map::{KeyPath, Seg};
 pub use sources::{

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 
 use super::load::{Problems, root};
-use crate::model::{Metric, Role};
+use crate::model::{Metric, Role, Watch};
 
 /// A profile file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -54,6 +54,17 @@ pub struct ProfileMetric {
     pub unit: String,
     /// Which family judges it.
     pub feeds: Feeds,
+    /// For `feeds = "other"`: which deviations the anomaly detector counts (`rising`,
+    /// `falling`, `both` or `off`); else `[anomaly.direction] kpi`.
+    #[serde(default, deserialize_with = "some_watch_or_off")]
+    pub direction: Option<Option<Watch>>,
+}
+
+/// A profile metric's `direction`: present (perhaps `off`) or not.
+fn some_watch_or_off<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Watch>>, D::Error> {
+    super::detection::watch_or_off(d).map(Some)
 }
 
 /// How a value is read.

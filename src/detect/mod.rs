@@ -15,14 +15,16 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AnomalyConfig, Config, DeviceConfig, ThresholdLevels, Thresholds};
+use crate::config::{
+    AnomalyConfig, Config, DeviceConfig, Directions, Profiles, ThresholdLevels, Thresholds,
+};
 use crate::message::Verdict;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
     ThresholdLevel, Timestamp,
 };
 pub use crate::telemetry::Rejection;
-use anomaly::{AnomalyState, Bucket, Observed, Score, Watch};
+use anomaly::{AnomalyState, Bucket, Head, Observed, Score, Watch};
 use series::{Fingerprint, SeriesTable};
 
 /// What detection keeps per series: 48 bytes, kept in the order series first appeared, so the
@@ -37,6 +39,9 @@ struct SeriesState {
     rule: Option<Option<u16>>,
     /// A tier change waiting out `for` / `clear-for`: up (true) or down.
     pending: Option<bool>,
+    /// Which deviations the anomaly detector counts: `None` until resolved, then
+    /// `Some(None)` if it does not watch the series.
+    watch: Option<Option<Watch>>,
     tier: Severity,
     /// The anomaly detector's part, for the metrics it watches.
     anomaly: Option<AnomalySlot>,
@@ -52,6 +57,7 @@ impl SeriesState {
             pending_since: at,
             rule: None,
             pending: None,
+            watch: None,
             tier: Severity::Cleared,
             anomaly: None,
         }
@@ -70,11 +76,13 @@ struct AnomalySlot {
     above: bool,
 }
 
-/// Every series' anomaly buckets, `stride` each, in one allocation: a sample finds its bucket
-/// by arithmetic, with no pointer to follow, and a baseline costs its buckets and nothing more.
+/// Every series' anomaly buckets, `stride` each, in one allocation, and their heads in
+/// another: a sample finds its bucket by arithmetic, with no pointer to follow, and a baseline
+/// costs its buckets and one head.
 #[derive(Debug)]
 struct Baselines {
     buckets: Vec<Bucket>,
+    heads: Vec<Head>,
     stride: usize,
 }
 
@@ -82,28 +90,34 @@ impl Baselines {
     fn new(stride: usize) -> Self {
         Self {
             buckets: Vec::new(),
+            heads: Vec::new(),
             stride,
         }
     }
 
     /// A new, empty baseline's number.
     fn add(&mut self) -> usize {
-        let index = self.buckets.len() / self.stride;
+        let index = self.heads.len();
         self.buckets
             .resize(self.buckets.len() + self.stride, Bucket::default());
+        self.heads.push(Head::default());
         index
     }
 
-    fn get(&self, index: usize) -> &[Bucket] {
+    fn get(&self, index: usize) -> (&[Bucket], Head) {
         let start = index * self.stride;
-        self.buckets.get(start..start + self.stride).unwrap_or(&[])
+        (
+            self.buckets.get(start..start + self.stride).unwrap_or(&[]),
+            self.heads.get(index).copied().unwrap_or_default(),
+        )
     }
 
-    fn get_mut(&mut self, index: usize) -> &mut [Bucket] {
+    fn get_mut(&mut self, index: usize) -> Option<(&mut [Bucket], &mut Head)> {
         let start = index * self.stride;
-        self.buckets
-            .get_mut(start..start + self.stride)
-            .unwrap_or(&mut [])
+        Some((
+            self.buckets.get_mut(start..start + self.stride)?,
+            self.heads.get_mut(index)?,
+        ))
     }
 
     /// Re-cuts every baseline into `stride` buckets (a reload changed `buckets`), keeping
@@ -121,16 +135,15 @@ impl Baselines {
         {
             anomaly::rebin(old, new);
         }
-        *self = Self {
-            buckets: next,
-            stride,
-        };
+        self.buckets = next;
+        self.stride = stride;
     }
 }
 
-/// Version of [`StoredSeries`]; state of another version is dropped (the series warms up again)
+/// Version of [`StoredSeries`]. Version 1 (buckets only, before calibration) is migrated by
+/// [`StoredSeriesV1`]; state of any other version is dropped (the series warms up again)
 /// rather than misread.
-const STATE_VERSION: u8 = 1;
+const STATE_VERSION: u8 = 2;
 
 /// A series' detection state as the store keeps it, so a restart neither re-enters warm-up nor
 /// forgets which tier a series is in (and so can still clear its alarm).
@@ -151,6 +164,51 @@ pub fn state_key(series: &SeriesKey) -> Vec<u8> {
         series.metric.name()
     )
     .into_bytes()
+}
+
+impl StoredSeries {
+    /// Whether this is state of the current version.
+    pub fn is_current(&self) -> bool {
+        self.version == STATE_VERSION
+    }
+}
+
+/// A series' state as version 1 kept it: buckets of whole levels, no weekday offsets, local
+/// level or tail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSeriesV1 {
+    version: u8,
+    tier: Severity,
+    last_at: Timestamp,
+    anomaly: Option<(V1Baseline, Severity, bool)>,
+}
+
+/// Version 1's baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct V1Baseline {
+    buckets: Vec<Bucket>,
+    streak: i32,
+    last_at: Option<Timestamp>,
+}
+
+impl StoredSeriesV1 {
+    /// The same state in the current version: the buckets become the season's profile and
+    /// the tail learns again ([`anomaly::TAIL_WARM`] samples before the series may alarm on
+    /// an anomaly; its threshold tiers carry on).
+    pub fn migrate(self, config: &AnomalyConfig) -> Option<StoredSeries> {
+        (self.version == 1).then(|| StoredSeries {
+            version: STATE_VERSION,
+            tier: self.tier,
+            last_at: self.last_at,
+            anomaly: self.anomaly.map(|(b, tier, above)| {
+                (
+                    AnomalyState::from_buckets(b.buckets, b.streak, b.last_at, config),
+                    tier,
+                    above,
+                )
+            }),
+        })
+    }
 }
 
 fn parse_state_key(key: &[u8]) -> Option<SeriesKey> {
@@ -181,6 +239,8 @@ pub struct Detector {
     /// The anomaly score's tier levels, made once from `anomaly`.
     anomaly_levels: ThresholdLevels,
     devices: HashMap<String, DeviceConfig>,
+    /// For profile KPIs' directions.
+    profiles: Profiles,
     series: SeriesTable<SeriesState>,
     baselines: Baselines,
     /// Each sample of a batch's fingerprint and position, reused batch to batch.
@@ -195,16 +255,36 @@ fn devices_of(config: &Config) -> HashMap<String, DeviceConfig> {
         .collect()
 }
 
-/// Which way the anomaly detector watches a metric family; `None` if it does not.
-fn watch_of(kind: MetricKind) -> Option<Watch> {
-    match kind {
-        MetricKind::Latency | MetricKind::Loss => Some(Watch::Up),
-        // High utilisation is the thresholds' business (and traffic growth is not a fault);
-        // a busy link collapsing to near nothing is.
-        MetricKind::Utilisation => Some(Watch::Down),
-        // A sudden rise in an exporter's flows is a flood or a scan; a fall is no news.
-        MetricKind::Flows => Some(Watch::Up),
-        MetricKind::Traffic | MetricKind::State | MetricKind::Flood | MetricKind::Sources => None,
+/// Which deviations the anomaly detector counts on `series`; `None` if it does not watch it.
+/// A profile KPI takes its profile metric's `direction`, else `[anomaly.direction] kpi`.
+fn watch_of(
+    d: &Directions,
+    profiles: &Profiles,
+    device: Option<&DeviceConfig>,
+    series: &SeriesKey,
+) -> Option<Watch> {
+    match series.metric.kind() {
+        _ if series.metric == Metric::Kpi => device
+            .and_then(|device| profiles.of(device))
+            .and_then(|profile| {
+                profile.metrics.iter().find(|m| {
+                    series.object == m.name
+                        || (m.table
+                            && series
+                                .object
+                                .strip_prefix(m.name.as_str())
+                                .is_some_and(|row| row.starts_with('.')))
+                })
+            })
+            .and_then(|m| m.direction)
+            .unwrap_or(d.kpi),
+        MetricKind::Latency => d.latency,
+        MetricKind::Loss => d.loss,
+        MetricKind::Utilisation => d.utilisation,
+        MetricKind::Traffic => d.traffic,
+        MetricKind::Flows => d.flows,
+        // Up/down states and the security shares have their own rules.
+        MetricKind::State | MetricKind::Flood | MetricKind::Sources => None,
     }
 }
 
@@ -216,6 +296,7 @@ impl Detector {
             anomaly: config.anomaly.clone(),
             anomaly_levels: config.anomaly.levels(),
             devices: devices_of(config),
+            profiles: config.snmp.profiles.clone(),
             series: SeriesTable::default(),
             baselines: Baselines::new(anomaly::buckets(&config.anomaly)),
             ahead: Vec::new(),
@@ -226,8 +307,10 @@ impl Detector {
     pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredSeries)> + '_ {
         self.series.iter().map(|(name, s)| {
             let anomaly = s.anomaly.map(|a| {
+                let (buckets, head) = self.baselines.get(a.baseline);
                 let baseline = AnomalyState {
-                    buckets: self.baselines.get(a.baseline).to_vec(),
+                    buckets: buckets.to_vec(),
+                    head,
                     streak: a.streak,
                     last_at: Some(s.last_at),
                 };
@@ -264,7 +347,10 @@ impl Detector {
             let index = state
                 .anomaly
                 .map_or_else(|| self.baselines.add(), |a| a.baseline);
-            anomaly::rebin(&baseline.buckets, self.baselines.get_mut(index));
+            if let Some((buckets, head)) = self.baselines.get_mut(index) {
+                anomaly::rebin(&baseline.buckets, buckets);
+                *head = baseline.head;
+            }
             AnomalySlot {
                 baseline: index,
                 streak: baseline.streak,
@@ -320,8 +406,10 @@ impl Detector {
         self.anomaly_levels = config.anomaly.levels();
         self.baselines.restride(anomaly::buckets(&config.anomaly));
         self.devices = devices_of(config);
+        self.profiles = config.snmp.profiles.clone();
         for state in self.series.values_mut() {
             state.rule = None;
+            state.watch = None;
         }
     }
 
@@ -373,7 +461,7 @@ impl Detector {
         if !v.is_finite() {
             return Err(Rejection::NotFinite);
         }
-        if v < 0.0 {
+        if v < metric.info().floor {
             return Err(Rejection::Negative);
         }
         if v > metric.info().ceiling {
@@ -394,11 +482,20 @@ impl Detector {
         }
         let mut out = Evaluation::default();
         let kind = metric.kind();
-        let index = *state.rule.get_or_insert_with(|| {
+        if state.rule.is_none() || state.watch.is_none() {
             let device = self.devices.get(&sample.series.device);
-            rules::matching_rule(&self.thresholds, kind, device, &sample.series.object)
-                .and_then(|i| u16::try_from(i).ok())
-        });
+            state.rule = Some(
+                rules::matching_rule(&self.thresholds, kind, device, &sample.series.object)
+                    .and_then(|i| u16::try_from(i).ok()),
+            );
+            state.watch = Some(watch_of(
+                &self.anomaly.direction,
+                &self.profiles,
+                device,
+                &sample.series,
+            ));
+        }
+        let index = state.rule.flatten();
         let rule = match index {
             Some(i) => self.thresholds.rule.get(usize::from(i)).map(|r| &r.levels),
             None => self.thresholds.for_kind(kind),
@@ -424,7 +521,7 @@ impl Detector {
                 }
             }
         }
-        if let (true, Some(watch)) = (self.anomaly.enabled, watch_of(kind)) {
+        if let (true, Some(Some(watch))) = (self.anomaly.enabled, state.watch) {
             let baselines = &mut self.baselines;
             let slot = state.anomaly.get_or_insert_with(|| AnomalySlot {
                 baseline: baselines.add(),
@@ -439,8 +536,10 @@ impl Detector {
                 at: sample.at,
                 previous,
             };
-            let buckets = baselines.get_mut(slot.baseline);
-            let score = anomaly::score(&self.anomaly, buckets, &mut slot.streak, &observed);
+            let Some((buckets, head)) = baselines.get_mut(slot.baseline) else {
+                return Ok(out);
+            };
+            let score = anomaly::score(&self.anomaly, buckets, head, &mut slot.streak, &observed);
             let next = threshold::next_tier(&self.anomaly_levels, slot.tier, score.score);
             if next != slot.tier {
                 if slot.tier == Severity::Cleared {
@@ -656,20 +755,20 @@ mod tests {
             context: None,
         };
         // A steady 40–50 flows/s, then a scan at 2,000 flows/s.
-        for i in 0..200 {
+        for i in 0..400 {
             let e = d.step(&flows(40.0 + (i % 11) as f64, i)).unwrap();
             assert!(e.verdicts.is_empty(), "quiet traffic alarmed at {i}");
         }
-        let e = d.step(&flows(2_000.0, 200)).unwrap();
+        let e = d.step(&flows(2_000.0, 400)).unwrap();
         let v = e.verdicts.first().expect("the spike is an anomaly");
         assert_eq!(v.category, Category::Security);
         assert!(v.severity > Severity::Warning);
         // A drop in flows is no news.
         let mut d2 = Detector::new(&c);
-        for i in 0..200 {
+        for i in 0..400 {
             d2.step(&flows(40.0 + (i % 11) as f64, i)).unwrap();
         }
-        assert!(d2.step(&flows(0.0, 200)).unwrap().verdicts.is_empty());
+        assert!(d2.step(&flows(0.0, 400)).unwrap().verdicts.is_empty());
     }
 
     #[test]
@@ -775,7 +874,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         let mut s = sample(0.0, 0);
         s.series.metric = Metric::LatencyMs;
         s.series.object = "ifIndex=3\u{1f}odd".replace('\u{1f}', "/");
-        for i in 0..400 {
+        for i in 0..800 {
             s.at = Timestamp::from_millis(i * 300_000);
             s.value = 12.0 + (i % 3) as f64 * 0.3;
             d.step(&s).unwrap();
@@ -786,8 +885,8 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
             let back: StoredSeries = postcard::from_bytes(&bytes).unwrap();
             assert!(restored.import(&key, back));
         }
-        s.at = Timestamp::from_millis(400 * 300_000);
-        s.value = 45.0;
+        s.at = Timestamp::from_millis(800 * 300_000);
+        s.value = 13.4;
         // Warm, same baseline: the same score as the detector that never stopped.
         assert_eq!(restored.step(&s).unwrap(), d.step(&s).unwrap());
         // A state of another version is skipped, not misread.
@@ -800,6 +899,64 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         );
     }
 
+    /// Version 1 state (buckets only) keeps its tier and profile: an alarm it raised can still
+    /// clear, the season counts as seen, and anomaly scores come back once the tail has learned.
+    #[test]
+    fn version_1_state_is_migrated() {
+        let c = Config::default();
+        let mut s = sample(0.0, 0);
+        s.series.metric = Metric::LatencyMs;
+        s.at = Timestamp::from_millis(800 * 300_000);
+        let key = state_key(&s.series);
+        let buckets = vec![Bucket::learned(20.3, 0.2, 100); 24];
+        let old = StoredSeriesV1 {
+            version: 1,
+            tier: Severity::Major,
+            last_at: s.at,
+            anomaly: Some((
+                V1Baseline {
+                    buckets,
+                    streak: 0,
+                    last_at: Some(s.at),
+                },
+                Severity::Cleared,
+                true,
+            )),
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        // The current decoder does not take it for its own.
+        let misread: Option<StoredSeries> = postcard::from_bytes(&bytes).ok();
+        assert!(!misread.is_some_and(|m| m.is_current()));
+        let old: StoredSeriesV1 = postcard::from_bytes(&bytes).unwrap();
+        let migrated = old.migrate(&c.anomaly).expect("version 1");
+        assert!(migrated.is_current());
+        let mut d = Detector::new(&c);
+        assert!(d.import(&key, migrated));
+        let mut warm_after = None;
+        for i in 1..300 {
+            s.at = Timestamp::from_millis((800 + i) * 300_000);
+            s.value = 20.0 + (i % 3) as f64 * 0.3;
+            let e = d.step(&s).unwrap();
+            if i == 1 {
+                assert_eq!(e.verdicts[0].condition, "latency_ms_threshold");
+                assert_eq!(
+                    e.verdicts[0].severity,
+                    Severity::Cleared,
+                    "the old tier clears"
+                );
+            }
+            let score = e.anomaly.unwrap();
+            assert!(
+                (score.expected - 20.3).abs() < 1.0,
+                "the profile is kept: {score:?}"
+            );
+            if score.warm && warm_after.is_none() {
+                warm_after = Some(i);
+            }
+        }
+        assert_eq!(warm_after, Some(1 + i64::from(anomaly::TAIL_WARM)));
+    }
+
     /// A reload (or a stored state) with another number of buckets re-cuts the baselines
     /// instead of forgetting them: still warm, still knowing the usual level.
     #[test]
@@ -807,7 +964,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         let mut d = Detector::new(&Config::default());
         let mut s = sample(0.0, 0);
         s.series.metric = Metric::LatencyMs;
-        for i in 0..600 {
+        for i in 0..800 {
             s.at = Timestamp::from_millis(i * 300_000);
             s.value = 20.0 + (i % 3) as f64 * 0.3;
             d.step(&s).unwrap();
@@ -818,7 +975,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         let (key, stored) = d.export().next().unwrap();
         let (baseline, _, _) = stored.anomaly.clone().unwrap();
         assert_eq!(baseline.buckets.len(), 6);
-        s.at = Timestamp::from_millis(600 * 300_000);
+        s.at = Timestamp::from_millis(800 * 300_000);
         s.value = 20.3;
         let usual = d.step(&s).unwrap().anomaly.unwrap();
         assert!(usual.warm && usual.score < 0.2, "{usual:?}");
@@ -826,7 +983,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         // A stored 6-bucket state into a 24-bucket detector: re-cut on import, warm at once.
         let mut more = Detector::new(&Config::default());
         assert!(more.import(&key, stored));
-        s.at = Timestamp::from_millis(601 * 300_000);
+        s.at = Timestamp::from_millis(801 * 300_000);
         let after = more.step(&s).unwrap().anomaly.unwrap();
         assert!(after.warm && after.score < 0.2, "{after:?}");
         let (_, restored) = more.export().next().unwrap();

@@ -166,6 +166,35 @@ pub enum Direction {
     Falling,
 }
 
+/// Which deviations from the usual the anomaly detector counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Watch {
+    /// Only rises (latency, loss).
+    Rising,
+    /// Only drops.
+    Falling,
+    /// Both.
+    Both,
+}
+
+impl Watch {
+    /// Name, as in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Watch::Rising => "rising",
+            Watch::Falling => "falling",
+            Watch::Both => "both",
+        }
+    }
+}
+
+named_enum!(
+    Watch,
+    "direction",
+    [Watch::Rising, Watch::Falling, Watch::Both]
+);
+
 /// TS 28.532 `thresholdInfo`: what was measured and what it was compared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -400,10 +400,16 @@ impl Metric {
             Metric::OperStatus => ("oper_status", State, "up", 1.0, Equipment),
             Metric::Reachability => ("reachability", State, "reachable", 1.0, Equipment),
         };
+        let floor = if matches!(self, Metric::Kpi) {
+            -ceiling
+        } else {
+            0.0
+        };
         MetricInfo {
             name,
             kind,
             unit,
+            floor,
             ceiling,
             category,
         }
@@ -469,6 +475,9 @@ pub struct MetricInfo {
     pub kind: MetricKind,
     /// Unit, for people.
     pub unit: &'static str,
+    /// The smallest value it can take: 0 for measurements of amounts, minus the ceiling for a
+    /// profile KPI (signal levels in dBm, temperatures, differences).
+    pub floor: f64,
     /// The largest value it can sensibly take; above it a sample is a bug or an attack.
     pub ceiling: f64,
     /// The category of the fault it shows: latency, loss and utilisation degrade performance,

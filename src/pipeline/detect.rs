@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::detect::{Detector, StoredSeries};
+use crate::detect::{Detector, StoredSeries, StoredSeriesV1};
 use crate::message::{AlarmInput, Ingest};
 use crate::model::{Alarm, Sample};
 use crate::store::{Store, StoreError, Tree};
@@ -17,14 +17,23 @@ use crate::telemetry::Metrics;
 /// How often detector state is saved (and once more when the stage ends).
 const SAVE_EVERY: Duration = Duration::from_secs(300);
 
-/// Builds a detector from `config` and the state the store holds; state it cannot read (an
-/// older version, a damaged entry) is skipped, and those series warm up again.
+/// Builds a detector from `config` and the state the store holds. Version 1 state is
+/// migrated; state it cannot read (an unknown version, a damaged entry) is skipped, and those
+/// series warm up again.
 pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
     let mut detector = Detector::new(config);
     let (mut restored, mut skipped) = (0usize, 0usize);
     for (key, value) in store.scan_raw(Tree::DetectorState)? {
-        let ok = crate::store::decode::<StoredSeries>(Tree::DetectorState, &value)
-            .is_ok_and(|stored| detector.import(&key, stored));
+        let tree = Tree::DetectorState;
+        let stored = crate::store::decode::<StoredSeries>(tree, &value)
+            .ok()
+            .filter(StoredSeries::is_current)
+            .or_else(|| {
+                crate::store::decode::<StoredSeriesV1>(tree, &value)
+                    .ok()?
+                    .migrate(&config.anomaly)
+            });
+        let ok = stored.is_some_and(|stored| detector.import(&key, stored));
         if ok {
             restored += 1;
         } else {
