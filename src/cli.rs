@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use noctua::detect::backtest::{Family, Offset};
 use noctua::fault::GroupBy;
 use noctua::fault::report::Format;
-use noctua::model::Watch;
+use noctua::model::Watching;
 use noctua::pipeline::replay::Speed;
 
 /// The command line.
@@ -140,8 +140,8 @@ pub struct BacktestArgs {
     pub metric: Family,
     /// Which deviations the anomaly detector counts: rising, falling, both or off (else the
     /// config's for the metric).
-    #[arg(long, value_parser = parse_direction)]
-    pub direction: Option<Option<Watch>>,
+    #[arg(long)]
+    pub direction: Option<Watching>,
     /// UTC offset of timestamps written without one, such as +02:00.
     #[arg(long, default_value = "UTC")]
     pub timezone: Offset,
@@ -323,14 +323,4 @@ pub struct FaultListArgs {
     /// Output format: table, json or csv.
     #[arg(long, default_value_t = Format::Table)]
     pub format: Format,
-}
-
-/// `--direction`: a [`Watch`], or `off`.
-fn parse_direction(s: &str) -> Result<Option<Watch>, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    s.parse()
-        .map(Some)
-        .map_err(|e: noctua::model::UnknownName| e.to_string())
 }

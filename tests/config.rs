@@ -418,6 +418,25 @@ fn a_bad_profile_file_names_its_file_key_and_line() {
         }
         other => panic!("expected the profile's error, got {other:?}"),
     }
+    // A direction only on a KPI: a family's metric takes `[anomaly.direction]`'s.
+    std::fs::write(
+        &file,
+        "[[metric]]\nname = \"a\"\noid = \"1.3.6.1.2\"\nkind = \"gauge\"\nfeeds = \"loss\"\ndirection = \"both\"\n",
+    )
+    .unwrap();
+    match config::parse("noctua.toml", text, dir.path()) {
+        Err(ConfigError::Invalid { issues, .. }) => {
+            assert_eq!(
+                (issues[0].line, issues[0].key.as_str()),
+                (6, "metric[0].direction")
+            );
+            assert!(
+                issues[0].message.contains("feeds = \"other\""),
+                "{issues:?}"
+            );
+        }
+        other => panic!("expected the profile's error, got {other:?}"),
+    }
     // A directory that is not there is the config's own error, at `snmp.profile-dir`.
     let got = issues("[snmp]\nprofile-dir = \"/nonexistent/noctua-profiles\"\n");
     assert_eq!((got[0].0, got[0].1.as_str()), (2, "snmp.profile-dir"));
@@ -584,5 +603,28 @@ fn a_bad_duration_shows_how_durations_are_written() {
             .2
             .ends_with("expected a duration such as \"30s\", \"5m\" or \"1h30m\""),
         "{got:?}"
+    );
+}
+
+#[test]
+fn a_bad_anomaly_direction_names_key_line_and_the_choices() {
+    let got = issues("[anomaly]\nwarning = 0.35\n\n[anomaly.direction]\nlatency = \"up\"\n");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (line, key, msg) = &got[0];
+    assert_eq!((*line, key.as_str()), (5, "anomaly.direction.latency"));
+    assert!(
+        msg.contains("expected rising, falling, both or off"),
+        "{msg}"
+    );
+    let c = config::parse(
+        "t.toml",
+        "[anomaly.direction]\nlatency = \"off\"\nkpi = \"Falling\"\n",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.anomaly.direction.latency.0, None);
+    assert_eq!(
+        c.anomaly.direction.kpi.0,
+        Some(noctua::model::Watch::Falling)
     );
 }

@@ -180,7 +180,13 @@ fn a_silent_device_becomes_an_unreachable_alarm_while_others_keep_polling() {
             })
         })
     });
-    assert!(count("noctua_snmp_values_fetched_total") > 0.0);
+    // Read after the live device's polls (the body above may predate its first one).
+    let (_, body) = get(http, "/metrics").unwrap();
+    let fetched = body
+        .lines()
+        .find(|l| l.starts_with("noctua_snmp_values_fetched_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(fetched > Some(0.0), "{body}");
     let _ = dir;
 }
 

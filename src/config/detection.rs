@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::model::{Direction, MetricKind, Role, Severity, Watch};
+use crate::model::{Direction, MetricKind, Role, Severity, Watch, Watching};
 
 /// `[thresholds]`: one rule per metric family. Families left out keep their defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -177,47 +177,29 @@ pub struct AnomalyConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Directions {
     /// Latency: rises.
-    #[serde(deserialize_with = "watch_or_off")]
-    pub latency: Option<Watch>,
+    pub latency: Watching,
     /// Loss: rises.
-    #[serde(deserialize_with = "watch_or_off")]
-    pub loss: Option<Watch>,
+    pub loss: Watching,
     /// Utilisation: both (a collapse is a fault; sudden growth is news).
-    #[serde(deserialize_with = "watch_or_off")]
-    pub utilisation: Option<Watch>,
+    pub utilisation: Watching,
     /// Traffic rates, errors and discards: both.
-    #[serde(deserialize_with = "watch_or_off")]
-    pub traffic: Option<Watch>,
+    pub traffic: Watching,
     /// An exporter's flows: rises (a flood or a scan).
-    #[serde(deserialize_with = "watch_or_off")]
-    pub flows: Option<Watch>,
+    pub flows: Watching,
     /// Profile KPIs (`feeds = "other"`): both, unless the profile metric says otherwise.
-    #[serde(deserialize_with = "watch_or_off")]
-    pub kpi: Option<Watch>,
-}
-
-/// `"rising"`, `"falling"`, `"both"`, or `"off"` (not watched).
-pub fn watch_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Watch>, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "unknown direction `{text}`: expected rising, falling, both or off"
-        ))
-    })
+    pub kpi: Watching,
 }
 
 impl Default for Directions {
     fn default() -> Self {
+        let (rising, both) = (Watching(Some(Watch::Rising)), Watching(Some(Watch::Both)));
         Self {
-            latency: Some(Watch::Rising),
-            loss: Some(Watch::Rising),
-            utilisation: Some(Watch::Both),
-            traffic: Some(Watch::Both),
-            flows: Some(Watch::Rising),
-            kpi: Some(Watch::Both),
+            latency: rising,
+            loss: rising,
+            utilisation: both,
+            traffic: both,
+            flows: rising,
+            kpi: both,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 
 use super::load::{Problems, root};
-use crate::model::{Metric, Role, Watch};
+use crate::model::{Metric, Role, Watching};
 
 /// A profile file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,15 +56,8 @@ pub struct ProfileMetric {
     pub feeds: Feeds,
     /// For `feeds = "other"`: which deviations the anomaly detector counts (`rising`,
     /// `falling`, `both` or `off`); else `[anomaly.direction] kpi`.
-    #[serde(default, deserialize_with = "some_watch_or_off")]
-    pub direction: Option<Option<Watch>>,
-}
-
-/// A profile metric's `direction`: present (perhaps `off`) or not.
-fn some_watch_or_off<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<Watch>>, D::Error> {
-    super::detection::watch_or_off(d).map(Some)
+    #[serde(default)]
+    pub direction: Option<Watching>,
 }
 
 /// How a value is read.
@@ -195,6 +188,14 @@ pub(super) fn validate_profile(profile: &Profile, problems: &mut Problems) {
             problems.push((
                 at.key("scale"),
                 "expected a finite, non-zero number".to_owned(),
+            ));
+        }
+        if m.direction.is_some() && m.feeds != Feeds::Other {
+            // The family's `[anomaly.direction]` judges it; a direction here would be ignored.
+            problems.push((
+                at.key("direction"),
+                "expected only with feeds = \"other\" (set [anomaly.direction] for the family)"
+                    .to_owned(),
             ));
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::detect::Detector;
-use crate::model::{Metric, Sample, SeriesKey, Severity, Timestamp, Watch, named_enum};
+use crate::model::{Metric, Sample, SeriesKey, Severity, Timestamp, Watching, named_enum};
 
 /// Which detector family a backtest's values are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub struct Options {
     /// What the values are.
     pub family: Family,
     /// Which deviations the anomaly detector counts, over the config's for the family.
-    pub direction: Option<Option<Watch>>,
+    pub direction: Option<Watching>,
     /// For timestamps written without an offset.
     pub timezone: Offset,
 }
@@ -472,7 +472,7 @@ mod tests {
         for i in 0..800 {
             csv.push_str(&format!("{},{}\n", i * 300, 12.0 + (i % 3) as f64 * 0.3));
         }
-        csv.push_str("240000,13.4\n");
+        csv.push_str("240000,12.9\n");
         let mut c = Config::default();
         c.thresholds.latency = None;
         let (out, summary) = run(&c, Metric::LatencyMs, Offset::default(), &csv);

@@ -21,7 +21,7 @@ use crate::config::{
 use crate::message::Verdict;
 use crate::model::{
     Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
-    ThresholdLevel, Timestamp,
+    ThresholdLevel, Timestamp, Watching,
 };
 pub use crate::telemetry::Rejection;
 use anomaly::{AnomalyState, Bucket, Head, Observed, Score, Watch};
@@ -284,8 +284,9 @@ fn watch_of(
         MetricKind::Traffic => d.traffic,
         MetricKind::Flows => d.flows,
         // Up/down states and the security shares have their own rules.
-        MetricKind::State | MetricKind::Flood | MetricKind::Sources => None,
+        MetricKind::State | MetricKind::Flood | MetricKind::Sources => Watching(None),
     }
+    .0
 }
 
 impl Detector {
@@ -443,6 +444,7 @@ impl Detector {
                 self.series.prefetch_at(p);
             }
         }
+
         for (sample, (id, position)) in samples.iter().zip(&ahead) {
             out.push(self.step_found(sample, *id, *position));
         }
@@ -897,6 +899,53 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
             !Detector::new(&Config::default())
                 .import(b"no separators", d.export().next().unwrap().1)
         );
+    }
+
+    /// A profile KPI is watched in its profile metric's direction (a table column's rows too),
+    /// else in `[anomaly.direction] kpi`'s; families in theirs.
+    #[test]
+    fn each_series_is_watched_in_its_own_direction() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        std::fs::write(
+            dir.path().join("p/enb.toml"),
+            "[[metric]]\nname = \"rrc_setup_success\"\noid = \"1.3.6.1.4.1.32473.1\"\ntable = true\nkind = \"gauge\"\nfeeds = \"other\"\ndirection = \"falling\"\n\n[[metric]]\nname = \"temperature\"\noid = \"1.3.6.1.4.1.32473.2\"\nkind = \"gauge\"\nfeeds = \"other\"\ndirection = \"off\"\n\n[[metric]]\nname = \"prb_use\"\noid = \"1.3.6.1.4.1.32473.3\"\nkind = \"gauge\"\nfeeds = \"other\"\n",
+        )
+        .unwrap();
+        let text = "[snmp]\nprofile-dir = \"p\"\n[snmp.credentials.lab]\nversion = \"v2c\"\ncommunity = \"public\"\n\n[[device]]\nname = \"enb1\"\naddress = \"192.0.2.1\"\nrole = \"base-station\"\ncredentials = \"lab\"\nprofile = \"enb\"\n";
+        let c = crate::config::parse("t.toml", text, dir.path()).unwrap();
+        let d = Detector::new(&c);
+        let watch = |object: &str, metric: Metric| {
+            let series = SeriesKey {
+                device: "enb1".into(),
+                object: object.into(),
+                metric,
+            };
+            watch_of(
+                &d.anomaly.direction,
+                &d.profiles,
+                d.devices.get("enb1"),
+                &series,
+            )
+        };
+        assert_eq!(
+            watch("rrc_setup_success.3", Metric::Kpi),
+            Some(Watch::Falling)
+        );
+        assert_eq!(
+            watch("rrc_setup_success", Metric::Kpi),
+            Some(Watch::Falling)
+        );
+        // Not a row of the column: another metric's name that merely starts the same way.
+        assert_eq!(watch("rrc_setup_success_x", Metric::Kpi), Some(Watch::Both));
+        assert_eq!(watch("temperature", Metric::Kpi), None);
+        assert_eq!(watch("prb_use", Metric::Kpi), Some(Watch::Both));
+        assert_eq!(watch("ifIndex=3", Metric::LatencyMs), Some(Watch::Rising));
+        assert_eq!(
+            watch("ifIndex=3", Metric::UtilisationInPct),
+            Some(Watch::Both)
+        );
+        assert_eq!(watch("ifIndex=3", Metric::OperStatus), None);
     }
 
     /// Version 1 state (buckets only) keeps its tier and profile: an alarm it raised can still

@@ -13,6 +13,11 @@ pub fn next_tier(rule: &ThresholdLevels, current: Severity, value: f64) -> Sever
         Direction::Rising => value >= level - margin,
         Direction::Falling => value <= level + margin,
     };
+    // Most samples find a clear series under its lowest level: levels are in order
+    // (validated), so no other can be crossed either.
+    if current == Severity::Cleared && rule.levels().next().is_none_or(|(_, l)| !crossed(l, 0.0)) {
+        return Severity::Cleared;
+    }
     let mut raised = Severity::Cleared;
     let mut held = Severity::Cleared;
     for (tier, level) in rule.levels() {

@@ -195,6 +195,32 @@ named_enum!(
     [Watch::Rising, Watch::Falling, Watch::Both]
 );
 
+/// A [`Watch`], or `off` (not watched): the one spelling of config's `direction` keys and the
+/// backtest's `--direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watching(pub Option<Watch>);
+
+impl std::str::FromStr for Watching {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|w| Self(Some(w)))
+            .map_err(|_| format!("unknown direction `{s}`: expected rising, falling, both or off"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Watching {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// TS 28.532 `thresholdInfo`: what was measured and what it was compared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
