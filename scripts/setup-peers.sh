@@ -18,6 +18,9 @@ command -v tshark >/dev/null || need+=(tshark)
 command -v snmpget >/dev/null || need+=(snmp)
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v runuser >/dev/null || need+=(util-linux)
+# The console's tests drive Debian's Chromium headless through chromedriver (WebDriver).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # The unit's ExecReload uses /bin/kill, and `systemd-analyze verify` checks that it exists.
 [ -x /bin/kill ] || need+=(procps)
 
@@ -38,7 +41,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
 
-for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl softflowd tshark snmpget runuser; do
+for tool in systemd-analyze promtool mosquitto_sub mosquitto_pub openssl softflowd tshark snmpget runuser chromium chromedriver; do
   command -v "$tool" >/dev/null || { echo "setup-peers: $tool still missing" >&2; exit 1; }
 done
 [ -x /usr/sbin/mosquitto ] || { echo "setup-peers: /usr/sbin/mosquitto still missing" >&2; exit 1; }

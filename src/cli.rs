@@ -45,6 +45,20 @@ pub enum Command {
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
+    /// Run the daemon on the embedded default with a simulated network (a core, backhaul
+    /// routers, base stations, flows) that raises real alarms within seconds; open the console
+    /// at the printed address. A temporary store unless --store.
+    Demo {
+        /// Keep the store here instead of a temporary directory.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// HTTP address for the console and the API.
+        #[arg(long, default_value = "127.0.0.1:9617")]
+        listen: std::net::SocketAddr,
+        /// Once ready, write the bound addresses here as JSON (as `run --ready-file`).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
     /// Validate a config file: prints `ok`, or every error with file:line:column (exit 2).
     CheckConfig {
         /// The file to check.

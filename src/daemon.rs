@@ -99,6 +99,63 @@ pub fn start(flag: Option<PathBuf>, ready_file: Option<&Path>) -> Result<(), Dae
     ran.inspect_err(|e| tracing::error!("{e}"))
 }
 
+/// `noctua demo`: the daemon on the embedded default plus the simulated network, with a
+/// fresh store and token in a temporary directory (removed at the end) unless `store` is
+/// given. Prints where to look; the token goes to a 0600 file, never to the log.
+pub fn demo(
+    store: Option<PathBuf>,
+    listen: std::net::SocketAddr,
+    ready_file: Option<&Path>,
+) -> Result<(), DaemonError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("noctua-demo-")
+        .tempdir()
+        .map_err(DaemonError::Runtime)?;
+    let token_file = scratch.path().join("http.token");
+    write_token(&token_file).map_err(DaemonError::Runtime)?;
+    let setup = crate::config::DemoSetup {
+        store: store.unwrap_or_else(|| scratch.path().join("store")),
+        token_file: token_file.clone(),
+        listen,
+    };
+    let source = ConfigSource::Demo(setup);
+    let config = source.load()?;
+    let http = config.http.listen;
+    println!(
+        "noctua demo: a simulated network of {} devices; the first alarms come within 20 s.\n\
+         console    http://{http}/   (dashboard: /dashboard)\n\
+         token      {} (paste it into the console to ack and clear)\n\
+         alarms     noctua alarms tail --server http://{http}\n\
+         metrics    curl -s http://{http}/metrics\n\
+         Ctrl-C stops it{}.",
+        config.devices.len(),
+        token_file.display(),
+        if config.store.path.starts_with(scratch.path()) {
+            " and removes the temporary store"
+        } else {
+            ""
+        },
+    );
+    let runtime = tokio::runtime::Runtime::new().map_err(DaemonError::Runtime)?;
+    let ran = runtime.block_on(run(source, config, ready_file));
+    ran.inspect_err(|e| tracing::error!("{e}"))
+}
+
+/// A random token in a file only its owner reads.
+fn write_token(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{token}")
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; once every socket is bound and the pipeline runs,
 /// the bound addresses go to the log and, if given, to `ready_file` as JSON.
 pub async fn run(
@@ -135,6 +192,15 @@ pub async fn run(
     let mut failed = match edges::start(&config, &store, &pipeline, process, &tasks).await {
         Err(e) => Some(DaemonError::from(e)),
         Ok(bound) => {
+            if matches!(source, ConfigSource::Demo(_)) {
+                let doors = crate::pipeline::demo::Doors {
+                    samples: pipeline.samples.clone(),
+                    netflow: bound.netflow.first().copied(),
+                    http: bound.http,
+                    token: config.http.token.as_ref().map(|t| t.expose().to_owned()),
+                };
+                tasks.spawn(crate::pipeline::demo::run(doors, cancel.clone()));
+            }
             let netflow: Vec<String> = bound.netflow.iter().map(ToString::to_string).collect();
             let traps = bound.traps.map(|t| t.to_string());
             tracing::info!(http = %bound.http, netflow = ?netflow, traps = ?traps, config = %source, "noctua ready");

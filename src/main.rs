@@ -87,6 +87,14 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 code => Fail(format!("noctua: {e}"), code),
             })?;
         }
+        Command::Demo {
+            store,
+            listen,
+            ready_file,
+        } => {
+            let started = noctua::daemon::demo(store, listen, ready_file.as_deref());
+            started.map_err(|e| Fail(format!("noctua: {e}"), e.exit_code()))?;
+        }
         Command::Replay(r) => {
             let (store, expect) = (r.store.as_deref(), r.expect.as_deref());
             let checked = replay::check(r.config, r.files, store, r.speed, expect);

@@ -39,6 +39,27 @@ impl StoreConfig {
     }
 }
 
+/// `[console]`: how the web console presents changes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ConsoleConfig {
+    /// How long a new, escalated or cleared alarm stays highlighted.
+    #[serde(with = "humantime_serde")]
+    pub highlight: Duration,
+    /// How long a cleared alarm stays in the list, so a clear is seen and not just missed.
+    #[serde(with = "humantime_serde")]
+    pub cleared_linger: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            highlight: Duration::from_secs(15),
+            cleared_linger: Duration::from_secs(300),
+        }
+    }
+}
+
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]

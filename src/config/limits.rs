@@ -34,6 +34,10 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
         10 * MINUTE,
     );
 
+    let (c, at) = (&config.console, |k| root("console").key(k));
+    p.duration(at("highlight"), c.highlight, Duration::ZERO, HOUR);
+    p.duration(at("cleared-linger"), c.cleared_linger, Duration::ZERO, DAY);
+
     let (q, at) = (&config.pipeline, |k| root("pipeline").key(k));
     p.count(at("sample-queue"), q.sample_queue, 1_024, 4_194_304);
     p.count(at("verdict-queue"), q.verdict_queue, 64, 1_048_576);

@@ -21,6 +21,56 @@ pub enum ConfigSource {
     System(PathBuf),
     /// The embedded default.
     Embedded,
+    /// `noctua demo`: the embedded default with `config/demo.toml` laid over it.
+    Demo(DemoSetup),
+}
+
+/// What `noctua demo` decides at start and lays over the demo config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSetup {
+    /// The store directory.
+    pub store: PathBuf,
+    /// The API token's file (made by the demo, so the console can write).
+    pub token_file: PathBuf,
+    /// The HTTP listen address.
+    pub listen: std::net::SocketAddr,
+}
+
+/// The demo's network and settings, laid over [`DEFAULT_TOML`].
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
+
+impl DemoSetup {
+    /// The demo's whole config text: the embedded default, `config/demo.toml` over it (its
+    /// tables merged key by key, its arrays replacing), then this setup's paths and address.
+    pub fn text(&self) -> Result<String, String> {
+        let mut merged: toml::Table = toml::from_str(DEFAULT_TOML).map_err(|e| e.to_string())?;
+        let demo: toml::Table = toml::from_str(DEMO_TOML).map_err(|e| e.to_string())?;
+        lay_over(&mut merged, demo);
+        let mut setup = toml::Table::new();
+        let mut store = toml::Table::new();
+        store.insert("path".into(), self.store.display().to_string().into());
+        let mut http = toml::Table::new();
+        http.insert(
+            "token-file".into(),
+            self.token_file.display().to_string().into(),
+        );
+        http.insert("listen".into(), self.listen.to_string().into());
+        setup.insert("store".into(), store.into());
+        setup.insert("http".into(), http.into());
+        lay_over(&mut merged, setup);
+        toml::to_string(&merged).map_err(|e| e.to_string())
+    }
+}
+
+fn lay_over(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => lay_over(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 impl ConfigSource {
@@ -55,6 +105,18 @@ impl ConfigSource {
 
     /// Reads and validates the config.
     pub fn load(&self) -> Result<Config, ConfigError> {
+        if let Self::Demo(setup) = self {
+            let text = setup.text().map_err(|message| ConfigError::Invalid {
+                origin: "<demo>".into(),
+                issues: vec![ConfigIssue {
+                    line: 1,
+                    column: 1,
+                    key: String::new(),
+                    message,
+                }],
+            })?;
+            return parse("<demo>", &text, Path::new("."));
+        }
         match self.path() {
             None => parse("<embedded default>", DEFAULT_TOML, Path::new(".")),
             Some(path) => {
@@ -71,7 +133,7 @@ impl ConfigSource {
     fn path(&self) -> Option<&Path> {
         match self {
             Self::Flag(p) | Self::Env(p) | Self::System(p) => Some(p),
-            Self::Embedded => None,
+            Self::Embedded | Self::Demo(_) => None,
         }
     }
 }
@@ -83,6 +145,7 @@ impl fmt::Display for ConfigSource {
             Self::Env(p) => write!(f, "{} ($NOCTUA_CONFIG)", p.display()),
             Self::System(p) => write!(f, "{}", p.display()),
             Self::Embedded => f.write_str("embedded default"),
+            Self::Demo(_) => f.write_str("embedded default + demo network"),
         }
     }
 }

@@ -19,10 +19,10 @@ mod validate;
 use serde::Deserialize;
 
 pub use alarms::{AlarmsConfig, TierTarget, Tiers};
-pub use daemon::{HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
+pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
 pub use devices::{DeviceConfig, InterfaceConfig};
-pub use load::{ConfigError, ConfigIssue, ConfigSource, parse};
+pub use load::{ConfigError, ConfigIssue, ConfigSource, DEMO_TOML, DemoSetup, parse};
 pub use profile::Profiles;
 pub use secret::Secret;
 pub use source_map::{KeyPath, Seg};
@@ -49,6 +49,9 @@ pub struct Config {
     /// HTTP listener for `/metrics`, health and the API.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The web console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Channel sizes between stages.
     #[serde(default)]
     pub pipeline: PipelineConfig,

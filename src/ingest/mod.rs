@@ -4,6 +4,7 @@
 //! `try_send` and counts what it had to drop. Replay reads a file and can wait, so it uses
 //! [`SampleSink::send`] and loses nothing.
 
+pub mod demo;
 pub mod netflow;
 pub mod pcap;
 pub mod probe;

@@ -36,7 +36,16 @@ pub struct Skipped {
 /// Reads every UDP datagram to one of `ports` from a pcap or pcapng file, in file order.
 pub fn read(path: &Path, ports: &[u16]) -> Result<(Vec<Datagram>, Skipped), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bad = |e: pcap_file::PcapError| format!("{}: not a readable capture: {e}", path.display());
+    parse(&path.display().to_string(), &bytes, ports)
+}
+
+/// [`read`] of a capture already in memory; `origin` names it in errors.
+pub fn parse(
+    origin: &str,
+    bytes: &[u8],
+    ports: &[u16],
+) -> Result<(Vec<Datagram>, Skipped), String> {
+    let bad = |e: pcap_file::PcapError| format!("{origin}: not a readable capture: {e}");
     let mut out = Vec::new();
     let mut skipped = Skipped::default();
     let mut take = |at: std::time::Duration, link: DataLink, data: &[u8]| match udp(link, data) {
@@ -50,7 +59,7 @@ pub fn read(path: &Path, ports: &[u16]) -> Result<(Vec<Datagram>, Skipped), Stri
         _ => skipped.other += 1,
     };
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-        let mut reader = PcapNgReader::new(&bytes[..]).map_err(bad)?;
+        let mut reader = PcapNgReader::new(bytes).map_err(bad)?;
         // Per interface: link type and timestamp resolution (`if_tsresol`, default 10⁻⁶ s).
         let mut links: Vec<(DataLink, u8)> = Vec::new();
         while let Some(block) = reader.next_block() {
@@ -78,7 +87,7 @@ pub fn read(path: &Path, ports: &[u16]) -> Result<(Vec<Datagram>, Skipped), Stri
             }
         }
     } else {
-        let mut reader = PcapReader::new(&bytes[..]).map_err(bad)?;
+        let mut reader = PcapReader::new(bytes).map_err(bad)?;
         let link = reader.header().datalink;
         while let Some(packet) = reader.next_packet() {
             let p = packet.map_err(bad)?;

@@ -15,8 +15,8 @@ use crate::config::{MaintenanceConfig, Secret};
 use crate::fault::{self, FaultFilter, GroupBy};
 use crate::message::{AlarmCommand, AlarmError, CommandError};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, FaultId, MAX_AUTHOR_BYTES, Note, NoteError, Timestamp,
-    TransitionKind,
+    AckState, Alarm, AlarmEvent, AlarmId, FaultId, FaultRecord, MAX_AUTHOR_BYTES, Note, NoteError,
+    Timestamp, TransitionKind,
 };
 use crate::northbound::params::{category_param, severity_param, time_param};
 use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
@@ -136,6 +136,10 @@ struct AlarmWithHistory {
     history: Vec<AlarmEvent>,
     /// Engineers' notes on its fault (acks' and clears' included), in order.
     notes: Vec<Note>,
+    /// Its fault record (the latest, if it was reopened).
+    fault: Option<FaultRecord>,
+    /// Active alarms it is the root cause of (suppressed below it).
+    children: Vec<Alarm>,
 }
 
 async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
@@ -155,10 +159,22 @@ async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
         .or_else(|| history.last().map(|e| e.alarm.clone()))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")))?;
     let notes = s.store.notes_of_alarm(id).map_err(unavailable)?;
+    let fault = s
+        .store
+        .faults()
+        .map_err(unavailable)?
+        .into_iter()
+        .filter(|f| f.alarm_id == id)
+        .max_by_key(|f| f.id.0);
+    let mut children: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
+    children.retain(|a| a.root_cause_alarm_id == Some(id));
+    children.sort_by(Alarm::urgency_order);
     Ok(axum::Json(AlarmWithHistory {
         alarm,
         history,
         notes,
+        fault,
+        children,
     })
     .into_response())
 }

@@ -1,5 +1,5 @@
-//! The HTTP listener: `/healthz`, `/readyz`, `/metrics`, and the `/api/v1` routes of
-//! [`crate::northbound::api`].
+//! The HTTP listener: `/healthz`, `/readyz`, `/metrics`, the `/api/v1` routes of
+//! [`crate::northbound::api`], and the console of [`crate::northbound::console`].
 //!
 //! Its own accept loop (over hyper) rather than `axum::serve`, for what a server facing a
 //! network needs and axum does not offer: a header-read timeout that also closes idle
@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpConfig;
 use crate::northbound::reply::json_error;
 use crate::northbound::state::HttpState;
-use crate::northbound::{api, backup, stream};
+use crate::northbound::{api, backup, console, stream};
 use crate::telemetry::{HttpLane, HttpRefusal};
 
 /// Connections past `http.max-connections` that may still ask for health and metrics.
@@ -46,6 +46,7 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         .route("/api/v1/alarms/stream", get(stream::stream))
         .merge(api::routes())
         .merge(backup::routes())
+        .merge(console::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(move |request, next| {
             within(request_timeout, request, next)
@@ -54,7 +55,40 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
             state.clone(),
             count_requests,
         ))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The console's pages only run their own files: no inline script or style, nothing from
+/// elsewhere, never inside a frame (clickjacking an ack button). Sent on every answer, so an
+/// API error page opened in a browser is just as inert.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 /// What the reserve serves: health and metrics; anything else is told to come back.

@@ -1,8 +1,10 @@
-//! What the outside world sees: the HTTP API and its live stream, MQTT, and the CLI's client.
+//! What the outside world sees: the HTTP API and its live stream, the web console, MQTT, and
+//! the CLI's client.
 
 pub mod api;
 pub mod backup;
 pub mod client;
+pub mod console;
 pub mod http;
 pub mod mqtt;
 pub mod params;

@@ -4,7 +4,8 @@
 //! as a `transition` event whose SSE id is its sequence number. A client that reconnects with
 //! `Last-Event-ID: N` gets exactly the published transitions after N, from the store's history,
 //! then the live ones: no gap, no duplicate. If the daemon restarted since N, a `restarted`
-//! event says so first.
+//! event says so first. Suppressed alarms and their transitions (recorded, not notified)
+//! come only to a client that asks with `?suppressed=true`.
 //!
 //! Gap-freedom: the live feed is subscribed *before* the store is read, and everything the
 //! store already holds is skipped on the live feed by sequence number. A client too slow for
@@ -35,15 +36,30 @@ pub struct StreamQuery {
     severity: Option<String>,
     device: Option<String>,
     category: Option<String>,
+    /// Also what is only recorded: alarms and transitions under suppression (root cause,
+    /// flapping, maintenance), each marked `notified: false`. The console shows them greyed.
+    #[serde(default)]
+    suppressed: bool,
 }
 
 struct Filter {
     min: Option<Severity>,
     device: Option<String>,
     category: Option<crate::model::Category>,
+    suppressed: bool,
 }
 
 impl Filter {
+    /// Whether a transition is for this client.
+    fn passes_event(&self, e: &AlarmEvent) -> bool {
+        (self.suppressed || e.notified) && self.passes(&e.alarm)
+    }
+
+    /// Whether an active alarm belongs in this client's snapshot.
+    fn passes_active(&self, a: &Alarm) -> bool {
+        (self.suppressed || a.notified) && self.passes(a)
+    }
+
     fn passes(&self, a: &Alarm) -> bool {
         (a.is_cleared() || self.min.is_none_or(|m| a.perceived_severity >= m))
             && self.device.as_ref().is_none_or(|d| &a.device == d)
@@ -77,6 +93,7 @@ pub async fn stream(
         min: severity_param(q.severity.as_deref())?,
         device: q.device,
         category: category_param(q.category.as_deref())?,
+        suppressed: q.suppressed,
     };
     let resume = match headers.get("last-event-id") {
         None => None,
@@ -128,7 +145,10 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
                 let (mut active, head) = s.store.durable_active().await.map_err(|_| Closed)?;
                 active.sort_by(Alarm::urgency_order);
                 let snapshot = Snapshot {
-                    active_alarms: active.into_iter().filter(|a| filter.passes(a)).collect(),
+                    active_alarms: active
+                        .into_iter()
+                        .filter(|a| filter.passes_active(a))
+                        .collect(),
                     last_seq: head,
                     started_at: s.started_at,
                 };
@@ -145,7 +165,7 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
             match next {
                 Ok(e) if e.seq > cursor => {
                     cursor = e.seq;
-                    if filter.passes(&e.alarm) {
+                    if filter.passes_event(&e) {
                         send(&tx, transition(&e)).await?;
                     }
                 }
@@ -178,18 +198,18 @@ async fn catch_up(
     tx: &mpsc::Sender<Event>,
 ) -> Result<u64, Closed> {
     let (head, missed) = missed_since(store, after).map_err(|_| Closed)?;
-    for e in missed.iter().filter(|e| filter.passes(&e.alarm)) {
+    for e in missed.iter().filter(|e| filter.passes_event(e)) {
         send(tx, transition(e)).await?;
     }
     Ok(head.max(after))
 }
 
-/// Published transitions after `after`, in sequence order, and the last durable sequence
+/// Committed transitions after `after`, in sequence order, and the last durable sequence
 /// (what is not on disk yet is not published, and comes on the live feed once it is).
 fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), StoreError> {
     let head = store.durable_seq();
     let mut events = store.durable_history_after(after, usize::MAX)?;
-    events.retain(|e| e.notified && e.seq <= head);
+    events.retain(|e| e.seq <= head);
     Ok((head, events))
 }
 

@@ -227,6 +227,9 @@ async fn commit(
                 .with_label_values(&[t.fault.peak_severity.name(), category])
                 .observe(d.as_secs_f64());
         }
+        // Suppressed transitions go to the bus too (marked `notified: false`): the console
+        // shows them on request; MQTT only wakes on the bus and publishes from the outbox.
+        let _ = events.send(e.clone());
         if !e.notified {
             metrics.alarm_suppressed.inc();
             continue;
@@ -241,8 +244,6 @@ async fn commit(
             kind = e.kind.name(),
             "{}", printable(&e.alarm.additional_text)
         );
-        // No subscriber is fine: the store and outbox already hold the event.
-        let _ = events.send(e.clone());
     }
     Ok(())
 }

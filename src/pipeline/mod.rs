@@ -6,6 +6,7 @@
 //! [`Pipeline::drain`] stops in data order.
 
 pub mod alarm;
+pub mod demo;
 pub mod detect;
 pub mod edges;
 pub mod replay;
@@ -28,7 +29,7 @@ use crate::telemetry::{Metrics, Outcome};
 pub struct Pipeline {
     /// Where ingest offers samples.
     pub samples: SampleSink,
-    /// Committed, durable, notified alarm transitions.
+    /// Committed, durable alarm transitions, suppressed ones (`notified: false`) included.
     pub events: broadcast::Sender<AlarmEvent>,
     /// Metrics of every stage.
     pub metrics: Arc<Metrics>,

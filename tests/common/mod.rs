@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that run the built binary.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod browser;
 pub mod snmpd;
 
 use std::io::{Read, Write};
