@@ -628,3 +628,31 @@ fn a_bad_anomaly_direction_names_key_line_and_the_choices() {
         Some(noctua::model::Watch::Falling)
     );
 }
+
+#[test]
+fn the_demo_config_is_the_embedded_default_with_the_demo_network_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "demo-token\n").unwrap();
+    let setup = config::DemoSetup {
+        store: PathBuf::from("/tmp/demo-store"),
+        token_file: token,
+        listen: "127.0.0.1:19999".parse().unwrap(),
+    };
+    let c = ConfigSource::Demo(setup).load().unwrap();
+    let default = ConfigSource::Embedded.load().unwrap();
+    assert_eq!(c.store.path, PathBuf::from("/tmp/demo-store"));
+    assert_eq!(c.http.listen.port(), 19999);
+    assert_eq!(
+        c.http.token.as_ref().map(Secret::expose),
+        Some("demo-token")
+    );
+    assert_eq!(c.devices.len(), 11);
+    assert!(c.netflow.enabled);
+    assert_eq!(c.alarms.clear_hold_down, std::time::Duration::from_secs(5));
+    // What the overlay does not name stays the default's.
+    assert_eq!(c.thresholds, default.thresholds);
+    assert_eq!(c.tiers, default.tiers);
+    assert_eq!(c.alarms.flap_threshold, default.alarms.flap_threshold);
+    assert_eq!(c.netflow.max_templates, default.netflow.max_templates);
+}

@@ -450,6 +450,8 @@ fn the_demo_shows_real_alarms_in_the_console() {
             Duration::from_secs(20),
         );
         std::fs::write(out.join("console-detail.png"), b.screenshot()).unwrap();
+        // The dashboard once the outage is acknowledged and repaired, so MTTA and MTTR show.
+        b.wait_for("the backhaul repaired", "return [...window.noctuaConsole.alarms.values()].some(a => a.device === 'bh-east' && a.alarmClearedTime)", Duration::from_secs(300));
         b.goto(&format!("http://127.0.0.1:{http}/dashboard"));
         b.wait_for(
             "the dashboard",

@@ -10,6 +10,7 @@
 //! | 10–70 | `bs-west-2` ifIndex 1 goes down and up every 12 s | link-down alarms, then one `flapping:` alarm |
 //! | 15 | `bh-east` stops answering, then its four base stations | one critical unreachable; the base stations suppressed below it |
 //! | 20 | an engineer opens a maintenance window on `bs-west-3` (through the API) | |
+//! | 45 | an engineer acknowledges the `bh-east` outage with a note (through the API) | the ack, and MTTA on the dashboard |
 //! | 30–150 | `bs-west-3` loses 8 % of packets | recorded under maintenance, not notified |
 //! | 30–200 | `bh-west` ifIndex 1 utilisation climbs to 93 % | warning to major utilisation |
 //! | 60 on | the bundled saturation capture, from `core-r1` | critical utilisation with top talkers (after the collector's lateness) |
@@ -17,7 +18,7 @@
 //! | 200–260 | everything recovers | clears, highlighted, then lingering |
 //!
 //! The samples go into the pipeline as the SNMP poller's would; the flows go to the real
-//! collector over UDP; the maintenance window through the real API.
+//! collector over UDP; the maintenance window and the acknowledgement through the real API.
 
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ use crate::model::{DEVICE_OBJECT, DeviceEvent, EventKind, Metric, Sample, Series
 pub const CYCLE_SECS: u64 = 600;
 /// Seconds into a cycle at which the maintenance window is opened.
 pub const MAINTENANCE_AT: u64 = 20;
+/// Seconds into a cycle at which an engineer acknowledges the backhaul outage (through the API).
+pub const ACK_AT: u64 = 45;
+/// The device whose outage is acknowledged.
+pub const ACK_DEVICE: &str = "bh-east";
 /// The device the maintenance window covers.
 pub const MAINTENANCE_DEVICE: &str = "bs-west-3";
 /// Seconds between the simulated polls.

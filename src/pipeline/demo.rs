@@ -11,7 +11,9 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::SampleSink;
-use crate::ingest::demo::{self, CYCLE_SECS, MAINTENANCE_AT, MAINTENANCE_DEVICE};
+use crate::ingest::demo::{
+    self, ACK_AT, ACK_DEVICE, CYCLE_SECS, MAINTENANCE_AT, MAINTENANCE_DEVICE,
+};
 use crate::model::Timestamp;
 use crate::northbound::client::ApiClient;
 
@@ -58,6 +60,9 @@ pub async fn run(doors: Doors, stop: CancellationToken) {
         if t == MAINTENANCE_AT {
             open_maintenance(&doors, cycle, now);
         }
+        if t == ACK_AT {
+            acknowledge(&doors);
+        }
         if t == FLOWS_AT
             && let Some(collector) = doors.netflow
         {
@@ -80,6 +85,26 @@ fn open_maintenance(doors: &Doors, cycle: u64, now: Timestamp) {
     tokio::task::spawn_blocking(move || {
         if let Err(e) = client.post("/api/v1/maintenance", &window) {
             tracing::warn!(error = %e, "demo: cannot open the maintenance window");
+        }
+    });
+}
+
+/// Acknowledges the backhaul outage over the API, as the engineer on shift would.
+fn acknowledge(doors: &Doors) {
+    let client = ApiClient::new(&format!("http://{}", doors.http), doors.token.clone());
+    tokio::task::spawn_blocking(move || {
+        let listed = client.get("/api/v1/alarms", &[]);
+        let items = listed.as_ref().ok().and_then(|v| v["items"].as_array());
+        for a in items.into_iter().flatten() {
+            if a["device"] == ACK_DEVICE
+                && a["ackState"] == "UNACKNOWLEDGED"
+                && let Some(id) = a["alarmId"].as_str()
+            {
+                let body = serde_json::json!({"user": "noc-demo", "note": "fibre team dispatched"});
+                if let Err(e) = client.post(&format!("/api/v1/alarms/{id}/ack"), &body) {
+                    tracing::warn!(error = %e, "demo: cannot acknowledge");
+                }
+            }
         }
     });
 }

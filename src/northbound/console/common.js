@@ -41,7 +41,7 @@ const noctua = (() => {
     if (!iso) return "—";
     const d = new Date(iso);
     const today = new Date().toDateString() === d.toDateString();
-    const t = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const t = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
     return today ? t : `${d.toLocaleDateString()} ${t}`;
   }
 

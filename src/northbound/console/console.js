@@ -300,7 +300,9 @@
   function refreshLogin() {
     $("login").textContent = auth.token() ? `signed in as ${auth.user() || "?"}` : "enter token";
     $("readonly").hidden = Boolean(auth.token()) && state.writes;
-    if (!state.writes) $("readonly").textContent = "Read-only: this daemon has no http.token, so writes are disabled.";
+    $("readonly").textContent = state.writes
+      ? "Read-only: enter the API token to acknowledge, clear and add notes."
+      : "Read-only: this daemon has no http.token, so writes are disabled.";
   }
 
   // ---- detail ----

@@ -126,7 +126,7 @@
       breaches(pick(sev));
       ages(open.items);
       perHour(recent.items);
-      $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      $("updated").textContent = `updated ${new Date().toLocaleTimeString([], { hourCycle: "h23" })}`;
       window.noctuaDashboard.ready = true;
     } catch (err) {
       const t = $("toast");
