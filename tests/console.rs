@@ -435,11 +435,25 @@ fn the_demo_shows_real_alarms_in_the_console() {
     assert_success(&tail, "alarms list");
     assert!(String::from_utf8_lossy(&tail.stdout).contains("bh-east"));
     assert!(severe(&b).is_empty());
+    // The dashboard draws its charts from the same daemon, with no error either.
+    b.goto(&format!("http://127.0.0.1:{http}/dashboard"));
+    b.wait_for(
+        "the dashboard",
+        "return window.noctuaDashboard && window.noctuaDashboard.ready && document.querySelectorAll('.uplot').length >= 3",
+        Duration::from_secs(20),
+    );
+    let faults = b.run(
+        "return document.querySelector('#by-severity-table').textContent",
+        json!([]),
+    );
+    assert!(faults.as_str().unwrap().contains("critical"), "{faults}");
+    assert!(severe(&b).is_empty());
 
     // With NOCTUA_SCREENSHOTS=DIR the README's pictures are taken: once the flows have
     // played in (top talkers, the SYN flood), the console, a detail, and the dashboard.
     if let Some(out) = std::env::var_os("NOCTUA_SCREENSHOTS") {
         let out = std::path::PathBuf::from(out);
+        b.goto(&format!("http://127.0.0.1:{http}/"));
         b.wait_for("the flow alarms", "return document.getElementById('rows').textContent.includes('top talkers') && document.getElementById('rows').textContent.includes('syn_only_pct')", Duration::from_secs(180));
         b.run("document.getElementById('detail').hidden = true; window.noctuaConsole.detailOpen = null", json!([]));
         std::fs::write(out.join("console.png"), b.screenshot()).unwrap();

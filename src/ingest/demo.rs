@@ -20,9 +20,6 @@
 //! The samples go into the pipeline as the SNMP poller's would; the flows go to the real
 //! collector over UDP; the maintenance window and the acknowledgement through the real API.
 
-use std::time::Duration;
-
-use crate::ingest::pcap::{self, Datagram};
 use crate::message::Ingest;
 use crate::model::{DEVICE_OBJECT, DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
 
@@ -190,55 +187,6 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-/// A bundled capture, re-timed: each datagram's export time moved by one offset so its flows
-/// happen now, and when to send it, relative to the start of the replay.
-#[derive(Debug, Clone)]
-pub struct Retimed {
-    /// When to send, after the start.
-    pub after: Duration,
-    /// The NetFlow v5 datagram with its header's export time moved.
-    pub payload: Vec<u8>,
-}
-
-/// The bundled captures the demo replays: the saturation scenario (from `core-r1`) and the
-/// SYN flood (from `gw-r1`), NetFlow v5 as softflowd exported them.
-pub const SATURATION: &[u8] = include_bytes!("../../fixtures/flows/saturation-v5.pcap");
-/// See [`SATURATION`].
-pub const SYN_FLOOD: &[u8] = include_bytes!("../../fixtures/flows/synflood-v5.pcap");
-/// Where in the captures to start: a minute before their trouble begins (minute 3).
-const SKIP: Duration = Duration::from_secs(150);
-
-/// The datagrams of a bundled v5 capture from [`SKIP`] on, re-timed so the replay's first
-/// datagram is exported at `start`.
-///
-/// NetFlow v5 stamps flows relative to its header (`unix_secs`, with `sys_uptime` and each
-/// record's first/last in uptime milliseconds), so moving `unix_secs` by a constant moves
-/// every flow by the same amount and leaves durations alone.
-pub fn retime(capture: &[u8], start: Timestamp) -> Result<Vec<Retimed>, String> {
-    let (datagrams, _) = pcap::parse("bundled capture", capture, &[2055])?;
-    let first = datagrams.first().map_or(0, |d| d.at_ms);
-    let from = first + SKIP.as_millis() as i64;
-    let kept: Vec<&Datagram> = datagrams.iter().filter(|d| d.at_ms >= from).collect();
-    let base = kept.first().map_or(from, |d| d.at_ms);
-    kept.into_iter()
-        .map(|d| {
-            let mut payload = d.payload.clone();
-            let header = payload
-                .get_mut(8..12)
-                .filter(|_| d.payload.get(..2) == Some(&[0, 5]))
-                .ok_or("the bundled capture is not NetFlow v5")?;
-            let secs = i64::from(u32::from_be_bytes([
-                header[0], header[1], header[2], header[3],
-            ]));
-            let moved = secs + (start.as_millis() - base) / 1000;
-            let moved = u32::try_from(moved).map_err(|_| "export time out of range")?;
-            header.copy_from_slice(&moved.to_be_bytes());
-            let after = Duration::from_millis(u64::try_from(d.at_ms - base).unwrap_or(0));
-            Ok(Retimed { after, payload })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,27 +264,5 @@ mod tests {
                 assert_eq!(j, jitter(s, p));
             }
         }
-    }
-
-    #[test]
-    fn a_retimed_capture_moves_export_times_and_keeps_the_rest() {
-        let start = Timestamp::from_millis(1_900_000_000_000);
-        let out = retime(SATURATION, start).unwrap();
-        assert!(!out.is_empty());
-        assert_eq!(out[0].after, Duration::ZERO);
-        assert!(out.windows(2).all(|w| w[0].after <= w[1].after));
-        let secs = u32::from_be_bytes(out[0].payload[8..12].try_into().unwrap());
-        assert_eq!(i64::from(secs), start.as_millis() / 1000);
-        let (original, _) = pcap::parse("t", SATURATION, &[2055]).unwrap();
-        let same = original
-            .iter()
-            .find(|d| {
-                d.payload.len() == out[0].payload.len() && d.payload[12..] == out[0].payload[12..]
-            })
-            .expect("the datagram is the capture's, bar its export time");
-        assert_eq!(same.payload[..8], out[0].payload[..8]);
-        // The trouble starts a minute or so in (minute 3 of the capture; 150 s skipped).
-        assert!(out.last().unwrap().after > Duration::from_secs(300));
-        assert!(retime(b"not a capture", start).is_err());
     }
 }

@@ -8,6 +8,8 @@
   const { el, duration, getJson } = noctua;
   const $ = (id) => document.getElementById(id);
   const charts = new Map();
+  /** The log axis starts at 6 s (0.1 min); shorter durations are drawn there. */
+  const LOG_FLOOR = 0.1;
   let windowName = "24h";
   let targets = {};
   window.noctuaDashboard = { ready: false };
@@ -16,14 +18,20 @@
   function minutes(stats) { return stats ? Math.round((stats.median_secs / 60) * 10) / 10 : null; }
   function width(id) { return Math.max(320, $(id).clientWidth || 520); }
 
-  /** Grouped bars over named groups; `extra` adds point-only series (targets). */
-  function bars(id, groups, series, extra) {
+  /** Grouped bars over named groups; `extra` adds point-only series (targets). With `log`,
+   *  the y axis is logarithmic from 0.1: durations run from seconds to the days of a minor
+   *  tier's restore target, and a linear axis would flatten the short ones. */
+  function bars(id, groups, series, extra, log) {
     const xs = groups.map((_, i) => i);
-    const data = [xs, ...series.map((s) => s.values), ...(extra || []).map((s) => s.values)];
+    const floor = (v) => (v === null || !log ? v : Math.max(v, LOG_FLOOR));
+    const data = [xs, ...series.map((s) => s.values.map(floor)), ...(extra || []).map((s) => s.values.map(floor))];
     const n = series.length;
+    const y = log
+      ? { distr: 3, log: 10, range: (u, lo, hi) => [LOG_FLOOR, Math.max(10, (hi || 1) * 2)] }
+      : { range: (u, lo, hi) => [0, Math.max(1, hi * 1.15)] };
     const opts = {
       width: width(id), height: 240,
-      scales: { x: { time: false, range: [-0.5, Math.max(0.5, groups.length - 0.5)] }, y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.15)] } },
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, groups.length - 0.5)] }, y },
       axes: [
         { stroke: css("--fg"), grid: { show: false }, values: (u, splits) => splits.map((v) => (Number.isInteger(v) && groups[v] !== undefined ? groups[v] : "")), splits: () => xs },
         { stroke: css("--fg"), grid: { stroke: css("--line") } },
@@ -31,7 +39,7 @@
       series: [
         { label: "group", value: (u, v) => (v === null || groups[v] === undefined ? "—" : groups[v]) },
         ...series.map((s, i) => ({
-          label: s.label, fill: s.color, stroke: s.color, width: 0,
+          label: s.label, fill: s.color, stroke: s.color, width: 0, fillTo: () => (log ? LOG_FLOOR : 0),
           paths: uPlot.paths.bars({ size: [0.8 / n, 80], align: 0, disp: { x0: { unit: 2, values: () => xs.map((x) => x - 0.4 + (i * 0.8) / n) } } }),
           points: { show: false }, value: (u, v) => (v === null ? "—" : `${v} min`),
         })),
@@ -62,7 +70,7 @@
       { label: "ack target", color: css("--cleared"), values: groups.map((g) => { const t = targets[g]; return t && t.ackSecs ? t.ackSecs / 60 : null; }) },
       { label: "restore target", color: css("--critical"), values: groups.map((g) => { const t = targets[g]; return t && t.restoreSecs ? t.restoreSecs / 60 : null; }) },
     ] : [];
-    if (rows.length) bars(id, groups, series, extra);
+    if (rows.length) bars(id, groups, series, extra, true);
     else { const old = charts.get(id); if (old) { old.destroy(); charts.delete(id); } $(id).replaceChildren(el("p", { class: "legend-note" }, `no faults raised in the last ${report.window}`)); }
     const all = [...rows, report.total];
     $(`${id}-table`).replaceChildren(table(all.map((r) => [r.group, String(r.faults), String(r.open),
