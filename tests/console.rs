@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
@@ -84,10 +84,13 @@ fn pages_carry_security_headers_and_no_inline_script() {
         assert!(head.contains("x-content-type-options: nosniff"), "{path}");
         assert!(head.contains("x-frame-options: deny"), "{path}");
     }
-    let (status, head) = head_of(d.port, "/console/uPlot.iife.min.js");
+    let (status, head) = head_of(d.port, "/console/vendor/uPlot.iife.min.js");
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/javascript"), "{head}");
     assert_eq!(head_of(d.port, "/console/secret.txt").0, 404);
+    // Files are looked up by name in the embedded list: no path leads out of it.
+    assert_eq!(head_of(d.port, "/console/../Cargo.toml").0, 404);
+    assert_eq!(head_of(d.port, "/console/vendor/../console.js").0, 404);
     // Every script is a file of ours: no inline script, no other origin.
     for page in ["/", "/dashboard"] {
         let (_, html) = get(d.port, page).unwrap();
@@ -367,27 +370,13 @@ fn two_thousand_alarms_and_a_burst_of_a_thousand() {
 fn the_demo_shows_real_alarms_in_the_console() {
     let dir = tempfile::tempdir().unwrap();
     let http = peer_port();
-    let ready = dir.path().join("ready.json");
-    let log_file = dir.path().join("demo.log");
-    let child = Command::new(BIN)
-        .args([
-            "demo",
-            "--listen",
-            &format!("127.0.0.1:{http}"),
-            "--ready-file",
-        ])
-        .arg(&ready)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_file).unwrap())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child,
-        port: http,
-        bound: Value::Null,
-        log: log_file,
-    };
-    wait_until(&mut d, |_| ready.exists());
+    let listen = format!("127.0.0.1:{http}");
+    let d = launch(
+        dir.path(),
+        &["demo".as_ref(), "--listen".as_ref(), listen.as_ref()],
+        &[],
+    );
+    assert_eq!(d.port, http);
     let b = Browser::start();
     b.goto(&format!("http://127.0.0.1:{http}/"));
     // Within a minute: the backhaul outage, the climbing latency, the flapping link.

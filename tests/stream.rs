@@ -181,3 +181,94 @@ fn alarms_tail_follows_and_survives_a_daemon_restart() {
     tail.kill().unwrap();
     tail.wait().unwrap();
 }
+
+#[test]
+fn suppressed_alarms_come_only_to_a_client_that_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    // A backhaul router down, then the base station behind it: the second is suppressed.
+    let config = write_config(
+        dir.path(),
+        0,
+        "[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.1\"\nrole = \"router\"\n\
+         [[device]]\nname = \"enb-7\"\naddress = \"192.0.2.7\"\nrole = \"base-station\"\nparent = \"bh-r1\"\n",
+    );
+    let at = |s: i64| {
+        noctua::model::Timestamp::from_millis(
+            noctua::model::Timestamp::now().as_millis() - s * 1000,
+        )
+    };
+    let scenario = dir.path().join("s.jsonl");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"event\":\"unreachable\"}}\n\
+             {{\"at\":\"{}\",\"device\":\"enb-7\",\"event\":\"unreachable\"}}\n",
+            at(60),
+            at(59)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg("--config")
+        .arg(&config)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let d = start(dir.path(), &config);
+
+    let devices = |path: &str| -> Vec<(String, bool)> {
+        let mut c = SseClient::connect(d.port, path, None);
+        let snapshot = c.next(WAIT).expect("snapshot");
+        let mut seen: Vec<(String, bool)> = data(&snapshot)["activeAlarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["device"].as_str().unwrap().to_owned(),
+                    a["notified"] == true,
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(
+        devices("/api/v1/alarms/stream"),
+        [("bh-r1".to_owned(), true)]
+    );
+    assert_eq!(
+        devices("/api/v1/alarms/stream?suppressed=true"),
+        [("bh-r1".to_owned(), true), ("enb-7".to_owned(), false)]
+    );
+    // The detail of the root cause names what it suppresses.
+    let (_, body) = get(d.port, "/api/v1/alarms").unwrap();
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let root = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["device"] == "bh-r1")
+        .unwrap()["alarmId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = get(d.port, &format!("/api/v1/alarms/{root}")).unwrap();
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    let children: Vec<&str> = detail["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["enb-7"]);
+    assert_eq!(detail["fault"]["alarmId"], root.as_str());
+    // A wrong value is a 400 that says what was expected, not a silent default.
+    let (status, body) = get(d.port, "/api/v1/alarms/stream?suppressed=maybe").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("suppressed"), "{body}");
+}

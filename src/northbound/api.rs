@@ -158,14 +158,12 @@ async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
     let alarm = active
         .or_else(|| history.last().map(|e| e.alarm.clone()))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")))?;
-    let notes = s.store.notes_of_alarm(id).map_err(unavailable)?;
-    let fault = s
-        .store
-        .faults()
-        .map_err(unavailable)?
-        .into_iter()
-        .filter(|f| f.alarm_id == id)
-        .max_by_key(|f| f.id.0);
+    let faults = s.store.faults_of_alarm(id).map_err(unavailable)?;
+    let notes = faults
+        .iter()
+        .flat_map(|f| f.notes.iter().cloned())
+        .collect();
+    let fault = faults.into_iter().max_by_key(|f| f.id.0);
     let mut children: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
     children.retain(|a| a.root_cause_alarm_id == Some(id));
     children.sort_by(Alarm::urgency_order);

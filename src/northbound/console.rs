@@ -19,53 +19,28 @@ use crate::model::Role;
 use crate::northbound::reply::json_error;
 use crate::northbound::state::HttpState;
 
-/// One embedded file: its name under `/console/` and its content type.
-struct Asset {
-    name: &'static str,
-    kind: &'static str,
-    body: &'static str,
-}
-
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
-const ASSETS: &[Asset] = &[
-    Asset {
-        name: "console.js",
-        kind: JS,
-        body: include_str!("console/console.js"),
-    },
-    Asset {
-        name: "common.js",
-        kind: JS,
-        body: include_str!("console/common.js"),
-    },
-    Asset {
-        name: "dashboard.js",
-        kind: JS,
-        body: include_str!("console/dashboard.js"),
-    },
-    Asset {
-        name: "console.css",
-        kind: CSS,
-        body: include_str!("console/console.css"),
-    },
-    Asset {
-        name: "uPlot.iife.min.js",
-        kind: JS,
-        body: include_str!("console/vendor/uPlot.iife.min.js"),
-    },
-    Asset {
-        name: "uPlot.min.css",
-        kind: CSS,
-        body: include_str!("console/vendor/uPlot.min.css"),
-    },
-    Asset {
-        name: "uPlot.LICENSE",
-        kind: "text/plain; charset=utf-8",
-        body: include_str!("console/vendor/uPlot.LICENSE"),
-    },
+/// An embedded file: its path under `console/` (also its URL under `/console/`), content type
+/// and body.
+macro_rules! asset {
+    ($name:literal, $kind:expr) => {
+        ($name, $kind, include_str!(concat!("console/", $name)))
+    };
+}
+
+const ASSETS: &[(&str, &str, &str)] = &[
+    asset!("console.js", JS),
+    asset!("common.js", JS),
+    asset!("dashboard.js", JS),
+    asset!("console.css", CSS),
+    // uPlot, vendored with its licence.
+    asset!("vendor/uPlot.iife.min.js", JS),
+    asset!("vendor/uPlot.min.css", CSS),
+    asset!("vendor/uPlot.LICENSE", TEXT),
 ];
 
 /// The console's routes.
@@ -76,7 +51,7 @@ pub fn routes() -> Router<HttpState> {
             "/dashboard",
             get(|| page(include_str!("console/dashboard.html"))),
         )
-        .route("/console/{file}", get(asset))
+        .route("/console/{*file}", get(asset))
         .route("/api/v1/console", get(settings))
 }
 
@@ -85,8 +60,8 @@ async fn page(body: &'static str) -> Response {
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|a| a.name == file) {
-        Some(a) => embedded(a.kind, a.body),
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, kind, body)) => embedded(kind, body),
         None => json_error(StatusCode::NOT_FOUND, "no such console file"),
     }
 }

@@ -43,7 +43,6 @@ pub async fn run(doors: Doors, stop: CancellationToken) {
     let started = tokio::time::Instant::now();
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut cycle = 0u64;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -51,7 +50,7 @@ pub async fn run(doors: Doors, stop: CancellationToken) {
         }
         let elapsed = started.elapsed().as_secs();
         let t = elapsed % CYCLE_SECS;
-        cycle = cycle.max(elapsed / CYCLE_SECS);
+        let cycle = elapsed / CYCLE_SECS;
         let now = Timestamp::now();
         for item in demo::tick(t, now) {
             if !doors.samples.send(item).await {

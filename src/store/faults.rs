@@ -105,14 +105,15 @@ impl Store {
         self.put(Tree::FaultNotes, &key, note).map(Ok)
     }
 
-    /// The notes of every fault of one alarm (a reopened alarm keeps its fault), in order.
-    pub fn notes_of_alarm(&self, alarm: AlarmId) -> Result<Vec<Note>, StoreError> {
-        let faults: Vec<FaultRecord> = self.scan(Tree::Faults)?;
-        let mut notes = Vec::new();
-        for f in faults.iter().filter(|f| f.alarm_id == alarm) {
-            notes.extend(self.notes(f.id)?);
+    /// The fault records of one alarm (a reopened alarm keeps its fault), oldest first, each
+    /// with its notes; one scan of the records, notes read only for these.
+    pub fn faults_of_alarm(&self, alarm: AlarmId) -> Result<Vec<FaultRecord>, StoreError> {
+        let mut faults: Vec<FaultRecord> = self.scan(Tree::Faults)?;
+        faults.retain(|f| f.alarm_id == alarm);
+        for f in &mut faults {
+            f.notes = self.notes(f.id)?;
         }
-        Ok(notes)
+        Ok(faults)
     }
 
     /// How many notes a fault has.

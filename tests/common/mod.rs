@@ -60,12 +60,23 @@ pub fn start(dir: &Path, config: &Path) -> Daemon {
 
 /// [`start`] with environment variables set (`STATE_DIRECTORY`, as systemd would).
 pub fn start_with(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Daemon {
+    let args = [
+        std::ffi::OsStr::new("run"),
+        "--config".as_ref(),
+        config.as_ref(),
+    ];
+    launch(dir, &args, env)
+}
+
+/// Starts the binary with `args` (`run ...` or `demo ...`) and `--ready-file`, and waits until
+/// it is ready.
+pub fn launch(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &Path)]) -> Daemon {
     let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = dir.join(format!("daemon-{n}.log"));
     let ready = dir.join(format!("ready-{n}.json"));
     let child = Command::new(BIN)
-        .args(["--log-level", "info", "run", "--config"])
-        .arg(config)
+        .args(["--log-level", "info"])
+        .args(args)
         .arg("--ready-file")
         .arg(&ready)
         .envs(env.iter().copied())

@@ -18,7 +18,7 @@
   function minutes(stats) { return stats ? Math.round((stats.median_secs / 60) * 10) / 10 : null; }
   function width(id) { return Math.max(320, $(id).clientWidth || 520); }
 
-  /** Grouped bars over named groups; `extra` adds point-only series (targets). With `log`,
+  /** Bars over named groups (one or two series); `extra` adds point-only series (targets). With `log`,
    *  the y axis is logarithmic from 0.1: durations run from seconds to the days of a minor
    *  tier's restore target, and a linear axis would flatten the short ones. */
   function bars(id, groups, series, extra, log) {
@@ -40,7 +40,8 @@
         { label: "group", value: (u, v) => (v === null || groups[v] === undefined ? "—" : groups[v]) },
         ...series.map((s, i) => ({
           label: s.label, fill: s.color, stroke: s.color, width: 0, fillTo: () => (log ? LOG_FLOOR : 0),
-          paths: uPlot.paths.bars({ size: [0.8 / n, 80], align: 0, disp: { x0: { unit: 2, values: () => xs.map((x) => x - 0.4 + (i * 0.8) / n) } } }),
+          // Two series side by side: the first left of its tick, the second right of it.
+          paths: uPlot.paths.bars({ size: [0.8 / n, 80], align: n === 1 ? 0 : i === 0 ? -1 : 1 }),
           points: { show: false }, value: (u, v) => (v === null ? "—" : `${v} min`),
         })),
         ...(extra || []).map((s) => ({
