@@ -7,7 +7,7 @@ use noctua::alarm::AlarmManager;
 use noctua::config::Config;
 use noctua::message::Verdict;
 use noctua::model::{
-    Alarm, AlarmEvent, Category, FaultId, FaultRecord, Metric, Note, SeriesKey, Severity,
+    Alarm, AlarmEvent, Category, FaultId, FaultRecord, Impact, Metric, Note, SeriesKey, Severity,
     Timestamp, Transition,
 };
 use noctua::store::{NoteRefused, SCHEMA_VERSION, Store, StoreError, Tree};
@@ -415,6 +415,77 @@ fn a_storm_batch_is_a_few_journal_rows_read_back_across_their_edges() {
     );
 }
 
+/// An event as schemas 1 to 3 stored it: without impact.
+fn old_shape(e: &AlarmEvent) -> AlarmEvent<()> {
+    e.clone().map_impact(|_| ())
+}
+
+/// Schema 3 had no impact: alarms, journal rows and faults are rewritten with an empty one,
+/// nothing else changes, and the outbox still holds what it held.
+#[test]
+fn a_schema_3_store_gains_impact_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manager();
+    let ts = raises(&mut m, 70);
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema_version", &3u32.to_be_bytes()).unwrap();
+        meta.insert("last_seq", &70u64.to_be_bytes()).unwrap();
+        let (alarms, journal, faults) = (
+            db.open_tree("alarms_active").unwrap(),
+            db.open_tree("alarm_journal").unwrap(),
+            db.open_tree("faults").unwrap(),
+        );
+        for t in &ts {
+            let a = t.event.alarm.clone().map_impact(|_| ());
+            alarms
+                .insert(
+                    a.alarm_id.0.to_be_bytes(),
+                    noctua::store::encode(Tree::ActiveAlarms, &a).unwrap(),
+                )
+                .unwrap();
+            let f = t.fault.clone().map_impact(|_| ());
+            faults
+                .insert(
+                    f.id.0.to_be_bytes(),
+                    noctua::store::encode(Tree::Faults, &f).unwrap(),
+                )
+                .unwrap();
+        }
+        let events: Vec<AlarmEvent<()>> = ts.iter().map(|t| old_shape(&t.event)).collect();
+        for row in events.chunks(noctua::store::JOURNAL_ROW) {
+            journal
+                .insert(
+                    row[0].seq.to_be_bytes(),
+                    noctua::store::encode(Tree::Journal, &row).unwrap(),
+                )
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let expected: Vec<AlarmEvent> = ts.iter().map(|t| t.event.clone()).collect();
+    assert_eq!(history(&store), expected);
+    assert_eq!(
+        waiting(&store).len(),
+        70,
+        "the outbox still waits for all of them"
+    );
+    let alarms: Vec<Alarm> = store.scan(Tree::ActiveAlarms).unwrap();
+    assert_eq!(alarms.len(), 70);
+    assert!(alarms.iter().all(|a| a.impact == Impact::default()));
+    for t in &ts {
+        let f = store.fault(t.fault.id).unwrap().unwrap();
+        assert_eq!(f, t.fault, "a fault's accrual starts at its raise");
+        assert_eq!(f.impact.since, f.raised_at);
+    }
+    drop(store);
+    // Opening again finds schema 4 and rewrites nothing.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(history(&store), expected);
+}
+
 /// A store as schema 1 wrote it: a history key (time, then sequence) per transition and an
 /// outbox key per undelivered one, with retention having removed the oldest history.
 #[test]
@@ -436,7 +507,10 @@ fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
                 .to_vec();
             key.extend(e.seq.to_be_bytes());
             history
-                .insert(key, noctua::store::encode(Tree::Journal, e).unwrap())
+                .insert(
+                    key,
+                    noctua::store::encode(Tree::Journal, &old_shape(e)).unwrap(),
+                )
                 .unwrap();
         }
         let outbox = db.open_tree("mqtt_outbox").unwrap();
@@ -444,7 +518,7 @@ fn a_schema_1_store_is_migrated_without_losing_history_or_outbox() {
             outbox
                 .insert(
                     e.seq.to_be_bytes(),
-                    noctua::store::encode(Tree::Journal, e).unwrap(),
+                    noctua::store::encode(Tree::Journal, &old_shape(e)).unwrap(),
                 )
                 .unwrap();
         }
@@ -616,7 +690,7 @@ fn a_schema_2_store_has_its_notes_moved_out_of_the_records() {
             .unwrap()
             .insert(
                 fault.id.0.to_be_bytes(),
-                noctua::store::encode(Tree::Faults, &fault).unwrap(),
+                noctua::store::encode(Tree::Faults, &fault.clone().map_impact(|_| ())).unwrap(),
             )
             .unwrap();
         db.flush().unwrap();

@@ -119,6 +119,10 @@ impl AlarmManager {
                 restore_breached: false,
                 ack_maintenance_ms: 0,
                 repair_maintenance_ms: 0,
+                impact: FaultImpact {
+                    since: now,
+                    ..FaultImpact::default()
+                },
             },
         };
         let alarm = Alarm {
@@ -149,6 +153,7 @@ impl AlarmManager {
             root_cause_alarm_id: None,
             suppressed_by: None,
             notified: false,
+            impact: Impact::default(),
         };
         if c.key.2 == DEVICE_DOWN {
             self.down.insert(c.key.0.clone());

@@ -31,8 +31,8 @@ use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers};
 use crate::message::{AlarmError, Verdict};
 use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DEVICE_OBJECT, DeviceEvent,
-    EventKind, FaultId, FaultRecord, Note, Severity, Suppression, ThresholdInfo, Timestamp,
-    Transition, TransitionKind, TrendIndication,
+    EventKind, FaultId, FaultImpact, FaultRecord, Impact, Note, Severity, Suppression,
+    ThresholdInfo, Timestamp, Transition, TransitionKind, TrendIndication,
 };
 use flap::FlapTracker;
 use maintenance::MaintenanceWindow;

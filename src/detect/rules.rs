@@ -3,7 +3,7 @@
 //! the rules as written; matching them is detection's job.
 
 use crate::config::{DeviceConfig, ThresholdRule, Thresholds};
-use crate::model::MetricKind;
+use crate::model::{MetricKind, glob};
 
 /// Whether `rule` applies to an object of a device with this role, site and tags.
 pub fn rule_matches(
@@ -37,20 +37,4 @@ pub fn matching_rule(
         .rule
         .iter()
         .position(|r| rule_matches(r, kind, device, object))
-}
-
-/// `*`-only glob matching, enough for object and interface names; no regex engine for one
-/// wildcard.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(tail) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| glob(rest, &tail[i..]))
-        }
-    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlarmId, FaultId, Role, Timestamp};
+use super::{AlarmId, FaultId, FaultImpact, Impact, Role, Timestamp};
 
 /// ITU-T X.733 perceived severity; the derived order ranks them (`Critical` highest).
 #[derive(
@@ -251,9 +251,12 @@ pub enum ThresholdLevel {
 ///
 /// Absent optional fields are `null` in JSON rather than missing, because the store's compact
 /// encoding cannot skip fields and one shape for both keeps them from drifting apart.
+///
+/// `I` is the impact's type: stores of schema 3 had none (`()`, no bytes in the store's encoding),
+/// which is how their records are read to migrate them; everything else uses the default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Alarm {
+pub struct Alarm<I = Impact> {
     /// Stable id for the alarm's whole life.
     pub alarm_id: AlarmId,
     /// Distinguished name of the alarmed object.
@@ -309,6 +312,9 @@ pub struct Alarm {
     /// noctua: whether the outside world has been told about this alarm; a notified alarm's clear
     /// is always sent, even while suppressed, so no subscriber keeps a stale alarm.
     pub notified: bool,
+    /// noctua: the services and customers behind it; filled in by impact after the alarm
+    /// manager (which leaves it as it was), before the transition is committed.
+    pub impact: I,
 }
 
 /// Why an alarm is recorded but not notified.
@@ -321,6 +327,42 @@ pub enum Suppression {
     Flapping,
     /// The device is in a maintenance window.
     Maintenance,
+}
+
+impl<I> Alarm<I> {
+    /// The same alarm with another impact (schema migration).
+    pub fn map_impact<J>(self, f: impl FnOnce(I) -> J) -> Alarm<J> {
+        Alarm {
+            alarm_id: self.alarm_id,
+            object_instance: self.object_instance,
+            notification_id: self.notification_id,
+            alarm_raised_time: self.alarm_raised_time,
+            alarm_changed_time: self.alarm_changed_time,
+            alarm_cleared_time: self.alarm_cleared_time,
+            alarm_type: self.alarm_type,
+            probable_cause: self.probable_cause,
+            specific_problem: self.specific_problem,
+            perceived_severity: self.perceived_severity,
+            trend_indication: self.trend_indication,
+            threshold_info: self.threshold_info,
+            root_cause_indicator: self.root_cause_indicator,
+            ack_state: self.ack_state,
+            ack_user_id: self.ack_user_id,
+            ack_time: self.ack_time,
+            clear_user_id: self.clear_user_id,
+            additional_text: self.additional_text,
+            device: self.device,
+            object: self.object,
+            condition: self.condition,
+            category: self.category,
+            count: self.count,
+            last_seen: self.last_seen,
+            root_cause_alarm_id: self.root_cause_alarm_id,
+            suppressed_by: self.suppressed_by,
+            notified: self.notified,
+            impact: f(self.impact),
+        }
+    }
 }
 
 impl Alarm {
@@ -384,7 +426,7 @@ impl TransitionKind {
 /// One committed alarm transition: a history entry, an outbox message and a stream event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AlarmEvent {
+pub struct AlarmEvent<I = Impact> {
     /// Global, gap-free, monotonic sequence; equals the alarm's `notificationId`.
     pub seq: u64,
     /// When the transition happened.
@@ -392,9 +434,22 @@ pub struct AlarmEvent {
     /// What happened.
     pub kind: TransitionKind,
     /// The alarm as it is after the transition.
-    pub alarm: Alarm,
+    pub alarm: Alarm<I>,
     /// Whether the transition was published (suppressed ones are only recorded).
     pub notified: bool,
+}
+
+impl<I> AlarmEvent<I> {
+    /// The same event with another impact (schema migration).
+    pub fn map_impact<J>(self, f: impl FnOnce(I) -> J) -> AlarmEvent<J> {
+        AlarmEvent {
+            seq: self.seq,
+            at: self.at,
+            kind: self.kind,
+            alarm: self.alarm.map_impact(f),
+            notified: self.notified,
+        }
+    }
 }
 
 /// A note an engineer attached to a fault.
@@ -466,9 +521,11 @@ impl Note {
 }
 
 /// The durable history of one alarm from detection to clear, for MTTA/MTTR.
+///
+/// `I` is the impact's type, as for [`Alarm`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FaultRecord {
+pub struct FaultRecord<I = FaultImpact> {
     /// Fault id.
     pub id: FaultId,
     /// The alarm it records.
@@ -513,6 +570,38 @@ pub struct FaultRecord {
     pub ack_maintenance_ms: u64,
     /// Maintenance time between raise and clear, left out of MTTR.
     pub repair_maintenance_ms: u64,
+    /// What it cost customers (filled in by impact, like the alarm's).
+    pub impact: I,
+}
+
+impl<I> FaultRecord<I> {
+    /// The same record with another impact (schema migration).
+    pub fn map_impact<J>(self, f: impl FnOnce(I) -> J) -> FaultRecord<J> {
+        FaultRecord {
+            id: self.id,
+            alarm_id: self.alarm_id,
+            device: self.device,
+            object: self.object,
+            condition: self.condition,
+            category: self.category,
+            peak_severity: self.peak_severity,
+            raised_at: self.raised_at,
+            acked_at: self.acked_at,
+            acked_by: self.acked_by,
+            cleared_at: self.cleared_at,
+            cleared_by: self.cleared_by,
+            root_cause: self.root_cause,
+            notes: self.notes,
+            site: self.site,
+            role: self.role,
+            reopened: self.reopened,
+            ack_breached: self.ack_breached,
+            restore_breached: self.restore_breached,
+            ack_maintenance_ms: self.ack_maintenance_ms,
+            repair_maintenance_ms: self.repair_maintenance_ms,
+            impact: f(self.impact),
+        }
+    }
 }
 
 impl FaultRecord {

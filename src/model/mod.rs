@@ -76,10 +76,28 @@ macro_rules! named_enum {
 pub(crate) use named_enum;
 
 mod alarm;
+mod impact;
 mod maintenance;
 
 pub use alarm::*;
+pub use impact::*;
 pub use maintenance::*;
+
+/// `*`-only glob matching, enough for object and interface names; no regex engine for one
+/// wildcard.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
 
 /// Object name for alarms and events on the device as a whole.
 pub const DEVICE_OBJECT: &str = "device";
@@ -88,7 +106,7 @@ pub const DEVICE_OBJECT: &str = "device";
 ///
 /// Logic takes time as a `Timestamp` argument and never reads the clock, so replays and tests
 /// are deterministic; only the daemon's I/O loops call [`Timestamp::now`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
 
 impl Timestamp {

@@ -38,7 +38,7 @@ use tokio::sync::{Notify, watch};
 use crate::model::{Alarm, AlarmEvent, AlarmId, FaultRecord, Timestamp, Transition};
 
 /// Schema of the trees and keys below; bump with a migration when they change.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Encoding of values (the first byte of each).
 const VALUE_FORMAT: u8 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -304,6 +304,9 @@ impl Store {
                 }
                 if found <= 2 {
                     self.migrate_from_2()?;
+                }
+                if found <= 3 {
+                    self.migrate_from_3()?;
                 }
             }
         }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::config::profile;
 use crate::config::{Config, Credential, DeviceConfig, SnmpConfig};
-use crate::detect::rules::glob;
+use crate::model::glob;
 use crate::telemetry::PollResult;
 
 /// Why a poll failed. Each is a metric label.

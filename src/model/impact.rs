@@ -1,0 +1,130 @@
+//! Services and customers behind alarms: what an alarm touches, what a fault cost, and a
+//! service's status.
+
+use serde::{Deserialize, Serialize};
+
+use super::{AlarmId, Severity, Timestamp};
+
+/// The services and customers one alarm touches, as of its latest transition.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Impact {
+    /// Services whose members the alarm matches, and the services above them, by name.
+    pub services: Vec<String>,
+    /// Customers behind the alarmed element and everything below it; 0 below `[impact]
+    /// affecting` (a warning is not an outage).
+    pub customers: u64,
+    /// The root-cause alarm this one is suppressed under, where its customers are counted:
+    /// totals add only alarms with none, so nobody is counted twice.
+    pub counted_in: Option<AlarmId>,
+}
+
+impl Impact {
+    /// Customers this alarm adds to totals: none when counted at its root cause.
+    pub fn counted(&self) -> u64 {
+        if self.counted_in.is_some() {
+            0
+        } else {
+            self.customers
+        }
+    }
+}
+
+/// What a fault cost customers over its life.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultImpact {
+    /// Every service the fault touched, by name.
+    pub services: Vec<String>,
+    /// Customers it counts now (see [`Impact::counted`]).
+    pub customers: u64,
+    /// The most it ever counted.
+    pub peak_customers: u64,
+    /// Customer-seconds lost: customers counted times how long, summed up to `since`.
+    pub customer_seconds: u64,
+    /// When `customers` last changed (or the fault was raised): accrual runs from here.
+    pub since: Timestamp,
+}
+
+impl FaultImpact {
+    /// Customer-minutes lost, rounded.
+    pub fn customer_minutes(&self) -> u64 {
+        (self.customer_seconds + 30) / 60
+    }
+
+    /// Moves accrual to `now` with `customers` counted from then on, and records `services`.
+    pub fn accrue(&mut self, now: Timestamp, customers: u64, services: &[String]) {
+        if now > self.since {
+            let secs = now.since(self.since).as_secs();
+            self.customer_seconds = self
+                .customer_seconds
+                .saturating_add(self.customers.saturating_mul(secs));
+            self.since = now;
+        }
+        self.customers = customers;
+        self.peak_customers = self.peak_customers.max(customers);
+        for s in services {
+            if !self.services.contains(s) {
+                self.services.push(s.clone());
+            }
+        }
+    }
+}
+
+/// Whether a service works, from its members' alarms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// No member is at or above the service's `degraded-at`.
+    Ok,
+    /// Some member is, but the service's reduce rule does not say down.
+    Degraded,
+    /// The reduce rule says the service is down.
+    Down,
+}
+
+impl ServiceStatus {
+    /// Name, as in the API and on MQTT.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceStatus::Ok => "ok",
+            ServiceStatus::Degraded => "degraded",
+            ServiceStatus::Down => "down",
+        }
+    }
+}
+
+named_enum!(
+    ServiceStatus,
+    "service status",
+    [
+        ServiceStatus::Ok,
+        ServiceStatus::Degraded,
+        ServiceStatus::Down
+    ]
+);
+
+/// A service's status as committed, in the shape of TM Forum's ServiceProblem where it fits
+/// (`affectedService`, `underlyingAlarm`, `timeRaised`, `timeChanged`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceState {
+    /// The service's name.
+    pub name: String,
+    /// ok, degraded or down.
+    pub status: ServiceStatus,
+    /// `CRITICAL` when down; the worst member's (at most `MAJOR`) when degraded; `CLEARED` ok.
+    pub severity: Severity,
+    /// The services this one makes up, by name (its parents in the service tree).
+    pub affected_service: Vec<String>,
+    /// The alarms that explain the status, worst first.
+    pub underlying_alarm: Vec<AlarmId>,
+    /// Customers attached to the service itself (not through its devices).
+    pub customers: u64,
+    /// When the current problem began (`None` while ok).
+    pub time_raised: Option<Timestamp>,
+    /// When the status last changed.
+    pub time_changed: Timestamp,
+    /// Sequence number of the alarm transition that changed it: the MQTT publisher's cursor.
+    pub seq: u64,
+}
