@@ -41,6 +41,11 @@ fn alarm() -> Alarm {
         root_cause_alarm_id: None,
         suppressed_by: Some(Suppression::Maintenance),
         notified: true,
+        impact: Impact {
+            services: vec!["mobile-data-east".into()],
+            customers: 1200,
+            counted_in: None,
+        },
     }
 }
 
@@ -124,6 +129,13 @@ fn fault_record_round_trips_and_reports_mtta_mttr() {
         restore_breached: true,
         ack_maintenance_ms: 0,
         repair_maintenance_ms: 600_000,
+        impact: FaultImpact {
+            services: vec!["mobile-data-east".into()],
+            customers: 1200,
+            peak_customers: 1500,
+            customer_seconds: 90_000,
+            since: Timestamp::from_millis(3_601_000),
+        },
     };
     assert_eq!(f.mtta(), Some(std::time::Duration::from_secs(60)));
     // An hour open, ten minutes of it in maintenance.

@@ -267,6 +267,7 @@ mod tests {
             restore_breached: false,
             ack_maintenance_ms: 0,
             repair_maintenance_ms: 0,
+            impact: Default::default(),
         }
     }
 
