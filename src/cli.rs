@@ -82,6 +82,32 @@ pub enum Command {
         #[command(subcommand)]
         command: MttrCommand,
     },
+    /// Customers from a CRM export, through the running daemon's API (needs the token).
+    Customers {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+    /// Services and their status, from the running daemon.
+    Services {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a known fault touches a customer, site, cell or service now (or did within
+    /// `[impact] recent`): the call-centre question. Needs the token.
+    Impact {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(flatten)]
+        place: ImpactPlace,
+        /// JSON instead of words.
+        #[arg(long)]
+        json: bool,
+    },
     /// Fault records: from the running daemon, or a stopped one's store.
     Faults {
         #[command(flatten)]
@@ -250,6 +276,52 @@ pub enum MttrCommand {
     /// MTTA and MTTR (mean, median, p90) and target breaches, by group. Without --since/--until:
     /// rolling 24h, 7d and 30d windows.
     Report(ReportArgs),
+}
+
+/// `noctua customers ...`.
+#[derive(Subcommand)]
+pub enum CustomersCommand {
+    /// Load a CSV export (header `customer` and one or more of `site`, `cell` as DEVICE/CELL,
+    /// `service`; one place per row). Idempotent; every row is checked before any is written,
+    /// and a bad row is named by its line.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Check every row, write nothing.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// Exactly one place to look up.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ImpactPlace {
+    /// A customer id.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// A site.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// A cell, as DEVICE/CELL.
+    #[arg(long)]
+    pub cell: Option<String>,
+    /// A service.
+    #[arg(long)]
+    pub service: Option<String>,
+}
+
+impl ImpactPlace {
+    /// The query parameter and its value.
+    pub fn param(&self) -> (&'static str, &str) {
+        match (&self.customer, &self.site, &self.cell, &self.service) {
+            (Some(c), ..) => ("customer", c),
+            (_, Some(s), ..) => ("site", s),
+            (_, _, Some(c), _) => ("cell", c),
+            (_, _, _, Some(s)) => ("service", s),
+            _ => ("customer", ""),
+        }
+    }
 }
 
 /// `noctua faults ...`.

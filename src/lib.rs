@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod fault;
+pub mod impact;
 pub mod ingest;
 pub mod message;
 pub mod model;

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    AlarmsCommand as A, Cli, Command, DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand,
-    StoreCommand,
+    AlarmsCommand as A, Cli, Command, CustomersCommand, DaemonArgs, FaultsCommand as F, LogFormat,
+    MttrCommand, StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
@@ -20,6 +20,7 @@ use noctua::fault::FaultFilter;
 use noctua::fault::report::{Format, render_faults, render_reports};
 use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
+use noctua::northbound::crm;
 use noctua::northbound::records::{Records, RecordsError};
 use noctua::pipeline::replay::{self, ReplayError};
 use noctua::store::Store;
@@ -188,6 +189,38 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             let (since, until) = (time(m.since).map_err(run)?, time(m.until).map_err(run)?);
             let reports = records.mttr(m.by, since, until, now).map_err(run)?;
             print!("{}", render_reports(&reports, m.format));
+        }
+        Command::Customers { daemon, command } => match command {
+            CustomersCommand::Import { file, check } => {
+                let api = daemon
+                    .lookup()
+                    .api()
+                    .map_err(fail(RecordsError::is_usage))?;
+                let summary = crm::import(&api, &file, check).map_err(|e| match e {
+                    crm::ImportError::Read { .. } => usage(e.to_string()),
+                    other => run(other),
+                })?;
+                print!("{summary}");
+            }
+        },
+        Command::Services { daemon, json } => {
+            let api = daemon
+                .lookup()
+                .api()
+                .map_err(fail(RecordsError::is_usage))?;
+            print!("{}", crm::services_table(&api, json).map_err(run)?);
+        }
+        Command::Impact {
+            daemon,
+            place,
+            json,
+        } => {
+            let api = daemon
+                .lookup()
+                .api()
+                .map_err(fail(RecordsError::is_usage))?;
+            let (kind, value) = place.param();
+            print!("{}", crm::lookup(&api, kind, value, json).map_err(run)?);
         }
         Command::Faults { daemon, command } => {
             let records = records(daemon)?;

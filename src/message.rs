@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    AlarmEvent, AlarmId, Category, DeviceEvent, FaultId, MaintenanceConfig, Note, Sample,
+    AlarmEvent, AlarmId, Category, DeviceEvent, FaultId, MaintenanceConfig, Note, Place, Sample,
     SeriesKey, Severity, ThresholdInfo, Timestamp,
 };
 
@@ -79,6 +79,9 @@ pub enum AlarmInput {
     /// Commit what came before, then hold still (no commit) until the answered [`Held`] is
     /// dropped: a backup reads the alarm trees as of one moment.
     Hold(oneshot::Sender<Held>),
+    /// Customers per place after an import (already durable): impact counts with them from
+    /// the next transition on.
+    Customers(HashMap<Place, u64>),
 }
 
 /// The alarm stage stays still while this lives (at most [`HOLD_AT_MOST`]).
@@ -174,6 +177,15 @@ impl Commander {
     pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
         self.ask(|reply| AlarmInput::Note(fault, note, reply))
             .await?
+    }
+
+    /// Hands the alarm stage the customer counts after an import.
+    pub async fn customers(&self, counts: HashMap<Place, u64>) -> Result<(), CommandError> {
+        let tx = self.0.upgrade().ok_or(CommandError::Stopping)?;
+        tokio::time::timeout(COMMAND_WAIT, tx.send(AlarmInput::Customers(counts)))
+            .await
+            .map_err(|_| CommandError::Timeout)?
+            .map_err(|_| CommandError::Stopping)
     }
 
     /// Holds the alarm stage still, everything before committed; it resumes when the answer is

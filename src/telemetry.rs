@@ -222,6 +222,16 @@ pub struct Metrics {
     pub alarm_commit_errors: IntCounter,
     /// Transitions recorded but not notified (root cause, flapping, maintenance).
     pub alarm_suppressed: IntCounter,
+    /// Service status changes committed.
+    pub service_changes: IntCounter,
+    /// Services not ok now.
+    pub services_not_ok: IntGauge,
+    /// Customers known (a total only: nothing customer-level is a label).
+    pub customers: IntGauge,
+    /// Customer rows imported.
+    pub customer_rows_imported: IntCounter,
+    /// Customer rows refused (the import they were in stored nothing).
+    pub customer_rows_refused: IntCounter,
     /// Time to acknowledge, by peak severity and category.
     pub fault_time_to_acknowledge: HistogramVec,
     /// Time to repair, by peak severity and category.
@@ -537,6 +547,20 @@ impl Metrics {
             alarm_suppressed: counter(
                 "noctua_alarm_suppressed_transitions_total",
                 "Alarm transitions recorded but not notified (root cause, flapping, maintenance).",
+            ),
+            service_changes: counter(
+                "noctua_service_changes_total",
+                "Service status changes committed to the store.",
+            ),
+            services_not_ok: gauge("noctua_services_not_ok", "Services degraded or down now."),
+            customers: gauge("noctua_customers", "Customers known from imports."),
+            customer_rows_imported: counter(
+                "noctua_customer_rows_imported_total",
+                "Customer rows imported.",
+            ),
+            customer_rows_refused: counter(
+                "noctua_customer_rows_refused_total",
+                "Customer rows refused; the import they came in stored nothing.",
             ),
             fault_time_to_acknowledge: histogram_vec(
                 "noctua_fault_time_to_acknowledge_seconds",

@@ -1,7 +1,7 @@
 //! Maintenance windows: when a device's alarms are recorded but not notified, and how much of
 //! a fault's life is left out of MTTA/MTTR.
 
-use crate::alarm::topology::Topology;
+use crate::config::Topology;
 use crate::config::{MaintenanceConfig, WeeklyWindow};
 use crate::model::Timestamp;
 

@@ -22,12 +22,11 @@ mod commands;
 pub mod flap;
 mod lifecycle;
 pub mod maintenance;
-pub mod topology;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers};
+use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers, Topology};
 use crate::message::{AlarmError, Verdict};
 use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DEVICE_OBJECT, DeviceEvent,
@@ -36,7 +35,6 @@ use crate::model::{
 };
 use flap::FlapTracker;
 use maintenance::MaintenanceWindow;
-use topology::Topology;
 
 /// `(device, object, condition)`: one live alarm per key.
 pub type ReductionKey = (String, String, String);
@@ -170,6 +168,30 @@ impl AlarmManager {
             );
         }
         m
+    }
+
+    /// Takes back what impact filled into transitions, so the next transition of each alarm
+    /// (and of a fault that reopens) starts from it: the manager itself never computes impact.
+    pub fn keep_impact(&mut self, transitions: &[Transition]) {
+        for t in transitions {
+            let alarm = &t.event.alarm;
+            let key = key_of(alarm);
+            if let Some(e) = self.active.get_mut(&key)
+                && e.alarm.alarm_id == alarm.alarm_id
+            {
+                e.alarm.impact = alarm.impact.clone();
+                e.fault.impact = t.fault.impact.clone();
+            } else if let Some(f) = self.recent.get_mut(&key)
+                && f.id == t.fault.id
+            {
+                f.impact = t.fault.impact.clone();
+            }
+        }
+    }
+
+    /// The active alarms, in no order.
+    pub fn alarms(&self) -> impl Iterator<Item = &Alarm> {
+        self.active.values().map(|e| &e.alarm)
     }
 
     /// Number of active alarms.

@@ -38,6 +38,9 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     p.duration(at("highlight"), c.highlight, Duration::ZERO, HOUR);
     p.duration(at("cleared-linger"), c.cleared_linger, Duration::ZERO, DAY);
 
+    let (i, at) = (&config.impact, |k| root("impact").key(k));
+    p.duration(at("recent"), i.recent, Duration::ZERO, 7 * DAY);
+
     let (q, at) = (&config.pipeline, |k| root("pipeline").key(k));
     p.count(at("sample-queue"), q.sample_queue, 1_024, 4_194_304);
     p.count(at("verdict-queue"), q.verdict_queue, 64, 1_048_576);

@@ -357,6 +357,13 @@ fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
     if http.token.is_none() && http.token_file.is_none() {
         http.token = credential(HTTP_TOKEN_CREDENTIAL);
     }
+    let impact = &mut config.impact;
+    pair(
+        &mut impact.hash_key,
+        &impact.hash_key_file,
+        root("impact"),
+        "hash-key",
+    );
     let mqtt = &mut config.mqtt;
     pair(
         &mut mqtt.password,

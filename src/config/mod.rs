@@ -12,8 +12,10 @@ mod limits;
 mod load;
 pub mod profile;
 mod secret;
+mod services;
 mod source_map;
 mod sources;
+mod topology;
 mod validate;
 
 use serde::Deserialize;
@@ -25,11 +27,13 @@ pub use devices::{DeviceConfig, InterfaceConfig};
 pub use load::{ConfigError, ConfigIssue, ConfigSource, DEMO_TOML, DemoSetup, parse};
 pub use profile::Profiles;
 pub use secret::Secret;
+pub use services::{ImpactConfig, MemberConfig, Reduce, ServiceConfig};
 pub use source_map::{KeyPath, Seg};
 pub use sources::{
     AuthProtocol, Credential, NetflowConfig, PrivProtocol, ProbeConfig, SnmpConfig, SnmpVersion,
     TrapConfig,
 };
+pub use topology::Topology;
 
 pub use crate::model::{MaintenanceConfig, Weekday, WeeklyWindow};
 
@@ -88,4 +92,10 @@ pub struct Config {
     /// The seasonal anomaly detector.
     #[serde(default)]
     pub anomaly: AnomalyConfig,
+    /// How alarms count against customers.
+    #[serde(default)]
+    pub impact: ImpactConfig,
+    /// Services (`[[service]]`).
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
 }

@@ -128,3 +128,40 @@ pub struct ServiceState {
     /// Sequence number of the alarm transition that changed it: the MQTT publisher's cursor.
     pub seq: u64,
 }
+
+/// Where customers are reached: a site, a cell (a base station and its cell id) or a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Place {
+    /// Every device at the site serves it.
+    Site(String),
+    /// One cell of a base station.
+    Cell {
+        /// The base station.
+        device: String,
+        /// Its cell id.
+        cell: String,
+    },
+    /// A service as a whole (an enterprise VPN's account).
+    Service(String),
+}
+
+impl Place {
+    /// The alarm object of a cell: `cell=ID`.
+    pub const CELL_OBJECT: &'static str = "cell=";
+
+    /// The cell an alarm object names (`cell=3` → `3`).
+    pub fn cell_of(object: &str) -> Option<&str> {
+        object.strip_prefix(Self::CELL_OBJECT)
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Site(s) => write!(f, "site {s}"),
+            Place::Cell { device, cell } => write!(f, "cell {device}/{cell}"),
+            Place::Service(s) => write!(f, "service {s}"),
+        }
+    }
+}

@@ -96,8 +96,26 @@ impl ApiClient {
     /// `GET path?query` (the parameters that are set, percent-encoded by ureq), parsed as JSON.
     pub fn get(&self, path: &str, query: &[Param]) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let answer = self.agent.get(&url).query_pairs(set(query)).call();
-        self.finish(url, answer)
+        let mut request = self.agent.get(&url).query_pairs(set(query));
+        // Sent with reads too: customer data is only for token holders.
+        if let Some(t) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {t}"));
+        }
+        self.finish(url, request.call())
+    }
+
+    /// `POST path?query` with a CSV body and the bearer token.
+    pub fn post_csv(&self, path: &str, query: &[Param], body: &[u8]) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .agent
+            .post(&url)
+            .query_pairs(set(query))
+            .header("Content-Type", "text/csv");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(url, req.send(body))
     }
 
     /// `GET path` with the bearer token, into `out` as it comes (a backup).

@@ -5,6 +5,8 @@
 //! - `{prefix}/alarms/{severity}/{device}`: each transition, TS 28.532 JSON.
 //! - `{prefix}/active/{alarmId}`: retained, the alarm as it is now; an empty retained message
 //!   when it clears, so a late subscriber sees exactly the active alarms.
+//! - `{prefix}/services/{name}`: retained, the service's status (ok, degraded, down) with the
+//!   alarms that explain it; all of them on every connect, then each change.
 //! - `{prefix}/status`: retained `online`, and `offline` as the last will and on a clean stop.
 //!
 //! Delivery is at least once, in sequence order per connection. rumqttc forgets in-flight
@@ -202,8 +204,35 @@ async fn session(
         return Outcome::Connected;
     }
     awaiting_pkid.push_back(None);
+    // Service states are retained current states: all of them on every connect, then each
+    // change; a connection lost mid-way republishes them all, which is at-least-once for what
+    // a subscriber sees.
+    let mut services_through = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let head = store.durable_seq();
+        if head > services_through || services_through == 0 {
+            match store.service_states() {
+                Ok(states) => {
+                    for st in states.iter().filter(|st| {
+                        st.seq <= head && (services_through == 0 || st.seq > services_through)
+                    }) {
+                        let topic = format!("{}/services/{}", config.prefix, st.name);
+                        let payload = serde_json::to_vec(st).unwrap_or_default();
+                        if client
+                            .publish(topic, QoS::AtLeastOnce, true, payload)
+                            .await
+                            .is_err()
+                        {
+                            return Outcome::Connected;
+                        }
+                        awaiting_pkid.push_back(None);
+                    }
+                    services_through = head.max(1);
+                }
+                Err(e) => tracing::error!(error = %e, "mqtt: cannot read service states"),
+            }
+        }
         if ahead.is_empty() {
             // Only what is on disk: the durability gate.
             let head = store.durable_seq();

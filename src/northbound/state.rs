@@ -7,8 +7,10 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret};
+use crate::impact::ImpactView;
+use crate::impact::customers::CustomerKeys;
 use crate::message::Commander;
-use crate::model::{AlarmEvent, Timestamp};
+use crate::model::{AlarmEvent, ServiceState, Timestamp};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -38,4 +40,12 @@ pub struct HttpState {
     pub config: watch::Receiver<Arc<Config>>,
     /// Slots for live-stream clients (`http.max-stream-clients`, fixed at start).
     pub streams: Arc<Semaphore>,
+    /// Committed service state changes, for the live stream.
+    pub services: broadcast::Sender<ServiceState>,
+    /// What the customer lookup reads.
+    pub impact: watch::Receiver<Arc<ImpactView>>,
+    /// How customer ids become store keys (`[impact] hash-key-file`, fixed at start).
+    pub customer_keys: CustomerKeys,
+    /// One customer import at a time.
+    pub imports: Arc<tokio::sync::Mutex<()>>,
 }

@@ -5,7 +5,9 @@
 //! `Last-Event-ID: N` gets exactly the published transitions after N, from the store's history,
 //! then the live ones: no gap, no duplicate. If the daemon restarted since N, a `restarted`
 //! event says so first. Suppressed alarms and their transitions (recorded, not notified)
-//! come only to a client that asks with `?suppressed=true`.
+//! come only to a client that asks with `?suppressed=true`. Services come as `services` (all
+//! of them, after the snapshot or the catch-up) and then a `service` event per change; they
+//! carry no id, since a service's state is current, not history.
 //!
 //! Gap-freedom: the live feed is subscribed *before* the store is read, and everything the
 //! store already holds is skipped on the live feed by sequence number. A client too slow for
@@ -129,6 +131,7 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
     // Subscribe before reading the store: whatever is committed after the read is then on
     // the live feed.
     let mut live = s.events.subscribe();
+    let mut services = s.services.subscribe();
     let result = async {
         let mut cursor = match resume {
             Some(n) => {
@@ -156,11 +159,25 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
                 head
             }
         };
+        // Service states are current states, not history: every (re)connect gets them all.
+        let current = s.impact.borrow().services().to_vec();
+        send(&tx, json_event("services", None, &current)).await?;
         loop {
             let next = tokio::select! {
                 () = s.stop.cancelled() => return Ok(()),
                 () = tx.closed() => return Ok(()),
                 next = live.recv() => next,
+                service = services.recv() => {
+                    match service {
+                        Ok(state) => send(&tx, json_event("service", None, &state)).await?,
+                        Err(RecvError::Lagged(_)) => {
+                            let current = s.impact.borrow().services().to_vec();
+                            send(&tx, json_event("services", None, &current)).await?;
+                        }
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    continue;
+                }
             };
             match next {
                 Ok(e) if e.seq > cursor => {

@@ -8,12 +8,13 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::AlarmManager;
 use crate::config::Config;
+use crate::impact::{ImpactEngine, ImpactView};
 use crate::message::{
     AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult, HOLD_AT_MOST, Held,
 };
 use crate::model::{
-    Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, Timestamp, Transition,
-    TransitionKind, printable,
+    Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, ServiceState, ServiceStatus,
+    Timestamp, Transition, TransitionKind, printable,
 };
 use crate::store::{NoteRefused, Store, StoreError, Tree};
 use crate::telemetry::Metrics;
@@ -24,6 +25,32 @@ const TICK: Duration = Duration::from_secs(1);
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 /// Inputs taken per batch; a batch is one store transaction and one flush wait.
 const BATCH: usize = 1024;
+
+/// Where the alarm stage publishes what it committed.
+#[derive(Clone)]
+pub struct Published {
+    /// Every committed alarm transition.
+    pub events: broadcast::Sender<AlarmEvent>,
+    /// Every committed service state change.
+    pub services: broadcast::Sender<ServiceState>,
+    /// What the customer lookup reads, after each committed batch.
+    pub impact: watch::Sender<Arc<ImpactView>>,
+}
+
+/// Rebuilds impact from the store and the manager's alarms: at start and with the manager.
+pub fn load_impact(
+    config: &Config,
+    store: &Store,
+    manager: &AlarmManager,
+) -> Result<ImpactEngine, StoreError> {
+    let alarms: Vec<Alarm> = manager.alarms().cloned().collect();
+    Ok(ImpactEngine::new(
+        config,
+        store.customer_counts()?,
+        &alarms,
+        &store.service_states()?,
+    ))
+}
 
 /// Rebuilds the manager from the store: at start, and after a failed commit so the manager
 /// never runs ahead of what is on disk.
@@ -41,11 +68,13 @@ pub fn load_manager(
 }
 
 /// Runs until the input channel closes.
+#[allow(clippy::too_many_arguments)] // the stage's state, input, store, outputs and knobs
 pub async fn run_stage(
     mut manager: AlarmManager,
+    mut impact: ImpactEngine,
     mut inputs: mpsc::Receiver<AlarmInput>,
     store: Store,
-    events: broadcast::Sender<AlarmEvent>,
+    out: Published,
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
     clock: Clock,
@@ -63,6 +92,9 @@ pub async fn run_stage(
         (c.mqtt.enabled, c.mqtt.outbox_limit)
     };
     metrics.alarm_active.set(manager.active_count() as i64);
+    metrics
+        .customers
+        .set(i64::try_from(impact.customers()).unwrap_or(i64::MAX));
     loop {
         tokio::select! {
             n = inputs.recv_many(&mut batch, BATCH) => {
@@ -75,6 +107,10 @@ pub async fn run_stage(
                         AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
                         AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
                         AlarmInput::Hold(reply) => holds.push(reply),
+                        AlarmInput::Customers(counts) => {
+                            impact.set_counts(counts);
+                            out.impact.send_replace(Arc::new(impact.view()));
+                        }
                         AlarmInput::Note(fault, note, reply) => {
                             let max = config.borrow().alarms.max_notes_per_fault;
                             let _ = reply.send(add_note(&store, fault, note, max).await);
@@ -96,7 +132,10 @@ pub async fn run_stage(
             }
             _ = tick.tick(), if clock == Clock::Wall => {
                 if config.has_changed().unwrap_or(false) {
-                    manager.reconfigure(&config.borrow_and_update());
+                    let c = config.borrow_and_update().clone();
+                    manager.reconfigure(&c);
+                    let alarms: Vec<Alarm> = manager.alarms().cloned().collect();
+                    impact.reconfigure(&c, &alarms, &[]);
                 }
                 let now = Timestamp::now();
                 transitions.extend(manager.on_tick(now));
@@ -121,7 +160,19 @@ pub async fn run_stage(
             hold_still(&mut holds).await;
             continue;
         }
-        let committed = commit(&store, &transitions, &events, &metrics).await;
+        let services = impact.annotate(&mut transitions);
+        manager.keep_impact(&transitions);
+        let committed = commit(&store, &transitions, &services, &out, &metrics).await;
+        if committed.is_ok() {
+            let view = impact.view();
+            let not_ok = view
+                .services()
+                .iter()
+                .filter(|s| s.status != ServiceStatus::Ok)
+                .count();
+            metrics.services_not_ok.set(not_ok as i64);
+            out.impact.send_replace(Arc::new(view));
+        }
         for (reply, range) in replies.drain(..) {
             let answer = match &committed {
                 Ok(()) => Ok(transitions[range].iter().map(|t| t.event.clone()).collect()),
@@ -140,8 +191,12 @@ pub async fn run_stage(
                 continue;
             }
             tracing::error!(error = %e, lost = transitions.len(), "alarm transitions not committed; reloading alarm state from the store");
-            match load_manager(&config.borrow(), &store, Timestamp::now()) {
-                Ok(m) => manager = m,
+            let reloaded = load_manager(&config.borrow(), &store, Timestamp::now()).and_then(|m| {
+                let i = load_impact(&config.borrow(), &store, &m)?;
+                Ok((m, i))
+            });
+            match reloaded {
+                Ok((m, i)) => (manager, impact) = (m, i),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state");
                 }
@@ -198,11 +253,19 @@ fn apply(
 async fn commit(
     store: &Store,
     transitions: &[Transition],
-    events: &broadcast::Sender<AlarmEvent>,
+    services: &[ServiceState],
+    out: &Published,
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
-    let ticket = store.commit_transitions(transitions)?;
+    let ticket = store.commit_batch(transitions, services)?;
     store.durable(ticket).await?;
+    metrics.service_changes.inc_by(services.len() as u64);
+    for s in services {
+        tracing::info!(service = %s.name, status = s.status.name(), severity = s.severity.name(),
+            alarms = s.underlying_alarm.len(), "service status changed");
+        let _ = out.services.send(s.clone());
+    }
+    let events = &out.events;
     for t in transitions {
         let e = &t.event;
         let (severity, category) = (e.alarm.perceived_severity.name(), t.fault.category.name());

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::impact::customers::CustomerKeys;
 use crate::ingest::{netflow, probe, snmp, trap};
 use crate::message::InterfaceSpeeds;
 use crate::model::Timestamp;
@@ -114,6 +115,13 @@ pub async fn start(
         stop: cancel.clone(),
         config: pipeline.config(),
         streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_stream_clients)),
+        services: pipeline.services.clone(),
+        impact: pipeline.impact.clone(),
+        customer_keys: match &config.impact.hash_key {
+            Some(k) => CustomerKeys::hashed(k.expose().as_bytes()),
+            None => CustomerKeys::plain(),
+        },
+        imports: Arc::new(tokio::sync::Mutex::new(())),
     };
     let (stop, http_config) = (cancel.clone(), config.http.clone());
     tasks.spawn(async move {

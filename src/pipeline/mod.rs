@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::impact::ImpactView;
 use crate::ingest::SampleSink;
 use crate::message::{AlarmInput, Clock, Commander, Ingest};
-use crate::model::{AlarmEvent, Timestamp};
+use crate::model::{AlarmEvent, ServiceState, Timestamp};
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Metrics, Outcome};
 
@@ -31,6 +32,10 @@ pub struct Pipeline {
     pub samples: SampleSink,
     /// Committed, durable alarm transitions, suppressed ones (`notified: false`) included.
     pub events: broadcast::Sender<AlarmEvent>,
+    /// Committed, durable service state changes.
+    pub services: broadcast::Sender<ServiceState>,
+    /// What the customer lookup reads, as of the last committed batch.
+    pub impact: watch::Receiver<Arc<ImpactView>>,
     /// Metrics of every stage.
     pub metrics: Arc<Metrics>,
     /// Engineers' commands (the HTTP API).
@@ -52,10 +57,13 @@ impl Pipeline {
         store.count_errors_in(metrics.store_errors.clone());
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
         let detector = detect::restore(&config, &store)?;
+        let engine = alarm::load_impact(&config, &store, &manager)?;
+        let (impact_tx, impact) = watch::channel(Arc::new(engine.view()));
         let first_seq = manager.last_seq() + 1;
         let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
         let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
         let (events, _) = broadcast::channel(1024);
+        let (services, _) = broadcast::channel(256);
         let (config_tx, config_rx) = watch::channel(config.clone());
         let flush_stop = CancellationToken::new();
         let flusher = {
@@ -81,9 +89,14 @@ impl Pipeline {
         ));
         stages.spawn(alarm::run_stage(
             manager,
+            engine,
             alarm_rx,
             store.clone(),
-            events.clone(),
+            alarm::Published {
+                events: events.clone(),
+                services: services.clone(),
+                impact: impact_tx,
+            },
             config_rx,
             metrics.clone(),
             clock,
@@ -95,6 +108,8 @@ impl Pipeline {
             first_seq,
             alarm_inputs: alarm_tx,
             events,
+            services,
+            impact,
             metrics,
             config: config_tx,
             stages,

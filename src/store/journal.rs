@@ -13,6 +13,7 @@ use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
 };
+use crate::model::ServiceState;
 
 impl Store {
     /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
@@ -24,6 +25,16 @@ impl Store {
     /// Sequence numbers must rise through the batch and follow the store's last one
     /// ([`StoreError::OutOfSequence`] otherwise), so journal rows never overlap.
     pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
+        self.commit_batch(batch, &[])
+    }
+
+    /// [`Store::commit_transitions`], with the service states the batch changed in the same
+    /// transaction: a service's status is never on disk without the alarms that explain it.
+    pub fn commit_batch(
+        &self,
+        batch: &[Transition],
+        services: &[ServiceState],
+    ) -> Result<Ticket, StoreError> {
         self.writable()?;
         let Some(last) = batch.last() else {
             return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
@@ -72,6 +83,10 @@ impl Store {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let services = services
+            .iter()
+            .map(|s| Ok((s.name.as_bytes(), encode(Tree::Services, s)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let notified = batch.iter().filter(|t| t.event.notified).count() as u64;
         let high_water = last.event.seq.to_be_bytes();
         let trees = (
@@ -79,9 +94,10 @@ impl Store {
             self.tree(Tree::Faults),
             self.tree(Tree::FaultNotes),
             self.tree(Tree::Journal),
+            self.tree(Tree::Services),
             self.tree(Tree::Meta),
         );
-        let result = trees.transaction(|(active, faults, notes, journal, meta)| {
+        let result = trees.transaction(|(active, faults, notes, journal, states, meta)| {
             let after = meta
                 .get(LAST_SEQ_KEY)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -124,6 +140,9 @@ impl Store {
             }
             for (key, row) in &rows {
                 journal.insert(key, row.as_slice())?;
+            }
+            for (name, state) in &services {
+                states.insert(*name, state.as_slice())?;
             }
             meta.insert(LAST_SEQ_KEY, &high_water)?;
             Ok(())

@@ -12,12 +12,14 @@
 //! README's rate (schema 1 wrote a history key and an outbox key for every transition).
 
 mod backup;
+mod customers;
 mod faults;
 mod flush;
 mod journal;
 mod migrate;
 
 pub use backup::{BackupError, BackupSummary};
+pub use customers::ImportSummary;
 pub use faults::NoteRefused;
 pub use flush::FlushReport;
 
@@ -72,12 +74,17 @@ pub enum Tree {
     Templates,
     /// Maintenance windows created through the API, by name.
     Maintenance,
+    /// Customers (`c` + customer key → place) and customers per place (`n` + place → count),
+    /// in one tree so an import batch is atomic.
+    Customers,
+    /// Each service's committed state, by name.
+    Services,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 8] = [
+    const ALL: [Tree; 10] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -85,6 +92,8 @@ impl Tree {
         Tree::DetectorState,
         Tree::Templates,
         Tree::Maintenance,
+        Tree::Customers,
+        Tree::Services,
         Tree::Meta,
     ];
 
@@ -98,6 +107,8 @@ impl Tree {
             Tree::DetectorState => "detector_state",
             Tree::Templates => "netflow_templates",
             Tree::Maintenance => "maintenance_windows",
+            Tree::Customers => "customers",
+            Tree::Services => "services",
             Tree::Meta => "meta",
         }
     }

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use crate::config::DeviceConfig;
+use super::DeviceConfig;
 use crate::model::Role;
 
 /// Parent, site, tags and role of each configured device.
 #[derive(Debug, Default, Clone)]
 pub struct Topology {
     devices: HashMap<String, Node>,
+    order: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,7 +23,7 @@ struct Node {
 impl Topology {
     /// Builds the tree; config validation has already refused unknown parents and cycles.
     pub fn new(devices: &[DeviceConfig]) -> Self {
-        let devices = devices
+        let nodes = devices
             .iter()
             .map(|d| {
                 let node = Node {
@@ -34,7 +35,11 @@ impl Topology {
                 (d.name.clone(), node)
             })
             .collect();
-        Self { devices }
+        let order = devices.iter().map(|d| d.name.clone()).collect();
+        Self {
+            devices: nodes,
+            order,
+        }
     }
 
     /// The device itself, then its parent, grandparent, ... up to the top.
@@ -56,6 +61,31 @@ impl Topology {
     /// Role of a device, if configured.
     pub fn role(&self, device: &str) -> Option<Role> {
         self.devices.get(device).map(|n| n.role)
+    }
+
+    /// Whether a device is configured.
+    pub fn contains(&self, device: &str) -> bool {
+        self.devices.contains_key(device)
+    }
+
+    /// The configured device of this name, borrowed from the topology.
+    pub fn name(&self, device: &str) -> Option<&str> {
+        self.devices.get_key_value(device).map(|(k, _)| k.as_str())
+    }
+
+    /// Every configured device's name, in no order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.devices.keys().map(String::as_str)
+    }
+
+    /// Every configured device's name, in config order.
+    pub fn names_in_order(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
+    /// Whether `device` is `top` or below it.
+    pub fn is_under(&self, device: &str, top: &str) -> bool {
+        self.ancestors_or_self(device).any(|d| d == top)
     }
 
     /// Whether a device carries a tag.

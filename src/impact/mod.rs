@@ -1,0 +1,250 @@
+//! Impact: the services and customers behind every alarm, the services' statuses, and what
+//! a call-centre lookup needs. Pure: transitions and time in, annotated transitions and
+//! service states out; the alarm stage commits both in one transaction.
+//!
+//! Decisions, in one place:
+//! - An alarm affects customers from `[impact] affecting` up (major, by default): X.733's
+//!   service-affecting severities. Below it, it still lists the services it touches.
+//! - An alarm on `cell=ID` affects that cell's customers; any other alarm affects everyone
+//!   behind its device: the sites of the device's subtree (each once) and their cells.
+//! - An alarm suppressed under a root cause names it in `countedIn` and adds nothing to totals
+//!   or to its fault's customer-minutes: the root's subtree already holds its customers.
+//! - Services are reduced from every active alarm, suppressed ones included (a symptom under a
+//!   root cause is still an outage for the service); statuses are recomputed per committed
+//!   batch, which holds every transition of the batch.
+
+pub mod customers;
+mod lookup;
+pub mod services;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Topology};
+use crate::model::{
+    Alarm, AlarmId, FaultId, FaultImpact, Impact, ServiceState, ServiceStatus, Severity,
+    Suppression, Timestamp, Transition,
+};
+use customers::{Counts, Reach};
+use services::{ServiceBoard, ServiceModel, Status};
+
+pub use lookup::{Affected, ImpactView};
+
+/// The impact state machine.
+#[derive(Debug, Default)]
+pub struct ImpactEngine {
+    affecting: Severity,
+    recent: Duration,
+    topology: Arc<Topology>,
+    sites: Arc<HashMap<String, Vec<String>>>,
+    model: ServiceModel,
+    board: ServiceBoard,
+    reach: Reach,
+    counts: Counts,
+    /// The committed state of each service, by index.
+    states: Vec<ServiceState>,
+    /// Alarms that affect customers, active or cleared within `recent`: the lookup's answers.
+    affected: BTreeMap<AlarmId, Affected>,
+}
+
+impl ImpactEngine {
+    /// The engine for a config, customer counts, the active alarms and the service states
+    /// last committed (so an unchanged status is not published again at start).
+    pub fn new(
+        config: &Config,
+        counts: Counts,
+        alarms: &[Alarm],
+        committed: &[ServiceState],
+    ) -> Self {
+        let mut e = Self {
+            counts,
+            ..Self::default()
+        };
+        e.reconfigure(config, alarms, committed);
+        e
+    }
+
+    /// Takes a new config (SIGHUP): services and the topology are compiled again and the
+    /// active alarms re-applied; states of services that still exist carry on.
+    pub fn reconfigure(&mut self, config: &Config, alarms: &[Alarm], committed: &[ServiceState]) {
+        self.affecting = config.impact.affecting;
+        self.recent = config.impact.recent;
+        let topology = Topology::new(&config.devices);
+        let mut sites: HashMap<String, Vec<String>> = HashMap::new();
+        for d in &config.devices {
+            if let Some(s) = &d.site {
+                sites.entry(s.clone()).or_default().push(d.name.clone());
+            }
+        }
+        self.sites = Arc::new(sites);
+        self.model = ServiceModel::new(config, &topology);
+        self.reach = Reach::new(&topology, &self.counts);
+        self.topology = Arc::new(topology);
+        self.board = ServiceBoard::new(&self.model);
+        let previous: HashMap<&str, &ServiceState> = self
+            .states
+            .iter()
+            .chain(committed)
+            .map(|s| (s.name.as_str(), s))
+            .collect();
+        self.states = (0..self.model.len())
+            .map(|i| {
+                let name = &self.model.config(i).name;
+                let mut s = previous
+                    .get(name.as_str())
+                    .map(|s| (*s).clone())
+                    .unwrap_or_else(|| ok_state(name));
+                s.affected_service = self.model.parents(i);
+                s.customers = self.reach.service(name);
+                self.board.restore(
+                    i,
+                    Status {
+                        status: s.status,
+                        severity: s.severity,
+                        underlying: s.underlying_alarm.clone(),
+                    },
+                );
+                s
+            })
+            .collect();
+        for a in alarms {
+            self.board.apply(&self.model, a);
+        }
+        // The alarms' own statuses are computed at the next batch; what changed while the
+        // daemon was down (or with the new config) is published then.
+        self.affected
+            .retain(|_, a| self.topology.contains(&a.device));
+        for a in alarms {
+            self.track(a, a.last_seen);
+        }
+    }
+
+    /// New customer counts (an import): every element's reach is computed again.
+    pub fn set_counts(&mut self, counts: Counts) {
+        self.reach = Reach::new(&self.topology, &counts);
+        self.counts = counts;
+        for (i, s) in self.states.iter_mut().enumerate() {
+            s.customers = self.reach.service(&self.model.config(i).name);
+        }
+    }
+
+    /// Customers known, in all.
+    pub fn customers(&self) -> u64 {
+        self.reach.total()
+    }
+
+    /// Fills in each transition's impact and its fault's cost, and returns the service states
+    /// that changed, to be committed with the transitions.
+    pub fn annotate(&mut self, transitions: &mut [Transition]) -> Vec<ServiceState> {
+        // A fault can change twice in one batch; the second change starts from the first.
+        let mut faults: HashMap<FaultId, FaultImpact> = HashMap::new();
+        let mut touched_at: HashMap<usize, (Timestamp, u64)> = HashMap::new();
+        for t in transitions.iter_mut() {
+            let (at, seq) = (t.event.at, t.event.seq);
+            let alarm = &mut t.event.alarm;
+            let touched = self.model.touched_by(alarm);
+            let customers = if alarm.is_cleared() || alarm.perceived_severity < self.affecting {
+                0
+            } else {
+                self.reach.of_alarm(alarm)
+            };
+            let counted_in = match alarm.suppressed_by {
+                Some(Suppression::RootCause) => alarm.root_cause_alarm_id,
+                _ => None,
+            };
+            alarm.impact = Impact {
+                services: self.model.names(&touched),
+                customers,
+                counted_in,
+            };
+            let mut cost = faults
+                .remove(&t.fault.id)
+                .unwrap_or_else(|| t.fault.impact.clone());
+            cost.accrue(at, alarm.impact.counted(), &alarm.impact.services);
+            t.fault.impact = cost.clone();
+            faults.insert(t.fault.id, cost);
+            if self.board.apply(&self.model, alarm) {
+                for s in touched {
+                    touched_at.insert(s, (at, seq));
+                }
+            }
+            let alarm = alarm.clone();
+            self.track(&alarm, at);
+            if let Some(a) = self.affected.get_mut(&alarm.alarm_id) {
+                a.fault = t.fault.id;
+                a.customer_minutes = t.fault.impact.customer_minutes();
+            }
+        }
+        let last = transitions.last().map(|t| (t.event.at, t.event.seq));
+        if let Some((now, _)) = last {
+            let recent = self.recent;
+            self.affected
+                .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= recent));
+        }
+        let mut out = Vec::new();
+        for s in self.board.recompute(&self.model) {
+            let (at, seq) = touched_at.get(&s).copied().or(last).unwrap_or_default();
+            let st = self.board.status(s);
+            let state = &mut self.states[s];
+            state.time_raised = match (state.status, st.status) {
+                (_, ServiceStatus::Ok) => None,
+                (ServiceStatus::Ok, _) => Some(at),
+                _ => state.time_raised,
+            };
+            state.status = st.status;
+            state.severity = st.severity;
+            state.underlying_alarm = st.underlying.clone();
+            state.time_changed = at;
+            state.seq = seq;
+            out.push(state.clone());
+        }
+        out
+    }
+
+    /// Keeps the lookup's list of customer-affecting alarms up to date with one alarm.
+    fn track(&mut self, alarm: &Alarm, at: Timestamp) {
+        let affecting = alarm.impact.customers > 0
+            || (!alarm.is_cleared() && alarm.perceived_severity >= self.affecting);
+        match self.affected.get_mut(&alarm.alarm_id) {
+            Some(a) => a.update(alarm, at),
+            None if affecting && !alarm.is_cleared() => {
+                self.affected.insert(alarm.alarm_id, Affected::new(alarm));
+            }
+            None => {}
+        }
+    }
+
+    /// The committed service states, by index.
+    pub fn states(&self) -> &[ServiceState] {
+        &self.states
+    }
+
+    /// What the lookup reads: taken after each committed batch.
+    pub fn view(&self) -> ImpactView {
+        ImpactView::new(
+            self.topology.clone(),
+            self.sites.clone(),
+            self.affected.values().cloned().collect(),
+            self.states.clone(),
+            self.recent,
+        )
+    }
+}
+
+fn ok_state(name: &str) -> ServiceState {
+    ServiceState {
+        name: name.to_owned(),
+        status: ServiceStatus::Ok,
+        severity: Severity::Cleared,
+        affected_service: Vec::new(),
+        underlying_alarm: Vec::new(),
+        customers: 0,
+        time_raised: None,
+        time_changed: Timestamp::from_millis(0),
+        seq: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;
