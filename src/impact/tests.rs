@@ -70,15 +70,16 @@ fn run(
 /// The lab: core → bh → (enb with two cells, gnb), and a hub site whose router and base
 /// station anchor it at the router.
 fn lab() -> Config {
-    let mut c = Config::default();
-    c.devices = vec![
-        device("core", None, "dc", Role::Router),
-        device("bh", Some("core"), "hub", Role::Router),
-        device("enb", Some("bh"), "east-1", Role::BaseStation),
-        device("gnb", Some("bh"), "east-2", Role::BaseStation),
-        device("hub-bs", Some("bh"), "hub", Role::BaseStation),
-    ];
-    c
+    Config {
+        devices: vec![
+            device("core", None, "dc", Role::Router),
+            device("bh", Some("core"), "hub", Role::Router),
+            device("enb", Some("bh"), "east-1", Role::BaseStation),
+            device("gnb", Some("bh"), "east-2", Role::BaseStation),
+            device("hub-bs", Some("bh"), "hub", Role::BaseStation),
+        ],
+        ..Config::default()
+    }
 }
 
 fn lab_counts() -> Counts {
@@ -269,11 +270,13 @@ proptest! {
     #[test]
     fn customers_are_counted_exactly_once_under_suppression((parents, site_n, cell_n, order) in network()) {
         let name = |i: usize| format!("d{i}");
-        let mut c = Config::default();
-        c.devices = parents.iter().enumerate().map(|(i, p)| {
-            let role = if i % 2 == 1 { Role::BaseStation } else { Role::Router };
-            device(&name(i), p.map(name).as_deref(), &format!("s{i}"), role)
-        }).collect();
+        let c = Config {
+            devices: parents.iter().enumerate().map(|(i, p)| {
+                let role = if i % 2 == 1 { Role::BaseStation } else { Role::Router };
+                device(&name(i), p.map(name).as_deref(), &format!("s{i}"), role)
+            }).collect(),
+            ..Config::default()
+        };
         let mut counts = Counts::new();
         for i in 0..parents.len() {
             counts.insert(Place::Site(format!("s{i}")), site_n[i]);
@@ -309,8 +312,10 @@ proptest! {
         let levels = [None, Some(Severity::Warning), Some(Severity::Minor), Some(Severity::Major), Some(Severity::Critical)];
         let n = sev.len();
         let k = k.min(n);
-        let mut c = Config::default();
-        c.devices = (0..n).map(|i| device(&format!("m{i}"), None, "x", Role::Router)).collect();
+        let mut c = Config {
+            devices: (0..n).map(|i| device(&format!("m{i}"), None, "x", Role::Router)).collect(),
+            ..Config::default()
+        };
         let service = |name: &str, reduce| ServiceConfig {
             name: name.into(),
             description: String::new(),

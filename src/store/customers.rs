@@ -81,7 +81,7 @@ impl Store {
         }
         for (place, d) in &delta {
             if *d != 0 {
-                self.adjust_count(&tree, place, *d, &mut batch)?;
+                self.adjust_count(tree, place, *d, &mut batch)?;
             }
         }
         tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;

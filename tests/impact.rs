@@ -1,0 +1,217 @@
+//! Services and customer impact end to end: a CRM export imported through the CLI (bad rows
+//! named, nothing stored), a base station going down replayed into the store, and the daemon
+//! answering the call-centre lookup, the services table and the stream from what it restored.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    write_config(
+        dir,
+        0,
+        &format!(
+            "token-file = \"{}\"\n\
+             [[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.10\"\nrole = \"router\"\nsite = \"hub\"\n\
+             [[device]]\nname = \"enb-1\"\naddress = \"198.51.100.1\"\nrole = \"base-station\"\nparent = \"bh-r1\"\nsite = \"east-1\"\n\
+             [[device]]\nname = \"enb-2\"\naddress = \"198.51.100.2\"\nrole = \"base-station\"\nparent = \"bh-r1\"\nsite = \"east-2\"\n\
+             [[service]]\nname = \"data-east\"\ndescription = \"mobile data, region east\"\nreduce = \"k-of-n\"\nk = 2\nseverity = \"critical\"\n\
+             [[service.member]]\ndevice = \"enb-1\"\n\
+             [[service.member]]\ndevice = \"enb-2\"\n",
+            dir.join("token").display()
+        ),
+    )
+}
+
+fn cli(dir: &Path, port: u16, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--server")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn authed(port: u16, path: &str) -> (u16, serde_json::Value) {
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, body) = request(port, "GET", path, &[("Authorization", &bearer)], "").unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn customers_imported_then_a_base_station_down_answers_the_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut d = start(dir.path(), &cfg);
+
+    // A bad export: every bad row named by its line, nothing stored.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "customer,site,cell\nC1,east-1,\nC2,nowhere,\nC3,,bh-r1/1\n",
+    )
+    .unwrap();
+    let out = cli(dir.path(), d.port, &["customers", "import"]);
+    assert!(!out.status.success(), "no file: {}", text(&out));
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["customers", "import", bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("2 bad rows; nothing was imported"), "{said}");
+    assert!(said.contains("line 3: unknown site `nowhere`"), "{said}");
+    assert!(
+        said.contains("line 4: unknown cell `bh-r1/1`: `bh-r1` is not a base station"),
+        "{said}"
+    );
+    assert_eq!(metric(d.port, "noctua_customers"), Some(0.0));
+
+    // A good one, twice: the second changes nothing.
+    let good = dir.path().join("crm.csv");
+    std::fs::write(
+        &good,
+        "customer,site,cell\nC1,east-1,\nC2,east-1,\nC3,,enb-1/2\nC4,east-2,\nC5,hub,\n",
+    )
+    .unwrap();
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["customers", "import", good.to_str().unwrap()],
+    );
+    assert_success(&out, "customers import");
+    assert!(text(&out).contains("5 rows imported"), "{}", text(&out));
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["customers", "import", good.to_str().unwrap()],
+    );
+    assert!(
+        text(&out).contains("0 new, 0 moved, 5 unchanged; 5 customers known"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(metric(d.port, "noctua_customers"), Some(5.0));
+    // Customer data only for token holders; no customer id on /metrics.
+    assert_eq!(get(d.port, "/api/v1/impact?customer=C1").unwrap().0, 401);
+    assert!(!get(d.port, "/metrics").unwrap().1.contains("C1"));
+    let (status, quiet) = authed(d.port, "/api/v1/impact?customer=C1");
+    assert_eq!(status, 200);
+    assert_eq!(quiet["affected"], false);
+    assert_eq!(authed(d.port, "/api/v1/impact?customer=nobody").0, 404);
+    assert_eq!(authed(d.port, "/api/v1/impact?site=atlantis").0, 404);
+    assert_eq!(
+        authed(d.port, "/api/v1/impact?site=hub&cell=enb-1/2").0,
+        400
+    );
+    signal(&d, libc::SIGTERM);
+    wait_exit(&mut d, Duration::from_secs(10));
+
+    // enb-1 goes down a minute ago; replayed into the same store.
+    let at = |s: i64| {
+        noctua::model::Timestamp::from_millis(
+            noctua::model::Timestamp::now().as_millis() - s * 1000,
+        )
+    };
+    let scenario = dir.path().join("s.jsonl");
+    std::fs::write(
+        &scenario,
+        format!("{{\"at\":\"{}\",\"device\":\"enb-1\",\"event\":\"unreachable\",\"text\":\"3 polls unanswered\"}}\n", at(60)),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+
+    let d = start(dir.path(), &cfg);
+    // Site east-1's two customers and cell enb-1/2's one are behind enb-1.
+    let (_, a) = authed(d.port, "/api/v1/alarms?device=enb-1");
+    let alarm = &a["items"][0];
+    assert_eq!(alarm["impact"]["customers"], 3, "{alarm}");
+    assert_eq!(
+        alarm["impact"]["services"],
+        serde_json::json!(["data-east"])
+    );
+    for (query, affected) in [
+        ("customer=C1", true),
+        ("customer=C3", true),
+        ("cell=enb-1/2", true),
+        ("customer=C4", false),
+        ("site=east-2", false),
+    ] {
+        let (status, v) = authed(d.port, &format!("/api/v1/impact?{query}"));
+        assert_eq!(
+            (status, v["affected"].as_bool()),
+            (200, Some(affected)),
+            "{query}: {v}"
+        );
+    }
+    let (_, v) = authed(d.port, "/api/v1/impact?customer=C1");
+    let fault = &v["faults"][0];
+    assert_eq!(fault["device"], "enb-1");
+    assert_eq!(fault["severity"], "CRITICAL");
+    assert_eq!(fault["state"], "active");
+    // The critical tier's restore target from the default [tiers].
+    assert!(fault["restoreBy"].is_string(), "{fault}");
+    // One of two base stations down: degraded, not down (k = 2).
+    let (_, s) = authed(d.port, "/api/v1/services/data-east");
+    assert_eq!(s["service"]["status"], "degraded", "{s}");
+    assert_eq!(s["service"]["underlyingAlarm"][0], alarm["alarmId"]);
+    assert_eq!(s["alarms"][0]["device"], "enb-1");
+    assert_eq!(authed(d.port, "/api/v1/services/nope").0, 404);
+    let out = cli(dir.path(), d.port, &["services"]);
+    assert_success(&out, "services");
+    let table = text(&out);
+    assert!(table.starts_with("SERVICE"), "{table}");
+    assert!(
+        table.contains("data-east") && table.contains("degraded"),
+        "{table}"
+    );
+    let out = cli(dir.path(), d.port, &["impact", "--customer", "C3"]);
+    assert_success(&out, "impact");
+    let said = text(&out);
+    assert!(
+        said.contains("cell enb-1/2: affected by a known fault"),
+        "{said}"
+    );
+    assert!(said.contains("enb-1 device_unreachable"), "{said}");
+    // The stream gives the services after its snapshot.
+    let mut sse = SseClient::connect(d.port, "/api/v1/alarms/stream", None);
+    assert_eq!(sse.next(Duration::from_secs(5)).unwrap().event, "snapshot");
+    let services = sse.next(Duration::from_secs(5)).unwrap();
+    assert_eq!(services.event, "services");
+    assert!(
+        services.data.contains("\"status\":\"degraded\""),
+        "{}",
+        services.data
+    );
+}
