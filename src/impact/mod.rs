@@ -245,6 +245,3 @@ fn ok_state(name: &str) -> ServiceState {
         seq: 0,
     }
 }
-
-#[cfg(test)]
-mod tests;

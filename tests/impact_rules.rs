@@ -1,12 +1,19 @@
+//! Impact's rules through the real alarm manager: customers behind each element, counted once
+//! at the root cause, customer-minutes, CSV rows, and the reduce functions as property tests.
+//! (Here rather than in `src/impact`: a pure core may not import another, the alarm manager.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
+
 use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 
-use super::customers::{CustomerKeys, Places, parse_csv};
-use super::*;
-use crate::alarm::AlarmManager;
-use crate::config::{Config, DeviceConfig, MemberConfig, Reduce, ServiceConfig};
-use crate::model::{DeviceEvent, EventKind, Place, Role, ServiceStatus, Severity, Timestamp};
+use noctua::alarm::AlarmManager;
+use noctua::config::{Config, DeviceConfig, MemberConfig, Reduce, ServiceConfig, Topology};
+use noctua::impact::ImpactEngine;
+use noctua::impact::customers::{Counts, CustomerKeys, Places, Reach, parse_csv};
+use noctua::model::{
+    DeviceEvent, EventKind, Place, Role, ServiceStatus, Severity, Timestamp, Transition,
+};
 
 fn device(name: &str, parent: Option<&str>, site: &str, role: Role) -> DeviceConfig {
     DeviceConfig {
@@ -41,7 +48,7 @@ fn member(device: &str) -> MemberConfig {
 fn down(dev: &str, at: i64) -> DeviceEvent {
     DeviceEvent {
         device: dev.into(),
-        object: crate::model::DEVICE_OBJECT.into(),
+        object: noctua::model::DEVICE_OBJECT.into(),
         kind: EventKind::Unreachable,
         at: Timestamp::from_millis(at),
         text: String::new(),
