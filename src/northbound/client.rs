@@ -349,6 +349,15 @@ impl ApiClient {
                             value["startedAt"].as_str().unwrap_or("?")
                         ),
                         _ if json => writeln!(out, "{data}")?,
+                        // Every service's state comes after the snapshot; changes matter.
+                        "services" => {}
+                        "service" => writeln!(
+                            out,
+                            "service {} is {} ({})",
+                            value["name"].as_str().unwrap_or("?"),
+                            value["status"].as_str().unwrap_or("?"),
+                            value["severity"].as_str().unwrap_or("?").to_lowercase()
+                        )?,
                         _ => out.write_all(render_transition(&value).as_bytes())?,
                     }
                     out.flush()?;

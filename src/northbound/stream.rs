@@ -159,9 +159,12 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
                 head
             }
         };
-        // Service states are current states, not history: every (re)connect gets them all.
+        // Service states are current states, not history: every (re)connect gets them all
+        // (when there are services at all).
         let current = s.impact.borrow().services().to_vec();
-        send(&tx, json_event("services", None, &current)).await?;
+        if !current.is_empty() {
+            send(&tx, json_event("services", None, &current)).await?;
+        }
         loop {
             let next = tokio::select! {
                 () = s.stop.cancelled() => return Ok(()),
