@@ -89,6 +89,13 @@ pub enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Customers' complaints, through the running daemon's API (needs the token).
+    Complaints {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(subcommand)]
+        command: ComplaintsCommand,
+    },
     /// Services and their status, from the running daemon.
     Services {
         #[command(flatten)]
@@ -290,6 +297,61 @@ pub enum CustomersCommand {
         /// Check every row, write nothing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `noctua complaints ...`.
+#[derive(Subcommand)]
+pub enum ComplaintsCommand {
+    /// List complaints, newest first.
+    List {
+        /// open, resolved or all.
+        #[arg(long, default_value = "open")]
+        state: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one complaint in full (JSON).
+    Show {
+        /// Complaint id.
+        id: String,
+    },
+    /// Record a complaint (as the CRM would); prints which known fault explains it.
+    Add {
+        #[command(flatten)]
+        place: ImpactPlace,
+        /// phone, app, web, email, store or other.
+        #[arg(long, default_value = "phone")]
+        channel: String,
+        /// no_service, slow, drops, voice_quality or other.
+        #[arg(long)]
+        symptom: String,
+        /// The customer's words.
+        #[arg(long, default_value = "")]
+        text: String,
+        /// The CRM's ticket id (else noctua gives one).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Say the customer has been answered.
+    Ack {
+        /// Complaint id.
+        id: String,
+        /// Who.
+        #[arg(long)]
+        by: String,
+    },
+    /// Resolve, saying how.
+    Resolve {
+        /// Complaint id.
+        id: String,
+        /// Who.
+        #[arg(long)]
+        by: String,
+        /// How it was resolved.
+        #[arg(long)]
+        note: String,
     },
 }
 

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    AlarmsCommand as A, Cli, Command, CustomersCommand, DaemonArgs, FaultsCommand as F, LogFormat,
-    MttrCommand, StoreCommand,
+    AlarmsCommand as A, Cli, Command, ComplaintsCommand, CustomersCommand, DaemonArgs,
+    FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
@@ -203,6 +203,53 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 print!("{summary}");
             }
         },
+        Command::Complaints { daemon, command } => {
+            let api = daemon
+                .lookup()
+                .api()
+                .map_err(fail(RecordsError::is_usage))?;
+            let path = |id: &str, action: &str| format!("/api/v1/complaints/{id}/{action}");
+            let said = match command {
+                ComplaintsCommand::List { state, json } => {
+                    crm::complaints_table(&api, &state, json).map_err(run)?
+                }
+                ComplaintsCommand::Show { id } => {
+                    let v = api
+                        .get(&format!("/api/v1/complaints/{id}"), &[])
+                        .map_err(run)?;
+                    format!("{v:#}\n")
+                }
+                ComplaintsCommand::Add {
+                    place,
+                    channel,
+                    symptom,
+                    text,
+                    id,
+                } => {
+                    let (kind, value) = place.param();
+                    let mut body = serde_json::json!({
+                        "channel": channel, "symptom": symptom, "text": text, kind: value,
+                    });
+                    if let Some(id) = id {
+                        body["id"] = id.into();
+                    }
+                    let v = api.post("/api/v1/complaints", &body).map_err(run)?;
+                    crm::complaint_said(&v)
+                }
+                ComplaintsCommand::Ack { id, by } => {
+                    let v = api
+                        .post(&path(&id, "ack"), &serde_json::json!({ "by": by }))
+                        .map_err(run)?;
+                    crm::complaint_said(&v)
+                }
+                ComplaintsCommand::Resolve { id, by, note } => {
+                    let body = serde_json::json!({ "by": by, "note": note });
+                    let v = api.post(&path(&id, "resolve"), &body).map_err(run)?;
+                    crm::complaint_said(&v)
+                }
+            };
+            print!("{said}");
+        }
         Command::Services { daemon, json } => {
             let api = daemon
                 .lookup()

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    AlarmEvent, AlarmId, Category, DeviceEvent, FaultId, MaintenanceConfig, Note, Place, Sample,
-    SeriesKey, Severity, ThresholdInfo, Timestamp,
+    AlarmEvent, AlarmId, Category, Complaint, ComplaintError, DeviceEvent, FaultId,
+    MaintenanceConfig, NewComplaint, Note, Place, Sample, SeriesKey, Severity, ThresholdInfo,
+    Timestamp,
 };
 
 /// What flows from ingest into detection, in one ordered channel: measurements, events, and
@@ -82,6 +83,34 @@ pub enum AlarmInput {
     /// Customers per place after an import (already durable): impact counts with them from
     /// the next transition on.
     Customers(HashMap<Place, u64>),
+    /// A complaint received or answered; answered with the complaint once it is durable.
+    Complaint(
+        ComplaintCommand,
+        oneshot::Sender<Result<Complaint, CommandError>>,
+    ),
+}
+
+/// What the CRM or an agent does with a complaint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComplaintCommand {
+    /// A new complaint, at this time (the wall clock, or a replay's).
+    Receive(NewComplaint, Timestamp),
+    /// Someone answered the customer.
+    Ack {
+        /// Complaint id.
+        id: String,
+        /// Who.
+        by: String,
+    },
+    /// Resolved by hand.
+    Resolve {
+        /// Complaint id.
+        id: String,
+        /// Who.
+        by: String,
+        /// How.
+        note: String,
+    },
 }
 
 /// The alarm stage stays still while this lives (at most [`HOLD_AT_MOST`]).
@@ -145,6 +174,9 @@ pub enum CommandError {
     /// The fault has this many notes, the most allowed.
     #[error("the fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
     NotesFull(usize),
+    /// A complaint command was refused.
+    #[error(transparent)]
+    Complaint(#[from] ComplaintError),
     /// Not confirmed within [`COMMAND_WAIT`] (a stalled disk): it may still take effect.
     #[error("not confirmed within {COMMAND_WAIT:?} (the store is slow); it may still take effect")]
     Timeout,
@@ -176,6 +208,12 @@ impl Commander {
     /// Adds a note to a fault, in order with the transitions around it.
     pub async fn note(&self, fault: FaultId, note: Note) -> CommandResult {
         self.ask(|reply| AlarmInput::Note(fault, note, reply))
+            .await?
+    }
+
+    /// Runs a complaint command; returns the complaint as committed.
+    pub async fn complaint(&self, command: ComplaintCommand) -> Result<Complaint, CommandError> {
+        self.ask(|reply| AlarmInput::Complaint(command, reply))
             .await?
     }
 

@@ -232,6 +232,14 @@ pub struct Metrics {
     pub customer_rows_imported: IntCounter,
     /// Customer rows refused (the import they were in stored nothing).
     pub customer_rows_refused: IntCounter,
+    /// Complaint changes committed (received, linked, answered, resolved, targets passed).
+    pub complaint_changes: IntCounter,
+    /// Complaints not resolved now.
+    pub complaints_open: IntGauge,
+    /// Open complaints past their response target, unanswered.
+    pub complaints_respond_overdue: IntGauge,
+    /// Open complaints past their resolve target.
+    pub complaints_resolve_overdue: IntGauge,
     /// Time to acknowledge, by peak severity and category.
     pub fault_time_to_acknowledge: HistogramVec,
     /// Time to repair, by peak severity and category.
@@ -561,6 +569,19 @@ impl Metrics {
             customer_rows_refused: counter(
                 "noctua_customer_rows_refused_total",
                 "Customer rows refused; the import they came in stored nothing.",
+            ),
+            complaint_changes: counter(
+                "noctua_complaint_changes_total",
+                "Complaint changes committed (received, linked, answered, resolved, overdue).",
+            ),
+            complaints_open: gauge("noctua_complaints_open", "Complaints not resolved now."),
+            complaints_respond_overdue: gauge(
+                "noctua_complaints_respond_overdue",
+                "Open complaints past their response target, unanswered.",
+            ),
+            complaints_resolve_overdue: gauge(
+                "noctua_complaints_resolve_overdue",
+                "Open complaints past their resolve target.",
             ),
             fault_time_to_acknowledge: histogram_vec(
                 "noctua_fault_time_to_acknowledge_seconds",

@@ -214,4 +214,149 @@ fn customers_imported_then_a_base_station_down_answers_the_lookup() {
         "{}",
         services.data
     );
+
+    // A complaint from C1 is explained at once by enb-1's fault.
+    let (status, c) = post(
+        d.port,
+        "/api/v1/complaints",
+        r#"{"id":"CRM-1","customer":"C1","channel":"phone","symptom":"no_service","text":"no signal since lunch"}"#,
+    );
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["explained"], true, "{c}");
+    assert_eq!(c["link"]["alarm"], alarm["alarmId"]);
+    assert_eq!(c["placeName"], "site east-1");
+    // Bad input: a clear 4xx each, and nothing stored.
+    for (body, want) in [
+        (
+            r#"{"id":"CRM-1","customer":"C1","channel":"phone","symptom":"slow"}"#,
+            409,
+        ),
+        (
+            r#"{"customer":"C999","channel":"phone","symptom":"slow"}"#,
+            404,
+        ),
+        (
+            r#"{"site":"atlantis","channel":"phone","symptom":"slow"}"#,
+            404,
+        ),
+        (
+            r#"{"cell":"bh-r1/1","channel":"phone","symptom":"slow"}"#,
+            404,
+        ),
+        (
+            r#"{"site":"east-1","channel":"pigeon","symptom":"slow"}"#,
+            400,
+        ),
+        (
+            r#"{"site":"east-1","cell":"enb-1/2","channel":"phone","symptom":"slow"}"#,
+            400,
+        ),
+        (
+            r#"{"site":"east-1","channel":"phone","symptom":"slow","receivedAt":"2999-01-01T00:00:00Z"}"#,
+            400,
+        ),
+    ] {
+        let (status, v) = post(d.port, "/api/v1/complaints", body);
+        assert_eq!(status, want, "{body}: {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    let long = format!(
+        r#"{{"site":"east-1","channel":"phone","symptom":"other","text":"{}"}}"#,
+        "x".repeat(3000)
+    );
+    assert_eq!(post(d.port, "/api/v1/complaints", &long).0, 413);
+    let (_, all) = authed(d.port, "/api/v1/complaints?state=all");
+    assert_eq!(all["total"], 1, "{all}");
+    assert_eq!(get(d.port, "/api/v1/complaints").unwrap().0, 401);
+
+    // Three unexplained complaints from east-2 within the window: customer_reported on it.
+    for n in 0..3 {
+        let out = cli(
+            dir.path(),
+            d.port,
+            &[
+                "complaints",
+                "add",
+                "--site",
+                "east-2",
+                "--symptom",
+                "slow",
+                "--text",
+                &format!("caller {n}"),
+            ],
+        );
+        assert_success(&out, "complaints add");
+        assert!(
+            text(&out).contains("no known fault explains it yet"),
+            "{}",
+            text(&out)
+        );
+    }
+    let (_, a) = authed(d.port, "/api/v1/alarms?device=enb-2");
+    let reported = &a["items"][0];
+    assert_eq!(reported["condition"], "customer_reported", "{a}");
+    assert_eq!(reported["object"], "site=east-2");
+    assert_eq!(reported["perceivedSeverity"], "MINOR");
+    assert_eq!(reported["category"], "service");
+    let out = cli(dir.path(), d.port, &["complaints", "list"]);
+    let listed = text(&out);
+    assert!(listed.starts_with("COMPLAINT"), "{listed}");
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("site east-2")).count(),
+        3,
+        "{listed}"
+    );
+    assert!(listed.contains("fault "), "{listed}");
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["complaints", "ack", "CRM-1", "--by", "ana"],
+    );
+    assert!(
+        text(&out).contains("complaint CRM-1 (site east-1): acknowledged"),
+        "{}",
+        text(&out)
+    );
+
+    // enb-1's alarm cleared by hand: its complaint resolves with it.
+    act(d.port, TOKEN, alarm["alarmId"].as_str().unwrap(), "clear");
+    let (_, c) = authed(d.port, "/api/v1/complaints/CRM-1");
+    assert_eq!(c["state"], "resolved", "{c}");
+    assert!(
+        c["resolution"]
+            .as_str()
+            .unwrap()
+            .starts_with("resolved with fault"),
+        "{c}"
+    );
+    assert_eq!(c["resolvedBy"], serde_json::Value::Null);
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["complaints", "ack", "CRM-1", "--by", "ana"],
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("is resolved"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, body) = request(
+        port,
+        "POST",
+        path,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }

@@ -63,7 +63,7 @@ fn run(
     events: Vec<DeviceEvent>,
 ) -> (AlarmManager, ImpactEngine, Vec<Transition>) {
     let mut m = AlarmManager::new(config);
-    let mut e = ImpactEngine::new(config, counts, &[], &[]);
+    let mut e = ImpactEngine::new(config, counts, &[], &[], vec![]);
     let mut all = Vec::new();
     for ev in events {
         let mut ts = m.on_event(ev);
@@ -169,12 +169,12 @@ fn warnings_touch_services_but_affect_no_customer() {
         members: vec![member("bh")],
     }];
     let mut m = AlarmManager::new(&c);
-    let mut e = ImpactEngine::new(&c, lab_counts(), &[], &[]);
+    let mut e = ImpactEngine::new(&c, lab_counts(), &[], &[], vec![]);
     let mut ts = m.on_event(DeviceEvent {
         kind: EventKind::Reboot,
         ..down("gnb", 0)
     });
-    let states = e.annotate(&mut ts);
+    let (states, _) = e.annotate(&mut ts);
     assert_eq!(ts[0].event.alarm.impact.services, ["data-east"]);
     assert_eq!(
         ts[0].event.alarm.impact.customers, 0,
@@ -341,7 +341,7 @@ proptest! {
             service("weighted", Reduce::Weighted),
         ];
         let mut m = AlarmManager::new(&c);
-        let mut e = ImpactEngine::new(&c, Counts::new(), &[], &[]);
+        let mut e = ImpactEngine::new(&c, Counts::new(), &[], &[], vec![]);
         for (i, s) in sev.iter().enumerate() {
             if let Some(s) = levels[*s] {
                 let mut ts = m.on_event(DeviceEvent { severity: Some(s), kind: EventKind::Trap, ..down(&format!("m{i}"), 0) });

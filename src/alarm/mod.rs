@@ -41,6 +41,8 @@ pub type ReductionKey = (String, String, String);
 
 /// Condition name of the device-down alarm that root-cause suppression hangs off.
 pub const DEVICE_DOWN: &str = "device_unreachable";
+/// Condition name of the alarm unexplained customer complaints raise.
+pub const CUSTOMER_REPORTED: &str = "customer_reported";
 const FLAPPING_PREFIX: &str = "flapping:";
 
 #[derive(Debug, Clone)]
@@ -255,6 +257,12 @@ impl AlarmManager {
                 AlarmType::SecurityServiceOrMechanismViolation,
                 "unauthorizedAccessAttempt",
             ),
+            EventKind::Complaints | EventKind::ComplaintsStopped => (
+                CUSTOMER_REPORTED,
+                Severity::Minor,
+                AlarmType::QualityOfServiceAlarm,
+                "customerReported",
+            ),
             EventKind::Trap => (
                 "snmp_trap",
                 Severity::Indeterminate,
@@ -265,18 +273,20 @@ impl AlarmManager {
         let severity = e.severity.unwrap_or(severity);
         let category = match e.kind {
             EventKind::AuthFailure => Category::Security,
+            EventKind::Complaints | EventKind::ComplaintsStopped => Category::Service,
             _ => Category::Equipment,
         };
         let key = (e.device, e.object, condition.to_owned());
         match e.kind {
-            EventKind::Reachable | EventKind::LinkUp => {
+            EventKind::Reachable | EventKind::LinkUp | EventKind::ComplaintsStopped => {
                 self.retract(&key, at, None, e.text, &mut out);
             }
             EventKind::Unreachable
             | EventKind::LinkDown
             | EventKind::Reboot
             | EventKind::AuthFailure
-            | EventKind::Trap => {
+            | EventKind::Trap
+            | EventKind::Complaints => {
                 // Events with no clearing counterpart clear themselves after a while.
                 let expires = matches!(
                     e.kind,

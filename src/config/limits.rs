@@ -41,6 +41,19 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     let (i, at) = (&config.impact, |k| root("impact").key(k));
     p.duration(at("recent"), i.recent, Duration::ZERO, 7 * DAY);
 
+    let (c, at) = (&config.complaints, |k| root("complaints").key(k));
+    p.duration(
+        at("link-look-back"),
+        c.link_look_back,
+        Duration::ZERO,
+        7 * DAY,
+    );
+    p.duration(at("respond-within"), c.respond_within, MINUTE, 30 * DAY);
+    p.duration(at("resolve-within"), c.resolve_within, MINUTE, 90 * DAY);
+    p.duration(at("detect-window"), c.detect_window, MINUTE, DAY);
+    p.count(at("critical"), c.critical, 1, 100_000);
+    p.count(at("max-text-bytes"), c.max_text_bytes, 64, 65_536);
+
     let (q, at) = (&config.pipeline, |k| root("pipeline").key(k));
     p.count(at("sample-queue"), q.sample_queue, 1_024, 4_194_304);
     p.count(at("verdict-queue"), q.verdict_queue, 64, 1_048_576);

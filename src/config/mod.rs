@@ -8,11 +8,11 @@ mod alarms;
 mod daemon;
 mod detection;
 mod devices;
+mod impact;
 mod limits;
 mod load;
 pub mod profile;
 mod secret;
-mod services;
 mod source_map;
 mod sources;
 mod topology;
@@ -24,10 +24,10 @@ pub use alarms::{AlarmsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
 pub use devices::{DeviceConfig, InterfaceConfig};
+pub use impact::{ComplaintsConfig, ImpactConfig, MemberConfig, Reduce, ServiceConfig};
 pub use load::{ConfigError, ConfigIssue, ConfigSource, DEMO_TOML, DemoSetup, parse};
 pub use profile::Profiles;
 pub use secret::Secret;
-pub use services::{ImpactConfig, MemberConfig, Reduce, ServiceConfig};
 pub use source_map::{KeyPath, Seg};
 pub use sources::{
     AuthProtocol, Credential, NetflowConfig, PrivProtocol, ProbeConfig, SnmpConfig, SnmpVersion,
@@ -95,6 +95,9 @@ pub struct Config {
     /// How alarms count against customers.
     #[serde(default)]
     pub impact: ImpactConfig,
+    /// Complaints: linking, targets, detection.
+    #[serde(default)]
+    pub complaints: ComplaintsConfig,
     /// Services (`[[service]]`).
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,

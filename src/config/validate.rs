@@ -43,7 +43,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     validate_maintenance(config, problems);
     validate_traps(config, problems);
     validate_profiles(config, problems);
-    super::services::validate(config, problems);
+    super::impact::validate(config, problems);
     let an = &config.anomaly;
     if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
         problems.push((

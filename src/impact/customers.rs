@@ -41,6 +41,23 @@ impl std::fmt::Debug for CustomerKeys {
 }
 
 impl CustomerKeys {
+    /// The keys `[impact] hash-key-file` asks for.
+    pub fn from_config(config: &crate::config::ImpactConfig) -> Self {
+        match &config.hash_key {
+            Some(k) => Self::hashed(k.expose().as_bytes()),
+            None => Self::plain(),
+        }
+    }
+
+    /// The customer as a complaint stores it: the id, or the hex of its key when hashed.
+    pub fn shown(&self, id: &str) -> String {
+        if self.is_hashed() {
+            self.key(id).iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            id.to_owned()
+        }
+    }
+
     /// Keys that are the ids themselves.
     pub fn plain() -> Self {
         Self { hash_key: None }
@@ -103,41 +120,27 @@ impl Places {
 
     /// Reads `site`, `cell` (`DEVICE/CELL`) or `service` and checks it exists.
     pub fn parse(&self, kind: &str, value: &str) -> Result<Place, String> {
-        let value = value.trim();
-        match kind {
-            "site" if self.sites.contains(value) => Ok(Place::Site(value.to_owned())),
-            "site" => Err(format!("unknown site `{}`", printable(value))),
-            "service" if self.services.contains(value) => Ok(Place::Service(value.to_owned())),
-            "service" => Err(format!("unknown service `{}`", printable(value))),
-            "cell" => {
-                let Some((device, cell)) = value.split_once('/') else {
-                    return Err(format!(
-                        "cell `{}` is not DEVICE/CELL (e.g. enb-1042/3)",
-                        printable(value)
-                    ));
-                };
-                if !self.base_stations.contains(device) {
-                    return Err(format!(
-                        "unknown cell `{}`: `{}` is not a base station",
-                        printable(value),
-                        printable(device)
-                    ));
-                }
-                if cell.is_empty() || cell.len() > 32 || cell.contains(char::is_whitespace) {
-                    return Err(format!(
-                        "cell id `{}` must be 1 to 32 characters without spaces",
-                        printable(cell)
-                    ));
-                }
-                Ok(Place::Cell {
-                    device: device.to_owned(),
-                    cell: cell.to_owned(),
-                })
+        let place = Place::from_kind(kind, value)?;
+        self.check(&place)?;
+        Ok(place)
+    }
+
+    /// Whether a place exists in the network: its site, base station or service.
+    pub fn check(&self, place: &Place) -> Result<(), String> {
+        match place {
+            Place::Site(s) if !self.sites.contains(s) => {
+                Err(format!("unknown site `{}`", printable(s)))
             }
-            other => Err(format!(
-                "unknown place kind `{}`: expected site, cell or service",
-                printable(other)
+            Place::Service(s) if !self.services.contains(s) => {
+                Err(format!("unknown service `{}`", printable(s)))
+            }
+            Place::Cell { device, cell } if !self.base_stations.contains(device) => Err(format!(
+                "unknown cell `{}/{}`: `{}` is not a base station",
+                printable(device),
+                printable(cell),
+                printable(device)
             )),
+            _ => Ok(()),
         }
     }
 }
@@ -384,7 +387,7 @@ impl Reach {
 }
 
 /// The lowest device every one of `devices` is at or under; else the first of them.
-fn anchor<'a>(topology: &'a Topology, devices: &[&'a str]) -> Option<&'a str> {
+pub fn anchor<'a>(topology: &'a Topology, devices: &[&'a str]) -> Option<&'a str> {
     let first = *devices.first()?;
     topology
         .ancestors_or_self(first)

@@ -83,8 +83,27 @@ impl Affected {
         self.acknowledged = alarm.ack_time.is_some();
     }
 
-    fn is_cell(&self) -> Option<&str> {
-        Place::cell_of(&self.object)
+    /// Whether this alarm's element reaches `place`: a device-wide alarm reaches every place
+    /// at or below its device; a cell alarm only its cell (and the cell's site). A service is
+    /// reached by the alarms that touch it.
+    pub fn covers(
+        &self,
+        place: &Place,
+        topology: &Topology,
+        sites: &HashMap<String, Vec<String>>,
+    ) -> bool {
+        let cell = Place::cell_of(&self.object);
+        match place {
+            Place::Site(s) => sites.get(s).into_iter().flatten().any(|d| match cell {
+                None => topology.is_under(d, &self.device),
+                Some(_) => *d == self.device,
+            }),
+            Place::Cell { device, cell: want } => match cell {
+                None => topology.is_under(device, &self.device),
+                Some(c) => *device == self.device && c == want,
+            },
+            Place::Service(name) => self.services.iter().any(|s| s == name),
+        }
     }
 }
 
@@ -93,7 +112,7 @@ impl Affected {
 pub struct ImpactView {
     topology: Arc<Topology>,
     sites: Arc<HashMap<String, Vec<String>>>,
-    by_device: HashMap<String, Vec<Affected>>,
+    affected: Vec<Affected>,
     services: Vec<ServiceState>,
     recent: Duration,
 }
@@ -106,14 +125,10 @@ impl ImpactView {
         services: Vec<ServiceState>,
         recent: Duration,
     ) -> Self {
-        let mut by_device: HashMap<String, Vec<Affected>> = HashMap::new();
-        for a in affected {
-            by_device.entry(a.device.clone()).or_default().push(a);
-        }
         Self {
             topology,
             sites,
-            by_device,
+            affected,
             services,
             recent,
         }
@@ -129,67 +144,40 @@ impl ImpactView {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// Whether a place exists in the network this view was made from.
-    pub fn knows(&self, place: &Place) -> bool {
-        match place {
-            Place::Site(s) => self.sites.contains_key(s),
-            Place::Cell { device, .. } => self.topology.contains(device),
-            Place::Service(s) => self.service(s).is_some(),
-        }
-    }
-
-    /// The faults that touch `place` now, or cleared within `[impact] recent` of `now`: the
-    /// active ones first, then the most severe, then the newest.
+    /// The faults that touch `place` now, or cleared within `[impact] recent` of `now`.
     pub fn lookup(&self, place: &Place, now: Timestamp) -> Vec<&Affected> {
-        let mut out: Vec<&Affected> = Vec::new();
-        let mut add = |device: &str, own: bool, cell: Option<&str>| {
-            for a in self.by_device.get(device).into_iter().flatten() {
-                // An element above reaches the place with a device-wide alarm only; the place's
-                // own device also with the alarm of the very cell.
-                let hits = match a.is_cell() {
-                    None => true,
-                    Some(c) => own && cell.is_none_or(|want| want == c),
-                };
-                if hits && !out.iter().any(|o| o.alarm_id == a.alarm_id) {
-                    out.push(a);
-                }
-            }
-        };
-        match place {
-            Place::Site(s) => {
-                for d in self.sites.get(s).into_iter().flatten() {
-                    for up in self.topology.ancestors_or_self(d) {
-                        add(up, up == d, None);
-                    }
-                }
-            }
-            Place::Cell { device, cell } => {
-                for up in self.topology.ancestors_or_self(device) {
-                    add(up, up == device, Some(cell));
-                }
-            }
-            Place::Service(name) => {
-                let under = self.service(name).map(|s| &s.underlying_alarm);
-                for list in self.by_device.values() {
-                    for a in list {
-                        let explains = a.services.iter().any(|s| s == name)
-                            || under.is_some_and(|u| u.contains(&a.alarm_id));
-                        if explains {
-                            out.push(a);
-                        }
-                    }
-                }
-            }
-        }
-        let recent = self.recent;
-        out.retain(|a| a.cleared_at.is_none_or(|c| now.since(c) <= recent));
-        out.sort_by(|a, b| {
-            a.cleared_at
-                .is_some()
-                .cmp(&b.cleared_at.is_some())
-                .then(b.severity.cmp(&a.severity))
-                .then(b.raised_at.cmp(&a.raised_at))
-        });
-        out
+        reaching(
+            &self.affected,
+            place,
+            &self.topology,
+            &self.sites,
+            now,
+            self.recent,
+        )
     }
+}
+
+/// The alarms of `affected` that reach `place`, active or cleared within `within` of `now`:
+/// the active ones first, then the most severe, then the newest.
+pub(super) fn reaching<'a>(
+    affected: impl IntoIterator<Item = &'a Affected>,
+    place: &Place,
+    topology: &Topology,
+    sites: &HashMap<String, Vec<String>>,
+    now: Timestamp,
+    within: Duration,
+) -> Vec<&'a Affected> {
+    let mut out: Vec<&Affected> = affected
+        .into_iter()
+        .filter(|a| a.cleared_at.is_none_or(|c| now.since(c) <= within))
+        .filter(|a| a.covers(place, topology, sites))
+        .collect();
+    out.sort_by(|a, b| {
+        a.cleared_at
+            .is_some()
+            .cmp(&b.cleared_at.is_some())
+            .then(b.severity.cmp(&a.severity))
+            .then(b.raised_at.cmp(&a.raised_at))
+    });
+    out
 }

@@ -13,6 +13,7 @@
 //!   root cause is still an outage for the service); statuses are recomputed per committed
 //!   batch, which holds every transition of the batch.
 
+pub mod complaints;
 pub mod customers;
 mod lookup;
 pub mod services;
@@ -23,9 +24,10 @@ use std::time::Duration;
 
 use crate::config::{Config, Topology};
 use crate::model::{
-    Alarm, AlarmId, FaultId, FaultImpact, Impact, ServiceState, ServiceStatus, Severity,
-    Suppression, Timestamp, Transition,
+    Alarm, AlarmId, Complaint, ComplaintLink, FaultId, FaultImpact, Impact, Place, ServiceState,
+    ServiceStatus, Severity, Suppression, Timestamp, Transition, TransitionKind,
 };
+use complaints::{ComplaintBook, Effects, ReportedAt};
 use customers::{Counts, Reach};
 use services::{ServiceBoard, ServiceModel, Status};
 
@@ -44,8 +46,16 @@ pub struct ImpactEngine {
     counts: Counts,
     /// The committed state of each service, by index.
     states: Vec<ServiceState>,
-    /// Alarms that affect customers, active or cleared within `recent`: the lookup's answers.
+    /// Alarms that affect customers, active or cleared within `recent` (or the complaint
+    /// look-back, if longer): the lookup's and the complaints' answers.
     affected: BTreeMap<AlarmId, Affected>,
+    /// Complaints not resolved, and complaint-driven detection.
+    book: ComplaintBook,
+    /// The places customers and complaints may name.
+    places: customers::Places,
+    /// How customer ids become store keys.
+    keys: customers::CustomerKeys,
+    link_look_back: Duration,
 }
 
 impl ImpactEngine {
@@ -56,12 +66,25 @@ impl ImpactEngine {
         counts: Counts,
         alarms: &[Alarm],
         committed: &[ServiceState],
+        open_complaints: Vec<Complaint>,
     ) -> Self {
         let mut e = Self {
             counts,
+            book: ComplaintBook::new(&config.complaints, open_complaints),
+            // Fixed for the run, as the HTTP side's: keys already stored must keep matching.
+            keys: customers::CustomerKeys::from_config(&config.impact),
             ..Self::default()
         };
         e.reconfigure(config, alarms, committed);
+        // `customer_reported` alarms still active are the book's to clear.
+        for a in alarms
+            .iter()
+            .filter(|a| a.condition == crate::alarm::CUSTOMER_REPORTED)
+        {
+            if let Some(place) = reported_place(a) {
+                e.book.restore_reported(place, a);
+            }
+        }
         e
     }
 
@@ -70,6 +93,9 @@ impl ImpactEngine {
     pub fn reconfigure(&mut self, config: &Config, alarms: &[Alarm], committed: &[ServiceState]) {
         self.affecting = config.impact.affecting;
         self.recent = config.impact.recent;
+        self.link_look_back = config.complaints.link_look_back;
+        self.places = customers::Places::new(config);
+        self.book.reconfigure(&config.complaints);
         let topology = Topology::new(&config.devices);
         let mut sites: HashMap<String, Vec<String>> = HashMap::new();
         for d in &config.devices {
@@ -135,8 +161,10 @@ impl ImpactEngine {
     }
 
     /// Fills in each transition's impact and its fault's cost, and returns the service states
-    /// that changed, to be committed with the transitions.
-    pub fn annotate(&mut self, transitions: &mut [Transition]) -> Vec<ServiceState> {
+    /// that changed and what complaints make of the transitions (links, resolutions,
+    /// `customer_reported` clears), to be committed with them.
+    pub fn annotate(&mut self, transitions: &mut [Transition]) -> (Vec<ServiceState>, Effects) {
+        let mut effects = Effects::default();
         // A fault can change twice in one batch; the second change starts from the first.
         let mut faults: HashMap<FaultId, FaultImpact> = HashMap::new();
         let mut touched_at: HashMap<usize, (Timestamp, u64)> = HashMap::new();
@@ -175,12 +203,28 @@ impl ImpactEngine {
                 a.fault = t.fault.id;
                 a.customer_minutes = t.fault.impact.customer_minutes();
             }
+            if t.event.kind == TransitionKind::Cleared {
+                effects.merge(self.book.fault_cleared(t.fault.id, alarm.alarm_id, at));
+            } else if let Some(a) = self.affected.get(&alarm.alarm_id)
+                && a.cleared_at.is_none()
+                && alarm.condition != crate::alarm::CUSTOMER_REPORTED
+            {
+                let (topology, sites) = (&self.topology, &self.sites);
+                let explained = self.book.explain(
+                    |p| a.covers(p, topology, sites),
+                    t.fault.id,
+                    alarm.alarm_id,
+                    t.fault.raised_at,
+                    at,
+                );
+                effects.merge(explained);
+            }
         }
         let last = transitions.last().map(|t| (t.event.at, t.event.seq));
         if let Some((now, _)) = last {
-            let recent = self.recent;
+            let keep = self.recent.max(self.link_look_back);
             self.affected
-                .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= recent));
+                .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= keep));
         }
         let mut out = Vec::new();
         for s in self.board.recompute(&self.model) {
@@ -199,7 +243,75 @@ impl ImpactEngine {
             state.seq = seq;
             out.push(state.clone());
         }
-        out
+        (out, effects)
+    }
+
+    /// The fault to link a complaint about `place` to: active, or cleared within
+    /// `[complaints] link-look-back`; active first, then the most severe.
+    pub fn link_for(&self, place: &Place, now: Timestamp) -> Option<ComplaintLink> {
+        let best = lookup::reaching(
+            self.affected
+                .values()
+                .filter(|a| a.condition != crate::alarm::CUSTOMER_REPORTED),
+            place,
+            &self.topology,
+            &self.sites,
+            now,
+            self.link_look_back,
+        )
+        .into_iter()
+        .next()?;
+        Some(ComplaintLink {
+            fault: best.fault,
+            alarm: best.alarm_id,
+            at: now,
+            fault_raised_at: best.raised_at,
+        })
+    }
+
+    /// Where a place's `customer_reported` alarm sits: a cell on its base station, a site on
+    /// its anchor device (see [`Reach`]), a service on a pseudo-device named after it.
+    pub fn reported_at(&self, place: &Place) -> ReportedAt {
+        match place {
+            Place::Cell { device, cell } => ReportedAt {
+                device: device.clone(),
+                object: format!("{}{cell}", Place::CELL_OBJECT),
+            },
+            Place::Site(s) => {
+                let devices: Vec<&str> = self
+                    .sites
+                    .get(s)
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                ReportedAt {
+                    device: customers::anchor(&self.topology, &devices)
+                        .unwrap_or(s)
+                        .to_owned(),
+                    object: format!("{SITE_OBJECT}{s}"),
+                }
+            }
+            Place::Service(name) => ReportedAt {
+                device: format!("{SERVICE_DEVICE}{name}"),
+                object: format!("{SERVICE_OBJECT}{name}"),
+            },
+        }
+    }
+
+    /// The places customers and complaints may name.
+    pub fn places(&self) -> &customers::Places {
+        &self.places
+    }
+
+    /// How customer ids become store keys.
+    pub fn customer_keys(&self) -> &customers::CustomerKeys {
+        &self.keys
+    }
+
+    /// The complaints, for the stage's commands.
+    pub fn complaints(&mut self) -> &mut ComplaintBook {
+        &mut self.book
     }
 
     /// Keeps the lookup's list of customer-affecting alarms up to date with one alarm.
@@ -230,6 +342,29 @@ impl ImpactEngine {
             self.recent,
         )
     }
+}
+
+/// Object of a site's `customer_reported` alarm: `site=NAME`.
+pub const SITE_OBJECT: &str = "site=";
+/// Object of a service's `customer_reported` alarm: `service=NAME`...
+pub const SERVICE_OBJECT: &str = "service=";
+/// ...on a pseudo-device `service:NAME`, since a service is no one device.
+pub const SERVICE_DEVICE: &str = "service:";
+
+/// The place a `customer_reported` alarm stands for, from its element.
+fn reported_place(a: &Alarm) -> Option<Place> {
+    if let Some(cell) = Place::cell_of(&a.object) {
+        return Some(Place::Cell {
+            device: a.device.clone(),
+            cell: cell.to_owned(),
+        });
+    }
+    if let Some(site) = a.object.strip_prefix(SITE_OBJECT) {
+        return Some(Place::Site(site.to_owned()));
+    }
+    a.object
+        .strip_prefix(SERVICE_OBJECT)
+        .map(|s| Place::Service(s.to_owned()))
 }
 
 fn ok_state(name: &str) -> ServiceState {

@@ -150,6 +150,42 @@ impl Place {
     /// The alarm object of a cell: `cell=ID`.
     pub const CELL_OBJECT: &'static str = "cell=";
 
+    /// Reads `site`, `cell` (`DEVICE/CELL`) or `service` by its form only (whether it exists
+    /// is the network's to say).
+    pub fn from_kind(kind: &str, value: &str) -> Result<Place, String> {
+        let value = value.trim();
+        let shown = super::printable;
+        if value.is_empty() {
+            return Err(format!("the {} is empty", shown(kind)));
+        }
+        match kind {
+            "site" => Ok(Place::Site(value.to_owned())),
+            "service" => Ok(Place::Service(value.to_owned())),
+            "cell" => {
+                let Some((device, cell)) = value.split_once('/') else {
+                    return Err(format!(
+                        "cell `{}` is not DEVICE/CELL (e.g. enb-1042/3)",
+                        shown(value)
+                    ));
+                };
+                if cell.is_empty() || cell.len() > 32 || cell.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "cell id `{}` must be 1 to 32 characters without spaces",
+                        shown(cell)
+                    ));
+                }
+                Ok(Place::Cell {
+                    device: device.to_owned(),
+                    cell: cell.to_owned(),
+                })
+            }
+            other => Err(format!(
+                "unknown place kind `{}`: expected site, cell or service",
+                shown(other)
+            )),
+        }
+    }
+
     /// The cell an alarm object names (`cell=3` → `3`).
     pub fn cell_of(object: &str) -> Option<&str> {
         object.strip_prefix(Self::CELL_OBJECT)

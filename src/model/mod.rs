@@ -76,10 +76,12 @@ macro_rules! named_enum {
 pub(crate) use named_enum;
 
 mod alarm;
+mod complaint;
 mod impact;
 mod maintenance;
 
 pub use alarm::*;
+pub use complaint::*;
 pub use impact::*;
 pub use maintenance::*;
 
@@ -570,4 +572,9 @@ pub enum EventKind {
     AuthFailure,
     /// Any other trap; `object` names it (`trap=OID`) and its varbinds are the text.
     Trap,
+    /// Unexplained customer complaints from one place reached a level (`severity` says which):
+    /// the network's trouble as customers report it, before (or without) any alarm.
+    Complaints,
+    /// Those complaints stopped, or a network alarm now explains them.
+    ComplaintsStopped,
 }

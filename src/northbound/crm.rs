@@ -208,7 +208,7 @@ pub fn lookup(
         .map(|f| {
             let text = |k: &str| f[k].as_str().unwrap_or("").to_owned();
             [
-                text("faultId"),
+                id_text(&f["fault"]).unwrap_or_default(),
                 text("state"),
                 text("severity").to_lowercase(),
                 format!("{} {}", text("device"), text("condition")),
@@ -254,4 +254,69 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// `GET /api/v1/complaints` as a table, newest first.
+pub fn complaints_table(api: &ApiClient, state: &str, json: bool) -> Result<String, ClientError> {
+    let v = api.get("/api/v1/complaints", &[("state", Some(state.to_owned()))])?;
+    if json {
+        return Ok(format!("{:#}\n", v["items"]));
+    }
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return Ok(format!("no {state} complaints\n"));
+    }
+    let rows: Vec<[String; 7]> = items
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+            let overdue = match (
+                c["respondBreached"].as_bool(),
+                c["resolveBreached"].as_bool(),
+            ) {
+                (_, Some(true)) => "resolve overdue",
+                (Some(true), _) => "respond overdue",
+                _ => "",
+            };
+            [
+                text("id"),
+                text("state"),
+                short_time(&text("receivedAt")),
+                text("placeName"),
+                text("symptom").replace('_', " "),
+                id_text(&c["link"]["fault"]).map_or("-".to_owned(), |f| format!("fault {f}")),
+                overdue.to_owned(),
+            ]
+        })
+        .collect();
+    Ok(table(
+        [
+            "COMPLAINT",
+            "STATE",
+            "RECEIVED",
+            "WHERE",
+            "SYMPTOM",
+            "EXPLAINED BY",
+            "TARGETS",
+        ],
+        &rows,
+    ))
+}
+
+/// One complaint in a line: its id, state, and what explains it.
+pub fn complaint_said(v: &Value) -> String {
+    let id = v["id"].as_str().unwrap_or("?");
+    let state = v["state"].as_str().unwrap_or("?");
+    let place = v["placeName"].as_str().unwrap_or("?");
+    match id_text(&v["link"]["fault"]) {
+        Some(f) => format!("complaint {id} ({place}): {state}, explained by fault {f}\n"),
+        None => format!("complaint {id} ({place}): {state}, no known fault explains it yet\n"),
+    }
+}
+
+/// An id as JSON gives it: alarm ids are strings, fault ids numbers.
+fn id_text(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::to_owned)
+        .or_else(|| v.as_u64().map(|n| n.to_string()))
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod backup;
 pub mod client;
+pub mod complaints;
 pub mod console;
 pub mod crm;
 pub mod http;

@@ -8,13 +8,16 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alarm::AlarmManager;
 use crate::config::Config;
+use crate::impact::complaints::Effects;
 use crate::impact::{ImpactEngine, ImpactView};
 use crate::message::{
-    AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult, HOLD_AT_MOST, Held,
+    AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult, ComplaintCommand,
+    HOLD_AT_MOST, Held,
 };
 use crate::model::{
-    Alarm, AlarmEvent, FaultId, FaultRecord, MaintenanceConfig, Note, ServiceState, ServiceStatus,
-    Timestamp, Transition, TransitionKind, printable,
+    Alarm, AlarmEvent, Complaint, ComplaintError, ComplaintState, FaultId, FaultRecord,
+    MaintenanceConfig, Note, ServiceState, ServiceStatus, Timestamp, Transition, TransitionKind,
+    printable,
 };
 use crate::store::{NoteRefused, Store, StoreError, Tree};
 use crate::telemetry::Metrics;
@@ -44,11 +47,17 @@ pub fn load_impact(
     manager: &AlarmManager,
 ) -> Result<ImpactEngine, StoreError> {
     let alarms: Vec<Alarm> = manager.alarms().cloned().collect();
+    let open: Vec<Complaint> = store
+        .complaints()?
+        .into_iter()
+        .filter(|c| c.state != ComplaintState::Resolved)
+        .collect();
     Ok(ImpactEngine::new(
         config,
         store.customer_counts()?,
         &alarms,
         &store.service_states()?,
+        open,
     ))
 }
 
@@ -83,6 +92,9 @@ pub async fn run_stage(
     let mut transitions = Vec::with_capacity(BATCH);
     let mut replies: Vec<(oneshot::Sender<CommandResult>, std::ops::Range<usize>)> = Vec::new();
     let mut holds: Vec<oneshot::Sender<Held>> = Vec::new();
+    // Complaints changed in this batch (committed with it), and who waits for which.
+    let mut complaints: Vec<Complaint> = Vec::new();
+    let mut complaint_replies: Vec<(ComplaintReply, String)> = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_compaction: Option<tokio::time::Instant> = None;
@@ -105,7 +117,22 @@ pub async fn run_stage(
                     match input {
                         AlarmInput::Verdict(v) => transitions.extend(manager.on_verdict(v)),
                         AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
-                        AlarmInput::Tick(t) => transitions.extend(manager.on_tick(t)),
+                        AlarmInput::Tick(t) => {
+                            transitions.extend(manager.on_tick(t));
+                            let effects = impact.complaints().on_tick(t);
+                            apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
+                        }
+                        AlarmInput::Complaint(c, reply) => {
+                            match complaint(&mut impact, &store, c) {
+                                Ok((id, effects)) => {
+                                    apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
+                                    complaint_replies.push((reply, id));
+                                }
+                                Err(e) => {
+                                    let _ = reply.send(Err(e));
+                                }
+                            }
+                        }
                         AlarmInput::Hold(reply) => holds.push(reply),
                         AlarmInput::Customers(counts) => {
                             impact.set_counts(counts);
@@ -139,6 +166,8 @@ pub async fn run_stage(
                 }
                 let now = Timestamp::now();
                 transitions.extend(manager.on_tick(now));
+                let effects = impact.complaints().on_tick(now);
+                apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
                 if !publisher {
                     // No publisher: the newest `outbox-limit` notified transitions wait for one
                     // (enabling MQTT later sends them); older ones must not hold retention back.
@@ -152,7 +181,7 @@ pub async fn run_stage(
                 }
             }
         }
-        if transitions.is_empty() {
+        if transitions.is_empty() && complaints.is_empty() {
             // Commands that changed nothing (an acknowledged alarm acknowledged again).
             for (reply, _) in replies.drain(..) {
                 let _ = reply.send(Ok(Vec::new()));
@@ -160,9 +189,47 @@ pub async fn run_stage(
             hold_still(&mut holds).await;
             continue;
         }
-        let services = impact.annotate(&mut transitions);
+        // Impact, then what complaints make of it (a network alarm explaining a
+        // `customer_reported` one clears it), until nothing new comes of it.
+        let mut services: Vec<ServiceState> = Vec::new();
+        let mut done = 0;
+        while done < transitions.len() {
+            let (changed, effects) = impact.annotate(&mut transitions[done..]);
+            done = transitions.len();
+            for st in changed {
+                services.retain(|s| s.name != st.name);
+                services.push(st);
+            }
+            apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
+        }
         manager.keep_impact(&transitions);
-        let committed = commit(&store, &transitions, &services, &out, &metrics).await;
+        let committed = commit(&store, &transitions, &services, &complaints, &out, &metrics).await;
+        for (reply, id) in complaint_replies.drain(..) {
+            let answer = match &committed {
+                Ok(()) => complaints
+                    .iter()
+                    .rev()
+                    .find(|c| c.id == id)
+                    .cloned()
+                    .ok_or(CommandError::Complaint(ComplaintError::Unknown(id))),
+                Err(e) => Err(CommandError::Store(e.to_string())),
+            };
+            let _ = reply.send(answer);
+        }
+        if committed.is_ok() {
+            metrics.complaint_changes.inc_by(complaints.len() as u64);
+            let book = impact.complaints();
+            let open = book.open().count();
+            let respond = book
+                .open()
+                .filter(|c| c.respond_breached && c.acked_at.is_none())
+                .count();
+            let resolve = book.open().filter(|c| c.resolve_breached).count();
+            metrics.complaints_open.set(open as i64);
+            metrics.complaints_respond_overdue.set(respond as i64);
+            metrics.complaints_resolve_overdue.set(resolve as i64);
+        }
+        complaints.clear();
         if committed.is_ok() {
             let view = impact.view();
             let not_ok = view
@@ -205,6 +272,110 @@ pub async fn run_stage(
         transitions.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
         hold_still(&mut holds).await;
+    }
+}
+
+/// Who waits for a complaint command's answer.
+type ComplaintReply = oneshot::Sender<Result<Complaint, CommandError>>;
+
+/// Passes what complaints asked for to the alarm manager, and keeps their changes for the
+/// commit.
+fn apply_effects(
+    manager: &mut AlarmManager,
+    effects: Effects,
+    transitions: &mut Vec<Transition>,
+    complaints: &mut Vec<Complaint>,
+) {
+    for e in effects.events {
+        transitions.extend(manager.on_event(e));
+    }
+    complaints.extend(effects.complaints);
+}
+
+/// One complaint command against the book; a new complaint is linked to the fault that
+/// explains it. Returns the complaint's id and what the book asks for.
+fn complaint(
+    impact: &mut ImpactEngine,
+    store: &Store,
+    command: ComplaintCommand,
+) -> Result<(String, Effects), CommandError> {
+    let store_err = |e: StoreError| CommandError::Store(e.to_string());
+    let stored = |id: &str| store.complaint(id).map_err(store_err);
+    match command {
+        ComplaintCommand::Receive(new, now) => {
+            let id = match new.id {
+                Some(id) => id,
+                None => format!("N-{}", store.generate_id().map_err(store_err)?),
+            };
+            if impact.complaints().is_open(&id) || stored(&id)?.is_some() {
+                return Err(ComplaintError::Duplicate(id).into());
+            }
+            let (customer, place) = match (new.customer, new.place) {
+                (Some(c), _) => {
+                    let key = impact.customer_keys().key(&c);
+                    let place = store
+                        .customer_place(&key)
+                        .map_err(store_err)?
+                        .ok_or(ComplaintError::UnknownCustomer)?;
+                    (Some(impact.customer_keys().shown(&c)), place)
+                }
+                (None, Some(p)) => {
+                    impact
+                        .places()
+                        .check(&p)
+                        .map_err(ComplaintError::UnknownPlace)?;
+                    (None, p)
+                }
+                (None, None) => {
+                    let why = "a complaint names a customer or a place".to_owned();
+                    return Err(ComplaintError::UnknownPlace(why).into());
+                }
+            };
+            let c = Complaint {
+                id: id.clone(),
+                customer,
+                place: place.clone(),
+                channel: new.channel,
+                symptom: new.symptom,
+                text: new.text,
+                received_at: new.received_at,
+                recorded_at: now,
+                state: ComplaintState::Received,
+                acked_at: None,
+                acked_by: None,
+                resolved_at: None,
+                resolved_by: None,
+                resolution: None,
+                link: None,
+                respond_breached: false,
+                resolve_breached: false,
+            };
+            let link = impact.link_for(&place, now);
+            let at = impact.reported_at(&place);
+            Ok((id, impact.complaints().receive(c, link, at, now)))
+        }
+        ComplaintCommand::Ack { id, by } => {
+            let now = Timestamp::now();
+            match impact.complaints().ack(&id, &by, now) {
+                Ok(e) => Ok((id, e)),
+                Err(e) => Err(resolved_or(stored(&id)?, e)),
+            }
+        }
+        ComplaintCommand::Resolve { id, by, note } => {
+            let now = Timestamp::now();
+            match impact.complaints().resolve(&id, &by, &note, now) {
+                Ok(e) => Ok((id, e)),
+                Err(e) => Err(resolved_or(stored(&id)?, e)),
+            }
+        }
+    }
+}
+
+/// A complaint the book does not hold open is resolved if the store has it.
+fn resolved_or(stored: Option<Complaint>, e: ComplaintError) -> CommandError {
+    match stored {
+        Some(c) => ComplaintError::Resolved(c.id).into(),
+        None => e.into(),
     }
 }
 
@@ -254,10 +425,11 @@ async fn commit(
     store: &Store,
     transitions: &[Transition],
     services: &[ServiceState],
+    complaints: &[Complaint],
     out: &Published,
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
-    let ticket = store.commit_batch(transitions, services)?;
+    let ticket = store.commit_batch(transitions, services, complaints)?;
     store.durable(ticket).await?;
     metrics.service_changes.inc_by(services.len() as u64);
     for s in services {

@@ -117,10 +117,7 @@ pub async fn start(
         streams: Arc::new(tokio::sync::Semaphore::new(config.http.max_stream_clients)),
         services: pipeline.services.clone(),
         impact: pipeline.impact.clone(),
-        customer_keys: match &config.impact.hash_key {
-            Some(k) => CustomerKeys::hashed(k.expose().as_bytes()),
-            None => CustomerKeys::plain(),
-        },
+        customer_keys: CustomerKeys::from_config(&config.impact),
         imports: Arc::new(tokio::sync::Mutex::new(())),
     };
     let (stop, http_config) = (cancel.clone(), config.http.clone());

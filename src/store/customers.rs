@@ -1,4 +1,4 @@
-//! Customers and service states: a CRM import in atomic batches, customers per place kept
+//! Customers, service states and complaints: a CRM import in atomic batches, customers per place kept
 //! with them, and the committed state of each service by name.
 
 use std::collections::HashMap;
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{Store, StoreError, Ticket, Tree, decode, encode};
-use crate::model::{Place, ServiceState};
+use crate::model::{Complaint, Place, ServiceState};
 
 const CUSTOMER: u8 = b'c';
 const COUNT: u8 = b'n';
@@ -132,5 +132,15 @@ impl Store {
     /// Every service's committed state, by name.
     pub fn service_states(&self) -> Result<Vec<ServiceState>, StoreError> {
         self.scan(Tree::Services)
+    }
+
+    /// One complaint.
+    pub fn complaint(&self, id: &str) -> Result<Option<Complaint>, StoreError> {
+        self.get(Tree::Complaints, id.as_bytes())
+    }
+
+    /// Every complaint, by id.
+    pub fn complaints(&self) -> Result<Vec<Complaint>, StoreError> {
+        self.scan(Tree::Complaints)
     }
 }

@@ -13,7 +13,7 @@ use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
 };
-use crate::model::ServiceState;
+use crate::model::{Complaint, ServiceState};
 
 impl Store {
     /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
@@ -25,19 +25,35 @@ impl Store {
     /// Sequence numbers must rise through the batch and follow the store's last one
     /// ([`StoreError::OutOfSequence`] otherwise), so journal rows never overlap.
     pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
-        self.commit_batch(batch, &[])
+        self.commit_batch(batch, &[], &[])
     }
 
-    /// [`Store::commit_transitions`], with the service states the batch changed in the same
-    /// transaction: a service's status is never on disk without the alarms that explain it.
+    /// [`Store::commit_transitions`], with the service states and complaints the batch changed
+    /// in the same transaction: a service's status or a complaint's link is never on disk
+    /// without the alarms behind it. A batch of complaints alone commits them alone.
     pub fn commit_batch(
         &self,
         batch: &[Transition],
         services: &[ServiceState],
+        complaints: &[Complaint],
     ) -> Result<Ticket, StoreError> {
         self.writable()?;
+        let complaints = complaints
+            .iter()
+            .map(|c| Ok((c.id.as_bytes(), encode(Tree::Complaints, c)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let Some(last) = batch.last() else {
-            return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
+            if complaints.is_empty() {
+                return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
+            }
+            let mut b = sled::Batch::default();
+            for (id, c) in &complaints {
+                b.insert(*id, c.as_slice());
+            }
+            self.tree(Tree::Complaints)
+                .apply_batch(b)
+                .map_err(|e| self.sled_err(e))?;
+            return Ok(self.written());
         };
         if let Some(w) = batch.windows(2).find(|w| w[1].event.seq <= w[0].event.seq) {
             return Err(StoreError::OutOfSequence {
@@ -95,9 +111,10 @@ impl Store {
             self.tree(Tree::FaultNotes),
             self.tree(Tree::Journal),
             self.tree(Tree::Services),
+            self.tree(Tree::Complaints),
             self.tree(Tree::Meta),
         );
-        let result = trees.transaction(|(active, faults, notes, journal, states, meta)| {
+        let result = trees.transaction(|(active, faults, notes, journal, states, filed, meta)| {
             let after = meta
                 .get(LAST_SEQ_KEY)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -143,6 +160,9 @@ impl Store {
             }
             for (name, state) in &services {
                 states.insert(*name, state.as_slice())?;
+            }
+            for (id, c) in &complaints {
+                filed.insert(*id, c.as_slice())?;
             }
             meta.insert(LAST_SEQ_KEY, &high_water)?;
             Ok(())

@@ -79,12 +79,14 @@ pub enum Tree {
     Customers,
     /// Each service's committed state, by name.
     Services,
+    /// Complaints by id, written with the transitions of the batch that changed them.
+    Complaints,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 10] = [
+    const ALL: [Tree; 11] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -94,6 +96,7 @@ impl Tree {
         Tree::Maintenance,
         Tree::Customers,
         Tree::Services,
+        Tree::Complaints,
         Tree::Meta,
     ];
 
@@ -109,6 +112,7 @@ impl Tree {
             Tree::Maintenance => "maintenance_windows",
             Tree::Customers => "customers",
             Tree::Services => "services",
+            Tree::Complaints => "complaints",
             Tree::Meta => "meta",
         }
     }

@@ -1,5 +1,6 @@
 //! `[[service]]` (what customers buy, made of devices, sites, tags, interfaces and other
-//! services) and `[impact]` (how alarms are counted against customers).
+//! services), `[impact]` (how alarms are counted against customers) and `[complaints]` (how
+//! complaints are linked, detected and answered).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -40,6 +41,63 @@ impl Default for ImpactConfig {
             hash_key_file: None,
             hash_key: None,
         }
+    }
+}
+
+/// `[complaints]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ComplaintsConfig {
+    /// A complaint is linked to an active fault covering its place, or one cleared this
+    /// recently (the customer calls after the fix, about the outage).
+    #[serde(with = "humantime_serde")]
+    pub link_look_back: Duration,
+    /// A complaint should be answered within this (the guide: 24 h).
+    #[serde(with = "humantime_serde")]
+    pub respond_within: Duration,
+    /// ...and resolved within this (the guide: 48 h).
+    #[serde(with = "humantime_serde")]
+    pub resolve_within: Duration,
+    /// Unexplained complaints from one place are counted over this window; the
+    /// `customer_reported` alarm clears when none came for this long.
+    #[serde(with = "humantime_serde")]
+    pub detect_window: Duration,
+    /// Unexplained complaints in the window that raise `customer_reported` at minor...
+    pub minor: usize,
+    /// ...at major...
+    pub major: usize,
+    /// ...and at critical.
+    pub critical: usize,
+    /// Longest complaint text, in bytes.
+    pub max_text_bytes: usize,
+}
+
+impl Default for ComplaintsConfig {
+    fn default() -> Self {
+        Self {
+            link_look_back: Duration::from_secs(2 * 3600),
+            respond_within: Duration::from_secs(24 * 3600),
+            resolve_within: Duration::from_secs(48 * 3600),
+            detect_window: Duration::from_secs(15 * 60),
+            minor: 3,
+            major: 6,
+            critical: 12,
+            max_text_bytes: 2000,
+        }
+    }
+}
+
+impl ComplaintsConfig {
+    /// The `customer_reported` severity for `n` unexplained complaints in the window.
+    pub fn severity_for(&self, n: usize) -> Option<Severity> {
+        [
+            (self.critical, Severity::Critical),
+            (self.major, Severity::Major),
+            (self.minor, Severity::Minor),
+        ]
+        .into_iter()
+        .find(|(at, _)| n >= *at)
+        .map(|(_, s)| s)
     }
 }
 
@@ -335,6 +393,13 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         problems.push((
             root("impact").key("hash-key-file"),
             format!("the key is {} bytes; expected at least {MIN_HASH_KEY} (e.g. `head -c 32 /dev/urandom | base64`)", key.expose().len()),
+        ));
+    }
+    let c = &config.complaints;
+    if !(c.minor >= 1 && c.minor <= c.major && c.major <= c.critical) {
+        problems.push((
+            root("complaints").key("minor"),
+            "expected 1 <= minor <= major <= critical (complaints in the window)".to_owned(),
         ));
     }
     if let Some(cycle) = service_cycle(config) {
