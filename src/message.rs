@@ -23,6 +23,9 @@ pub enum Ingest {
     Event(DeviceEvent),
     /// Data time has reached this instant (replay only; the daemon's clock is the wall clock).
     Tick(Timestamp),
+    /// A customer's complaint, in order with the data around it (replay only; the daemon takes
+    /// complaints through the API, which waits for the answer).
+    Complaint(NewComplaint),
 }
 
 impl From<Sample> for Ingest {

@@ -4,7 +4,8 @@
 //!
 //! To accept a deliberate change of behaviour, regenerate a golden file with
 //! `noctua replay fixtures/scenarios/X.jsonl --config fixtures/scenarios/lab.toml > fixtures/scenarios/X.expected`
-//! and review the diff.
+//! and review the diff. A scenario with its own `X.toml` runs on that config instead, and one
+//! with an `X.csv` has those customers imported first.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
@@ -34,11 +35,16 @@ fn every_scenario_matches_its_golden_output() {
     assert!(files.len() >= 2, "{files:?}");
     for f in files {
         let expected = f.with_extension("expected");
-        let out = Command::new(BIN)
-            .args(["--log-level", "warn", "replay"])
-            .arg(&f)
+        let own = f.with_extension("toml");
+        let customers = f.with_extension("csv");
+        let mut replay = Command::new(BIN);
+        replay.args(["--log-level", "warn", "replay"]).arg(&f);
+        if customers.exists() {
+            replay.arg(&customers);
+        }
+        let out = replay
             .arg("--config")
-            .arg(lab())
+            .arg(if own.exists() { own } else { lab() })
             .arg("--expect")
             .arg(&expected)
             .output()

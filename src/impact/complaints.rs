@@ -54,23 +54,25 @@ pub struct ComplaintBook {
     config: ComplaintsConfig,
     /// Complaints not resolved, by id.
     open: BTreeMap<String, Complaint>,
-    /// Unexplained complaints per place, arrival order: (received, id).
+    /// Unexplained complaints per detection place (a cell's complaints count for its site),
+    /// arrival order: (received, id).
     unexplained: HashMap<Place, VecDeque<(Timestamp, String)>>,
     /// Places with a `customer_reported` alarm: its element and severity.
     reported: HashMap<Place, (ReportedAt, Severity)>,
 }
 
 impl ComplaintBook {
-    /// The book with the complaints not yet resolved (from the store).
-    pub fn new(config: &ComplaintsConfig, open: Vec<Complaint>) -> Self {
+    /// The book with the complaints not yet resolved (from the store), each with the place its
+    /// detection counts it at.
+    pub fn new(config: &ComplaintsConfig, open: Vec<(Complaint, Place)>) -> Self {
         let mut b = Self {
             config: config.clone(),
             ..Self::default()
         };
-        for c in open {
+        for (c, detect) in open {
             if c.link.is_none() {
                 b.unexplained
-                    .entry(c.place.clone())
+                    .entry(detect)
                     .or_default()
                     .push_back((c.received_at, c.id.clone()));
             }
@@ -112,22 +114,22 @@ impl ComplaintBook {
         self.open.values()
     }
 
-    /// A new complaint, linked to `link` if a fault explains it; else counted towards its
-    /// place's `customer_reported` alarm, whose element `at` names.
+    /// A new complaint, linked to `link` if a fault explains it; else counted at `detect`
+    /// towards that place's `customer_reported` alarm, whose element `at` names.
     pub fn receive(
         &mut self,
         mut c: Complaint,
         link: Option<ComplaintLink>,
-        at: ReportedAt,
+        (detect, at): (Place, ReportedAt),
         now: Timestamp,
     ) -> Effects {
         let mut out = Effects::default();
         c.link = link;
         if c.link.is_none() {
-            let q = self.unexplained.entry(c.place.clone()).or_default();
+            let q = self.unexplained.entry(detect.clone()).or_default();
             q.push_back((c.received_at, c.id.clone()));
             q.make_contiguous().sort();
-            out.events.extend(self.detect(&c.place, Some(at), now));
+            out.events.extend(self.detect(&detect, Some(at), now));
         }
         self.flag_targets(&mut c, now);
         out.complaints.push(c.clone());
@@ -251,7 +253,7 @@ impl ComplaintBook {
             c.acked_by = Some(by.to_owned());
         }
         self.flag_targets(&mut c, now);
-        if let Some(q) = self.unexplained.get_mut(&c.place) {
+        for q in self.unexplained.values_mut() {
             q.retain(|(_, i)| i != id);
         }
         Ok(Effects {

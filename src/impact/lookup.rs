@@ -46,6 +46,8 @@ pub struct Affected {
     pub maintenance: bool,
     /// Whether an engineer has taken it.
     pub acknowledged: bool,
+    /// The root-cause alarm it is a symptom of (its customers are counted there).
+    pub counted_in: Option<AlarmId>,
 }
 
 impl Affected {
@@ -65,6 +67,7 @@ impl Affected {
             services: Vec::new(),
             maintenance: false,
             acknowledged: false,
+            counted_in: None,
         };
         a.update(alarm, alarm.alarm_raised_time);
         a
@@ -81,6 +84,7 @@ impl Affected {
         self.services = alarm.impact.services.clone();
         self.maintenance = alarm.suppressed_by == Some(Suppression::Maintenance);
         self.acknowledged = alarm.ack_time.is_some();
+        self.counted_in = alarm.impact.counted_in;
     }
 
     /// Whether this alarm's element reaches `place`: a device-wide alarm reaches every place
@@ -158,7 +162,8 @@ impl ImpactView {
 }
 
 /// The alarms of `affected` that reach `place`, active or cleared within `within` of `now`:
-/// the active ones first, then the most severe, then the newest.
+/// the active ones first, then root causes before their symptoms, then the most severe, then
+/// the newest.
 pub(super) fn reaching<'a>(
     affected: impl IntoIterator<Item = &'a Affected>,
     place: &Place,
@@ -176,6 +181,7 @@ pub(super) fn reaching<'a>(
         a.cleared_at
             .is_some()
             .cmp(&b.cleared_at.is_some())
+            .then(a.counted_in.is_some().cmp(&b.counted_in.is_some()))
             .then(b.severity.cmp(&a.severity))
             .then(b.raised_at.cmp(&a.raised_at))
     });

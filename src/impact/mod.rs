@@ -70,12 +70,19 @@ impl ImpactEngine {
     ) -> Self {
         let mut e = Self {
             counts,
-            book: ComplaintBook::new(&config.complaints, open_complaints),
             // Fixed for the run, as the HTTP side's: keys already stored must keep matching.
             keys: customers::CustomerKeys::from_config(&config.impact),
             ..Self::default()
         };
         e.reconfigure(config, alarms, committed);
+        let open = open_complaints
+            .into_iter()
+            .map(|c| {
+                let at = e.detected_at(&c.place);
+                (c, at)
+            })
+            .collect();
+        e.book = ComplaintBook::new(&config.complaints, open);
         // `customer_reported` alarms still active are the book's to clear.
         for a in alarms
             .iter()
@@ -167,7 +174,7 @@ impl ImpactEngine {
         let mut effects = Effects::default();
         // A fault can change twice in one batch; the second change starts from the first.
         let mut faults: HashMap<FaultId, FaultImpact> = HashMap::new();
-        let mut touched_at: HashMap<usize, (Timestamp, u64)> = HashMap::new();
+        let mut out = Vec::new();
         for t in transitions.iter_mut() {
             let (at, seq) = (t.event.at, t.event.seq);
             let alarm = &mut t.event.alarm;
@@ -193,8 +200,10 @@ impl ImpactEngine {
             t.fault.impact = cost.clone();
             faults.insert(t.fault.id, cost);
             if self.board.apply(&self.model, alarm) {
-                for s in touched {
-                    touched_at.insert(s, (at, seq));
+                // Recomputed now, so a service that goes down and back within one batch (a
+                // replay is often one) still has both changes committed and published.
+                for s in self.board.recompute(&self.model, &touched) {
+                    out.push(self.commit_status(s, at, seq));
                 }
             }
             let alarm = alarm.clone();
@@ -220,30 +229,29 @@ impl ImpactEngine {
                 effects.merge(explained);
             }
         }
-        let last = transitions.last().map(|t| (t.event.at, t.event.seq));
-        if let Some((now, _)) = last {
+        if let Some(now) = transitions.last().map(|t| t.event.at) {
             let keep = self.recent.max(self.link_look_back);
             self.affected
                 .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= keep));
         }
-        let mut out = Vec::new();
-        for s in self.board.recompute(&self.model) {
-            let (at, seq) = touched_at.get(&s).copied().or(last).unwrap_or_default();
-            let st = self.board.status(s);
-            let state = &mut self.states[s];
-            state.time_raised = match (state.status, st.status) {
-                (_, ServiceStatus::Ok) => None,
-                (ServiceStatus::Ok, _) => Some(at),
-                _ => state.time_raised,
-            };
-            state.status = st.status;
-            state.severity = st.severity;
-            state.underlying_alarm = st.underlying.clone();
-            state.time_changed = at;
-            state.seq = seq;
-            out.push(state.clone());
-        }
         (out, effects)
+    }
+
+    /// Takes the board's new status of a service into its committed state.
+    fn commit_status(&mut self, s: usize, at: Timestamp, seq: u64) -> ServiceState {
+        let st = self.board.status(s);
+        let state = &mut self.states[s];
+        state.time_raised = match (state.status, st.status) {
+            (_, ServiceStatus::Ok) => None,
+            (ServiceStatus::Ok, _) => Some(at),
+            _ => state.time_raised,
+        };
+        state.status = st.status;
+        state.severity = st.severity;
+        state.underlying_alarm = st.underlying.clone();
+        state.time_changed = at;
+        state.seq = seq;
+        state.clone()
     }
 
     /// The fault to link a complaint about `place` to: active, or cleared within
@@ -269,9 +277,27 @@ impl ImpactEngine {
         })
     }
 
+    /// Where complaints about `place` are counted, and where its `customer_reported` alarm
+    /// sits: a cell's complaints count for its base station's site (one cluster, one alarm).
+    pub fn detection(&self, place: &Place) -> (Place, ReportedAt) {
+        let detect = self.detected_at(place);
+        let at = self.reported_at(&detect);
+        (detect, at)
+    }
+
+    fn detected_at(&self, place: &Place) -> Place {
+        match place {
+            Place::Cell { device, .. } => self
+                .topology
+                .site(device)
+                .map_or_else(|| place.clone(), |s| Place::Site(s.to_owned())),
+            other => other.clone(),
+        }
+    }
+
     /// Where a place's `customer_reported` alarm sits: a cell on its base station, a site on
     /// its anchor device (see [`Reach`]), a service on a pseudo-device named after it.
-    pub fn reported_at(&self, place: &Place) -> ReportedAt {
+    fn reported_at(&self, place: &Place) -> ReportedAt {
         match place {
             Place::Cell { device, cell } => ReportedAt {
                 device: device.clone(),

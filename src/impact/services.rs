@@ -272,17 +272,21 @@ impl ServiceBoard {
         changed
     }
 
-    /// Recomputes every service, children first; returns the ones whose status changed.
-    pub fn recompute(&mut self, model: &ServiceModel) -> Vec<usize> {
+    /// Recomputes `services` (sorted; the ones an alarm touched and those above them),
+    /// children first; returns the ones whose status changed.
+    pub fn recompute(&mut self, model: &ServiceModel, services: &[usize]) -> Vec<usize> {
         let mut changed = Vec::new();
-        for &s in &model.order {
+        for &s in model
+            .order
+            .iter()
+            .filter(|s| services.binary_search(s).is_ok())
+        {
             let next = self.evaluate(model, s);
             if next != self.status[s] {
                 self.status[s] = next;
                 changed.push(s);
             }
         }
-        changed.sort_unstable();
         changed
     }
 

@@ -7,16 +7,23 @@
 //! {"at":"2026-11-29T10:00:00Z","device":"bh-r1","object":"ifIndex=3","metric":"loss_pct","value":3.5}
 //! {"at":"2026-11-29T10:00:30Z","device":"bh-r1","event":"unreachable"}
 //! {"at":"2026-11-29T11:00:00Z"}
+//!
+//! {"at":"2026-11-29T10:05:00Z","complaint":{"id":"CRM-7","customer":"C1042","channel":"phone","symptom":"no_service","text":"no signal"}}
 //! ```
 //!
-//! The last form only advances time (so hold-downs and response targets can pass).
+//! The last plain form only advances time (so hold-downs and response targets can pass). A
+//! complaint names a `customer` or a `site`, `cell` (DEVICE/CELL) or `service`; it is received
+//! at the line's time.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::message::Ingest;
-use crate::model::{DEVICE_OBJECT, DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
+use crate::model::{
+    Channel, DEVICE_OBJECT, DeviceEvent, EventKind, Metric, NewComplaint, Place, Sample, SeriesKey,
+    Symptom, Timestamp,
+};
 
 /// Why a scenario file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +64,61 @@ struct Line {
     event: Option<EventKind>,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    complaint: Option<ComplaintLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComplaintLine {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    customer: Option<String>,
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    cell: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default = "phone")]
+    channel: Channel,
+    symptom: Symptom,
+    #[serde(default)]
+    text: String,
+}
+
+fn phone() -> Channel {
+    Channel::Phone
+}
+
+impl ComplaintLine {
+    fn complaint(self, at: Timestamp) -> Result<NewComplaint, String> {
+        let places = [
+            ("site", self.site),
+            ("cell", self.cell),
+            ("service", self.service),
+        ];
+        let mut named = places.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+        let place = match (&self.customer, named.next(), named.next()) {
+            (Some(_), None, _) => None,
+            (None, Some((kind, value)), None) => Some(Place::from_kind(kind, &value)?),
+            _ => {
+                return Err(
+                    "a complaint names exactly one of customer, site, cell or service".to_owned(),
+                );
+            }
+        };
+        Ok(NewComplaint {
+            id: self.id,
+            customer: self.customer,
+            place,
+            channel: self.channel,
+            symptom: self.symptom,
+            text: self.text,
+            received_at: at,
+        })
+    }
 }
 
 /// Reads a scenario file into timed ingest items, in file order.
@@ -77,6 +139,17 @@ pub fn read(path: &Path) -> Result<Vec<(Timestamp, Ingest)>, ScenarioError> {
             message,
         };
         let l: Line = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
+        if let Some(c) = l.complaint {
+            let ok =
+                l.device.is_none() && l.metric.is_none() && l.value.is_none() && l.event.is_none();
+            if !ok {
+                return Err(bad(
+                    "a complaint line has only `at` and `complaint`".to_owned()
+                ));
+            }
+            items.push((l.at, Ingest::Complaint(c.complaint(l.at).map_err(bad)?)));
+            continue;
+        }
         let item = match (l.device, l.metric, l.value, l.event) {
             (None, None, None, None) => Ingest::Tick(l.at),
             (Some(device), Some(metric), Some(value), None) => Ingest::Sample(Sample {

@@ -89,11 +89,9 @@ pub async fn run_stage(
     clock: Clock,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    let mut transitions = Vec::with_capacity(BATCH);
+    let mut p = Pending::default();
     let mut replies: Vec<(oneshot::Sender<CommandResult>, std::ops::Range<usize>)> = Vec::new();
     let mut holds: Vec<oneshot::Sender<Held>> = Vec::new();
-    // Complaints changed in this batch (committed with it), and who waits for which.
-    let mut complaints: Vec<Complaint> = Vec::new();
     let mut complaint_replies: Vec<(ComplaintReply, String)> = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -115,24 +113,22 @@ pub async fn run_stage(
                 }
                 for input in batch.drain(..) {
                     match input {
-                        AlarmInput::Verdict(v) => transitions.extend(manager.on_verdict(v)),
-                        AlarmInput::Event(e) => transitions.extend(manager.on_event(e)),
+                        AlarmInput::Verdict(v) => p.transitions.extend(manager.on_verdict(v)),
+                        AlarmInput::Event(e) => p.transitions.extend(manager.on_event(e)),
                         AlarmInput::Tick(t) => {
-                            transitions.extend(manager.on_tick(t));
-                            let effects = impact.complaints().on_tick(t);
-                            apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
+                            p.transitions.extend(manager.on_tick(t));
+                            p.apply(&mut manager, impact.complaints().on_tick(t));
                         }
-                        AlarmInput::Complaint(c, reply) => {
-                            match complaint(&mut impact, &store, c) {
-                                Ok((id, effects)) => {
-                                    apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
-                                    complaint_replies.push((reply, id));
-                                }
-                                Err(e) => {
-                                    let _ = reply.send(Err(e));
-                                }
+                        AlarmInput::Complaint(c, reply) => match complaint(&mut impact, &store, c) {
+                            Ok((id, effects)) => {
+                                p.apply(&mut manager, effects);
+                                complaint_replies.push((reply, id));
                             }
-                        }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "complaint refused");
+                                let _ = reply.send(Err(e));
+                            }
+                        },
                         AlarmInput::Hold(reply) => holds.push(reply),
                         AlarmInput::Customers(counts) => {
                             impact.set_counts(counts);
@@ -143,11 +139,11 @@ pub async fn run_stage(
                             let _ = reply.send(add_note(&store, fault, note, max).await);
                         }
                         AlarmInput::Command(c, reply) => {
-                            let start = transitions.len();
+                            let start = p.transitions.len();
                             match apply(&mut manager, c, Timestamp::now()) {
                                 Ok(ts) => {
-                                    transitions.extend(ts);
-                                    replies.push((reply, start..transitions.len()));
+                                    p.transitions.extend(ts);
+                                    replies.push((reply, start..p.transitions.len()));
                                 }
                                 Err(e) => {
                                     let _ = reply.send(Err(e.into()));
@@ -155,6 +151,8 @@ pub async fn run_stage(
                             }
                         }
                     }
+                    // Each input's impact before the next input: time moves on in order.
+                    p.settle(&mut manager, &mut impact);
                 }
             }
             _ = tick.tick(), if clock == Clock::Wall => {
@@ -165,9 +163,9 @@ pub async fn run_stage(
                     impact.reconfigure(&c, &alarms, &[]);
                 }
                 let now = Timestamp::now();
-                transitions.extend(manager.on_tick(now));
-                let effects = impact.complaints().on_tick(now);
-                apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
+                p.transitions.extend(manager.on_tick(now));
+                p.apply(&mut manager, impact.complaints().on_tick(now));
+                p.settle(&mut manager, &mut impact);
                 if !publisher {
                     // No publisher: the newest `outbox-limit` notified transitions wait for one
                     // (enabling MQTT later sends them); older ones must not hold retention back.
@@ -181,7 +179,7 @@ pub async fn run_stage(
                 }
             }
         }
-        if transitions.is_empty() && complaints.is_empty() {
+        if p.transitions.is_empty() && p.complaints.is_empty() {
             // Commands that changed nothing (an acknowledged alarm acknowledged again).
             for (reply, _) in replies.drain(..) {
                 let _ = reply.send(Ok(Vec::new()));
@@ -189,24 +187,11 @@ pub async fn run_stage(
             hold_still(&mut holds).await;
             continue;
         }
-        // Impact, then what complaints make of it (a network alarm explaining a
-        // `customer_reported` one clears it), until nothing new comes of it.
-        let mut services: Vec<ServiceState> = Vec::new();
-        let mut done = 0;
-        while done < transitions.len() {
-            let (changed, effects) = impact.annotate(&mut transitions[done..]);
-            done = transitions.len();
-            for st in changed {
-                services.retain(|s| s.name != st.name);
-                services.push(st);
-            }
-            apply_effects(&mut manager, effects, &mut transitions, &mut complaints);
-        }
-        manager.keep_impact(&transitions);
-        let committed = commit(&store, &transitions, &services, &complaints, &out, &metrics).await;
+        let committed = commit(&store, &p, &out, &metrics).await;
         for (reply, id) in complaint_replies.drain(..) {
             let answer = match &committed {
-                Ok(()) => complaints
+                Ok(()) => p
+                    .complaints
                     .iter()
                     .rev()
                     .find(|c| c.id == id)
@@ -216,81 +201,112 @@ pub async fn run_stage(
             };
             let _ = reply.send(answer);
         }
-        if committed.is_ok() {
-            metrics.complaint_changes.inc_by(complaints.len() as u64);
-            let book = impact.complaints();
-            let open = book.open().count();
-            let respond = book
-                .open()
-                .filter(|c| c.respond_breached && c.acked_at.is_none())
-                .count();
-            let resolve = book.open().filter(|c| c.resolve_breached).count();
-            metrics.complaints_open.set(open as i64);
-            metrics.complaints_respond_overdue.set(respond as i64);
-            metrics.complaints_resolve_overdue.set(resolve as i64);
-        }
-        complaints.clear();
-        if committed.is_ok() {
-            let view = impact.view();
-            let not_ok = view
-                .services()
-                .iter()
-                .filter(|s| s.status != ServiceStatus::Ok)
-                .count();
-            metrics.services_not_ok.set(not_ok as i64);
-            out.impact.send_replace(Arc::new(view));
-        }
         for (reply, range) in replies.drain(..) {
             let answer = match &committed {
-                Ok(()) => Ok(transitions[range].iter().map(|t| t.event.clone()).collect()),
+                Ok(()) => Ok(p.transitions[range]
+                    .iter()
+                    .map(|t| t.event.clone())
+                    .collect()),
                 Err(e) => Err(CommandError::Store(e.to_string())),
             };
             // The asker may have gone (a dropped HTTP request); the change stands regardless.
             let _ = reply.send(answer);
         }
-        if let Err(e) = committed {
-            metrics.alarm_commit_errors.inc_by(transitions.len() as u64);
-            if store.failure().is_some() {
-                // The store failed (logged once, there) and the daemon is stopping for a
-                // restart, which rebuilds the manager from what is on disk.
-                tracing::debug!(error = %e, lost = transitions.len(), "alarm transitions not committed");
-                transitions.clear();
-                continue;
+        match committed {
+            Ok(()) => {
+                metrics.complaint_changes.inc_by(p.complaints.len() as u64);
+                count_open(&mut impact, &metrics);
+                out.impact.send_replace(Arc::new(impact.view()));
             }
-            tracing::error!(error = %e, lost = transitions.len(), "alarm transitions not committed; reloading alarm state from the store");
-            let reloaded = load_manager(&config.borrow(), &store, Timestamp::now()).and_then(|m| {
-                let i = load_impact(&config.borrow(), &store, &m)?;
-                Ok((m, i))
-            });
-            match reloaded {
-                Ok((m, i)) => (manager, impact) = (m, i),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state");
+            Err(e) => {
+                let lost = p.transitions.len();
+                metrics.alarm_commit_errors.inc_by(lost as u64);
+                if store.failure().is_some() {
+                    // The store failed (logged once, there) and the daemon is stopping for a
+                    // restart, which rebuilds the manager from what is on disk.
+                    tracing::debug!(error = %e, lost, "alarm transitions not committed");
+                } else {
+                    tracing::error!(error = %e, lost, "alarm transitions not committed; reloading alarm state from the store");
+                    let reloaded = load_manager(&config.borrow(), &store, Timestamp::now())
+                        .and_then(|m| Ok((load_impact(&config.borrow(), &store, &m)?, m)));
+                    match reloaded {
+                        Ok((i, m)) => (manager, impact) = (m, i),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state");
+                        }
+                    }
                 }
             }
         }
-        transitions.clear();
+        p.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
         hold_still(&mut holds).await;
     }
 }
 
+/// What one batch commits: the transitions, and the service and complaint changes they made.
+#[derive(Default)]
+struct Pending {
+    transitions: Vec<Transition>,
+    services: Vec<ServiceState>,
+    complaints: Vec<Complaint>,
+    /// Transitions up to here have their impact.
+    settled: usize,
+}
+
+impl Pending {
+    /// Impact for the transitions not yet annotated, then what complaints make of them (a
+    /// network alarm explaining a `customer_reported` one clears it), until nothing new comes
+    /// of it. The manager takes the impact back, so its next transition starts from it.
+    fn settle(&mut self, manager: &mut AlarmManager, impact: &mut ImpactEngine) {
+        while self.settled < self.transitions.len() {
+            let new = &mut self.transitions[self.settled..];
+            let (changed, effects) = impact.annotate(new);
+            manager.keep_impact(new);
+            self.settled = self.transitions.len();
+            self.services.extend(changed);
+            self.apply(manager, effects);
+        }
+    }
+
+    /// Passes what complaints asked for to the alarm manager, and keeps their changes.
+    fn apply(&mut self, manager: &mut AlarmManager, effects: Effects) {
+        for e in effects.events {
+            self.transitions.extend(manager.on_event(e));
+        }
+        self.complaints.extend(effects.complaints);
+    }
+
+    fn clear(&mut self) {
+        self.transitions.clear();
+        self.services.clear();
+        self.complaints.clear();
+        self.settled = 0;
+    }
+}
+
+/// Open complaints, overdue ones and services not ok, for /metrics.
+fn count_open(impact: &mut ImpactEngine, metrics: &Metrics) {
+    let not_ok = impact
+        .states()
+        .iter()
+        .filter(|s| s.status != ServiceStatus::Ok)
+        .count();
+    metrics.services_not_ok.set(not_ok as i64);
+    let book = impact.complaints();
+    let (mut open, mut respond, mut resolve) = (0, 0, 0);
+    for c in book.open() {
+        open += 1;
+        respond += i64::from(c.respond_breached && c.acked_at.is_none());
+        resolve += i64::from(c.resolve_breached);
+    }
+    metrics.complaints_open.set(open);
+    metrics.complaints_respond_overdue.set(respond);
+    metrics.complaints_resolve_overdue.set(resolve);
+}
+
 /// Who waits for a complaint command's answer.
 type ComplaintReply = oneshot::Sender<Result<Complaint, CommandError>>;
-
-/// Passes what complaints asked for to the alarm manager, and keeps their changes for the
-/// commit.
-fn apply_effects(
-    manager: &mut AlarmManager,
-    effects: Effects,
-    transitions: &mut Vec<Transition>,
-    complaints: &mut Vec<Complaint>,
-) {
-    for e in effects.events {
-        transitions.extend(manager.on_event(e));
-    }
-    complaints.extend(effects.complaints);
-}
 
 /// One complaint command against the book; a new complaint is linked to the fault that
 /// explains it. Returns the complaint's id and what the book asks for.
@@ -351,8 +367,8 @@ fn complaint(
                 resolve_breached: false,
             };
             let link = impact.link_for(&place, now);
-            let at = impact.reported_at(&place);
-            Ok((id, impact.complaints().receive(c, link, at, now)))
+            let detection = impact.detection(&place);
+            Ok((id, impact.complaints().receive(c, link, detection, now)))
         }
         ComplaintCommand::Ack { id, by } => {
             let now = Timestamp::now();
@@ -423,13 +439,12 @@ fn apply(
 /// Durable before visible: one transaction, one flush wait, then publish.
 async fn commit(
     store: &Store,
-    transitions: &[Transition],
-    services: &[ServiceState],
-    complaints: &[Complaint],
+    p: &Pending,
     out: &Published,
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
-    let ticket = store.commit_batch(transitions, services, complaints)?;
+    let (transitions, services) = (&p.transitions, &p.services);
+    let ticket = store.commit_batch(transitions, services, &p.complaints)?;
     store.durable(ticket).await?;
     metrics.service_changes.inc_by(services.len() as u64);
     for s in services {

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::detect::{Detector, StoredSeries, StoredSeriesV1};
-use crate::message::{AlarmInput, Ingest};
+use crate::message::{AlarmInput, ComplaintCommand, Ingest};
 use crate::model::{Alarm, Sample};
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Metrics;
@@ -130,6 +130,13 @@ pub async fn run_stage(
                 }
                 Ingest::Event(e) => AlarmInput::Event(e),
                 Ingest::Tick(t) => AlarmInput::Tick(t),
+                Ingest::Complaint(c) => {
+                    // Nobody waits for a replayed complaint's answer; a refused one (a
+                    // duplicate id, an unknown customer) is logged by the alarm stage.
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    let at = c.received_at;
+                    AlarmInput::Complaint(ComplaintCommand::Receive(c, at), reply)
+                }
             };
             if verdicts.send(out).await.is_err() {
                 return;

@@ -9,9 +9,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::impact::customers::{CustomerKeys, Places, parse_csv};
 use crate::ingest::scenario::{self, ScenarioError};
 use crate::message::{Clock, Ingest};
-use crate::model::{AlarmEvent, AlarmId, Sample, Severity, Suppression, Timestamp, TransitionKind};
+use crate::model::{
+    AlarmEvent, AlarmId, Impact, Sample, Severity, Suppression, Timestamp, TransitionKind,
+};
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -38,6 +41,14 @@ pub enum ReplayError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A customer export could not be read or has bad rows (each named by line).
+    #[error("{}: {message}", path.display())]
+    Customers {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
     /// No temporary store or runtime could be made.
     #[error("cannot start the replay: {0}")]
@@ -113,15 +124,19 @@ impl Replayed {
     }
 }
 
-/// Replays `files` (scenarios and captures, told apart by their content) through a pipeline on
-/// `store`, or on a temporary store, and returns the transitions it committed. With both kinds,
-/// items are interleaved by data time; the stable sort keeps each file's own order.
+/// Replays `files` (scenarios and captures, told apart by their content; `.csv` files are
+/// customer exports, imported first) through a pipeline on `store`, or on a temporary store,
+/// and returns the transitions it committed. With both kinds, items are interleaved by data
+/// time; the stable sort keeps each file's own order.
 pub fn replay(
     config: Arc<Config>,
     files: Vec<PathBuf>,
     store: Option<&Path>,
     speed: Speed,
 ) -> Result<Replayed, ReplayError> {
+    let (exports, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")));
     let (captures, scenarios): (Vec<PathBuf>, Vec<PathBuf>) = files
         .into_iter()
         .partition(|f| crate::ingest::pcap::is_capture(f));
@@ -147,6 +162,9 @@ pub fn replay(
         }
     };
     let store = Store::open(path)?;
+    for export in &exports {
+        import_customers(&config, &store, export)?;
+    }
     let after = store.last_seq()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,6 +175,30 @@ pub fn replay(
         lines: outcome_lines(&store, after)?,
         captures: summary,
     })
+}
+
+/// Imports a customer export into the replay's store, all rows or none.
+fn import_customers(config: &Config, store: &Store, path: &Path) -> Result<(), ReplayError> {
+    let failed = |message: String| ReplayError::Customers {
+        path: path.to_owned(),
+        message,
+    };
+    let data = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let places = Places::new(config);
+    let parsed = parse_csv(
+        &data,
+        1,
+        &places,
+        &CustomerKeys::from_config(&config.impact),
+    );
+    if let Some(e) = parsed.errors.first() {
+        return Err(failed(format!(
+            "line {}: {} ({} bad rows)",
+            e.line, e.message, parsed.bad
+        )));
+    }
+    store.import_customers(&parsed.rows)?;
+    Ok(())
 }
 
 /// How fast to feed the scenario.
@@ -349,6 +391,26 @@ pub struct Outcome {
     /// The alarm's text: the value, the level, and the context (top talkers on NetFlow
     /// series), as an engineer would read it.
     pub text: String,
+    /// Services and customers behind it, when it touches any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+}
+
+/// A complaint's end state as replay prints it, after the transitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComplaintOutcome<'a> {
+    complaint: &'a str,
+    place: String,
+    received_at: Timestamp,
+    state: &'static str,
+    /// The fault that explains it.
+    fault: Option<u64>,
+    /// Whether the fault's alarm came before the complaint.
+    noc_knew_first: Option<bool>,
+    resolution: Option<&'a str>,
+    respond_breached: bool,
+    resolve_breached: bool,
 }
 
 impl From<&AlarmEvent> for Outcome {
@@ -366,17 +428,50 @@ impl From<&AlarmEvent> for Outcome {
             suppressed_by: e.alarm.suppressed_by,
             notified: e.notified,
             text: e.alarm.additional_text.clone(),
+            impact: (e.alarm.impact.customers > 0 || !e.alarm.impact.services.is_empty())
+                .then(|| e.alarm.impact.clone()),
         }
     }
 }
 
-/// The outcome lines of every transition after sequence `after`, in sequence order.
+/// The outcome lines of every transition after sequence `after`, in sequence order, each
+/// followed by the service changes it made; then each complaint's end state by id.
 pub fn outcome_lines(store: &Store, after: u64) -> Result<Vec<String>, StoreError> {
-    Ok(store
-        .history_after(after, usize::MAX)?
-        .iter()
-        .map(|e| serde_json::to_string(&Outcome::from(e)).unwrap_or_default())
-        .collect())
+    let mut services = store.service_history_after(after)?.into_iter().peekable();
+    let mut lines = Vec::new();
+    for e in store.history_after(after, usize::MAX)? {
+        lines.push(line(&Outcome::from(&e)));
+        while let Some(st) = services.next_if(|s| s.seq <= e.seq) {
+            lines.push(line(&serde_json::json!({
+                "seq": st.seq,
+                "at": st.time_changed,
+                "service": st.name,
+                "status": st.status,
+                "severity": st.severity,
+                "underlyingAlarm": st.underlying_alarm,
+            })));
+        }
+    }
+    for c in store.complaints()? {
+        let o = ComplaintOutcome {
+            complaint: &c.id,
+            place: c.place.to_string(),
+            received_at: c.received_at,
+            state: c.state.name(),
+            fault: c.link.as_ref().map(|l| l.fault.0),
+            noc_knew_first: c.link.as_ref().map(|l| l.fault_raised_at <= c.received_at),
+            resolution: c.resolution.as_deref(),
+            respond_breached: c.respond_breached,
+            resolve_breached: c.resolve_breached,
+        };
+        lines.push(line(&o));
+    }
+    Ok(lines)
+}
+
+/// One outcome as a JSON line.
+fn line<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// Compares outcome lines with an expected file; `None` when equal, else a readable diff.

@@ -101,7 +101,11 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let services = services
             .iter()
-            .map(|s| Ok((s.name.as_bytes(), encode(Tree::Services, s)?)))
+            .map(|s| {
+                let mut key = s.seq.to_be_bytes().to_vec();
+                key.extend_from_slice(s.name.as_bytes());
+                Ok((s.name.as_bytes(), key, encode(Tree::Services, s)?))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let notified = batch.iter().filter(|t| t.event.notified).count() as u64;
         let high_water = last.event.seq.to_be_bytes();
@@ -111,62 +115,67 @@ impl Store {
             self.tree(Tree::FaultNotes),
             self.tree(Tree::Journal),
             self.tree(Tree::Services),
+            self.tree(Tree::ServiceJournal),
             self.tree(Tree::Complaints),
             self.tree(Tree::Meta),
         );
-        let result = trees.transaction(|(active, faults, notes, journal, states, filed, meta)| {
-            let after = meta
-                .get(LAST_SEQ_KEY)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map_or(0, u64::from_be_bytes);
-            if batch[0].event.seq <= after {
-                return Err(ConflictableTransactionError::Abort(
-                    StoreError::OutOfSequence {
-                        found: batch[0].event.seq,
-                        after,
-                    },
-                ));
-            }
-            for (t, e) in batch.iter().zip(&encoded) {
-                // Reads inside the transaction see its own earlier writes, so a batch may carry
-                // several transitions of one alarm.
-                let found = match active.get(e.alarm_key)? {
-                    None => None,
-                    Some(v) => {
-                        let a: Alarm = decode(Tree::ActiveAlarms, &v)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        Some(a.notification_id)
+        let result = trees.transaction(
+            |(active, faults, notes, journal, states, history, filed, meta)| {
+                let after = meta
+                    .get(LAST_SEQ_KEY)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map_or(0, u64::from_be_bytes);
+                if batch[0].event.seq <= after {
+                    return Err(ConflictableTransactionError::Abort(
+                        StoreError::OutOfSequence {
+                            found: batch[0].event.seq,
+                            after,
+                        },
+                    ));
+                }
+                for (t, e) in batch.iter().zip(&encoded) {
+                    // Reads inside the transaction see its own earlier writes, so a batch may carry
+                    // several transitions of one alarm.
+                    let found = match active.get(e.alarm_key)? {
+                        None => None,
+                        Some(v) => {
+                            let a: Alarm = decode(Tree::ActiveAlarms, &v)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            Some(a.notification_id)
+                        }
+                    };
+                    if found != t.expected {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                            alarm: t.event.alarm.alarm_id,
+                            expected: t.expected,
+                            found,
+                        }));
                     }
-                };
-                if found != t.expected {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
-                        alarm: t.event.alarm.alarm_id,
-                        expected: t.expected,
-                        found,
-                    }));
+                    if t.event.alarm.is_cleared() {
+                        active.remove(&e.alarm_key)?;
+                    } else {
+                        active.insert(&e.alarm_key, e.alarm.as_slice())?;
+                    }
+                    faults.insert(&e.fault_key, e.fault.as_slice())?;
+                    if let Some((key, note)) = &e.note {
+                        notes.insert(key, note.as_slice())?;
+                    }
                 }
-                if t.event.alarm.is_cleared() {
-                    active.remove(&e.alarm_key)?;
-                } else {
-                    active.insert(&e.alarm_key, e.alarm.as_slice())?;
+                for (key, row) in &rows {
+                    journal.insert(key, row.as_slice())?;
                 }
-                faults.insert(&e.fault_key, e.fault.as_slice())?;
-                if let Some((key, note)) = &e.note {
-                    notes.insert(key, note.as_slice())?;
+                // In batch order, so the last change of a service is its state.
+                for (name, key, state) in &services {
+                    states.insert(*name, state.as_slice())?;
+                    history.insert(key.as_slice(), state.as_slice())?;
                 }
-            }
-            for (key, row) in &rows {
-                journal.insert(key, row.as_slice())?;
-            }
-            for (name, state) in &services {
-                states.insert(*name, state.as_slice())?;
-            }
-            for (id, c) in &complaints {
-                filed.insert(*id, c.as_slice())?;
-            }
-            meta.insert(LAST_SEQ_KEY, &high_water)?;
-            Ok(())
-        });
+                for (id, c) in &complaints {
+                    filed.insert(*id, c.as_slice())?;
+                }
+                meta.insert(LAST_SEQ_KEY, &high_water)?;
+                Ok(())
+            },
+        );
         match result {
             Ok(()) => {
                 self.inner
@@ -224,10 +233,37 @@ impl Store {
                 removed += 1;
             }
         }
+        removed += self.compact_service_journal(cutoff)?;
         if removed > 0 {
             self.written();
         }
         Ok(removed)
+    }
+
+    /// Retention of the services' history: changes older than `cutoff`, oldest first; the
+    /// current state of each service stays in its own tree.
+    fn compact_service_journal(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let tree = self.tree(Tree::ServiceJournal);
+        let mut removed = 0;
+        for item in tree.iter() {
+            let (key, value) = item.map_err(|e| self.sled_err(e))?;
+            let state: ServiceState = decode(Tree::ServiceJournal, &value)?;
+            if state.time_changed >= cutoff {
+                break;
+            }
+            tree.remove(key).map_err(|e| self.sled_err(e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Service changes made by transitions after sequence `after`, in order.
+    pub fn service_history_after(&self, after: u64) -> Result<Vec<ServiceState>, StoreError> {
+        self.tree(Tree::ServiceJournal)
+            .range((after + 1).to_be_bytes()..)
+            .values()
+            .map(|v| decode(Tree::ServiceJournal, &v.map_err(|e| self.sled_err(e))?))
+            .collect()
     }
 
     /// Calls `visit` with every journal event after sequence `after`, in sequence order, until

@@ -79,6 +79,9 @@ pub enum Tree {
     Customers,
     /// Each service's committed state, by name.
     Services,
+    /// Every service change, by the sequence number of the transition that made it and the
+    /// service's name: the services' history, kept as long as the alarm journal.
+    ServiceJournal,
     /// Complaints by id, written with the transitions of the batch that changed them.
     Complaints,
     /// Schema version, run markers, counters.
@@ -86,7 +89,7 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 11] = [
+    const ALL: [Tree; 12] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -96,6 +99,7 @@ impl Tree {
         Tree::Maintenance,
         Tree::Customers,
         Tree::Services,
+        Tree::ServiceJournal,
         Tree::Complaints,
         Tree::Meta,
     ];
@@ -112,6 +116,7 @@ impl Tree {
             Tree::Maintenance => "maintenance_windows",
             Tree::Customers => "customers",
             Tree::Services => "services",
+            Tree::ServiceJournal => "service_journal",
             Tree::Complaints => "complaints",
             Tree::Meta => "meta",
         }
