@@ -670,3 +670,113 @@ fn the_broker_hears_only_of_what_is_on_disk_even_across_kill_9() {
         "the unflushed unack was published"
     );
 }
+
+/// The CRM's feed: every service's status retained under `noctua/services/`, and a fault big
+/// enough to tell callers about retained under `noctua/impact/` with its customers, sites and
+/// restore target; the stream says the same.
+#[test]
+fn services_and_proactive_notices_are_retained_for_the_crm() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+    let topology = std::fs::read_to_string(fixtures.join("customer-impact.toml")).unwrap();
+    // The east backhaul and its base stations go down, and stay down.
+    let scenario = dir.path().join("down.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(fixtures.join("customer-impact.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"unreachable\""))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3);
+    std::fs::write(&scenario, lines.join("\n")).unwrap();
+    let mqtt = peer_port();
+    let _broker = Broker::start(dir.path(), mqtt);
+    let config = write_config(
+        dir.path(),
+        0,
+        &format!(
+            "token = \"{TOKEN}\"\n\n[mqtt]\nenabled = true\nbroker = \"127.0.0.1:{mqtt}\"\nkeepalive = \"5s\"\n\n{topology}"
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg(fixtures.join("customer-impact.csv"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let mut d = start(dir.path(), &config);
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_mqtt_outbox_depth") == Some(0.0)
+            && retained(mqtt, "noctua/services/#").len() == 3
+    });
+    let services: Vec<(String, Value)> = retained(mqtt, "noctua/services/#")
+        .iter()
+        .map(|l| {
+            let (topic, payload) = l.split_once(' ').unwrap();
+            (topic.to_owned(), serde_json::from_str(payload).unwrap())
+        })
+        .collect();
+    let status = |name: &str| {
+        let (_, v) = services
+            .iter()
+            .find(|(t, _)| t == &format!("noctua/services/{name}"))
+            .unwrap_or_else(|| panic!("{name}: {services:?}"));
+        v["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status("data-east"), "down");
+    assert_eq!(status("voice-east"), "down");
+    assert_eq!(
+        status("vpn-acme"),
+        "ok",
+        "an untouched service is retained too"
+    );
+    let notices = retained(mqtt, "noctua/impact/#");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let (topic, payload) = notices[0].split_once(' ').unwrap();
+    assert_eq!(topic, "noctua/impact/1");
+    let n: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(n["kind"], "opened");
+    assert_eq!(n["customers"], 6, "every east customer, once: {n}");
+    assert_eq!(n["sites"], serde_json::json!(["east-1042", "east-2077"]));
+    assert_eq!(n["servicesDown"], serde_json::json!(["data-east"]));
+    assert!(n["restoreBy"].is_string(), "{n}");
+    // The stream: services after the snapshot.
+    let mut sse = SseClient::connect(d.port, "/api/v1/alarms/stream", None);
+    assert_eq!(sse.next(Duration::from_secs(5)).unwrap().event, "snapshot");
+    let services = sse.next(Duration::from_secs(5)).unwrap();
+    assert_eq!(services.event, "services");
+    assert!(
+        services.data.contains("\"name\":\"data-east\""),
+        "{}",
+        services.data
+    );
+    // The backhaul returns: the notice closes (retained, replacing the open one).
+    let (_, body) = get(d.port, "/api/v1/alarms?device=bh-r1").unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let id = v["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    act(d.port, TOKEN, &id, "clear");
+    // Service changes and the clear's transition come in their own order; the notice follows
+    // its transition.
+    let events: Vec<_> = std::iter::from_fn(|| sse.next(Duration::from_secs(2))).collect();
+    let at = events
+        .iter()
+        .position(|e| e.event == "impact" && e.data.contains("\"kind\":\"closed\""))
+        .unwrap_or_else(|| panic!("no closing notice: {events:?}"));
+    let before = &events[at - 1];
+    assert_eq!(before.event, "transition", "{events:?}");
+    assert!(
+        before.data.contains("\"kind\":\"cleared\""),
+        "{}",
+        before.data
+    );
+    wait_until(&mut d, |_| {
+        retained(mqtt, "noctua/impact/#")
+            .first()
+            .is_some_and(|l| l.contains("\"kind\":\"closed\""))
+    });
+}

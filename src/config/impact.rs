@@ -27,6 +27,11 @@ pub struct ImpactConfig {
     /// Keep customer ids only as keyed hashes (HMAC-SHA-256 with the key in this file): the
     /// store then holds no customer id, and lookups hash the id they are given.
     pub hash_key_file: Option<PathBuf>,
+    /// A fault affecting at least this many customers sends a proactive notice (MQTT
+    /// `{prefix}/impact/{fault}`, SSE `impact`); 0 turns customer-count notices off.
+    pub notice_customers: u64,
+    /// A fault that puts a service down sends one too, whatever its customer count.
+    pub notice_service_down: bool,
     /// The key read from `hash-key-file` at load (never inline: it must not sit in a config
     /// that is shown, copied and versioned).
     #[serde(skip)]
@@ -39,6 +44,8 @@ impl Default for ImpactConfig {
             affecting: Severity::Major,
             recent: Duration::from_secs(3600),
             hash_key_file: None,
+            notice_customers: 100,
+            notice_service_down: true,
             hash_key: None,
         }
     }

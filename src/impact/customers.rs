@@ -300,6 +300,8 @@ pub fn parse_csv(data: &[u8], first_line: u64, places: &Places, keys: &CustomerK
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
     subtree: HashMap<String, u64>,
+    /// Each site with customers, and the device it hangs from.
+    anchors: Vec<(String, String)>,
     cells: HashMap<(String, String), u64>,
     services: HashMap<String, u64>,
     total: u64,
@@ -318,6 +320,7 @@ impl Reach {
                 site_devices.entry(s).or_default().push(d);
             }
         }
+        let mut anchors = Vec::new();
         for (place, n) in counts {
             match place {
                 Place::Site(s) => {
@@ -326,6 +329,7 @@ impl Reach {
                         .and_then(|ds| anchor(topology, ds))
                     {
                         *own.entry(anchor).or_default() += n;
+                        anchors.push((s.clone(), anchor.to_owned()));
                     }
                 }
                 Place::Cell { device, cell } => {
@@ -345,8 +349,10 @@ impl Reach {
                 *subtree.entry(up.to_owned()).or_default() += n;
             }
         }
+        anchors.sort();
         Self {
             subtree,
+            anchors,
             cells,
             services,
             total: counts.values().sum(),
@@ -356,6 +362,24 @@ impl Reach {
     /// Customers behind a device and everything below it.
     pub fn behind(&self, device: &str) -> u64 {
         self.subtree.get(device).copied().unwrap_or(0)
+    }
+
+    /// The sites with customers behind an alarm's element (at most `max`, by name): the
+    /// area a notice tells callers about.
+    pub fn sites_behind(&self, topology: &Topology, alarm: &Alarm, max: usize) -> Vec<String> {
+        if Place::cell_of(&alarm.object).is_some() {
+            return topology
+                .site(&alarm.device)
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
+        }
+        self.anchors
+            .iter()
+            .filter(|(_, a)| topology.is_under(a, &alarm.device))
+            .map(|(s, _)| s.clone())
+            .take(max)
+            .collect()
     }
 
     /// Customers of one cell.

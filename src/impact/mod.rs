@@ -22,10 +22,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Topology};
+use crate::config::{Config, Tiers, Topology};
 use crate::model::{
-    Alarm, AlarmId, Complaint, ComplaintLink, FaultId, FaultImpact, Impact, Place, ServiceState,
-    ServiceStatus, Severity, Suppression, Timestamp, Transition, TransitionKind,
+    Alarm, AlarmId, Complaint, ComplaintLink, FaultId, FaultImpact, FaultRecord, Impact, Notice,
+    NoticeKind, Place, ServiceState, ServiceStatus, Severity, Suppression, Timestamp, Transition,
+    TransitionKind,
 };
 use complaints::{ComplaintBook, Effects, ReportedAt};
 use customers::{Counts, Reach};
@@ -51,6 +52,9 @@ pub struct ImpactEngine {
     affected: BTreeMap<AlarmId, Affected>,
     /// Complaints not resolved, and complaint-driven detection.
     book: ComplaintBook,
+    notice_customers: u64,
+    notice_service_down: bool,
+    tiers: Tiers,
     /// The places customers and complaints may name.
     places: customers::Places,
     /// How customer ids become store keys.
@@ -101,6 +105,9 @@ impl ImpactEngine {
         self.affecting = config.impact.affecting;
         self.recent = config.impact.recent;
         self.link_look_back = config.complaints.link_look_back;
+        self.notice_customers = config.impact.notice_customers;
+        self.notice_service_down = config.impact.notice_service_down;
+        self.tiers = config.tiers.clone();
         self.places = customers::Places::new(config);
         self.book.reconfigure(&config.complaints);
         let topology = Topology::new(&config.devices);
@@ -192,13 +199,8 @@ impl ImpactEngine {
                 services: self.model.names(&touched),
                 customers,
                 counted_in,
+                notice: None,
             };
-            let mut cost = faults
-                .remove(&t.fault.id)
-                .unwrap_or_else(|| t.fault.impact.clone());
-            cost.accrue(at, alarm.impact.counted(), &alarm.impact.services);
-            t.fault.impact = cost.clone();
-            faults.insert(t.fault.id, cost);
             if self.board.apply(&self.model, alarm) {
                 // Recomputed now, so a service that goes down and back within one batch (a
                 // replay is often one) still has both changes committed and published.
@@ -206,6 +208,13 @@ impl ImpactEngine {
                     out.push(self.commit_status(s, at, seq));
                 }
             }
+            let mut cost = faults
+                .remove(&t.fault.id)
+                .unwrap_or_else(|| t.fault.impact.clone());
+            cost.accrue(at, alarm.impact.counted(), &alarm.impact.services);
+            alarm.impact.notice = self.notice(alarm, &t.fault, &mut cost);
+            t.fault.impact = cost.clone();
+            faults.insert(t.fault.id, cost);
             let alarm = alarm.clone();
             self.track(&alarm, at);
             if let Some(a) = self.affected.get_mut(&alarm.alarm_id) {
@@ -235,6 +244,53 @@ impl ImpactEngine {
                 .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= keep));
         }
         (out, effects)
+    }
+
+    /// The proactive notice a transition sends, if any (see [`Notice`]): opened when a fault
+    /// first affects `[impact] notice-customers` or puts a service down, updated when that
+    /// grows or shrinks by a tenth or the down services change, closed at clear or when it
+    /// no longer qualifies. `cost` remembers what the open notice said.
+    fn notice(&self, alarm: &Alarm, fault: &FaultRecord, cost: &mut FaultImpact) -> Option<Notice> {
+        let counted = alarm.impact.counted();
+        let down: Vec<String> = alarm
+            .impact
+            .services
+            .iter()
+            .filter(|s| {
+                self.states
+                    .iter()
+                    .any(|st| &st.name == *s && st.status == ServiceStatus::Down)
+            })
+            .cloned()
+            .collect();
+        let big = !alarm.is_cleared()
+            && ((self.notice_customers > 0 && counted >= self.notice_customers)
+                || (self.notice_service_down
+                    && !down.is_empty()
+                    && alarm.impact.counted_in.is_none()));
+        let kind = match (&cost.noticed, big) {
+            (None, true) => NoticeKind::Opened,
+            (Some((was, was_down)), true)
+                if counted.abs_diff(*was) * 10 >= (*was).max(1) || *was_down != down =>
+            {
+                NoticeKind::Updated
+            }
+            (Some(_), false) => NoticeKind::Closed,
+            _ => return None,
+        };
+        cost.noticed = big.then(|| (counted, down.clone()));
+        let restore = restore_within(&self.tiers, fault.peak_severity);
+        Some(Notice {
+            kind,
+            fault: fault.id,
+            customers: if big { counted } else { 0 },
+            sites: self.reach.sites_behind(&self.topology, alarm, NOTICE_SITES),
+            services_down: if big { down } else { Vec::new() },
+            since: fault.raised_at,
+            restore_by: restore
+                .map(|d| Timestamp::from_millis(fault.raised_at.as_millis().saturating_add(d))),
+            maintenance: alarm.suppressed_by == Some(Suppression::Maintenance),
+        })
     }
 
     /// Takes the board's new status of a service into its committed state.
@@ -368,6 +424,22 @@ impl ImpactEngine {
             self.recent,
         )
     }
+}
+
+/// Most sites a notice names.
+const NOTICE_SITES: usize = 50;
+
+/// The tier's restore target of a severity, in ms.
+pub fn restore_within(tiers: &Tiers, severity: Severity) -> Option<i64> {
+    let t = match severity {
+        Severity::Critical => &tiers.critical,
+        Severity::Major => &tiers.major,
+        Severity::Minor => &tiers.minor,
+        Severity::Warning => &tiers.warning,
+        Severity::Indeterminate | Severity::Cleared => return None,
+    };
+    t.restore_within
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 /// Object of a site's `customer_reported` alarm: `site=NAME`.

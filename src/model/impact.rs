@@ -17,6 +17,43 @@ pub struct Impact {
     /// The root-cause alarm this one is suppressed under, where its customers are counted:
     /// totals add only alarms with none, so nobody is counted twice.
     pub counted_in: Option<AlarmId>,
+    /// The proactive notice this transition sends to customer service, if it sends one.
+    pub notice: Option<Notice>,
+}
+
+/// A proactive notice for customer service (a CRM, an IVR): a fault big enough to tell callers
+/// about, as it opens, grows or shrinks, and ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    /// `opened`, `updated` or `closed`.
+    pub kind: NoticeKind,
+    /// The fault it is about.
+    pub fault: super::FaultId,
+    /// Customers affected now (0 when closed).
+    pub customers: u64,
+    /// The sites whose customers are behind it (at most 50), for routing callers by area.
+    pub sites: Vec<String>,
+    /// Services it touches that are down.
+    pub services_down: Vec<String>,
+    /// Since when.
+    pub since: Timestamp,
+    /// When service should be back by the tier's restore target.
+    pub restore_by: Option<Timestamp>,
+    /// Whether it is planned work.
+    pub maintenance: bool,
+}
+
+/// What a notice says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A fault crossed the notice size: tell callers.
+    Opened,
+    /// It grew or shrank by a tenth or more, or its down services changed.
+    Updated,
+    /// It ended (or no longer affects enough customers).
+    Closed,
 }
 
 impl Impact {
@@ -44,6 +81,8 @@ pub struct FaultImpact {
     pub customer_seconds: u64,
     /// When `customers` last changed (or the fault was raised): accrual runs from here.
     pub since: Timestamp,
+    /// The customers and down services of the open notice, if one is open.
+    pub noticed: Option<(u64, Vec<String>)>,
 }
 
 impl FaultImpact {

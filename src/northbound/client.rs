@@ -351,6 +351,16 @@ impl ApiClient {
                         _ if json => writeln!(out, "{data}")?,
                         // Every service's state comes after the snapshot; changes matter.
                         "services" => {}
+                        "impact" => writeln!(
+                            out,
+                            "notice: fault {} {}: {} customers{}",
+                            value["fault"],
+                            value["kind"].as_str().unwrap_or("?"),
+                            value["customers"],
+                            value["restoreBy"]
+                                .as_str()
+                                .map_or(String::new(), |t| format!(", restore by {t}"))
+                        )?,
                         "service" => writeln!(
                             out,
                             "service {} is {} ({})",

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::impact::Affected;
 use crate::impact::customers::{self, Places, RowError};
-use crate::model::{Alarm, Place, ServiceState, Severity, Timestamp};
+use crate::model::{Alarm, Place, ServiceState, Timestamp};
 use crate::northbound::api::authorize;
 use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
 use crate::northbound::state::HttpState;
@@ -169,7 +169,7 @@ async fn lookup(
             } else {
                 "active"
             },
-            restore_by: restore_target(&config, f.severity)
+            restore_by: crate::impact::restore_within(&config.tiers, f.severity)
                 .map(|d| Timestamp::from_millis(f.raised_at.as_millis().saturating_add(d))),
         })
         .collect();
@@ -187,19 +187,6 @@ async fn lookup(
         "lookBackMinutes": config.impact.recent.as_secs() / 60,
     }))
     .into_response())
-}
-
-/// The tier's restore target of a severity, in ms.
-fn restore_target(config: &Config, severity: Severity) -> Option<i64> {
-    let t = match severity {
-        Severity::Critical => &config.tiers.critical,
-        Severity::Major => &config.tiers.major,
-        Severity::Minor => &config.tiers.minor,
-        Severity::Warning => &config.tiers.warning,
-        Severity::Indeterminate | Severity::Cleared => return None,
-    };
-    t.restore_within
-        .and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 /// `POST /api/v1/customers`.

@@ -5,6 +5,8 @@
 //! - `{prefix}/alarms/{severity}/{device}`: each transition, TS 28.532 JSON.
 //! - `{prefix}/active/{alarmId}`: retained, the alarm as it is now; an empty retained message
 //!   when it clears, so a late subscriber sees exactly the active alarms.
+//! - `{prefix}/impact/{faultId}`: retained, the proactive notice of a fault big enough to tell
+//!   callers about (opened, updated, closed), published with the transition that made it.
 //! - `{prefix}/services/{name}`: retained, the service's status (ok, degraded, down) with the
 //!   alarms that explain it; all of them on every connect, then each change.
 //! - `{prefix}/status`: retained `online`, and `offline` as the last will and on a clean stop.
@@ -256,7 +258,9 @@ async fn session(
         // Keep the window full.
         while open.len() < WINDOW {
             let Some(e) = ahead.pop_front() else { break };
-            for (topic, retain, payload) in messages(config, &e) {
+            let messages = messages(config, &e);
+            let count = messages.len() as u32;
+            for (topic, retain, payload) in messages {
                 if client
                     .publish(topic, QoS::AtLeastOnce, retain, payload)
                     .await
@@ -266,7 +270,7 @@ async fn session(
                 }
                 awaiting_pkid.push_back(Some(e.seq));
             }
-            open.insert(e.seq, (2, e.at));
+            open.insert(e.seq, (count, e.at));
         }
         tokio::select! {
             () = stop.cancelled() => return Outcome::Stopped,
@@ -371,8 +375,10 @@ fn status_topic(config: &MqttConfig) -> String {
     format!("{}/status", config.prefix)
 }
 
-/// The two messages of a transition: the event, and the retained current state.
-fn messages(config: &MqttConfig, e: &AlarmEvent) -> [(String, bool, Vec<u8>); 2] {
+/// The messages of a transition: the event, the retained current state, and a proactive
+/// notice when it carries one (retained while open, so a CRM that connects late sees it;
+/// the closing notice replaces it).
+fn messages(config: &MqttConfig, e: &AlarmEvent) -> Vec<(String, bool, Vec<u8>)> {
     let json = serde_json::to_vec(e).unwrap_or_default();
     let a = &e.alarm;
     let active_topic = format!("{}/active/{}", config.prefix, a.alarm_id);
@@ -381,7 +387,7 @@ fn messages(config: &MqttConfig, e: &AlarmEvent) -> [(String, bool, Vec<u8>); 2]
     } else {
         serde_json::to_vec(a).unwrap_or_default()
     };
-    [
+    let mut out = vec![
         (
             format!(
                 "{}/alarms/{}/{}",
@@ -393,7 +399,12 @@ fn messages(config: &MqttConfig, e: &AlarmEvent) -> [(String, bool, Vec<u8>); 2]
             json,
         ),
         (active_topic, true, active),
-    ]
+    ];
+    if let Some(n) = &a.impact.notice {
+        let topic = format!("{}/impact/{}", config.prefix, n.fault.0);
+        out.push((topic, true, serde_json::to_vec(n).unwrap_or_default()));
+    }
+    out
 }
 
 /// A device name as one topic level: MQTT wildcards and separators replaced.

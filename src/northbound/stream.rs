@@ -7,7 +7,8 @@
 //! event says so first. Suppressed alarms and their transitions (recorded, not notified)
 //! come only to a client that asks with `?suppressed=true`. Services come as `services` (all
 //! of them, after the snapshot or the catch-up) and then a `service` event per change; they
-//! carry no id, since a service's state is current, not history.
+//! carry no id, since a service's state is current, not history. A transition that sends a
+//! proactive notice is followed by an `impact` event with it.
 //!
 //! Gap-freedom: the live feed is subscribed *before* the store is read, and everything the
 //! store already holds is skipped on the live feed by sequence number. A client too slow for
@@ -186,7 +187,7 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
                 Ok(e) if e.seq > cursor => {
                     cursor = e.seq;
                     if filter.passes_event(&e) {
-                        send(&tx, transition(&e)).await?;
+                        send_transition(&tx, &e).await?;
                     }
                 }
                 Ok(_) => {}
@@ -219,7 +220,7 @@ async fn catch_up(
 ) -> Result<u64, Closed> {
     let (head, missed) = missed_since(store, after).map_err(|_| Closed)?;
     for e in missed.iter().filter(|e| filter.passes_event(e)) {
-        send(tx, transition(e)).await?;
+        send_transition(tx, e).await?;
     }
     Ok(head.max(after))
 }
@@ -231,6 +232,15 @@ fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), Sto
     let mut events = store.durable_history_after(after, usize::MAX)?;
     events.retain(|e| e.seq <= head);
     Ok((head, events))
+}
+
+/// A transition, then its proactive notice as an `impact` event when it carries one.
+async fn send_transition(tx: &mpsc::Sender<Event>, e: &AlarmEvent) -> Result<(), Closed> {
+    send(tx, transition(e)).await?;
+    if let Some(n) = &e.alarm.impact.notice {
+        send(tx, json_event("impact", None, n)).await?;
+    }
+    Ok(())
 }
 
 fn transition(e: &AlarmEvent) -> Event {

@@ -101,6 +101,7 @@ pub async fn run_stage(
         let c = config.borrow();
         (c.mqtt.enabled, c.mqtt.outbox_limit)
     };
+    record_new_services(&store, &impact).await;
     metrics.alarm_active.set(manager.active_count() as i64);
     metrics
         .customers
@@ -161,6 +162,7 @@ pub async fn run_stage(
                     manager.reconfigure(&c);
                     let alarms: Vec<Alarm> = manager.alarms().cloned().collect();
                     impact.reconfigure(&c, &alarms, &[]);
+                    record_new_services(&store, &impact).await;
                 }
                 let now = Timestamp::now();
                 p.transitions.extend(manager.on_tick(now));
@@ -241,6 +243,34 @@ pub async fn run_stage(
         p.clear();
         metrics.alarm_active.set(manager.active_count() as i64);
         hold_still(&mut holds).await;
+    }
+}
+
+/// Services the store has no state of yet (new in the config) are recorded as they are, so
+/// every service has a retained status on MQTT from the start, not just those that changed.
+async fn record_new_services(store: &Store, impact: &ImpactEngine) {
+    let known: Vec<String> = match store.service_states() {
+        Ok(states) => states.into_iter().map(|s| s.name).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read service states");
+            return;
+        }
+    };
+    let new: Vec<ServiceState> = impact
+        .states()
+        .iter()
+        .filter(|s| !known.contains(&s.name))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return;
+    }
+    let committed = match store.commit_batch(&[], &new, &[]) {
+        Ok(ticket) => store.durable(ticket).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
+        tracing::error!(error = %e, "cannot record the new services' states");
     }
 }
 

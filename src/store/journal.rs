@@ -42,18 +42,33 @@ impl Store {
             .iter()
             .map(|c| Ok((c.id.as_bytes(), encode(Tree::Complaints, c)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let services = services
+            .iter()
+            .map(|s| {
+                let mut key = s.seq.to_be_bytes().to_vec();
+                key.extend_from_slice(s.name.as_bytes());
+                Ok((s.name.as_bytes(), key, encode(Tree::Services, s)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let Some(last) = batch.last() else {
-            if complaints.is_empty() {
+            if complaints.is_empty() && services.is_empty() {
                 return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
             }
-            let mut b = sled::Batch::default();
-            for (id, c) in &complaints {
-                b.insert(*id, c.as_slice());
-            }
-            self.tree(Tree::Complaints)
-                .apply_batch(b)
-                .map_err(|e| self.sled_err(e))?;
-            return Ok(self.written());
+            let trees = (self.tree(Tree::Complaints), self.tree(Tree::Services));
+            let result = trees.transaction(|(filed, states)| {
+                for (id, c) in &complaints {
+                    filed.insert(*id, c.as_slice())?;
+                }
+                for (name, _, state) in &services {
+                    states.insert(*name, state.as_slice())?;
+                }
+                Ok(())
+            });
+            return match result {
+                Ok(()) => Ok(self.written()),
+                Err(TransactionError::Abort(e)) => Err(e),
+                Err(TransactionError::Storage(e)) => Err(self.sled_err(e)),
+            };
         };
         if let Some(w) = batch.windows(2).find(|w| w[1].event.seq <= w[0].event.seq) {
             return Err(StoreError::OutOfSequence {
@@ -97,14 +112,6 @@ impl Store {
                     chunk[0].event.seq.to_be_bytes(),
                     encode(Tree::Journal, &events)?,
                 ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let services = services
-            .iter()
-            .map(|s| {
-                let mut key = s.seq.to_be_bytes().to_vec();
-                key.extend_from_slice(s.name.as_bytes());
-                Ok((s.name.as_bytes(), key, encode(Tree::Services, s)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let notified = batch.iter().filter(|t| t.event.notified).count() as u64;
