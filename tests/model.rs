@@ -45,6 +45,16 @@ fn alarm() -> Alarm {
             services: vec!["mobile-data-east".into()],
             customers: 1200,
             counted_in: None,
+            notice: Some(Notice {
+                kind: NoticeKind::Opened,
+                fault: FaultId(42),
+                customers: 1200,
+                sites: vec!["east-1042".into()],
+                services_down: vec![],
+                since: Timestamp::from_millis(1_795_000_000_000),
+                restore_by: None,
+                maintenance: false,
+            }),
         },
     }
 }
@@ -135,6 +145,7 @@ fn fault_record_round_trips_and_reports_mtta_mttr() {
             peak_customers: 1500,
             customer_seconds: 90_000,
             since: Timestamp::from_millis(3_601_000),
+            noticed: Some((1200, vec![])),
         },
     };
     assert_eq!(f.mtta(), Some(std::time::Duration::from_secs(60)));
