@@ -342,6 +342,22 @@ pub enum ComplaintsCommand {
         #[arg(long)]
         by: String,
     },
+    /// Complaints against faults: explained share, whether the NOC knew first (and by how
+    /// much), response and resolve targets met; by fault, service or site.
+    Report {
+        /// fault, service or site.
+        #[arg(long, default_value = "fault")]
+        by: GroupBy,
+        /// Received at or after (RFC 3339 or an age such as 7d; default 30d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before.
+        #[arg(long)]
+        until: Option<String>,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
     /// Resolve, saying how.
     Resolve {
         /// Complaint id.

@@ -17,6 +17,7 @@ use cli::{
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
 use noctua::fault::FaultFilter;
+use noctua::fault::complaints::{ComplaintReport, render_complaint_report};
 use noctua::fault::report::{Format, render_faults, render_reports};
 use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
@@ -241,6 +242,22 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                         .post(&path(&id, "ack"), &serde_json::json!({ "by": by }))
                         .map_err(run)?;
                     crm::complaint_said(&v)
+                }
+                ComplaintsCommand::Report {
+                    by,
+                    since,
+                    until,
+                    format,
+                } => {
+                    let query = [
+                        ("by", Some(by.name().to_owned())),
+                        ("since", since),
+                        ("until", until),
+                    ];
+                    let v = api.get("/api/v1/complaints/report", &query).map_err(run)?;
+                    let report: ComplaintReport = serde_json::from_value(v)
+                        .map_err(|e| run(format!("unexpected report from the daemon: {e}")))?;
+                    render_complaint_report(&report, format)
                 }
                 ComplaintsCommand::Resolve { id, by, note } => {
                     let body = serde_json::json!({ "by": by, "note": note });

@@ -340,6 +340,49 @@ fn customers_imported_then_a_base_station_down_answers_the_lookup() {
         "{}",
         text(&out)
     );
+
+    // Reports: complaints by fault (the NOC knew of enb-1 a minute before CRM-1 came), and
+    // MTTR by service with the customers and customer-minutes lost.
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["complaints", "report", "--format", "csv"],
+    );
+    assert_success(&out, "complaints report");
+    let csv = text(&out);
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert!(
+        rows[0].starts_with(&["since", "until", "by", "group", "complaints"]),
+        "{csv}"
+    );
+    let total = rows.iter().find(|r| r[3] == "\"all\"").unwrap();
+    // complaints, explained, open, faults, noc_knew_first
+    assert_eq!(&total[4..9], ["4", "1", "3", "1", "1"], "{csv}");
+    let lead: f64 = total[9].parse().unwrap();
+    assert!((59.0..120.0).contains(&lead), "a minute's lead: {csv}");
+    let out = cli(dir.path(), d.port, &["complaints", "report"]);
+    let table = text(&out);
+    assert!(
+        table.contains("NOC knew first") && table.contains("1 of 1 (100 %)"),
+        "{table}"
+    );
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["mttr", "report", "--by", "service", "--format", "csv"],
+    );
+    assert_success(&out, "mttr report --by service");
+    let csv = text(&out);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("24h,") && l.contains(",data-east,"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    let cells: Vec<&str> = row.split(',').collect();
+    assert_eq!(cells[at("customers")], "3", "{csv}");
+    let minutes: u64 = cells[at("customer_minutes")].parse().unwrap();
+    assert!(minutes >= 3, "three customers for a minute or more: {csv}");
 }
 
 fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {

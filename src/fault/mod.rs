@@ -4,6 +4,7 @@
 //! and reports time to acknowledge and time to repair (maintenance time excluded) by severity,
 //! category, device, site or role, with response-target breach counts.
 
+pub mod complaints;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub enum GroupBy {
     Site,
     /// Device role.
     Role,
+    /// Each service the fault touched (a fault in two services counts in both).
+    Service,
+    /// Each fault on its own.
+    Fault,
 }
 
 impl GroupBy {
@@ -38,6 +43,8 @@ impl GroupBy {
             GroupBy::Device => "device",
             GroupBy::Site => "site",
             GroupBy::Role => "role",
+            GroupBy::Service => "service",
+            GroupBy::Fault => "fault",
         }
     }
 }
@@ -51,6 +58,8 @@ named_enum!(
         GroupBy::Device,
         GroupBy::Site,
         GroupBy::Role,
+        GroupBy::Service,
+        GroupBy::Fault,
     ]
 );
 
@@ -108,6 +117,11 @@ pub struct ReportRow {
     pub ack_breaches: usize,
     /// Faults whose restore target passed.
     pub restore_breaches: usize,
+    /// Customers affected: each fault's peak, summed (a customer in two faults counts twice;
+    /// under root-cause suppression a symptom adds none).
+    pub customers: u64,
+    /// Customer-minutes lost.
+    pub customer_minutes: u64,
 }
 
 /// MTTA/MTTR over one window.
@@ -139,16 +153,20 @@ pub fn report(
         .iter()
         .filter(|f| f.raised_at >= since && f.raised_at < until)
         .collect();
-    let mut groups: BTreeMap<String, Vec<&FaultRecord>> = BTreeMap::new();
+    // By fault id first (0 for other groupings), so faults list in the order they came.
+    let mut groups: BTreeMap<(u64, String), Vec<&FaultRecord>> = BTreeMap::new();
     for f in &in_window {
-        groups.entry(group_of(f, by)).or_default().push(f);
+        let order = if by == GroupBy::Fault { f.id.0 } else { 0 };
+        for g in groups_of(f, by) {
+            groups.entry((order, g)).or_default().push(f);
+        }
     }
     Report {
         window: window.to_owned(),
         since,
         until,
         by,
-        rows: groups.into_iter().map(|(g, fs)| row(g, &fs)).collect(),
+        rows: groups.into_iter().map(|((_, g), fs)| row(g, &fs)).collect(),
         total: row("all".to_owned(), &in_window),
     }
 }
@@ -160,14 +178,19 @@ pub const ROLLING: [(&str, Duration); 3] = [
     ("30d", Duration::from_secs(30 * 86_400)),
 ];
 
-fn group_of(f: &FaultRecord, by: GroupBy) -> String {
-    match by {
+/// The groups a fault counts in: one, except by service (each it touched, or `-`).
+pub fn groups_of(f: &FaultRecord, by: GroupBy) -> Vec<String> {
+    let one = match by {
         GroupBy::Severity => f.peak_severity.name().to_owned(),
         GroupBy::Category => f.category.name().to_owned(),
         GroupBy::Device => f.device.clone(),
         GroupBy::Site => f.site.clone().unwrap_or_else(|| "-".to_owned()),
         GroupBy::Role => f.role.map_or("-", |r| r.name()).to_owned(),
-    }
+        GroupBy::Fault => format!("#{} {} {}", f.id.0, f.device, f.condition),
+        GroupBy::Service if f.impact.services.is_empty() => "-".to_owned(),
+        GroupBy::Service => return f.impact.services.clone(),
+    };
+    vec![one]
 }
 
 fn row(group: String, faults: &[&FaultRecord]) -> ReportRow {
@@ -182,6 +205,8 @@ fn row(group: String, faults: &[&FaultRecord]) -> ReportRow {
         mttr: Stats::of(&mut mttr),
         ack_breaches: faults.iter().filter(|f| f.ack_breached).count(),
         restore_breaches: faults.iter().filter(|f| f.restore_breached).count(),
+        customers: faults.iter().map(|f| f.impact.peak_customers).sum(),
+        customer_minutes: faults.iter().map(|f| f.impact.customer_minutes()).sum(),
     }
 }
 

@@ -38,14 +38,14 @@ pub fn render_reports(reports: &[Report], format: Format) -> String {
         Format::Json => json(reports),
         Format::Csv => {
             let mut out = String::from(
-                "window,since,until,by,group,faults,open,mtta_count,mtta_mean_s,mtta_median_s,mtta_p90_s,mttr_count,mttr_mean_s,mttr_median_s,mttr_p90_s,ack_breaches,restore_breaches\n",
+                "window,since,until,by,group,faults,open,mtta_count,mtta_mean_s,mtta_median_s,mtta_p90_s,mttr_count,mttr_mean_s,mttr_median_s,mttr_p90_s,ack_breaches,restore_breaches,customers,customer_minutes\n",
             );
             for r in reports {
                 for row in r.rows.iter().chain(std::iter::once(&r.total)) {
                     let by = r.by.name();
                     let _ = writeln!(
                         out,
-                        "{},{},{},{},{},{},{},{},{},{},{}",
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                         r.window,
                         r.since,
                         r.until,
@@ -56,7 +56,9 @@ pub fn render_reports(reports: &[Report], format: Format) -> String {
                         csv_stats(&row.mtta),
                         csv_stats(&row.mttr),
                         row.ack_breaches,
-                        row.restore_breaches
+                        row.restore_breaches,
+                        row.customers,
+                        row.customer_minutes
                     );
                 }
             }
@@ -78,6 +80,8 @@ pub fn render_reports(reports: &[Report], format: Format) -> String {
                     "MTTR p90".into(),
                     "ack breaches".into(),
                     "restore breaches".into(),
+                    "customers".into(),
+                    "customer-min".into(),
                 ]];
                 for row in r.rows.iter().chain(std::iter::once(&r.total)) {
                     rows.push(table_row(row));
@@ -106,6 +110,8 @@ fn table_row(row: &ReportRow) -> Vec<String> {
         stat(&row.mttr, |s| s.p90_secs),
         row.ack_breaches.to_string(),
         row.restore_breaches.to_string(),
+        row.customers.to_string(),
+        row.customer_minutes.to_string(),
     ]
 }
 
@@ -216,7 +222,7 @@ fn whole_secs(secs: f64) -> u64 {
 }
 
 /// Seconds humanised for tables, from [`whole_secs`].
-fn duration(secs: f64) -> String {
+pub(super) fn duration(secs: f64) -> String {
     let s = whole_secs(secs);
     let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (d, h, m) {
@@ -227,7 +233,7 @@ fn duration(secs: f64) -> String {
     }
 }
 
-fn columns(rows: &[Vec<String>]) -> String {
+pub(super) fn columns(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();

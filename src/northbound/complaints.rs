@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use crate::fault::GroupBy;
 use crate::impact::customers;
 use crate::message::{CommandError, ComplaintCommand};
 use crate::model::{
@@ -30,6 +31,7 @@ const FUTURE_SLACK_MS: i64 = 5 * 60 * 1000;
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/complaints", get(list).post(receive))
+        .route("/api/v1/complaints/report", get(report))
         .route("/api/v1/complaints/{id}", get(show))
         .route("/api/v1/complaints/{id}/{action}", post(act))
 }
@@ -210,6 +212,41 @@ async fn list(
     items.sort_by_key(|c| std::cmp::Reverse(c.received_at));
     let items: Vec<Answer> = items.iter().map(Answer::of).collect();
     Ok(axum::Json(serde_json::json!({ "total": items.len(), "items": items })).into_response())
+}
+
+/// `GET /api/v1/complaints/report`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// fault (default), service or site.
+    by: Option<GroupBy>,
+    /// Received at or after (RFC 3339 or an age; default 30 days).
+    since: Option<String>,
+    until: Option<String>,
+}
+
+async fn report(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    authorize(s.token.as_ref(), &headers)?;
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let now = Timestamp::now();
+    let by = q.by.unwrap_or(GroupBy::Fault);
+    if !matches!(by, GroupBy::Fault | GroupBy::Service | GroupBy::Site) {
+        return Err(bad_request(format!(
+            "complaints group by fault, service or site, not `{}`",
+            by.name()
+        )));
+    }
+    let since = time_param(q.since.as_deref(), now)?
+        .unwrap_or(now.minus(std::time::Duration::from_secs(30 * 86_400)));
+    let until = time_param(q.until.as_deref(), now)?.unwrap_or(now);
+    let complaints = s.store.complaints().map_err(unavailable)?;
+    let faults = s.store.faults().map_err(unavailable)?;
+    let r = crate::fault::complaints::complaint_report(&complaints, &faults, by, since, until);
+    Ok(axum::Json(r).into_response())
 }
 
 async fn show(State(s): State<HttpState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {

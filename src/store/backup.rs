@@ -12,7 +12,9 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::{SCHEMA_KEY, SCHEMA_VERSION, Store, StoreError, Tree, decode};
-use crate::model::{Alarm, AlarmEvent, FaultRecord, MaintenanceConfig, Note};
+use crate::model::{
+    Alarm, AlarmEvent, Complaint, FaultRecord, MaintenanceConfig, Note, Place, ServiceState,
+};
 
 const MAGIC: &[u8] = b"NOCTUA-BACKUP-1\n";
 
@@ -177,6 +179,19 @@ impl Store {
         })?;
         undecodable(Tree::Maintenance, |v| {
             decode::<MaintenanceConfig>(Tree::Maintenance, v).is_ok()
+        })?;
+        undecodable(Tree::Services, |v| {
+            decode::<ServiceState>(Tree::Services, v).is_ok()
+        })?;
+        undecodable(Tree::ServiceJournal, |v| {
+            decode::<ServiceState>(Tree::ServiceJournal, v).is_ok()
+        })?;
+        undecodable(Tree::Complaints, |v| {
+            decode::<Complaint>(Tree::Complaints, v).is_ok()
+        })?;
+        // A customer's place, or a count per place.
+        undecodable(Tree::Customers, |v| {
+            decode::<Place>(Tree::Customers, v).is_ok() || decode::<u64>(Tree::Customers, v).is_ok()
         })?;
         // The journal's sequence numbers rise, and none is past the recorded last one.
         let last = self.last_seq()?;
