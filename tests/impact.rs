@@ -403,3 +403,104 @@ fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// kill -9 while complaints come in and raise and escalate `customer_reported`: every complaint
+/// the API answered 201 is in the store afterwards, as answered; complaints counted towards the
+/// alarm are not counted twice, and one alarm stands for the site however often it restarts.
+#[test]
+fn sigkill_while_complaints_and_alarms_flow_loses_nothing_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        0,
+        &format!(
+            "token-file = \"{}\"\n\
+             [complaints]\ndetect-window = \"1h\"\nminor = 3\nmajor = 20\ncritical = 60\n\
+             [[device]]\nname = \"enb-1\"\naddress = \"198.51.100.1\"\nrole = \"base-station\"\nsite = \"east-1\"\n",
+            dir.path().join("token").display()
+        ),
+    );
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let mut next = 0usize;
+    let mut seed = 17u64;
+    for round in 0..6 {
+        let mut d = start(dir.path(), &cfg);
+        let port = d.port;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poster = {
+            let (answered, stop) = (answered.clone(), stop.clone());
+            let first = next;
+            std::thread::spawn(move || {
+                let mut n = first;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = format!(
+                        r#"{{"id":"K-{n}","site":"east-1","channel":"app","symptom":"slow","text":"round {round}"}}"#
+                    );
+                    match std::panic::catch_unwind(|| post(port, "/api/v1/complaints", &body)) {
+                        Ok((201, v)) => answered.lock().unwrap().push(v),
+                        _ => break,
+                    }
+                    n += 1;
+                }
+                n
+            })
+        };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(200 + (seed >> 33) % 600));
+        d.child.kill().unwrap();
+        d.child.wait().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        next = poster.join().unwrap() + 1;
+
+        let store = noctua::store::Store::open(&dir.path().join("store")).unwrap();
+        let stored: std::collections::HashMap<String, noctua::model::Complaint> = store
+            .complaints()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let answered = answered.lock().unwrap();
+        assert!(!answered.is_empty(), "round {round}: nothing was answered");
+        for a in answered.iter() {
+            let id = a["id"].as_str().unwrap();
+            let c = stored.get(id).unwrap_or_else(|| {
+                panic!("round {round}: {id} was answered 201 but is not stored")
+            });
+            assert_eq!(c.received_at.to_string(), a["receivedAt"].as_str().unwrap());
+        }
+        let active: Vec<noctua::model::Alarm> =
+            store.scan(noctua::store::Tree::ActiveAlarms).unwrap();
+        let reported: Vec<_> = active
+            .iter()
+            .filter(|a| a.condition == "customer_reported")
+            .collect();
+        assert_eq!(
+            reported.len(),
+            1,
+            "round {round}: one alarm for the site: {reported:?}"
+        );
+        // Its severity follows the count of complaints that reached the store (within the
+        // window: all of them here).
+        let want = match stored.len() {
+            n if n >= 60 => noctua::model::Severity::Critical,
+            n if n >= 20 => noctua::model::Severity::Major,
+            _ => noctua::model::Severity::Minor,
+        };
+        assert_eq!(
+            reported[0].perceived_severity,
+            want,
+            "round {round}: {} complaints",
+            stored.len()
+        );
+        let last = store.last_seq().unwrap();
+        let history = store.history_after(0, usize::MAX).unwrap();
+        assert_eq!(
+            history.len() as u64,
+            last,
+            "round {round}: the journal has gaps"
+        );
+    }
+}

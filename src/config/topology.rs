@@ -1,14 +1,12 @@
 //! The device tree from config `parent` links, for root-cause suppression and scoping.
 
-use std::collections::HashMap;
-
 use super::DeviceConfig;
-use crate::model::Role;
+use crate::model::{FastMap, Role};
 
 /// Parent, site, tags and role of each configured device.
 #[derive(Debug, Default, Clone)]
 pub struct Topology {
-    devices: HashMap<String, Node>,
+    devices: FastMap<String, Node>,
     order: Vec<String>,
 }
 

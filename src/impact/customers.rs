@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::{Config, Topology};
-use crate::model::{Alarm, Place, Role};
+use crate::model::{Alarm, FastMap, Place, Role};
 
 /// Longest customer id, in bytes.
 pub const MAX_CUSTOMER_ID: usize = 128;
@@ -299,10 +299,10 @@ pub fn parse_csv(data: &[u8], first_line: u64, places: &Places, keys: &CustomerK
 /// tops has no common device; its first device (in config order) anchors it.
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
-    subtree: HashMap<String, u64>,
-    /// Each site with customers, and the device it hangs from.
-    anchors: Vec<(String, String)>,
-    cells: HashMap<(String, String), u64>,
+    subtree: FastMap<String, u64>,
+    /// Per device, the first [`MAX_SITES`] sites with customers behind it, nearest first.
+    sites: FastMap<String, Vec<String>>,
+    cells: FastMap<(String, String), u64>,
     services: HashMap<String, u64>,
     total: u64,
 }
@@ -312,7 +312,7 @@ impl Reach {
     /// so an alarm's count is one map lookup.
     pub fn new(topology: &Topology, counts: &Counts) -> Self {
         let mut own: HashMap<&str, u64> = HashMap::new();
-        let mut cells = HashMap::new();
+        let mut cells = FastMap::default();
         let mut services = HashMap::new();
         let mut site_devices: HashMap<&str, Vec<&str>> = HashMap::new();
         for d in topology.names_in_order() {
@@ -320,7 +320,7 @@ impl Reach {
                 site_devices.entry(s).or_default().push(d);
             }
         }
-        let mut anchors = Vec::new();
+        let mut anchored: FastMap<String, Vec<String>> = FastMap::default();
         for (place, n) in counts {
             match place {
                 Place::Site(s) => {
@@ -329,7 +329,10 @@ impl Reach {
                         .and_then(|ds| anchor(topology, ds))
                     {
                         *own.entry(anchor).or_default() += n;
-                        anchors.push((s.clone(), anchor.to_owned()));
+                        anchored
+                            .entry(anchor.to_owned())
+                            .or_default()
+                            .push(s.clone());
                     }
                 }
                 Place::Cell { device, cell } => {
@@ -343,16 +346,33 @@ impl Reach {
                 }
             }
         }
-        let mut subtree: HashMap<String, u64> = HashMap::new();
+        let mut subtree: FastMap<String, u64> = FastMap::default();
         for (d, n) in own {
             for up in topology.ancestors_or_self(d) {
                 *subtree.entry(up.to_owned()).or_default() += n;
             }
         }
-        anchors.sort();
+        for sites in anchored.values_mut() {
+            sites.sort();
+        }
+        let mut children: FastMap<String, Vec<String>> = FastMap::default();
+        for d in topology.names_in_order() {
+            if let Some(parent) = topology.ancestors_or_self(d).nth(1) {
+                children
+                    .entry(parent.to_owned())
+                    .or_default()
+                    .push(d.to_owned());
+            }
+        }
+        let sites = topology
+            .names()
+            .filter(|d| subtree.get(*d).is_some_and(|n| *n > 0))
+            .map(|d| (d.to_owned(), nearest_sites(d, &anchored, &children)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
         Self {
             subtree,
-            anchors,
+            sites,
             cells,
             services,
             total: counts.values().sum(),
@@ -364,9 +384,9 @@ impl Reach {
         self.subtree.get(device).copied().unwrap_or(0)
     }
 
-    /// The sites with customers behind an alarm's element (at most `max`, by name): the
-    /// area a notice tells callers about.
-    pub fn sites_behind(&self, topology: &Topology, alarm: &Alarm, max: usize) -> Vec<String> {
+    /// The sites with customers behind an alarm's element (at most [`MAX_SITES`], nearest
+    /// first): the area a notice tells callers about.
+    pub fn sites_behind(&self, topology: &Topology, alarm: &Alarm) -> Vec<String> {
         if Place::cell_of(&alarm.object).is_some() {
             return topology
                 .site(&alarm.device)
@@ -374,12 +394,7 @@ impl Reach {
                 .into_iter()
                 .collect();
         }
-        self.anchors
-            .iter()
-            .filter(|(_, a)| topology.is_under(a, &alarm.device))
-            .map(|(s, _)| s.clone())
-            .take(max)
-            .collect()
+        self.sites.get(&alarm.device).cloned().unwrap_or_default()
     }
 
     /// Customers of one cell.
@@ -408,6 +423,30 @@ impl Reach {
             None => self.behind(&alarm.device),
         }
     }
+}
+
+/// Most sites a notice names.
+pub const MAX_SITES: usize = 50;
+
+/// Breadth first from `device`: the sites anchored at it, then at its children, and so on,
+/// until [`MAX_SITES`].
+fn nearest_sites(
+    device: &str,
+    anchored: &FastMap<String, Vec<String>>,
+    children: &FastMap<String, Vec<String>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([device]);
+    while let Some(d) = queue.pop_front() {
+        for s in anchored.get(d).into_iter().flatten() {
+            if out.len() == MAX_SITES {
+                return out;
+            }
+            out.push(s.clone());
+        }
+        queue.extend(children.get(d).into_iter().flatten().map(String::as_str));
+    }
+    out
 }
 
 /// The lowest device every one of `devices` is at or under; else the first of them.

@@ -18,7 +18,7 @@ pub mod customers;
 mod lookup;
 pub mod services;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub struct ImpactEngine {
     /// Alarms that affect customers, active or cleared within `recent` (or the complaint
     /// look-back, if longer): the lookup's and the complaints' answers.
     affected: BTreeMap<AlarmId, Affected>,
+    /// Cleared alarms of `affected` in the order they cleared, to let them go when old.
+    expiring: VecDeque<(Timestamp, AlarmId)>,
     /// Complaints not resolved, and complaint-driven detection.
     book: ComplaintBook,
     notice_customers: u64,
@@ -201,10 +203,11 @@ impl ImpactEngine {
                 counted_in,
                 notice: None,
             };
-            if self.board.apply(&self.model, alarm) {
+            let direct = self.board.apply(&self.model, alarm);
+            if !direct.is_empty() {
                 // Recomputed now, so a service that goes down and back within one batch (a
                 // replay is often one) still has both changes committed and published.
-                for s in self.board.recompute(&self.model, &touched) {
+                for s in self.board.recompute(&self.model, &direct) {
                     out.push(self.commit_status(s, at, seq));
                 }
             }
@@ -212,7 +215,7 @@ impl ImpactEngine {
                 .remove(&t.fault.id)
                 .unwrap_or_else(|| t.fault.impact.clone());
             cost.accrue(at, alarm.impact.counted(), &alarm.impact.services);
-            alarm.impact.notice = self.notice(alarm, &t.fault, &mut cost);
+            alarm.impact.notice = self.notice(alarm, &touched, &t.fault, &mut cost);
             t.fault.impact = cost.clone();
             faults.insert(t.fault.id, cost);
             let alarm = alarm.clone();
@@ -240,8 +243,19 @@ impl ImpactEngine {
         }
         if let Some(now) = transitions.last().map(|t| t.event.at) {
             let keep = self.recent.max(self.link_look_back);
-            self.affected
-                .retain(|_, a| a.cleared_at.is_none_or(|c| now.since(c) <= keep));
+            while let Some((at, id)) = self.expiring.front().copied() {
+                if now.since(at) <= keep {
+                    break;
+                }
+                self.expiring.pop_front();
+                if self
+                    .affected
+                    .get(&id)
+                    .is_some_and(|a| a.cleared_at == Some(at))
+                {
+                    self.affected.remove(&id);
+                }
+            }
         }
         (out, effects)
     }
@@ -250,18 +264,18 @@ impl ImpactEngine {
     /// first affects `[impact] notice-customers` or puts a service down, updated when that
     /// grows or shrinks by a tenth or the down services change, closed at clear or when it
     /// no longer qualifies. `cost` remembers what the open notice said.
-    fn notice(&self, alarm: &Alarm, fault: &FaultRecord, cost: &mut FaultImpact) -> Option<Notice> {
+    fn notice(
+        &self,
+        alarm: &Alarm,
+        touched: &[usize],
+        fault: &FaultRecord,
+        cost: &mut FaultImpact,
+    ) -> Option<Notice> {
         let counted = alarm.impact.counted();
-        let down: Vec<String> = alarm
-            .impact
-            .services
+        let down: Vec<String> = touched
             .iter()
-            .filter(|s| {
-                self.states
-                    .iter()
-                    .any(|st| &st.name == *s && st.status == ServiceStatus::Down)
-            })
-            .cloned()
+            .filter(|s| self.board.status(**s).status == ServiceStatus::Down)
+            .map(|s| self.model.config(*s).name.clone())
             .collect();
         let big = !alarm.is_cleared()
             && ((self.notice_customers > 0 && counted >= self.notice_customers)
@@ -284,7 +298,7 @@ impl ImpactEngine {
             kind,
             fault: fault.id,
             customers: if big { counted } else { 0 },
-            sites: self.reach.sites_behind(&self.topology, alarm, NOTICE_SITES),
+            sites: self.reach.sites_behind(&self.topology, alarm),
             services_down: if big { down } else { Vec::new() },
             since: fault.raised_at,
             restore_by: restore
@@ -401,7 +415,13 @@ impl ImpactEngine {
         let affecting = alarm.impact.customers > 0
             || (!alarm.is_cleared() && alarm.perceived_severity >= self.affecting);
         match self.affected.get_mut(&alarm.alarm_id) {
-            Some(a) => a.update(alarm, at),
+            Some(a) => {
+                let was = a.cleared_at;
+                a.update(alarm, at);
+                if let (None, Some(c)) = (was, a.cleared_at) {
+                    self.expiring.push_back((c, alarm.alarm_id));
+                }
+            }
             None if affecting && !alarm.is_cleared() => {
                 self.affected.insert(alarm.alarm_id, Affected::new(alarm));
             }
@@ -425,9 +445,6 @@ impl ImpactEngine {
         )
     }
 }
-
-/// Most sites a notice names.
-const NOTICE_SITES: usize = 50;
 
 /// The tier's restore target of a severity, in ms.
 pub fn restore_within(tiers: &Tiers, severity: Severity) -> Option<i64> {

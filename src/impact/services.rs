@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{Config, MemberConfig, Reduce, ServiceConfig, Topology};
-use crate::model::{Alarm, AlarmId, ServiceStatus, Severity, glob};
+use crate::model::{Alarm, AlarmId, FastMap, ServiceStatus, Severity, glob};
 
 /// Most alarms a service lists as explaining its status (the worst first).
 pub const MAX_UNDERLYING: usize = 50;
@@ -60,7 +60,7 @@ pub struct ServiceModel {
     /// Children before parents, so one pass recomputes a tree.
     order: Vec<usize>,
     /// Device → the (service, member) pairs whose devices include it.
-    by_device: HashMap<String, Vec<(usize, usize)>>,
+    by_device: FastMap<String, Vec<(usize, usize)>>,
 }
 
 impl ServiceModel {
@@ -73,7 +73,7 @@ impl ServiceModel {
             .enumerate()
             .map(|(i, s)| (s.name.as_str(), i))
             .collect();
-        let mut by_device: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        let mut by_device: FastMap<String, Vec<(usize, usize)>> = FastMap::default();
         let mut services: Vec<Service> = config
             .services
             .iter()
@@ -256,31 +256,40 @@ impl ServiceBoard {
     }
 
     /// Takes an alarm as it is after a transition (a cleared alarm stops counting). Returns
-    /// whether any member changed.
-    pub fn apply(&mut self, model: &ServiceModel, alarm: &Alarm) -> bool {
-        let mut changed = false;
+    /// the services whose members changed, sorted.
+    pub fn apply(&mut self, model: &ServiceModel, alarm: &Alarm) -> Vec<usize> {
+        let mut changed = Vec::new();
         for (s, m) in model.by_device.get(&alarm.device).into_iter().flatten() {
             let slot = &mut self.members[*s][*m];
             let counts = (!alarm.is_cleared())
                 .then(|| model.services[*s].members[*m].counts(alarm))
                 .flatten();
-            changed |= match counts {
+            let moved = match counts {
                 Some(sev) => slot.insert(alarm.alarm_id, sev) != Some(sev),
                 None => slot.remove(&alarm.alarm_id).is_some(),
             };
+            if moved && !changed.contains(s) {
+                changed.push(*s);
+            }
         }
+        changed.sort_unstable();
         changed
     }
 
-    /// Recomputes `services` (sorted; the ones an alarm touched and those above them),
-    /// children first; returns the ones whose status changed.
-    pub fn recompute(&mut self, model: &ServiceModel, services: &[usize]) -> Vec<usize> {
-        let mut changed = Vec::new();
-        for &s in model
-            .order
-            .iter()
-            .filter(|s| services.binary_search(s).is_ok())
-        {
+    /// Recomputes the services whose members changed (`direct`, sorted), then, children
+    /// first, every service above one whose status changed; a parent whose children all kept
+    /// their status is not evaluated again. Returns the services whose status changed.
+    pub fn recompute(&mut self, model: &ServiceModel, direct: &[usize]) -> Vec<usize> {
+        let mut changed: Vec<usize> = Vec::new();
+        for &s in &model.order {
+            let due = direct.binary_search(&s).is_ok()
+                || model.services[s]
+                    .members
+                    .iter()
+                    .any(|m| m.service.is_some_and(|c| changed.contains(&c)));
+            if !due {
+                continue;
+            }
             let next = self.evaluate(model, s);
             if next != self.status[s] {
                 self.status[s] = next;
@@ -293,31 +302,29 @@ impl ServiceBoard {
     fn evaluate(&self, model: &ServiceModel, s: usize) -> Status {
         let service = &model.services[s];
         let c = &service.config;
-        // Each member's severity and the alarms behind it.
-        let mut worst = Severity::Cleared;
-        let mut sev = Vec::with_capacity(service.members.len());
-        let mut alarms: Vec<(Severity, AlarmId)> = Vec::new();
-        for (mi, m) in service.members.iter().enumerate() {
-            let member = match m.service {
-                Some(child) => {
-                    let st = &self.status[child];
-                    let counted = match (m.fix, m.cap) {
-                        (Some(f), _) if st.status != ServiceStatus::Ok => f,
-                        (None, Some(cap)) => st.severity.min(cap),
-                        _ => st.severity,
-                    };
-                    alarms.extend(st.underlying.iter().map(|a| (counted, *a)));
-                    counted
+        // Each member's severity.
+        let member_severity = |mi: usize, m: &Member| match m.service {
+            Some(child) => {
+                let st = &self.status[child];
+                match (m.fix, m.cap) {
+                    (Some(f), _) if st.status != ServiceStatus::Ok => f,
+                    (None, Some(cap)) => st.severity.min(cap),
+                    _ => st.severity,
                 }
-                None => {
-                    let map = &self.members[s][mi];
-                    alarms.extend(map.iter().map(|(a, v)| (*v, *a)));
-                    map.values().copied().max().unwrap_or(Severity::Cleared)
-                }
-            };
-            worst = worst.max(member);
-            sev.push(member);
-        }
+            }
+            None => self.members[s][mi]
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(Severity::Cleared),
+        };
+        let sev: Vec<Severity> = service
+            .members
+            .iter()
+            .enumerate()
+            .map(|(mi, m)| member_severity(mi, m))
+            .collect();
+        let worst = sev.iter().copied().max().unwrap_or(Severity::Cleared);
         let at = c.severity;
         let hit = |v: &Severity| *v >= at;
         let down = match c.reduce {
@@ -347,22 +354,56 @@ impl ServiceBoard {
         } else {
             (ServiceStatus::Ok, Severity::Cleared)
         };
-        let mut underlying: Vec<(Severity, AlarmId)> = if status == ServiceStatus::Ok {
+        let underlying = if status == ServiceStatus::Ok {
             Vec::new()
         } else {
-            alarms.retain(|(v, _)| *v >= c.degraded_at);
-            alarms
+            self.explaining(service, s, &sev, c.degraded_at)
         };
-        // One entry per alarm (at its highest), then worst first.
-        underlying.sort_unstable_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(&a.0)));
-        underlying.dedup_by_key(|(_, a)| *a);
-        underlying.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.0.cmp(&b.1.0)));
-        underlying.truncate(MAX_UNDERLYING);
         Status {
             status,
             severity,
-            underlying: underlying.into_iter().map(|(_, a)| a).collect(),
+            underlying,
         }
+    }
+
+    /// The alarms behind a service's members at `degraded_at` or worse: the worst first (then
+    /// in member order, a child service's in its own order, a device member's by id), each
+    /// once, at most [`MAX_UNDERLYING`]. Bucketed by severity rather than sorted: a national
+    /// service over regions gathers hundreds, and this runs on every transition under it.
+    fn explaining(
+        &self,
+        service: &Service,
+        s: usize,
+        sev: &[Severity],
+        degraded_at: Severity,
+    ) -> Vec<AlarmId> {
+        // Index by severity rank: Critical (5) down to Cleared (0).
+        let mut buckets: [Vec<AlarmId>; 6] = Default::default();
+        for (mi, m) in service.members.iter().enumerate() {
+            match m.service {
+                Some(child) if sev[mi] >= degraded_at => {
+                    buckets[sev[mi] as usize].extend(&self.status[child].underlying);
+                }
+                Some(_) => {}
+                None => {
+                    for (a, v) in &self.members[s][mi] {
+                        if *v >= degraded_at {
+                            buckets[*v as usize].push(*a);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<AlarmId> = Vec::with_capacity(MAX_UNDERLYING);
+        for a in buckets.iter().rev().flatten() {
+            if !out.contains(a) {
+                out.push(*a);
+                if out.len() == MAX_UNDERLYING {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Sets a service's status as it was committed (at start), so an unchanged status is not

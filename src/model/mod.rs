@@ -101,6 +101,46 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
+/// A hash map with FxHash-style multiply-rotate hashing: SipHash (std's default) costs more
+/// than the work around a lookup on hot paths (a flow record, an alarm's impact). Only for
+/// keys from config or capped in number: the netflow destinations map, the one keyed by
+/// attacker-chosen values, is capped, so crafted collisions cost at most a scan of the cap.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// See [`FastMap`].
+#[derive(Default)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// Object name for alarms and events on the device as a whole.
 pub const DEVICE_OBJECT: &str = "device";
 

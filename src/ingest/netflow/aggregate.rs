@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -23,47 +22,7 @@ use crate::ingest::netflow::sketch::{Distinct, TopK, hash_addr};
 use tokio::sync::watch;
 
 use crate::message::InterfaceSpeeds;
-use crate::model::{DEVICE_OBJECT, Metric, Sample, SeriesKey, Timestamp};
-
-/// Per-record maps hash small integer keys several times per record; SipHash (std's default)
-/// costs more than the rest of the record. FxHash-style multiply-rotate instead. The only map
-/// keyed by attacker-chosen values (destinations) is capped at [`MAX_DESTINATIONS`] entries,
-/// so crafted collisions cannot cost more than a scan of that many.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// See [`FastMap`].
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
+use crate::model::{DEVICE_OBJECT, FastMap, Metric, Sample, SeriesKey, Timestamp};
 
 /// What the aggregator knows about an exporter.
 #[derive(Debug, Clone, PartialEq)]
