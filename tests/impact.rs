@@ -196,6 +196,12 @@ fn customers_imported_then_a_base_station_down_answers_the_lookup() {
         table.contains("data-east") && table.contains("degraded"),
         "{table}"
     );
+    let out = cli(dir.path(), d.port, &["alarms", "list"]);
+    assert!(
+        text(&out).contains("[3 customers; services: data-east]"),
+        "{}",
+        text(&out)
+    );
     let out = cli(dir.path(), d.port, &["impact", "--customer", "C3"]);
     assert_success(&out, "impact");
     let said = text(&out);

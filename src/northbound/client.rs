@@ -468,6 +468,19 @@ fn alarm_cells(a: &Value) -> [String; 8] {
     if let Some(r) = a["suppressedBy"].as_str() {
         text.push_str(&format!(" [suppressed: {}]", printable(r)));
     }
+    let customers = a["impact"]["customers"].as_u64().unwrap_or(0);
+    let services: Vec<String> = a["impact"]["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(|s| printable(s).into_owned()))
+        .collect();
+    match (customers, services.is_empty()) {
+        (0, true) => {}
+        (0, false) => text.push_str(&format!(" [services: {}]", services.join(", "))),
+        (n, true) => text.push_str(&format!(" [{n} customers]")),
+        (n, false) => text.push_str(&format!(" [{n} customers; services: {}]", services.join(", "))),
+    }
     [
         s("alarmId"),
         s("perceivedSeverity"),

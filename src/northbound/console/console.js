@@ -329,6 +329,12 @@
     ];
     if (a.suppressedBy === "maintenance") facts.push(["maintenance", "the device is in a maintenance window: recorded, not notified"]);
     if (a.rootCauseAlarmId) facts.push(["root cause", `alarm ${a.rootCauseAlarmId}`]);
+    const im = a.impact || {};
+    if (im.services && im.services.length) facts.push(["services", im.services.join(", ")]);
+    if (im.customers) facts.push(["customers", im.countedIn
+      ? `${im.customers.toLocaleString()} behind it, counted in alarm ${im.countedIn}`
+      : `${im.customers.toLocaleString()} affected`]);
+    if (f && f.impact && f.impact.customerSeconds) facts.push(["customer-minutes", Math.round(f.impact.customerSeconds / 60).toLocaleString()]);
     const fault = f ? el("section", {},
       el("h3", {}, `Fault ${f.id}`),
       el("table", { class: "facts" },
