@@ -479,7 +479,10 @@ fn alarm_cells(a: &Value) -> [String; 8] {
         (0, true) => {}
         (0, false) => text.push_str(&format!(" [services: {}]", services.join(", "))),
         (n, true) => text.push_str(&format!(" [{n} customers]")),
-        (n, false) => text.push_str(&format!(" [{n} customers; services: {}]", services.join(", "))),
+        (n, false) => text.push_str(&format!(
+            " [{n} customers; services: {}]",
+            services.join(", ")
+        )),
     }
     [
         s("alarmId"),

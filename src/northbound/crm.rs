@@ -8,8 +8,11 @@ use serde_json::Value;
 
 use crate::northbound::client::{ApiClient, ClientError};
 
-/// Rows per request: well under the daemon's body limit for any sane row.
-const ROWS_PER_PART: usize = 100_000;
+/// Rows per request: the store rewrites each bucket of customers a part touches once, so a
+/// part should be large (see `store::customers`)...
+const ROWS_PER_PART: usize = 1_000_000;
+/// ...and bytes per request, under the daemon's body limit.
+const BYTES_PER_PART: usize = crate::northbound::impact::MAX_IMPORT_BYTES / 2;
 
 /// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +88,8 @@ pub fn import(api: &ApiClient, path: &Path, check_only: bool) -> Result<String, 
     ))
 }
 
-/// The file's header, then parts of [`ROWS_PER_PART`] rows each with the header before them
-/// and the file line of that header. Rows are split at line ends; a quoted field with a line
+/// The file's header, then parts of at most [`ROWS_PER_PART`] rows and [`BYTES_PER_PART`]
+/// bytes, each with the header before them and the file line of that header. Rows are split at line ends; a quoted field with a line
 /// break inside is not something a CRM export of ids and places has.
 fn split(data: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let mut lines = data.split_inclusive(|b| *b == b'\n');
@@ -104,14 +107,20 @@ fn split(data: &[u8]) -> Vec<(u64, Vec<u8>)> {
     if rest.is_empty() {
         return vec![(1, header)];
     }
-    for chunk in rest.chunks(ROWS_PER_PART) {
-        let mut body = header.clone();
-        for l in chunk {
-            body.extend_from_slice(l);
+    let mut body = header.clone();
+    let mut rows = 0usize;
+    for l in rest {
+        body.extend_from_slice(l);
+        rows += 1;
+        if rows == ROWS_PER_PART || body.len() >= BYTES_PER_PART {
+            // The part's header stands one line above its first row.
+            parts.push((line - 1, std::mem::replace(&mut body, header.clone())));
+            line += rows as u64;
+            rows = 0;
         }
-        // The part's header stands one line above its first row.
+    }
+    if rows > 0 {
         parts.push((line - 1, body));
-        line += chunk.len() as u64;
     }
     parts
 }

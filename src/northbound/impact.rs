@@ -22,7 +22,7 @@ use crate::northbound::state::HttpState;
 use crate::store::{ImportSummary, Tree};
 
 /// Largest CSV body of one import request; the CLI sends a file in parts of this size or less.
-pub const MAX_IMPORT_BYTES: usize = 16 << 20;
+pub const MAX_IMPORT_BYTES: usize = 64 << 20;
 
 /// The routes.
 pub fn routes() -> Router<HttpState> {

@@ -189,9 +189,11 @@ impl Store {
         undecodable(Tree::Complaints, |v| {
             decode::<Complaint>(Tree::Complaints, v).is_ok()
         })?;
-        // A customer's place, or a count per place.
+        // A bucket of customers, a place, a place's number or its count.
         undecodable(Tree::Customers, |v| {
-            decode::<Place>(Tree::Customers, v).is_ok() || decode::<u64>(Tree::Customers, v).is_ok()
+            decode::<Vec<(Vec<u8>, u32)>>(Tree::Customers, v).is_ok()
+                || decode::<Place>(Tree::Customers, v).is_ok()
+                || decode::<u64>(Tree::Customers, v).is_ok()
         })?;
         // The journal's sequence numbers rise, and none is past the recorded last one.
         let last = self.last_seq()?;
