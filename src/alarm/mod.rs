@@ -29,8 +29,8 @@ use std::time::Duration;
 use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers, Topology};
 use crate::message::{AlarmError, Verdict};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, AlarmType, Category, DEVICE_OBJECT, DeviceEvent,
-    EventKind, FaultId, FaultImpact, FaultRecord, Impact, Note, Severity, Suppression,
+    AckState, Alarm, AlarmEvent, AlarmId, AlarmType, CUSTOMER_REPORTED, Category, DEVICE_OBJECT,
+    DeviceEvent, EventKind, FaultId, FaultImpact, FaultRecord, Impact, Note, Severity, Suppression,
     ThresholdInfo, Timestamp, Transition, TransitionKind, TrendIndication,
 };
 use flap::FlapTracker;
@@ -41,8 +41,6 @@ pub type ReductionKey = (String, String, String);
 
 /// Condition name of the device-down alarm that root-cause suppression hangs off.
 pub const DEVICE_DOWN: &str = "device_unreachable";
-/// Condition name of the alarm unexplained customer complaints raise.
-pub const CUSTOMER_REPORTED: &str = "customer_reported";
 const FLAPPING_PREFIX: &str = "flapping:";
 
 #[derive(Debug, Clone)]

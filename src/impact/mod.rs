@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use crate::config::{Config, Tiers, Topology};
 use crate::model::{
-    Alarm, AlarmId, Complaint, ComplaintLink, FaultId, FaultImpact, FaultRecord, Impact, Notice,
-    NoticeKind, Place, ServiceState, ServiceStatus, Severity, Suppression, Timestamp, Transition,
-    TransitionKind,
+    Alarm, AlarmId, CUSTOMER_REPORTED, Complaint, ComplaintLink, FaultId, FaultImpact, FaultRecord,
+    Impact, Notice, NoticeKind, Place, ServiceState, ServiceStatus, Severity, Suppression,
+    Timestamp, Transition, TransitionKind,
 };
 use complaints::{ComplaintBook, Effects, ReportedAt};
 use customers::{Counts, Reach};
@@ -90,10 +90,7 @@ impl ImpactEngine {
             .collect();
         e.book = ComplaintBook::new(&config.complaints, open);
         // `customer_reported` alarms still active are the book's to clear.
-        for a in alarms
-            .iter()
-            .filter(|a| a.condition == crate::alarm::CUSTOMER_REPORTED)
-        {
+        for a in alarms.iter().filter(|a| a.condition == CUSTOMER_REPORTED) {
             if let Some(place) = reported_place(a) {
                 e.book.restore_reported(place, a);
             }
@@ -228,7 +225,7 @@ impl ImpactEngine {
                 effects.merge(self.book.fault_cleared(t.fault.id, alarm.alarm_id, at));
             } else if let Some(a) = self.affected.get(&alarm.alarm_id)
                 && a.cleared_at.is_none()
-                && alarm.condition != crate::alarm::CUSTOMER_REPORTED
+                && alarm.condition != CUSTOMER_REPORTED
             {
                 let (topology, sites) = (&self.topology, &self.sites);
                 let explained = self.book.explain(
@@ -330,7 +327,7 @@ impl ImpactEngine {
         let best = lookup::reaching(
             self.affected
                 .values()
-                .filter(|a| a.condition != crate::alarm::CUSTOMER_REPORTED),
+                .filter(|a| a.condition != CUSTOMER_REPORTED),
             place,
             &self.topology,
             &self.sites,

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{AlarmId, FaultId, Place, Timestamp};
 
+/// Condition name of the alarm unexplained customer complaints raise.
+pub const CUSTOMER_REPORTED: &str = "customer_reported";
+
 /// How a complaint came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
