@@ -409,6 +409,18 @@ fn the_demo_shows_real_alarms_in_the_console() {
         "return document.getElementById('detail').textContent.includes('Suppressed below it (4)')",
         Duration::from_secs(20),
     );
+    // Who is behind it: the east site's customers (imported by the demo), and the service.
+    let detail = b.run(
+        "return document.getElementById('detail').textContent",
+        json!([]),
+    );
+    let detail = detail.as_str().unwrap();
+    // (The number in the browser's locale: 1,200 or 1200.)
+    assert!(
+        detail.contains("1,200 affected") || detail.contains("1200 affected"),
+        "{detail}"
+    );
+    assert!(detail.contains("mobile-east"), "{detail}");
     // The same alarms through /metrics and the CLI.
     let m = metric(http, "noctua_alarm_transitions_total{kind=\"raised\"}").unwrap_or(0.0);
     assert!(m >= 5.0, "raised transitions {m}");

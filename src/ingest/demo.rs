@@ -18,10 +18,35 @@
 //! | 200–260 | everything recovers | clears, highlighted, then lingering |
 //!
 //! The samples go into the pipeline as the SNMP poller's would; the flows go to the real
-//! collector over UDP; the maintenance window and the acknowledgement through the real API.
+//! collector over UDP; the maintenance window and the acknowledgement through the real API, and
+//! so do the customers ([`customers_csv`], imported at start), so alarms show who is behind them.
 
 use crate::message::Ingest;
 use crate::model::{DEVICE_OBJECT, DeviceEvent, EventKind, Metric, Sample, SeriesKey, Timestamp};
+
+/// The demo's CRM export: customers on the east and west sites, some on a base station's cell,
+/// a few enterprise accounts on the internet service.
+pub fn customers_csv() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("customer,site,cell,service\n");
+    for i in 0..1_200 {
+        let _ = writeln!(out, "E{i:05},east,,");
+    }
+    for i in 0..800 {
+        match i % 4 {
+            0 => {
+                let _ = writeln!(out, "W{i:05},,{}/{},", WEST_STATIONS[i % 3], 1 + i % 3);
+            }
+            _ => {
+                let _ = writeln!(out, "W{i:05},west,,");
+            }
+        }
+    }
+    for i in 0..25 {
+        let _ = writeln!(out, "ACME-{i:02},,,internet");
+    }
+    out
+}
 
 /// One cycle of the story; it then starts again, so a long-running demo keeps moving.
 pub const CYCLE_SECS: u64 = 600;

@@ -40,6 +40,7 @@ const FLOWS_AT: u64 = 5;
 
 /// Plays the story, cycle after cycle, until `stop`.
 pub async fn run(doors: Doors, stop: CancellationToken) {
+    import_customers(&doors);
     let started = tokio::time::Instant::now();
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -71,6 +72,17 @@ pub async fn run(doors: Doors, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// Imports the demo's customers over the API (blocking client, off the runtime).
+fn import_customers(doors: &Doors) {
+    let client = ApiClient::new(&format!("http://{}", doors.http), doors.token.clone());
+    tokio::task::spawn_blocking(move || {
+        let csv = demo::customers_csv();
+        if let Err(e) = client.post_csv("/api/v1/customers", &[], csv.as_bytes()) {
+            tracing::warn!(error = %e, "demo: cannot import the customers");
+        }
+    });
 }
 
 /// Opens the cycle's maintenance window over the API (blocking client, off the runtime).
