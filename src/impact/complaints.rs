@@ -307,9 +307,14 @@ impl ComplaintBook {
         });
         let wanted = self.config.severity_for(n);
         let current = self.reported.get(place).cloned();
-        match (current, wanted) {
-            (None, Some(sev)) => {
-                let Some(at) = at else { return Vec::new() };
+        match (wanted, current) {
+            // Raised where the caller says it sits, or escalated or de-escalated where it is.
+            (Some(sev), current) => {
+                let at = match (current, at) {
+                    (Some((_, was)), _) if was == sev => return Vec::new(),
+                    (Some((at, _)), _) | (None, Some(at)) => at,
+                    (None, None) => return Vec::new(),
+                };
                 let text = format!(
                     "{n} unexplained complaints from {place} within {}",
                     humantime::format_duration(window)
@@ -318,29 +323,21 @@ impl ComplaintBook {
                 self.reported.insert(place.clone(), (at, sev));
                 vec![e]
             }
-            (Some((at, was)), Some(sev)) if sev != was => {
-                let text = format!(
-                    "{n} unexplained complaints from {place} within {}",
-                    humantime::format_duration(window)
-                );
-                let e = reported_event(&at, EventKind::Complaints, Some(sev), text, now);
-                self.reported.insert(place.clone(), (at, sev));
-                vec![e]
-            }
-            (Some((at, _)), None) if n == 0 => {
+            (None, Some((at, _))) if n == 0 => {
                 self.reported.remove(place);
+                let text = format!(
+                    "no complaint from {place} for {}",
+                    humantime::format_duration(window)
+                );
                 vec![reported_event(
                     &at,
                     EventKind::ComplaintsStopped,
                     None,
-                    format!(
-                        "no complaint from {place} for {}",
-                        humantime::format_duration(window)
-                    ),
+                    text,
                     now,
                 )]
             }
-            _ => Vec::new(),
+            (None, _) => Vec::new(),
         }
     }
 

@@ -13,10 +13,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::{Config, Topology};
-use crate::model::{Alarm, FastMap, Place, Role};
+use crate::model::{Alarm, FastMap, Place, Role, check_customer_id};
 
-/// Longest customer id, in bytes.
-pub const MAX_CUSTOMER_ID: usize = 128;
 /// Bytes of a hashed customer key (128 bits: no collision among billions).
 const HASHED_KEY: usize = 16;
 
@@ -147,24 +145,6 @@ impl Places {
 
 fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     crate::model::printable(s)
-}
-
-/// A customer id from a row: not empty, not too long, no control characters.
-pub fn check_customer_id(id: &str) -> Result<&str, String> {
-    let id = id.trim();
-    if id.is_empty() {
-        return Err("the customer id is empty".to_owned());
-    }
-    if id.len() > MAX_CUSTOMER_ID {
-        return Err(format!(
-            "the customer id is {} bytes; at most {MAX_CUSTOMER_ID}",
-            id.len()
-        ));
-    }
-    if id.chars().any(char::is_control) {
-        return Err("the customer id contains control characters".to_owned());
-    }
-    Ok(id)
 }
 
 /// One bad row of an import.

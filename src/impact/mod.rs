@@ -52,6 +52,8 @@ pub struct ImpactEngine {
     affected: BTreeMap<AlarmId, Affected>,
     /// Cleared alarms of `affected` in the order they cleared, to let them go when old.
     expiring: VecDeque<(Timestamp, AlarmId)>,
+    /// Whether the affected alarms or the service states changed since the last view.
+    stale: bool,
     /// Complaints not resolved, and complaint-driven detection.
     book: ComplaintBook,
     notice_customers: u64,
@@ -157,6 +159,8 @@ impl ImpactEngine {
         for a in alarms {
             self.track(a, a.last_seen);
         }
+        // The topology, the services or the states may differ: the next batch shows them.
+        self.stale = true;
     }
 
     /// New customer counts (an import): every element's reach is computed again.
@@ -251,6 +255,7 @@ impl ImpactEngine {
                     .is_some_and(|a| a.cleared_at == Some(at))
                 {
                     self.affected.remove(&id);
+                    self.stale = true;
                 }
             }
         }
@@ -306,6 +311,7 @@ impl ImpactEngine {
 
     /// Takes the board's new status of a service into its committed state.
     fn commit_status(&mut self, s: usize, at: Timestamp, seq: u64) -> ServiceState {
+        self.stale = true;
         let st = self.board.status(s);
         let state = &mut self.states[s];
         state.time_raised = match (state.status, st.status) {
@@ -415,12 +421,14 @@ impl ImpactEngine {
             Some(a) => {
                 let was = a.cleared_at;
                 a.update(alarm, at);
+                self.stale = true;
                 if let (None, Some(c)) = (was, a.cleared_at) {
                     self.expiring.push_back((c, alarm.alarm_id));
                 }
             }
             None if affecting && !alarm.is_cleared() => {
                 self.affected.insert(alarm.alarm_id, Affected::new(alarm));
+                self.stale = true;
             }
             None => {}
         }
@@ -431,7 +439,13 @@ impl ImpactEngine {
         &self.states
     }
 
-    /// What the lookup reads: taken after each committed batch.
+    /// The lookup's snapshot, if anything it shows changed since the last one: a batch of
+    /// transitions that touch no customer or service costs no copy of the affected alarms.
+    pub fn fresh_view(&mut self) -> Option<ImpactView> {
+        std::mem::take(&mut self.stale).then(|| self.view())
+    }
+
+    /// What the lookup reads.
     pub fn view(&self) -> ImpactView {
         ImpactView::new(
             self.topology.clone(),

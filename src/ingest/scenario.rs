@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use crate::message::Ingest;
 use crate::model::{
-    Channel, DEVICE_OBJECT, DeviceEvent, EventKind, Metric, NewComplaint, Place, Sample, SeriesKey,
-    Symptom, Timestamp,
+    Channel, DEVICE_OBJECT, DeviceEvent, EventKind, Metric, NewComplaint, Sample, SeriesKey,
+    Subject, Symptom, Timestamp,
 };
 
 /// Why a scenario file could not be read.
@@ -94,25 +94,15 @@ fn phone() -> Channel {
 
 impl ComplaintLine {
     fn complaint(self, at: Timestamp) -> Result<NewComplaint, String> {
-        let places = [
-            ("site", self.site),
-            ("cell", self.cell),
-            ("service", self.service),
-        ];
-        let mut named = places.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
-        let place = match (&self.customer, named.next(), named.next()) {
-            (Some(_), None, _) => None,
-            (None, Some((kind, value)), None) => Some(Place::from_kind(kind, &value)?),
-            _ => {
-                return Err(
-                    "a complaint names exactly one of customer, site, cell or service".to_owned(),
-                );
-            }
-        };
+        let subject = Subject::named(
+            self.customer.as_deref(),
+            self.site.as_deref(),
+            self.cell.as_deref(),
+            self.service.as_deref(),
+        )?;
         Ok(NewComplaint {
             id: self.id,
-            customer: self.customer,
-            place,
+            subject,
             channel: self.channel,
             symptom: self.symptom,
             text: self.text,

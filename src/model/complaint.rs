@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlarmId, FaultId, Place, Timestamp};
+use super::{AlarmId, FaultId, Place, Subject, Timestamp};
 
 /// Condition name of the alarm unexplained customer complaints raise.
 pub const CUSTOMER_REPORTED: &str = "customer_reported";
@@ -196,10 +196,8 @@ pub enum ComplaintError {
 pub struct NewComplaint {
     /// The CRM's ticket id; noctua gives one if `None`.
     pub id: Option<String>,
-    /// The customer's id, as the CRM knows it (the place is then theirs)...
-    pub customer: Option<String>,
-    /// ...or where, when no customer is named.
-    pub place: Option<Place>,
+    /// The customer (whose place the import gave), or where.
+    pub subject: Subject,
     /// How it came in.
     pub channel: Channel,
     /// What is wrong.

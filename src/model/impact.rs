@@ -168,6 +168,64 @@ pub struct ServiceState {
     pub seq: u64,
 }
 
+/// Longest customer id, in bytes.
+pub const MAX_CUSTOMER_ID: usize = 128;
+
+/// A customer id as given (a CSV row, a complaint, a lookup): trimmed, not empty, not too
+/// long, no control characters.
+pub fn check_customer_id(id: &str) -> Result<&str, String> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err("the customer id is empty".to_owned());
+    }
+    if id.len() > MAX_CUSTOMER_ID {
+        return Err(format!(
+            "the customer id is {} bytes; at most {MAX_CUSTOMER_ID}",
+            id.len()
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("the customer id contains control characters".to_owned());
+    }
+    Ok(id)
+}
+
+/// Who or where a complaint or a lookup is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A customer by id (their place is the import's to say).
+    Customer(String),
+    /// A site, a cell or a service.
+    Place(Place),
+}
+
+impl Subject {
+    /// The one of `customer`, `site`, `cell` (DEVICE/CELL) and `service` that is given, as the
+    /// API and scenarios spell them; more or fewer than one, a bad customer id or a malformed
+    /// place is an error in words. Whether it exists is the network's and the store's to say.
+    pub fn named(
+        customer: Option<&str>,
+        site: Option<&str>,
+        cell: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<Self, String> {
+        let given = [
+            ("customer", customer),
+            ("site", site),
+            ("cell", cell),
+            ("service", service),
+        ];
+        let mut given = given.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+        match (given.next(), given.next()) {
+            (Some(("customer", id)), None) => Ok(Self::Customer(check_customer_id(id)?.to_owned())),
+            (Some((kind, value)), None) => Place::from_kind(kind, value).map(Self::Place),
+            _ => Err(
+                "expected exactly one of customer, site, cell (DEVICE/CELL) or service".to_owned(),
+            ),
+        }
+    }
+}
+
 /// Where customers are reached: a site, a cell (a base station and its cell id) or a service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

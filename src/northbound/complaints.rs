@@ -11,10 +11,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::GroupBy;
-use crate::impact::customers;
 use crate::message::{CommandError, ComplaintCommand};
 use crate::model::{
-    Channel, Complaint, ComplaintError, ComplaintState, MAX_AUTHOR_BYTES, NewComplaint, Place,
+    Channel, Complaint, ComplaintError, ComplaintState, MAX_AUTHOR_BYTES, NewComplaint, Subject,
     Symptom, Timestamp, printable,
 };
 use crate::northbound::api::authorize;
@@ -88,31 +87,16 @@ async fn receive(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) ->
     if received_at.as_millis() > now.as_millis() + FUTURE_SLACK_MS {
         return Err(bad_request("receivedAt is in the future"));
     }
-    let given = [
-        ("customer", &b.customer),
-        ("site", &b.site),
-        ("cell", &b.cell),
-        ("service", &b.service),
-    ];
-    let mut given = given
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)));
-    let (Some((kind, value)), None) = (given.next(), given.next()) else {
-        return Err(bad_request(
-            "expected exactly one of customer, site, cell (DEVICE/CELL) or service",
-        ));
-    };
-    let (customer, place) = if kind == "customer" {
-        let id = customers::check_customer_id(value).map_err(bad_request)?;
-        (Some(id.to_owned()), None)
-    } else {
-        let place = Place::from_kind(kind, value).map_err(bad_request)?;
-        (None, Some(place))
-    };
+    let subject = Subject::named(
+        b.customer.as_deref(),
+        b.site.as_deref(),
+        b.cell.as_deref(),
+        b.service.as_deref(),
+    )
+    .map_err(bad_request)?;
     let new = NewComplaint {
         id: b.id,
-        customer,
-        place,
+        subject,
         channel,
         symptom,
         text,

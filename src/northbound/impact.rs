@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::impact::Affected;
 use crate::impact::customers::{self, Places, RowError};
-use crate::model::{Alarm, Place, ServiceState, Timestamp};
+use crate::model::{Alarm, Place, ServiceState, Subject, Timestamp};
 use crate::northbound::api::authorize;
 use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
 use crate::northbound::state::HttpState;
@@ -126,36 +126,32 @@ async fn lookup(
     let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
     let config = s.config.borrow().clone();
     let places = Places::new(&config);
-    let given = [
-        ("customer", &q.customer),
-        ("site", &q.site),
-        ("cell", &q.cell),
-        ("service", &q.service),
-    ];
-    let mut given = given
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)));
-    let (Some((kind, value)), None) = (given.next(), given.next()) else {
-        return Err(bad_request(
-            "expected exactly one of customer=, site=, cell= (DEVICE/CELL) or service=",
-        ));
-    };
-    let place = if kind == "customer" {
-        let id = customers::check_customer_id(value).map_err(bad_request)?;
-        let key = s.customer_keys.key(id);
-        match s.store.customer_place(&key).map_err(unavailable)? {
-            Some(p) => p,
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown customer (not in any import)",
-                ));
-            }
+    let subject = Subject::named(
+        q.customer.as_deref(),
+        q.site.as_deref(),
+        q.cell.as_deref(),
+        q.service.as_deref(),
+    )
+    .map_err(bad_request)?;
+    let place = match subject {
+        Subject::Customer(id) => {
+            let key = s.customer_keys.key(&id);
+            s.store
+                .customer_place(&key)
+                .map_err(unavailable)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown customer (not in any import)",
+                    )
+                })?
         }
-    } else {
-        places
-            .parse(kind, value)
-            .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?
+        Subject::Place(p) => {
+            places
+                .check(&p)
+                .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+            p
+        }
     };
     let now = Timestamp::now();
     let impact = s.impact.borrow().clone();

@@ -16,8 +16,8 @@ use crate::message::{
 };
 use crate::model::{
     Alarm, AlarmEvent, Complaint, ComplaintError, ComplaintState, FaultId, FaultRecord,
-    MaintenanceConfig, Note, ServiceState, ServiceStatus, Timestamp, Transition, TransitionKind,
-    printable,
+    MaintenanceConfig, Note, ServiceState, ServiceStatus, Subject, Timestamp, Transition,
+    TransitionKind, printable,
 };
 use crate::store::{NoteRefused, Store, StoreError, Tree};
 use crate::telemetry::Metrics;
@@ -216,9 +216,13 @@ pub async fn run_stage(
         }
         match committed {
             Ok(()) => {
-                metrics.complaint_changes.inc_by(p.complaints.len() as u64);
-                count_open(&mut impact, &metrics);
-                out.impact.send_replace(Arc::new(impact.view()));
+                if !p.complaints.is_empty() || !p.services.is_empty() {
+                    metrics.complaint_changes.inc_by(p.complaints.len() as u64);
+                    count_open(&mut impact, &metrics);
+                }
+                if let Some(view) = impact.fresh_view() {
+                    out.impact.send_replace(Arc::new(view));
+                }
             }
             Err(e) => {
                 let lost = p.transitions.len();
@@ -356,8 +360,8 @@ fn complaint(
             if impact.complaints().is_open(&id) || stored(&id)?.is_some() {
                 return Err(ComplaintError::Duplicate(id).into());
             }
-            let (customer, place) = match (new.customer, new.place) {
-                (Some(c), _) => {
+            let (customer, place) = match new.subject {
+                Subject::Customer(c) => {
                     let key = impact.customer_keys().key(&c);
                     let place = store
                         .customer_place(&key)
@@ -365,16 +369,12 @@ fn complaint(
                         .ok_or(ComplaintError::UnknownCustomer)?;
                     (Some(impact.customer_keys().shown(&c)), place)
                 }
-                (None, Some(p)) => {
+                Subject::Place(p) => {
                     impact
                         .places()
                         .check(&p)
                         .map_err(ComplaintError::UnknownPlace)?;
                     (None, p)
-                }
-                (None, None) => {
-                    let why = "a complaint names a customer or a place".to_owned();
-                    return Err(ComplaintError::UnknownPlace(why).into());
                 }
             };
             let c = Complaint {
