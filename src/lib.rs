@@ -10,6 +10,7 @@
 //! 4. [`ingest`], [`store`], [`northbound`]: the edges.
 //! 5. [`pipeline`] (stage tasks, channels, replay) and [`daemon`] (the process).
 
+pub mod action;
 pub mod alarm;
 pub mod config;
 pub mod daemon;

@@ -71,6 +71,35 @@ impl AlarmManager {
         Ok(out)
     }
 
+    /// Automated handling gave up on the alarm (a rule with `on-failure = "escalate"`): one
+    /// severity up, with a note saying why, so the humans' targets tighten. It holds until
+    /// detection reports another tier.
+    pub fn on_escalate(
+        &mut self,
+        id: AlarmId,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        let key = self.key_of_id(id)?;
+        let mut out = Vec::new();
+        let Some(entry) = self.active.get_mut(&key) else {
+            return Err(AlarmError::NotActive(id));
+        };
+        let sev = entry.alarm.perceived_severity;
+        if sev >= Severity::Critical || entry.pending_clear.is_some() {
+            return Ok(out);
+        }
+        let up = one_tier_up(sev);
+        let expected = Some(entry.alarm.notification_id);
+        entry.alarm.perceived_severity = up;
+        entry.alarm.trend_indication = Some(TrendIndication::MoreSevere);
+        entry.alarm.alarm_changed_time = Some(now);
+        entry.fault.peak_severity = entry.fault.peak_severity.max(up);
+        self.record(&key, TransitionKind::Escalated, now, expected, &mut out);
+        attach_note(&mut out, id, now, "noctua", Some(why));
+        Ok(out)
+    }
+
     /// A user clears the alarm by hand.
     pub fn on_clear(
         &mut self,

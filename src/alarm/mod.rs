@@ -24,14 +24,13 @@ mod lifecycle;
 pub mod maintenance;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers, Topology};
 use crate::message::{AlarmError, Verdict};
 use crate::model::{
-    AckState, Alarm, AlarmEvent, AlarmId, AlarmType, CUSTOMER_REPORTED, Category, DEVICE_OBJECT,
-    DeviceEvent, EventKind, FaultId, FaultImpact, FaultRecord, Impact, Note, Severity, Suppression,
-    ThresholdInfo, Timestamp, Transition, TransitionKind, TrendIndication,
+    ACTION_BREAKER, AckState, Alarm, AlarmEvent, AlarmId, AlarmType, CUSTOMER_REPORTED, Category,
+    DEVICE_OBJECT, DeviceEvent, EventKind, FaultId, FaultImpact, FaultRecord, Impact, Note,
+    Severity, Suppression, ThresholdInfo, Timestamp, Transition, TransitionKind, TrendIndication,
 };
 use flap::FlapTracker;
 use maintenance::MaintenanceWindow;
@@ -261,6 +260,12 @@ impl AlarmManager {
                 AlarmType::QualityOfServiceAlarm,
                 "customerReported",
             ),
+            EventKind::ActionsFailing | EventKind::ActionsResumed => (
+                ACTION_BREAKER,
+                Severity::Major,
+                AlarmType::ProcessingErrorAlarm,
+                "applicationSubsystemFailure",
+            ),
             EventKind::Trap => (
                 "snmp_trap",
                 Severity::Indeterminate,
@@ -276,7 +281,10 @@ impl AlarmManager {
         };
         let key = (e.device, e.object, condition.to_owned());
         match e.kind {
-            EventKind::Reachable | EventKind::LinkUp | EventKind::ComplaintsStopped => {
+            EventKind::Reachable
+            | EventKind::LinkUp
+            | EventKind::ComplaintsStopped
+            | EventKind::ActionsResumed => {
                 self.retract(&key, at, None, e.text, &mut out);
             }
             EventKind::Unreachable
@@ -284,13 +292,14 @@ impl AlarmManager {
             | EventKind::Reboot
             | EventKind::AuthFailure
             | EventKind::Trap
-            | EventKind::Complaints => {
+            | EventKind::Complaints
+            | EventKind::ActionsFailing => {
                 // Events with no clearing counterpart clear themselves after a while.
                 let expires = matches!(
                     e.kind,
                     EventKind::Reboot | EventKind::AuthFailure | EventKind::Trap
                 )
-                .then(|| add(at, self.policy.event_clear_after));
+                .then(|| at.plus(self.policy.event_clear_after));
                 let condition = Condition {
                     key: key.clone(),
                     severity,
@@ -398,13 +407,6 @@ fn attach_note(
             text: text.to_owned(),
         });
     }
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_millis(
-        t.as_millis()
-            .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-    )
 }
 
 fn tier_target(tiers: &Tiers, s: Severity) -> &TierTarget {

@@ -204,6 +204,7 @@ pub fn parse(origin: &str, text: &str, base: &Path) -> Result<Config, ConfigErro
     let mut config: Config = from_toml(origin, text, &map)?;
     let mut problems = Vec::new();
     resolve_secrets(&mut config, base, &mut problems);
+    super::actions::resolve_secrets(&mut config, base, &mut problems);
     load_profiles(&mut config, base, &mut problems)?;
     validate(&config, &mut problems);
     if problems.is_empty() {

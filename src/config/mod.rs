@@ -4,6 +4,7 @@
 //! rather than silently ignored. Every error names the file, `line:column`, the key and what was
 //! expected.
 
+mod actions;
 mod alarms;
 mod daemon;
 mod detection;
@@ -20,6 +21,7 @@ mod validate;
 
 use serde::Deserialize;
 
+pub use actions::{ActionRule, ActionsConfig, Field, OnFailure, Piece, StepConfig, Template};
 pub use alarms::{AlarmsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
@@ -101,4 +103,10 @@ pub struct Config {
     /// Services (`[[service]]`).
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+    /// Automated handling: whether it may run, and its bounds.
+    #[serde(default)]
+    pub actions: ActionsConfig,
+    /// Action rules (`[[action]]`).
+    #[serde(default, rename = "action")]
+    pub actions_rules: Vec<ActionRule>,
 }

@@ -44,6 +44,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     validate_traps(config, problems);
     validate_profiles(config, problems);
     super::impact::validate(config, problems);
+    super::actions::validate(config, problems);
     let an = &config.anomaly;
     if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
         problems.push((

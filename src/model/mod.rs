@@ -75,11 +75,13 @@ macro_rules! named_enum {
 }
 pub(crate) use named_enum;
 
+mod action;
 mod alarm;
 mod complaint;
 mod impact;
 mod maintenance;
 
+pub use action::*;
 pub use alarm::*;
 pub use complaint::*;
 pub use impact::*;
@@ -195,6 +197,14 @@ impl Timestamp {
             .map_err(|_| format!("`{arg}` is neither an RFC 3339 time nor an age such as `7d`"))
     }
 
+    /// This instant moved on by `d`.
+    pub fn plus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// This instant moved back by `d`.
     pub fn minus(self, d: Duration) -> Self {
         Self(
@@ -253,6 +263,12 @@ pub struct AlarmId(pub u64);
 /// Identifies a fault record; distinct from the alarm id so a later issue can reopen a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FaultId(pub u64);
+
+impl fmt::Display for FaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 impl fmt::Display for AlarmId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -617,4 +633,8 @@ pub enum EventKind {
     Complaints,
     /// Those complaints stopped, or a network alarm now explains them.
     ComplaintsStopped,
+    /// An action rule failed too often in a row: its breaker opened and it is disabled.
+    ActionsFailing,
+    /// An engineer reset that breaker.
+    ActionsResumed,
 }

@@ -1,0 +1,145 @@
+//! Which rules an alarm's transition matches, and the steps they plan for it, rendered from
+//! the rule's templates.
+
+use std::borrow::Cow;
+
+use crate::config::{ActionRule, Field, Piece, StepConfig, Template, Topology};
+use crate::model::{ActionId, StepPlan, Transition, Trigger, glob, printable};
+
+/// Whether `rule` acts on `t` (a `trigger` transition), with devices' places from `topology`.
+pub fn matches(rule: &ActionRule, trigger: Trigger, t: &Transition, topology: &Topology) -> bool {
+    let a = &t.event.alarm;
+    // A clear has no severity of its own: the fault's worst is what it was.
+    let severity = if trigger == Trigger::Cleared {
+        t.fault.peak_severity
+    } else {
+        a.perceived_severity
+    };
+    let device = a.device.as_str();
+    rule.on.contains(&trigger)
+        && severity >= rule.severity
+        && rule.category.is_none_or(|c| c == a.category)
+        && rule.device.as_deref().is_none_or(|g| glob(g, device))
+        && rule.role.is_none_or(|r| topology.role(device) == Some(r))
+        && rule
+            .site
+            .as_deref()
+            .is_none_or(|s| topology.site(device) == Some(s))
+        && rule
+            .tag
+            .as_deref()
+            .is_none_or(|tag| topology.has_tag(device, tag))
+        && rule.object.as_deref().is_none_or(|g| glob(g, &a.object))
+        && rule
+            .condition
+            .as_deref()
+            .is_none_or(|g| glob(g, &a.condition))
+        && rule
+            .service
+            .as_deref()
+            .is_none_or(|s| a.impact.services.iter().any(|x| x == s))
+}
+
+/// What templates are filled from.
+pub struct Context<'a> {
+    /// The transition.
+    pub transition: &'a Transition,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// The action's id.
+    pub action: ActionId,
+    /// The rule's name.
+    pub rule: &'a str,
+    /// Devices' places.
+    pub topology: &'a Topology,
+}
+
+impl Context<'_> {
+    fn field(&self, f: Field) -> Result<Cow<'_, str>, String> {
+        let t = self.transition;
+        let a = &t.event.alarm;
+        Ok(match f {
+            Field::Device => Cow::Borrowed(a.device.as_str()),
+            Field::Object => Cow::Borrowed(a.object.as_str()),
+            Field::IfIndex => Cow::Borrowed(if_index(&a.object).ok_or_else(|| {
+                format!(
+                    "the alarm's object `{}` is not an interface (ifIndex=N)",
+                    a.object
+                )
+            })?),
+            Field::Condition => Cow::Borrowed(a.condition.as_str()),
+            Field::Severity => Cow::Borrowed(a.perceived_severity.name()),
+            Field::Category => Cow::Borrowed(a.category.name()),
+            Field::AlarmId => Cow::Owned(a.alarm_id.to_string()),
+            Field::FaultId => Cow::Owned(t.fault.id.to_string()),
+            Field::ActionId => Cow::Owned(self.action.to_string()),
+            Field::Rule => Cow::Borrowed(self.rule),
+            Field::Trigger => Cow::Borrowed(self.trigger.name()),
+            Field::Site => Cow::Borrowed(self.topology.site(&a.device).unwrap_or("")),
+            Field::Role => Cow::Borrowed(self.topology.role(&a.device).map_or("", |r| r.name())),
+            Field::Text => printable(&a.additional_text),
+        })
+    }
+
+    /// `template` with its fields filled in.
+    pub fn render(&self, template: &Template) -> Result<String, String> {
+        let mut out = String::new();
+        for piece in &template.0 {
+            match piece {
+                Piece::Text(s) => out.push_str(s),
+                Piece::Field(f) => out.push_str(&self.field(*f)?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The step as it will run.
+    pub fn plan(&self, step: &StepConfig) -> Result<StepPlan, String> {
+        let timeout_ms = millis(step.timeout);
+        if let Some(argv) = &step.exec {
+            return Ok(StepPlan::Exec {
+                argv: argv
+                    .iter()
+                    .map(|a| self.render(a))
+                    .collect::<Result<_, _>>()?,
+                env: step.secret_env.keys().cloned().collect(),
+                timeout_ms,
+            });
+        }
+        if let Some(url) = &step.webhook {
+            return Ok(StepPlan::Webhook {
+                url: self.render(url)?,
+                body: self.body(),
+                timeout_ms,
+                retries: step.retries,
+            });
+        }
+        let within = step.wait_clear.unwrap_or_default();
+        Ok(StepPlan::WaitClear {
+            within_ms: millis(within),
+        })
+    }
+
+    /// What a webhook posts: the action, and the alarm as TS 28.532 JSON.
+    fn body(&self) -> String {
+        serde_json::json!({
+            "actionId": self.action.0,
+            "rule": self.rule,
+            "trigger": self.trigger.name(),
+            "faultId": self.transition.fault.id.0,
+            "alarm": &self.transition.event.alarm,
+        })
+        .to_string()
+    }
+}
+
+/// `3` of `ifIndex=3`.
+fn if_index(object: &str) -> Option<&str> {
+    object
+        .strip_prefix("ifIndex=")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
