@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    AlarmEvent, AlarmId, Category, Complaint, ComplaintError, DeviceEvent, FaultId,
-    MaintenanceConfig, NewComplaint, Note, Place, Sample, SeriesKey, Severity, ThresholdInfo,
-    Timestamp,
+    ActionError, ActionId, ActionRecord, AlarmEvent, AlarmId, Category, Complaint, ComplaintError,
+    DeviceEvent, FaultId, MaintenanceConfig, NewComplaint, Note, Place, RuleState, Sample,
+    SeriesKey, Severity, ThresholdInfo, Timestamp,
 };
 
 /// What flows from ingest into detection, in one ordered channel: measurements, events, and
@@ -91,6 +91,41 @@ pub enum AlarmInput {
         ComplaintCommand,
         oneshot::Sender<Result<Complaint, CommandError>>,
     ),
+    /// An engineer's decision on an action, or a breaker reset; answered once durable.
+    Action(
+        ActionCommand,
+        oneshot::Sender<Result<ActionAnswer, CommandError>>,
+    ),
+}
+
+/// What an engineer does with automated handling.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionCommand {
+    /// Approve (`approved`) or reject an action waiting for it.
+    Decide {
+        /// The action.
+        id: ActionId,
+        /// Who.
+        by: String,
+        /// Approved, else rejected.
+        approved: bool,
+    },
+    /// Close a rule's open breaker.
+    Reset {
+        /// The rule.
+        rule: String,
+        /// Who.
+        by: String,
+    },
+}
+
+/// What an action command committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionAnswer {
+    /// The action after the decision.
+    Action(ActionRecord),
+    /// The rule's breaker after the reset.
+    Rule(String, RuleState),
 }
 
 /// What the CRM or an agent does with a complaint.
@@ -180,6 +215,9 @@ pub enum CommandError {
     /// A complaint command was refused.
     #[error(transparent)]
     Complaint(#[from] ComplaintError),
+    /// An action command was refused.
+    #[error(transparent)]
+    Action(#[from] ActionError),
     /// Not confirmed within [`COMMAND_WAIT`] (a stalled disk): it may still take effect.
     #[error("not confirmed within {COMMAND_WAIT:?} (the store is slow); it may still take effect")]
     Timeout,
@@ -218,6 +256,11 @@ impl Commander {
     pub async fn complaint(&self, command: ComplaintCommand) -> Result<Complaint, CommandError> {
         self.ask(|reply| AlarmInput::Complaint(command, reply))
             .await?
+    }
+
+    /// Runs an action command; returns what it committed.
+    pub async fn action(&self, command: ActionCommand) -> Result<ActionAnswer, CommandError> {
+        self.ask(|reply| AlarmInput::Action(command, reply)).await?
     }
 
     /// Hands the alarm stage the customer counts after an import.

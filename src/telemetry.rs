@@ -234,6 +234,14 @@ pub struct Metrics {
     pub customer_rows_refused: IntCounter,
     /// Complaint changes committed (received, linked, answered, resolved, targets passed).
     pub complaint_changes: IntCounter,
+    /// Actions that ended, by rule and final state (succeeded, failed, unknown, ...).
+    pub actions_ended: IntCounterVec,
+    /// Actions not ended, by state (awaiting-approval, paused, queued, running).
+    pub actions_open: IntGaugeVec,
+    /// Rules whose breaker is open (1) or closed (0).
+    pub action_breaker_open: IntGaugeVec,
+    /// Time a live step took, by rule and kind (exec, webhook).
+    pub action_step_seconds: HistogramVec,
     /// Complaints not resolved now.
     pub complaints_open: IntGauge,
     /// Open complaints past their response target, unanswered.
@@ -575,6 +583,54 @@ impl Metrics {
                 "Complaint changes committed (received, linked, answered, resolved, overdue).",
             ),
             complaints_open: gauge("noctua_complaints_open", "Complaints not resolved now."),
+            actions_ended: {
+                let c = must(IntCounterVec::new(
+                    Opts::new(
+                        "noctua_actions_total",
+                        "Automated actions that ended, by rule and final state.",
+                    ),
+                    &["rule", "state"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
+            actions_open: {
+                let g = must(IntGaugeVec::new(
+                    Opts::new(
+                        "noctua_actions_open",
+                        "Automated actions not ended, by state.",
+                    ),
+                    &["state"],
+                ));
+                must(registry.register(Box::new(g.clone())));
+                for state in ["awaiting-approval", "paused", "queued", "running"] {
+                    g.with_label_values(&[state]).set(0);
+                }
+                g
+            },
+            action_breaker_open: {
+                let g = must(IntGaugeVec::new(
+                    Opts::new(
+                        "noctua_action_breaker_open",
+                        "1 while an action rule's breaker is open (the rule is disabled).",
+                    ),
+                    &["rule"],
+                ));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
+            action_step_seconds: {
+                let h = must(HistogramVec::new(
+                    HistogramOpts::new(
+                        "noctua_action_step_duration_seconds",
+                        "Time a live action step took, by rule and kind.",
+                    )
+                    .buckets(vec![0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                    &["rule", "kind"],
+                ));
+                must(registry.register(Box::new(h.clone())));
+                h
+            },
             complaints_respond_overdue: gauge(
                 "noctua_complaints_respond_overdue",
                 "Open complaints past their response target, unanswered.",

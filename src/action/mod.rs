@@ -24,9 +24,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::config::{ActionRule, Config, OnFailure, Topology};
 use crate::model::{
-    ActionId, ActionRecord, ActionState, AlarmId, Decision, DeviceEvent, EventKind, FaultId,
-    RuleState, StepOutcome, StepPlan, StepRecord, Suppression, Timestamp, Transition,
-    TransitionKind, Trigger,
+    ActionError, ActionId, ActionRecord, ActionState, AlarmId, Decision, DeviceEvent, EventKind,
+    FaultId, RuleState, StepOutcome, StepPlan, StepRecord, StepResult, Suppression, Timestamp,
+    Transition, TransitionKind, Trigger,
 };
 
 /// A step for the runner: run it, then report its [`StepResult`].
@@ -40,21 +40,6 @@ pub struct Order {
     pub rule: String,
     /// What to do.
     pub plan: StepPlan,
-}
-
-/// How a step the runner ran ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepResult {
-    /// The outcome.
-    pub outcome: StepOutcome,
-    /// An `exec`'s exit code.
-    pub exit_code: Option<i32>,
-    /// A `webhook`'s last HTTP status.
-    pub http_status: Option<u16>,
-    /// Output excerpt.
-    pub output: String,
-    /// Why, for people.
-    pub detail: String,
 }
 
 /// What the planner decided: records and rule states to commit, then (once durable) orders to
@@ -101,23 +86,6 @@ impl Changes {
     }
 }
 
-/// Why an engineer's decision was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionError {
-    /// No such action.
-    #[error("no action {0}")]
-    Unknown(ActionId),
-    /// It is not waiting for a decision.
-    #[error("action {0} is {1}, not awaiting approval")]
-    NotAwaiting(ActionId, &'static str),
-    /// No such rule.
-    #[error("no action rule `{0}`")]
-    UnknownRule(String),
-    /// The rule's breaker is closed already.
-    #[error("the breaker of rule `{0}` is not open")]
-    BreakerClosed(String),
-}
-
 /// The planner's state: the open actions, the limits' memory, the breakers.
 pub struct Planner {
     enabled: bool,
@@ -141,14 +109,17 @@ pub struct Planner {
 
 impl Planner {
     /// A planner for `config`, `live` unless replaying; `records` and `states` are what the
-    /// store holds, `active` the alarms still active. Returns the planner and what restoring
-    /// changed (live steps found started and not ended are `unknown`).
+    /// store holds, `active` the alarms still active, `in_flight` the steps a runner still
+    /// has (none at start; after a failed commit, those it was handed). Returns the planner
+    /// and what restoring changed: live steps found started, not ended and not in flight are
+    /// `unknown`.
     pub fn restore(
         config: &Config,
         live: bool,
         records: Vec<ActionRecord>,
         states: Vec<(String, RuleState)>,
         active: &HashSet<AlarmId>,
+        in_flight: &HashSet<(ActionId, usize)>,
         now: Timestamp,
     ) -> (Self, Changes) {
         let mut p = Self {
@@ -184,7 +155,9 @@ impl Planner {
             if !active.contains(&r.alarm_id) {
                 p.cleared.insert(r.alarm_id);
             }
-            if let Some(i) = r.running_step() {
+            if let Some(i) = r.running_step()
+                && !in_flight.contains(&(r.id, i))
+            {
                 match r.steps[i].plan {
                     StepPlan::WaitClear { .. } => {}
                     _ => {
@@ -339,6 +312,10 @@ impl Planner {
             .iter()
             .map(|s| ctx.plan(s).map(StepRecord::planned))
             .collect();
+        let (steps, unfilled) = match planned {
+            Ok(steps) => (steps, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
         let mut r = ActionRecord {
             id,
             rule: rule.name.clone(),
@@ -359,11 +336,11 @@ impl Planner {
             reason: String::new(),
             decision: None,
             expires_at: None,
-            steps: planned.as_ref().map(Clone::clone).unwrap_or_default(),
+            steps,
             ended_at: None,
         };
         self.once.insert(key);
-        if let Err(why) = planned {
+        if let Some(why) = unfilled {
             self.finish(
                 &mut r,
                 ActionState::Failed,
@@ -796,6 +773,3 @@ fn breaker_event(
         severity: None,
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -199,6 +199,15 @@ pub enum StepPlan {
 }
 
 impl StepPlan {
+    /// The step's kind, as in config and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepPlan::Exec { .. } => "exec",
+            StepPlan::Webhook { .. } => "webhook",
+            StepPlan::WaitClear { .. } => "wait-clear",
+        }
+    }
+
     /// One line for people: `exec /usr/local/bin/bounce bh-r1 3`.
     pub fn describe(&self) -> String {
         match self {
@@ -365,4 +374,36 @@ pub struct RuleState {
     pub opened_at: Option<Timestamp>,
     /// The device of the action that opened it (the breaker's alarm is raised there).
     pub tripped_on: Option<String>,
+}
+
+/// How a step the runner ran ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    /// The outcome.
+    pub outcome: StepOutcome,
+    /// An `exec`'s exit code.
+    pub exit_code: Option<i32>,
+    /// A `webhook`'s last HTTP status.
+    pub http_status: Option<u16>,
+    /// Output excerpt.
+    pub output: String,
+    /// Why, for people.
+    pub detail: String,
+}
+
+/// Why an engineer's decision was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No such action.
+    #[error("no action {0}")]
+    Unknown(ActionId),
+    /// It is not waiting for a decision.
+    #[error("action {0} is {1}, not awaiting approval")]
+    NotAwaiting(ActionId, &'static str),
+    /// No such rule.
+    #[error("no action rule `{0}`")]
+    UnknownRule(String),
+    /// The rule's breaker is closed already.
+    #[error("the breaker of rule `{0}` is not open")]
+    BreakerClosed(String),
 }

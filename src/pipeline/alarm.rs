@@ -6,20 +6,22 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use super::action::Handling;
+use crate::action::{Changes, Planner};
 use crate::alarm::AlarmManager;
 use crate::config::Config;
 use crate::impact::complaints::Effects;
 use crate::impact::{ImpactEngine, ImpactView};
 use crate::message::{
-    AlarmCommand, AlarmError, AlarmInput, Clock, CommandError, CommandResult, ComplaintCommand,
-    HOLD_AT_MOST, Held,
+    ActionAnswer, ActionCommand, AlarmCommand, AlarmError, AlarmInput, Clock, CommandError,
+    CommandResult, ComplaintCommand, HOLD_AT_MOST, Held,
 };
 use crate::model::{
-    Alarm, AlarmEvent, Complaint, ComplaintError, ComplaintState, FaultId, FaultRecord,
-    MaintenanceConfig, Note, ServiceState, ServiceStatus, Subject, Timestamp, Transition,
-    TransitionKind, printable,
+    ActionError, ActionState, Alarm, AlarmEvent, Complaint, ComplaintError, ComplaintState,
+    FaultId, FaultRecord, MaintenanceConfig, Note, ServiceState, ServiceStatus, Subject, Timestamp,
+    Transition, TransitionKind, printable,
 };
-use crate::store::{NoteRefused, Store, StoreError, Tree};
+use crate::store::{Batch, NoteRefused, Store, StoreError, Tree};
 use crate::telemetry::Metrics;
 
 /// How often time-driven rules (hold-down, targets, flapping, maintenance) are evaluated.
@@ -28,6 +30,9 @@ const TICK: Duration = Duration::from_secs(1);
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 /// Inputs taken per batch; a batch is one store transaction and one flush wait.
 const BATCH: usize = 1024;
+/// At a stop, how long the stage waits for action steps still running to report, so their
+/// outcome is recorded rather than found `unknown` at the next start.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Where the alarm stage publishes what it committed.
 #[derive(Clone)]
@@ -81,6 +86,7 @@ pub fn load_manager(
 pub async fn run_stage(
     mut manager: AlarmManager,
     mut impact: ImpactEngine,
+    (mut handling, restored): (Handling, Changes),
     mut inputs: mpsc::Receiver<AlarmInput>,
     store: Store,
     out: Published,
@@ -89,10 +95,15 @@ pub async fn run_stage(
     clock: Clock,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    let mut p = Pending::default();
+    let mut p = Pending {
+        actions: restored,
+        ..Pending::default()
+    };
     let mut replies: Vec<(oneshot::Sender<CommandResult>, std::ops::Range<usize>)> = Vec::new();
     let mut holds: Vec<oneshot::Sender<Held>> = Vec::new();
     let mut complaint_replies: Vec<(ComplaintReply, String)> = Vec::new();
+    let mut action_replies: Vec<(ActionReply, ActionCommand)> = Vec::new();
+    let mut closing: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_compaction: Option<tokio::time::Instant> = None;
@@ -102,15 +113,31 @@ pub async fn run_stage(
         (c.mqtt.enabled, c.mqtt.outbox_limit)
     };
     record_new_services(&store, &impact).await;
+    if !p.actions.is_empty() {
+        // What restoring found (steps cut short by a stop are `unknown`), on disk first.
+        match commit(&store, &p, &out, &metrics).await {
+            Ok(()) => count_actions(&handling.planner, &p.actions, &metrics),
+            Err(e) => tracing::error!(error = %e, "cannot record the actions found unfinished"),
+        }
+        p.clear();
+    }
     metrics.alarm_active.set(manager.active_count() as i64);
     metrics
         .customers
         .set(i64::try_from(impact.customers()).unwrap_or(i64::MAX));
     loop {
+        if closing.is_some() && !handling.waiting() {
+            return;
+        }
         tokio::select! {
-            n = inputs.recv_many(&mut batch, BATCH) => {
+            n = inputs.recv_many(&mut batch, BATCH), if closing.is_none() => {
                 if n == 0 {
-                    return;
+                    if !handling.waiting() {
+                        return;
+                    }
+                    tracing::info!(grace = ?DRAIN_GRACE, "waiting for running action steps to report");
+                    closing = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                    continue;
                 }
                 for input in batch.drain(..) {
                     match input {
@@ -119,6 +146,18 @@ pub async fn run_stage(
                         AlarmInput::Tick(t) => {
                             p.transitions.extend(manager.on_tick(t));
                             p.apply(&mut manager, impact.complaints().on_tick(t));
+                            p.act(&mut manager, handling.planner.on_tick(t), t);
+                        }
+                        AlarmInput::Action(c, reply) => {
+                            match action(&mut handling.planner, &store, &c) {
+                                Ok(changes) => {
+                                    p.act(&mut manager, changes, Timestamp::now());
+                                    action_replies.push((reply, c));
+                                }
+                                Err(e) => {
+                                    let _ = reply.send(Err(e));
+                                }
+                            }
                         }
                         AlarmInput::Complaint(c, reply) => match complaint(&mut impact, &store, c) {
                             Ok((id, effects)) => {
@@ -153,8 +192,18 @@ pub async fn run_stage(
                         }
                     }
                     // Each input's impact before the next input: time moves on in order.
-                    p.settle(&mut manager, &mut impact);
+                    p.settle(&mut manager, &mut impact, &mut handling.planner);
                 }
+            }
+            Some((id, step, result)) = handling.reports.recv() => {
+                handling.reported(id, step);
+                let now = Timestamp::now();
+                p.act(&mut manager, handling.planner.on_result(id, step, result, now), now);
+                p.settle(&mut manager, &mut impact, &mut handling.planner);
+            }
+            () = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {
+                tracing::warn!("action steps still running at the stop; the next start records them as unknown");
+                return;
             }
             _ = tick.tick(), if clock == Clock::Wall => {
                 if config.has_changed().unwrap_or(false) {
@@ -163,11 +212,13 @@ pub async fn run_stage(
                     let alarms: Vec<Alarm> = manager.alarms().cloned().collect();
                     impact.reconfigure(&c, &alarms, &[]);
                     record_new_services(&store, &impact).await;
+                    p.act(&mut manager, handling.planner.reconfigure(&c, Timestamp::now()), Timestamp::now());
                 }
                 let now = Timestamp::now();
                 p.transitions.extend(manager.on_tick(now));
                 p.apply(&mut manager, impact.complaints().on_tick(now));
-                p.settle(&mut manager, &mut impact);
+                p.act(&mut manager, handling.planner.on_tick(now), now);
+                p.settle(&mut manager, &mut impact, &mut handling.planner);
                 if !publisher {
                     // No publisher: the newest `outbox-limit` notified transitions wait for one
                     // (enabling MQTT later sends them); older ones must not hold retention back.
@@ -181,7 +232,7 @@ pub async fn run_stage(
                 }
             }
         }
-        if p.transitions.is_empty() && p.complaints.is_empty() {
+        if p.transitions.is_empty() && p.complaints.is_empty() && p.actions.is_empty() {
             // Commands that changed nothing (an acknowledged alarm acknowledged again).
             for (reply, _) in replies.drain(..) {
                 let _ = reply.send(Ok(Vec::new()));
@@ -199,6 +250,13 @@ pub async fn run_stage(
                     .find(|c| c.id == id)
                     .cloned()
                     .ok_or(CommandError::Complaint(ComplaintError::Unknown(id))),
+                Err(e) => Err(CommandError::Store(e.to_string())),
+            };
+            let _ = reply.send(answer);
+        }
+        for (reply, c) in action_replies.drain(..) {
+            let answer = match &committed {
+                Ok(()) => action_answer(&p.actions, &c),
                 Err(e) => Err(CommandError::Store(e.to_string())),
             };
             let _ = reply.send(answer);
@@ -223,6 +281,10 @@ pub async fn run_stage(
                 if let Some(view) = impact.fresh_view() {
                     out.impact.send_replace(Arc::new(view));
                 }
+                if !p.actions.is_empty() {
+                    count_actions(&handling.planner, &p.actions, &metrics);
+                    handling.dispatch(std::mem::take(&mut p.actions.orders));
+                }
             }
             Err(e) => {
                 let lost = p.transitions.len();
@@ -233,10 +295,21 @@ pub async fn run_stage(
                     tracing::debug!(error = %e, lost, "alarm transitions not committed");
                 } else {
                     tracing::error!(error = %e, lost, "alarm transitions not committed; reloading alarm state from the store");
-                    let reloaded = load_manager(&config.borrow(), &store, Timestamp::now())
-                        .and_then(|m| Ok((load_impact(&config.borrow(), &store, &m)?, m)));
+                    let c = config.borrow().clone();
+                    let reloaded = load_manager(&c, &store, Timestamp::now()).and_then(|m| {
+                        let i = load_impact(&c, &store, &m)?;
+                        let restored = handling.reload(&c, &store, &m)?;
+                        Ok((i, m, restored))
+                    });
                     match reloaded {
-                        Ok((i, m)) => (manager, impact) = (m, i),
+                        Ok((i, m, restored)) => {
+                            (manager, impact) = (m, i);
+                            p.clear();
+                            p.actions = restored;
+                            metrics.alarm_active.set(manager.active_count() as i64);
+                            hold_still(&mut holds).await;
+                            continue;
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot reload alarm state; keeping the in-memory state");
                         }
@@ -269,7 +342,11 @@ async fn record_new_services(store: &Store, impact: &ImpactEngine) {
     if new.is_empty() {
         return;
     }
-    let committed = match store.commit_batch(&[], &new, &[]) {
+    let batch = Batch {
+        services: &new,
+        ..Batch::default()
+    };
+    let committed = match store.commit_batch(&batch) {
         Ok(ticket) => store.durable(ticket).await,
         Err(e) => Err(e),
     };
@@ -278,13 +355,15 @@ async fn record_new_services(store: &Store, impact: &ImpactEngine) {
     }
 }
 
-/// What one batch commits: the transitions, and the service and complaint changes they made.
+/// What one batch commits: the transitions, and the service, complaint and action changes
+/// they made.
 #[derive(Default)]
 struct Pending {
     transitions: Vec<Transition>,
     services: Vec<ServiceState>,
     complaints: Vec<Complaint>,
-    /// Transitions up to here have their impact.
+    actions: Changes,
+    /// Transitions up to here have their impact and their actions.
     settled: usize,
 }
 
@@ -292,15 +371,43 @@ impl Pending {
     /// Impact for the transitions not yet annotated, then what complaints make of them (a
     /// network alarm explaining a `customer_reported` one clears it), until nothing new comes
     /// of it. The manager takes the impact back, so its next transition starts from it.
-    fn settle(&mut self, manager: &mut AlarmManager, impact: &mut ImpactEngine) {
+    ///
+    /// Then the action rules see each transition as annotated (a rule may name a service), and
+    /// what they ask of the manager (a breaker's alarm, an escalation) settles in turn.
+    fn settle(
+        &mut self,
+        manager: &mut AlarmManager,
+        impact: &mut ImpactEngine,
+        planner: &mut Planner,
+    ) {
         while self.settled < self.transitions.len() {
-            let new = &mut self.transitions[self.settled..];
+            let from = self.settled;
+            let new = &mut self.transitions[from..];
             let (changed, effects) = impact.annotate(new);
             manager.keep_impact(new);
             self.settled = self.transitions.len();
             self.services.extend(changed);
             self.apply(manager, effects);
+            for i in from..self.settled {
+                let at = self.transitions[i].event.at;
+                let changes = planner.on_transition(&self.transitions[i], at);
+                self.act(manager, changes, at);
+            }
         }
+    }
+
+    /// Keeps what the planner decided, and passes what it asks of the alarm manager.
+    fn act(&mut self, manager: &mut AlarmManager, mut changes: Changes, now: Timestamp) {
+        for e in changes.events.drain(..) {
+            self.transitions.extend(manager.on_event(e));
+        }
+        for alarm in changes.escalate.drain(..) {
+            let why = "automated handling did not repair it; escalated by its action rule";
+            if let Ok(ts) = manager.on_escalate(alarm, why, now) {
+                self.transitions.extend(ts);
+            }
+        }
+        self.actions.merge(changes);
     }
 
     /// Passes what complaints asked for to the alarm manager, and keeps their changes.
@@ -315,6 +422,7 @@ impl Pending {
         self.transitions.clear();
         self.services.clear();
         self.complaints.clear();
+        self.actions = Changes::default();
         self.settled = 0;
     }
 }
@@ -337,6 +445,83 @@ fn count_open(impact: &mut ImpactEngine, metrics: &Metrics) {
     metrics.complaints_open.set(open);
     metrics.complaints_respond_overdue.set(respond);
     metrics.complaints_resolve_overdue.set(resolve);
+}
+
+/// Who waits for an action command's answer.
+type ActionReply = oneshot::Sender<Result<ActionAnswer, CommandError>>;
+
+/// An engineer's decision or breaker reset, to the planner. A decision on an action no
+/// longer open says what became of it.
+fn action(
+    planner: &mut Planner,
+    store: &Store,
+    command: &ActionCommand,
+) -> Result<Changes, CommandError> {
+    let now = Timestamp::now();
+    match command {
+        ActionCommand::Decide { id, by, approved } => {
+            match planner.decide(*id, by, *approved, now) {
+                Err(ActionError::Unknown(id)) => {
+                    match store
+                        .action(id)
+                        .map_err(|e| CommandError::Store(e.to_string()))?
+                    {
+                        Some(r) => Err(ActionError::NotAwaiting(id, r.state.name()).into()),
+                        None => Err(ActionError::Unknown(id).into()),
+                    }
+                }
+                other => Ok(other?),
+            }
+        }
+        ActionCommand::Reset { rule, by } => Ok(planner.reset(rule, by, now)?),
+    }
+}
+
+/// The committed answer to an action command.
+fn action_answer(changes: &Changes, command: &ActionCommand) -> Result<ActionAnswer, CommandError> {
+    let missing = || CommandError::Store("the change was not part of the commit".to_owned());
+    match command {
+        ActionCommand::Decide { id, .. } => changes
+            .records
+            .iter()
+            .find(|r| r.id == *id)
+            .map(|r| ActionAnswer::Action(r.clone()))
+            .ok_or_else(missing),
+        ActionCommand::Reset { rule, .. } => changes
+            .rules
+            .iter()
+            .find(|(n, _)| n == rule)
+            .map(|(n, s)| ActionAnswer::Rule(n.clone(), s.clone()))
+            .ok_or_else(missing),
+    }
+}
+
+/// Actions that ended in this commit, the open ones by state, and breakers, for /metrics.
+fn count_actions(planner: &Planner, changes: &Changes, metrics: &Metrics) {
+    for r in changes.records.iter().filter(|r| r.state.is_final()) {
+        metrics
+            .actions_ended
+            .with_label_values(&[&r.rule, r.state.name()])
+            .inc();
+    }
+    for state in [
+        ActionState::AwaitingApproval,
+        ActionState::Paused,
+        ActionState::Queued,
+        ActionState::Running,
+    ] {
+        let n = planner.open().filter(|r| r.state == state).count();
+        metrics
+            .actions_open
+            .with_label_values(&[state.name()])
+            .set(n as i64);
+    }
+    for (rule, s) in &changes.rules {
+        metrics
+            .action_breaker_open
+            .with_label_values(&[rule])
+            .set(i64::from(s.open));
+    }
 }
 
 /// Who waits for a complaint command's answer.
@@ -474,7 +659,13 @@ async fn commit(
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
     let (transitions, services) = (&p.transitions, &p.services);
-    let ticket = store.commit_batch(transitions, services, &p.complaints)?;
+    let ticket = store.commit_batch(&Batch {
+        transitions,
+        services,
+        complaints: &p.complaints,
+        actions: &p.actions.records,
+        rules: &p.actions.rules,
+    })?;
     store.durable(ticket).await?;
     metrics.service_changes.inc_by(services.len() as u64);
     for s in services {

@@ -1,10 +1,11 @@
 //! Wiring: the stage tasks and the channels between them, as in the data-flow picture.
 //!
-//! [`Pipeline::start`] restores detection and the alarm manager from the store and spawns
-//! detect → alarm with the store's flusher; the daemon adds the live sources and northbound
+//! [`Pipeline::start`] restores detection, the alarm manager and the action planner from the
+//! store and spawns detect → alarm → action runner with the store's flusher; the daemon adds the live sources and northbound
 //! around it, replay feeds it from files. Each stage ends when its input channel closes, so
 //! [`Pipeline::drain`] stops in data order.
 
+pub mod action;
 pub mod alarm;
 pub mod demo;
 pub mod detect;
@@ -58,6 +59,17 @@ impl Pipeline {
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
         let detector = detect::restore(&config, &store)?;
         let engine = alarm::load_impact(&config, &store, &manager)?;
+        // A replay (the data clock) plans every action as a dry run: it never runs anything.
+        let (order_tx, order_rx) = mpsc::unbounded_channel();
+        let (report_tx, report_rx) = mpsc::channel(64);
+        let handling = action::Handling::load(
+            &config,
+            &store,
+            &manager,
+            clock == Clock::Wall,
+            order_tx,
+            report_rx,
+        )?;
         let (impact_tx, impact) = watch::channel(Arc::new(engine.view()));
         let first_seq = manager.last_seq() + 1;
         let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
@@ -87,9 +99,16 @@ impl Pipeline {
             store.clone(),
             metrics.clone(),
         ));
+        stages.spawn(action::run(
+            order_rx,
+            report_tx,
+            config_rx.clone(),
+            metrics.clone(),
+        ));
         stages.spawn(alarm::run_stage(
             manager,
             engine,
+            handling,
             alarm_rx,
             store.clone(),
             alarm::Published {

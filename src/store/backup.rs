@@ -13,7 +13,8 @@ use std::path::Path;
 
 use super::{SCHEMA_KEY, SCHEMA_VERSION, Store, StoreError, Tree, decode};
 use crate::model::{
-    Alarm, AlarmEvent, Complaint, FaultRecord, MaintenanceConfig, Note, Place, ServiceState,
+    ActionRecord, Alarm, AlarmEvent, Complaint, FaultRecord, MaintenanceConfig, Note, Place,
+    RuleState, ServiceState,
 };
 
 const MAGIC: &[u8] = b"NOCTUA-BACKUP-1\n";
@@ -188,6 +189,10 @@ impl Store {
         })?;
         undecodable(Tree::Complaints, |v| {
             decode::<Complaint>(Tree::Complaints, v).is_ok()
+        })?;
+        undecodable(Tree::Actions, |v| {
+            decode::<ActionRecord>(Tree::Actions, v).is_ok()
+                || decode::<RuleState>(Tree::Actions, v).is_ok()
         })?;
         // A bucket of customers, a place, a place's number or its count.
         undecodable(Tree::Customers, |v| {

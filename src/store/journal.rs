@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::actions::{Batch, action_key, rule_key};
 use super::faults::{note_key, without_notes};
 use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
 };
-use crate::model::{Complaint, ServiceState};
+use crate::model::ServiceState;
 
 impl Store {
     /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
@@ -25,24 +26,26 @@ impl Store {
     /// Sequence numbers must rise through the batch and follow the store's last one
     /// ([`StoreError::OutOfSequence`] otherwise), so journal rows never overlap.
     pub fn commit_transitions(&self, batch: &[Transition]) -> Result<Ticket, StoreError> {
-        self.commit_batch(batch, &[], &[])
+        self.commit_batch(&Batch {
+            transitions: batch,
+            ..Batch::default()
+        })
     }
 
-    /// [`Store::commit_transitions`], with the service states and complaints the batch changed
-    /// in the same transaction: a service's status or a complaint's link is never on disk
-    /// without the alarms behind it. A batch of complaints alone commits them alone.
-    pub fn commit_batch(
-        &self,
-        batch: &[Transition],
-        services: &[ServiceState],
-        complaints: &[Complaint],
-    ) -> Result<Ticket, StoreError> {
+    /// [`Store::commit_transitions`], with what the batch decided besides in the same
+    /// transaction: service states, complaints, actions and breakers. A service's status, a
+    /// complaint's link or an action is never on disk without the alarms behind it. A batch
+    /// with no transitions commits the rest alone.
+    pub fn commit_batch(&self, b: &Batch) -> Result<Ticket, StoreError> {
         self.writable()?;
-        let complaints = complaints
+        let batch = b.transitions;
+        let complaints = b
+            .complaints
             .iter()
             .map(|c| Ok((c.id.as_bytes(), encode(Tree::Complaints, c)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let services = services
+        let services = b
+            .services
             .iter()
             .map(|s| {
                 let mut key = s.seq.to_be_bytes().to_vec();
@@ -50,17 +53,32 @@ impl Store {
                 Ok((s.name.as_bytes(), key, encode(Tree::Services, s)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut actions = b
+            .actions
+            .iter()
+            .map(|a| Ok((action_key(a.id).to_vec(), encode(Tree::Actions, a)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for (name, state) in b.rules {
+            actions.push((rule_key(name), encode(Tree::Actions, state)?));
+        }
         let Some(last) = batch.last() else {
-            if complaints.is_empty() && services.is_empty() {
+            if complaints.is_empty() && services.is_empty() && actions.is_empty() {
                 return Ok(Ticket(self.inner.written.load(Ordering::Acquire)));
             }
-            let trees = (self.tree(Tree::Complaints), self.tree(Tree::Services));
-            let result = trees.transaction(|(filed, states)| {
+            let trees = (
+                self.tree(Tree::Complaints),
+                self.tree(Tree::Services),
+                self.tree(Tree::Actions),
+            );
+            let result = trees.transaction(|(filed, states, acts)| {
                 for (id, c) in &complaints {
                     filed.insert(*id, c.as_slice())?;
                 }
                 for (name, _, state) in &services {
                     states.insert(*name, state.as_slice())?;
+                }
+                for (key, a) in &actions {
+                    acts.insert(key.as_slice(), a.as_slice())?;
                 }
                 Ok(())
             });
@@ -124,10 +142,11 @@ impl Store {
             self.tree(Tree::Services),
             self.tree(Tree::ServiceJournal),
             self.tree(Tree::Complaints),
+            self.tree(Tree::Actions),
             self.tree(Tree::Meta),
         );
         let result = trees.transaction(
-            |(active, faults, notes, journal, states, history, filed, meta)| {
+            |(active, faults, notes, journal, states, history, filed, acts, meta)| {
                 let after = meta
                     .get(LAST_SEQ_KEY)?
                     .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -178,6 +197,9 @@ impl Store {
                 }
                 for (id, c) in &complaints {
                     filed.insert(*id, c.as_slice())?;
+                }
+                for (key, a) in &actions {
+                    acts.insert(key.as_slice(), a.as_slice())?;
                 }
                 meta.insert(LAST_SEQ_KEY, &high_water)?;
                 Ok(())

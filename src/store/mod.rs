@@ -11,6 +11,7 @@
 //! one row per 64 events instead of two keys per event is what lets a storm be committed at the
 //! README's rate (schema 1 wrote a history key and an outbox key for every transition).
 
+mod actions;
 mod backup;
 mod customers;
 mod faults;
@@ -18,6 +19,7 @@ mod flush;
 mod journal;
 mod migrate;
 
+pub use actions::Batch;
 pub use backup::{BackupError, BackupSummary};
 pub use customers::ImportSummary;
 pub use faults::NoteRefused;
@@ -84,12 +86,15 @@ pub enum Tree {
     ServiceJournal,
     /// Complaints by id, written with the transitions of the batch that changed them.
     Complaints,
+    /// Automated actions (`a` + id → record) and each rule's breaker (`r` + name → state),
+    /// written with the batch that decided them.
+    Actions,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 12] = [
+    const ALL: [Tree; 13] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -101,6 +106,7 @@ impl Tree {
         Tree::Services,
         Tree::ServiceJournal,
         Tree::Complaints,
+        Tree::Actions,
         Tree::Meta,
     ];
 
@@ -118,6 +124,7 @@ impl Tree {
             Tree::Services => "services",
             Tree::ServiceJournal => "service_journal",
             Tree::Complaints => "complaints",
+            Tree::Actions => "actions",
             Tree::Meta => "meta",
         }
     }

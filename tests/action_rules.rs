@@ -1,10 +1,18 @@
+//! The action planner against the real alarm manager: triggers, limits, approvals, pauses,
+//! breakers and restarts, on the data clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use noctua::action::{Changes, Order, Planner};
+use noctua::alarm::AlarmManager;
+use noctua::config::Config;
+use noctua::model::{
+    ActionError, ActionId, ActionRecord, ActionState, AlarmId, DeviceEvent, EventKind, Mode,
+    StepOutcome, StepPlan, StepResult, Timestamp, Transition,
+};
 use proptest::prelude::*;
-
-use super::*;
-use crate::alarm::AlarmManager;
-use crate::model::{EventKind, Mode};
 
 const MIN: i64 = 60_000;
 /// 2026-12-01T00:00:00Z: the maintenance window below starts an hour later.
@@ -40,7 +48,7 @@ end = "2026-12-01T02:00:00Z"
 fn config(actions: &str) -> Config {
     let text =
         format!("{DEVICES}\n[actions]\nenabled = true\nallow-exec = [\"/bin/true\"]\n{actions}");
-    crate::config::parse("test", &text, Path::new(".")).unwrap()
+    noctua::config::parse("test", &text, Path::new(".")).unwrap()
 }
 
 const BOUNCE: &str = r#"
@@ -77,6 +85,7 @@ impl Rig {
             live,
             Vec::new(),
             Vec::new(),
+            &HashSet::new(),
             &HashSet::new(),
             at(0),
         );
@@ -178,8 +187,15 @@ impl Rig {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let (planner, changes) =
-            Planner::restore(&self.config, true, self.latest(), states, &active, now);
+        let (planner, changes) = Planner::restore(
+            &self.config,
+            true,
+            self.latest(),
+            states,
+            &active,
+            &HashSet::new(),
+            now,
+        );
         self.planner = planner;
         self.take(changes);
     }
