@@ -115,6 +115,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Automated handling: actions and their audit trail, approvals, breakers, the report;
+    /// through the running daemon's API (approvals and resets need the token).
+    Actions {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Fault records: from the running daemon, or a stopped one's store.
     Faults {
         #[command(flatten)]
@@ -297,6 +305,80 @@ pub enum CustomersCommand {
         /// Check every row, write nothing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `noctua actions ...`.
+#[derive(Subcommand)]
+pub enum ActionsCommand {
+    /// List actions, newest first.
+    List {
+        /// all, open, ended, or one state (awaiting-approval, running, unknown, ...).
+        #[arg(long, default_value = "all")]
+        state: String,
+        /// Only this rule's.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only those on this fault.
+        #[arg(long)]
+        fault: Option<u64>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One action and every step: what ran, when, how it ended, its output.
+    Show {
+        /// Action id.
+        id: u64,
+        /// JSON instead of words.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve an action waiting for it: it starts.
+    Approve {
+        /// Action id.
+        id: u64,
+        /// Who approves (recorded in the audit trail).
+        #[arg(long)]
+        by: String,
+    },
+    /// Reject an action waiting for approval: it never runs.
+    Reject {
+        /// Action id.
+        id: u64,
+        /// Who rejects.
+        #[arg(long)]
+        by: String,
+    },
+    /// The rules, their mode and their breakers.
+    Rules {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a rule's open breaker, so it acts again (its alarm clears).
+    Reset {
+        /// Rule name.
+        rule: String,
+        /// Who.
+        #[arg(long)]
+        by: String,
+    },
+    /// Per rule: runs, successes, failures, unknowns, and the median time to repair with the
+    /// rule's actions and without.
+    Report {
+        /// Planned at or after (RFC 3339 or an age such as 7d; default 30d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Planned before.
+        #[arg(long)]
+        until: Option<String>,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: Format,
     },
 }
 

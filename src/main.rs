@@ -11,18 +11,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    AlarmsCommand as A, Cli, Command, ComplaintsCommand, CustomersCommand, DaemonArgs,
-    FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
+    ActionsCommand, AlarmsCommand as A, Cli, Command, ComplaintsCommand, CustomersCommand,
+    DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
 use noctua::fault::FaultFilter;
 use noctua::fault::complaints::{ComplaintReport, render_complaint_report};
-use noctua::fault::report::{Format, render_faults, render_reports};
+use noctua::fault::report::{render_fault_shown, render_faults, render_reports};
 use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
-use noctua::northbound::crm;
 use noctua::northbound::records::{Records, RecordsError};
+use noctua::northbound::{audit, crm};
 use noctua::pipeline::replay::{self, ReplayError};
 use noctua::store::Store;
 use tracing_subscriber::EnvFilter;
@@ -204,6 +204,32 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 print!("{summary}");
             }
         },
+        Command::Actions { daemon, command } => {
+            let api = daemon
+                .lookup()
+                .api()
+                .map_err(fail(RecordsError::is_usage))?;
+            let said = match command {
+                ActionsCommand::List {
+                    state,
+                    rule,
+                    fault,
+                    limit,
+                    json,
+                } => audit::list(&api, &state, rule, fault, limit, json),
+                ActionsCommand::Show { id, json } => audit::show(&api, id, json),
+                ActionsCommand::Approve { id, by } => audit::decide(&api, id, &by, true),
+                ActionsCommand::Reject { id, by } => audit::decide(&api, id, &by, false),
+                ActionsCommand::Rules { json } => audit::rules(&api, json),
+                ActionsCommand::Reset { rule, by } => audit::reset(&api, &rule, &by),
+                ActionsCommand::Report {
+                    since,
+                    until,
+                    format,
+                } => audit::report(&api, since, until, format),
+            };
+            print!("{}", said.map_err(run)?);
+        }
         Command::Complaints { daemon, command } => {
             let api = daemon
                 .lookup()
@@ -301,7 +327,8 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 }
                 F::Show { id } => {
                     let fault = records.fault(id).map_err(run)?;
-                    print!("{}", render_faults(&[fault], Format::Json));
+                    let actions = records.actions_of_fault(id).map_err(run)?;
+                    print!("{}", render_fault_shown(&fault, &actions));
                 }
                 F::Note { id, by, text } => {
                     records.note(id, &by, &text).map_err(run)?;

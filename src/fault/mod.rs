@@ -4,6 +4,7 @@
 //! and reports time to acknowledge and time to repair (maintenance time excluded) by severity,
 //! category, device, site or role, with response-target breach counts.
 
+pub mod actions;
 pub mod complaints;
 pub mod report;
 

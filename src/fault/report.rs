@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::fault::{Report, ReportRow, Stats};
-use crate::model::{FaultRecord, named_enum};
+use crate::model::{ActionRecord, FaultRecord, named_enum};
 
 /// Output format of the report and fault commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,14 @@ fn table_row(row: &ReportRow) -> Vec<String> {
         row.customers.to_string(),
         row.customer_minutes.to_string(),
     ]
+}
+
+/// One fault as `faults show` prints it: JSON, in a list of one like `faults list`, with the
+/// actions taken on it (its automated-handling audit trail).
+pub fn render_fault_shown(fault: &FaultRecord, actions: &[ActionRecord]) -> String {
+    let mut v = serde_json::to_value(fault).unwrap_or_default();
+    v["actions"] = serde_json::to_value(actions).unwrap_or_default();
+    json(&[v])
 }
 
 /// Renders fault records as a list.

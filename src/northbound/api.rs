@@ -312,7 +312,13 @@ fn fault_id(id: &str) -> Result<u64, ApiError> {
 async fn show_fault(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
     let id = fault_id(&id)?;
     match s.store.fault(FaultId(id)) {
-        Ok(Some(f)) => Ok(axum::Json(f).into_response()),
+        Ok(Some(f)) => {
+            // The audit trail of automated handling is part of the fault's story.
+            let actions = s.store.actions_of_fault(f.id).map_err(unavailable)?;
+            let mut v = serde_json::to_value(&f).map_err(unavailable)?;
+            v["actions"] = serde_json::to_value(actions).map_err(unavailable)?;
+            Ok(axum::Json(v).into_response())
+        }
         Ok(None) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no fault {id}"),

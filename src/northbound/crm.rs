@@ -233,12 +233,12 @@ pub fn lookup(
     Ok(out)
 }
 
-fn short_time(t: &str) -> String {
+pub(super) fn short_time(t: &str) -> String {
     t.get(..16).unwrap_or(t).replace('T', " ")
 }
 
 /// Columns as wide as their content, a header first.
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+pub(super) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {

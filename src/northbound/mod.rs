@@ -1,7 +1,9 @@
 //! What the outside world sees: the HTTP API and its live stream, the web console, MQTT, and
 //! the CLI's client.
 
+pub mod actions;
 pub mod api;
+pub mod audit;
 pub mod backup;
 pub mod client;
 pub mod complaints;

@@ -9,7 +9,7 @@
 
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
-use crate::model::{FaultId, FaultRecord, Note, NoteError, NoteLimits, Timestamp};
+use crate::model::{ActionRecord, FaultId, FaultRecord, Note, NoteError, NoteLimits, Timestamp};
 use crate::northbound::client::{ApiClient, ClientError};
 use crate::store::{NoteRefused, Store, StoreError};
 
@@ -278,6 +278,25 @@ impl Records {
             Records::Api(api) => Ok(serde_json::from_value(
                 api.get(&format!("/api/v1/faults/{id}"), &[])?,
             )?),
+        }
+    }
+
+    /// The actions taken on a fault, oldest first: its automated-handling audit trail.
+    pub fn actions_of_fault(&self, id: u64) -> Result<Vec<ActionRecord>, RecordsError> {
+        match self {
+            Records::Store(store, _) => Ok(store.actions_of_fault(FaultId(id))?),
+            Records::Api(api) => {
+                let v = api.get(
+                    "/api/v1/actions",
+                    &[
+                        ("fault", Some(id.to_string())),
+                        ("limit", Some("10000".into())),
+                    ],
+                )?;
+                let mut items: Vec<ActionRecord> = serde_json::from_value(v["items"].clone())?;
+                items.reverse();
+                Ok(items)
+            }
         }
     }
 
