@@ -418,12 +418,8 @@ impl Planner {
                 break;
             }
             let Some(i) = r.next_step() else {
-                let failed = r.steps.iter().any(|s| {
-                    matches!(s.outcome, Some(StepOutcome::Failed | StepOutcome::TimedOut))
-                });
-                if failed {
-                    let why = "a step failed (see its detail)";
-                    self.fail(&mut r, why, now, changes);
+                if let Some(why) = failure(&r) {
+                    self.fail(&mut r, &why, now, changes);
                 } else {
                     self.finish(
                         &mut r,
@@ -516,12 +512,8 @@ impl Planner {
             for later in r.steps.iter_mut().skip(step + 1) {
                 later.detail = "not run: an earlier step failed".to_owned();
             }
-            self.fail(
-                &mut r,
-                &format!("step {} failed", step + 1),
-                now,
-                &mut changes,
-            );
+            let why = failure(&r).unwrap_or_default();
+            self.fail(&mut r, &why, now, &mut changes);
             changes.keep(r);
         }
         self.start_queued(now, &mut changes);
@@ -749,6 +741,23 @@ impl Planner {
             }
         }
     }
+}
+
+/// Why an action failed, in words: its first step that did not do what it should.
+fn failure(r: &ActionRecord) -> Option<String> {
+    r.steps
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| match s.outcome {
+            Some(o @ (StepOutcome::Failed | StepOutcome::TimedOut)) => Some(format!(
+                "step {} ({}) {}: {}",
+                i + 1,
+                s.plan.describe(),
+                o.name(),
+                s.detail
+            )),
+            _ => None,
+        })
 }
 
 fn end(step: &mut StepRecord, outcome: StepOutcome, detail: &str, now: Timestamp) {

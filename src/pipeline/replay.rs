@@ -13,7 +13,8 @@ use crate::impact::customers::{CustomerKeys, Places, parse_csv};
 use crate::ingest::scenario::{self, ScenarioError};
 use crate::message::{Clock, Ingest};
 use crate::model::{
-    AlarmEvent, AlarmId, Impact, Sample, Severity, Suppression, Timestamp, TransitionKind,
+    ActionRecord, AlarmEvent, AlarmId, Impact, Sample, Severity, Suppression, Timestamp,
+    TransitionKind,
 };
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
@@ -435,7 +436,8 @@ impl From<&AlarmEvent> for Outcome {
 }
 
 /// The outcome lines of every transition after sequence `after`, in sequence order, each
-/// followed by the service changes it made; then each complaint's end state by id.
+/// followed by the service changes it made; then each complaint's end state by id, then each
+/// action's.
 pub fn outcome_lines(store: &Store, after: u64) -> Result<Vec<String>, StoreError> {
     let mut services = store.service_history_after(after)?.into_iter().peekable();
     let mut lines = Vec::new();
@@ -466,7 +468,53 @@ pub fn outcome_lines(store: &Store, after: u64) -> Result<Vec<String>, StoreErro
         };
         lines.push(line(&o));
     }
+    for a in store.actions()? {
+        lines.push(line(&ActionOutcome::from(&a)));
+    }
     Ok(lines)
+}
+
+/// An action's end state as replay prints it, after the complaints: every step with how it
+/// went, so a rule can be tried on history (a replay runs every rule as a dry run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionOutcome<'a> {
+    action: u64,
+    rule: &'a str,
+    trigger: &'static str,
+    alarm_id: AlarmId,
+    device: &'a str,
+    object: &'a str,
+    created_at: Timestamp,
+    state: &'static str,
+    reason: &'a str,
+    /// `outcome at time: what` per step (`not started` for the rest).
+    steps: Vec<String>,
+}
+
+impl<'a> From<&'a ActionRecord> for ActionOutcome<'a> {
+    fn from(a: &'a ActionRecord) -> Self {
+        Self {
+            action: a.id.0,
+            rule: &a.rule,
+            trigger: a.trigger.name(),
+            alarm_id: a.alarm_id,
+            device: &a.device,
+            object: &a.object,
+            created_at: a.created_at,
+            state: a.state.name(),
+            reason: &a.reason,
+            steps: a
+                .steps
+                .iter()
+                .map(|s| match (s.outcome, s.ended_at) {
+                    (Some(o), Some(at)) => format!("{} at {at}: {}", o.name(), s.plan.describe()),
+                    _ if s.started_at.is_some() => format!("under way: {}", s.plan.describe()),
+                    _ => format!("not started: {}", s.plan.describe()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One outcome as a JSON line.
