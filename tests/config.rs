@@ -656,3 +656,98 @@ fn the_demo_config_is_the_embedded_default_with_the_demo_network_over_it() {
     assert_eq!(c.alarms.flap_threshold, default.alarms.flap_threshold);
     assert_eq!(c.netflow.max_templates, default.netflow.max_templates);
 }
+
+#[test]
+fn bad_action_rules_name_their_key_and_line() {
+    // Unknown executable, a program not on the allow-list, a step of two kinds, an unknown
+    // site, a duplicate name, no trigger, a URL that is not HTTP: each at its own line.
+    let text = r#"
+[[device]]
+name = "r1"
+address = "192.0.2.1"
+role = "router"
+site = "east"
+
+[actions]
+enabled = true
+allow-exec = ["/nonexistent/bounce", "relative/tool"]
+
+[[action]]
+name = "bounce"
+on = ["raised"]
+site = "nowhere"
+
+[[action.step]]
+exec = ["/bin/sh", "-c", "reboot"]
+
+[[action.step]]
+exec = ["/bin/true", "{device}", "{ifindex}"]
+
+[[action.step]]
+wait-clear = "5m"
+webhook = "http://127.0.0.1:9/hook"
+
+[[action]]
+name = "bounce"
+on = []
+
+[[action.step]]
+webhook = "ftp://example.net/{device}"
+"#;
+    let found = issues(text);
+    let at = |line: usize, key: &str, says: &str| {
+        assert!(
+            found
+                .iter()
+                .any(|(l, k, m)| *l == line && k == key && m.contains(says)),
+            "expected line {line} `{key}` saying {says:?} in {found:#?}"
+        );
+    };
+    at(
+        10,
+        "actions.allow-exec[0]",
+        "unknown executable /nonexistent/bounce",
+    );
+    at(10, "actions.allow-exec[1]", "expected an absolute path");
+    at(15, "action[0].site", "unknown site `nowhere`");
+    at(
+        18,
+        "action[0].step[0].exec",
+        "unknown executable `/bin/sh`: not on [actions] allow-exec",
+    );
+    at(
+        23,
+        "action[0].step[2]",
+        "exactly one of `exec`, `webhook` or `wait-clear`",
+    );
+    at(28, "action[1].name", "duplicate rule name `bounce`");
+    at(29, "action[1].on", "expected at least one of raised");
+    at(32, "action[1].step[0].webhook", "http:// or https://");
+}
+
+#[test]
+fn an_action_template_naming_no_field_is_refused_with_the_fields_there_are() {
+    let text = "[actions]\nallow-exec = [\"/bin/true\"]\n\n[[action]]\nname = \"n\"\non = [\"raised\"]\n\n[[action.step]]\nexec = [\"/bin/true\", \"{ifidx}\"]\n";
+    let found = issues(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (line, key, message) = &found[0];
+    assert_eq!((*line, key.as_str()), (9, "action[0].step[0].exec"));
+    assert!(
+        message.contains("unknown field `{ifidx}`") && message.contains("ifindex"),
+        "{message}"
+    );
+}
+
+#[test]
+fn actions_are_off_and_dry_run_unless_said_otherwise() {
+    let c = config::parse(
+        "test.toml",
+        "[[action]]\nname = \"n\"\non = [\"raised\"]\n[[action.step]]\nwait-clear = \"1m\"\n",
+        Path::new("."),
+    )
+    .unwrap();
+    assert!(!c.actions.enabled);
+    assert_eq!(c.actions_rules[0].mode, noctua::model::Mode::DryRun);
+    assert!(c.actions_rules[0].once_per_fault);
+    assert!(!c.actions_rules[0].require_approval);
+}

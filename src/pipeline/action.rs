@@ -375,7 +375,8 @@ fn post(
 fn excerpt(bytes: &[u8], max: usize) -> String {
     let cut = &bytes[..bytes.len().min(max)];
     let text = String::from_utf8_lossy(cut);
-    let mut out = printable(&text).into_owned();
+    // One line for the audit: line breaks inside show as `\n`, the last one goes.
+    let mut out = printable(text.trim_end()).into_owned();
     if bytes.len() > max {
         out.push_str(" …");
     }
