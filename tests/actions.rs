@@ -314,7 +314,7 @@ fn a_webhook_answered_500_is_retried_and_succeeds_on_the_200() {
         let body: Value = serde_json::from_str(request.split_once("\n\n").unwrap().1).unwrap();
         assert_eq!(body["rule"], "hook");
         assert_eq!(body["alarm"]["condition"], "link_down");
-        assert_eq!(body["alarm"]["objectInstance"].as_str().is_some(), true);
+        assert_eq!(body["alarm"]["object"], "ifIndex=7");
     }
     assert!(!a.to_string().contains("hook-secret"));
 }
