@@ -2,10 +2,12 @@
 //! `snmptrap`): an `exec` that waits for approval (with and without the token), then runs a
 //! test script and checks the link comes back; a webhook to a receiver that fails once; and
 //! kill -9 in the middle of an `exec`: the step is `unknown` after the restart and never runs
-//! again.
+//! again; an `snmp-set` through net-snmp's snmpd, read back, then the link's return.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
+
+use common::snmpd::{Snmpd, free_udp_port, shared_dir};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -23,6 +25,11 @@ const API_KEY: &str = "k3y-that-must-not-be-shown";
 /// A daemon taking v2c traps from `r1` (never polled on its own: hourly, at a port nothing
 /// answers, and many misses before it counts as down), with `rules` after `[actions]`.
 fn config(dir: &Path, rules: &str) -> PathBuf {
+    config_at(dir, rules, peer_port())
+}
+
+/// [`config`] with r1's agent at `port`.
+fn config_at(dir: &Path, rules: &str, port: u16) -> PathBuf {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     std::fs::write(dir.join("api-key"), API_KEY).unwrap();
     write_config(
@@ -32,12 +39,12 @@ fn config(dir: &Path, rules: &str) -> PathBuf {
             "token-file = \"{token}\"\n\
              [alarms]\nclear-hold-down = \"0s\"\n\
              [snmp]\ninterval = \"1h\"\nunreachable-after = 100\n\
-             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+             [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\nwrite-community = \"private\"\n\
              [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
              [[device]]\nname = \"r1\"\naddress = \"127.0.0.1\"\nsnmp-port = {port}\nrole = \"router\"\ncredentials = \"v2\"\n\
              [actions]\nenabled = true\nallow-exec = [\"{script}\"]\n{rules}",
             token = dir.join("token").display(),
-            port = peer_port(),
+            port = port,
             script = dir.join("bounce.sh").display(),
         ),
     )
@@ -360,4 +367,41 @@ fn a_step_cut_short_by_kill_9_is_unknown_after_the_restart_and_never_runs_again(
     if let Ok(pid) = std::fs::read_to_string(dir.path().join("pid")) {
         kill(pid.trim().parse().unwrap(), libc::SIGKILL);
     }
+}
+
+#[test]
+fn an_snmp_set_reaches_the_agent_is_read_back_and_the_wait_ends_with_the_link() {
+    // Port 3 was shut (admin down, oper down): the rule turns it back on.
+    let dir = shared_dir();
+    script(dir.path());
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    let state = |admin: u8, oper: u8| {
+        serde_json::json!({"ifaces": {
+            "3": {"name": "ge-0/0/2", "type": 6, "admin": admin, "oper": oper, "in32": 1, "out32": 1}
+        }})
+    };
+    agent.state(state(2, 2));
+    let rules = "[[action]]\nname = \"restore-port\"\non = [\"raised\"]\ncondition = \"link_down\"\nmode = \"live\"\n\
+                 [[action.step]]\nsnmp-set = \"1.3.6.1.2.1.2.2.1.7.{ifindex}\"\nvalue = 1\ntimeout = \"2s\"\n\
+                 [[action.step]]\nwait-clear = \"2m\"\n";
+    let rules = format!("allow-oids = [\"1.3.6.1.2.1.2.2.1.7\"]\n{rules}");
+    let cfg = config_at(dir.path(), &rules, port);
+    let mut d = start(dir.path(), &cfg);
+    link(&d, 3, false);
+    wait_until(&mut d, |d| {
+        actions(d.port, "")
+            .first()
+            .is_some_and(|a| a["steps"][0]["outcome"] == "ok")
+    });
+    // The agent's script saw the SET, and the agent now says admin up.
+    let sets = std::fs::read_to_string(dir.path().join("sets.log")).unwrap();
+    assert_eq!(sets, "1.3.6.1.2.1.2.2.1.7.3 1\n");
+    let a = &actions(d.port, "")[0];
+    assert_eq!(a["steps"][0]["output"], "1.3.6.1.2.1.2.2.1.7.3 = 1");
+    assert_eq!(a["state"], "running", "waiting for the link: {a}");
+    // The link comes back.
+    agent.state(state(1, 1));
+    link(&d, 3, true);
+    wait_until(&mut d, |d| actions(d.port, "state=succeeded").len() == 1);
 }

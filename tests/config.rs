@@ -660,7 +660,8 @@ fn the_demo_config_is_the_embedded_default_with_the_demo_network_over_it() {
 #[test]
 fn bad_action_rules_name_their_key_and_line() {
     // Unknown executable, a program not on the allow-list, a step of two kinds, an unknown
-    // site, a duplicate name, no trigger, a URL that is not HTTP: each at its own line.
+    // site, a duplicate name, no trigger, a URL that is not HTTP, an OID not on the
+    // allow-list: each at its own line.
     let text = r#"
 [[device]]
 name = "r1"
@@ -693,6 +694,10 @@ on = []
 
 [[action.step]]
 webhook = "ftp://example.net/{device}"
+
+[[action.step]]
+snmp-set = "1.3.6.1.2.1.1.5.{ifindex}"
+value = "renamed"
 "#;
     let found = issues(text);
     let at = |line: usize, key: &str, says: &str| {
@@ -723,6 +728,11 @@ webhook = "ftp://example.net/{device}"
     at(28, "action[1].name", "duplicate rule name `bounce`");
     at(29, "action[1].on", "expected at least one of raised");
     at(32, "action[1].step[0].webhook", "http:// or https://");
+    at(
+        35,
+        "action[1].step[1].snmp-set",
+        "OID `1.3.6.1.2.1.1.5` is not under [actions] allow-oids",
+    );
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub struct Order {
     pub step: usize,
     /// The rule (whose config holds the step's secrets).
     pub rule: String,
+    /// The alarm's device (an `snmp-set` writes to it).
+    pub device: String,
     /// What to do.
     pub plan: StepPlan,
 }
@@ -465,6 +467,7 @@ impl Planner {
                         action: r.id,
                         step: i,
                         rule: r.rule.clone(),
+                        device: r.device.clone(),
                         plan: plan.clone(),
                     });
                     break;

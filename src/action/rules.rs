@@ -114,6 +114,17 @@ impl Context<'_> {
                 retries: step.retries,
             });
         }
+        if let Some(oid) = &step.snmp_set {
+            let oid = self.render(oid)?;
+            if crate::config::profile::arcs(&oid).is_none() {
+                return Err(format!("`{oid}` is not a numeric OID"));
+            }
+            return Ok(StepPlan::SnmpSet {
+                oid,
+                value: step.value.clone().ok_or("`snmp-set` without a value")?,
+                timeout_ms,
+            });
+        }
         let within = step.wait_clear.unwrap_or_default();
         Ok(StepPlan::WaitClear {
             within_ms: millis(within),

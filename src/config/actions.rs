@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::load::{Problems, root};
 use super::{Config, Secret};
-use crate::model::{Category, Mode, Role, Severity, Trigger};
+use crate::model::{Category, Mode, Role, SetValue, Severity, Trigger};
 
 /// `[actions]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -30,6 +30,9 @@ pub struct ActionsConfig {
     pub max_output_bytes: usize,
     /// Failures in a row that open a rule's breaker (a rule may say otherwise).
     pub breaker_failures: u32,
+    /// OID subtrees an `snmp-set` step may write (`1.3.6.1.2.1.2.2.1.7`, ifAdminStatus).
+    /// Nothing else is written.
+    pub allow_oids: Vec<String>,
 }
 
 impl Default for ActionsConfig {
@@ -42,6 +45,7 @@ impl Default for ActionsConfig {
             approval_timeout: Duration::from_secs(30 * 60),
             max_output_bytes: 4096,
             breaker_failures: 3,
+            allow_oids: Vec::new(),
         }
     }
 }
@@ -139,7 +143,7 @@ pub enum OnFailure {
     Escalate,
 }
 
-/// `[[action.step]]`: exactly one of `exec`, `webhook` or `wait-clear`.
+/// `[[action.step]]`: exactly one of `exec`, `webhook`, `snmp-set` or `wait-clear`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StepConfig {
@@ -159,6 +163,14 @@ pub struct StepConfig {
     /// For `webhook`: attempts after the first, with doubling back-off from one second.
     #[serde(default = "two")]
     pub retries: u32,
+    /// SET this object (a numeric OID, a template: `1.3.6.1.2.1.2.2.1.7.{ifindex}`) on the
+    /// alarm's device, with its credential (v2c: its `write-community`), then read it back;
+    /// the OID must be under `[actions] allow-oids`.
+    #[serde(default)]
+    pub snmp_set: Option<Template>,
+    /// For `snmp-set`: an integer or a string.
+    #[serde(default, deserialize_with = "set_value")]
+    pub value: Option<SetValue>,
     /// Succeed if the alarm clears within this; otherwise the next step runs (or the action
     /// fails).
     #[serde(default, with = "humantime_serde::option")]
@@ -169,6 +181,20 @@ pub struct StepConfig {
     /// Secrets read from `secret-env` and `token-file` at load.
     #[serde(skip)]
     pub secrets: Vec<(String, Secret)>,
+}
+
+/// An integer is an INTEGER, a string an OCTET STRING.
+fn set_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SetValue>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Integer(i64),
+        Text(String),
+    }
+    Ok(Some(match Given::deserialize(d)? {
+        Given::Integer(n) => SetValue::Integer(n),
+        Given::Text(t) => SetValue::Text(t),
+    }))
 }
 
 fn two() -> u32 {
@@ -363,6 +389,14 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
             ));
         }
     }
+    for (i, oid) in a.allow_oids.iter().enumerate() {
+        if crate::config::profile::arcs(oid).is_none_or(|arcs| arcs.len() < 2) {
+            problems.push((
+                at.key("allow-oids").index(i),
+                format!("`{oid}`: expected a numeric OID (1.3.6.1.2.1.2.2.1.7)"),
+            ));
+        }
+    }
     if a.max_concurrent == 0 {
         problems.push((at.key("max-concurrent"), "expected at least 1".to_owned()));
     }
@@ -460,14 +494,49 @@ fn validate_step(config: &Config, s: &StepConfig, at: super::KeyPath, problems: 
     let kinds = [
         s.exec.is_some(),
         s.webhook.is_some(),
+        s.snmp_set.is_some(),
         s.wait_clear.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         problems.push((
             at,
-            "expected exactly one of `exec`, `webhook` or `wait-clear`".to_owned(),
+            "expected exactly one of `exec`, `webhook`, `snmp-set` or `wait-clear`".to_owned(),
         ));
         return;
+    }
+    if let Some(oid) = &s.snmp_set {
+        // What is written out before the first field must already be inside an allowed
+        // subtree, so no alarm's text can steer the SET elsewhere.
+        let head = match oid.0.first() {
+            Some(Piece::Text(t)) => t.trim_start_matches('.'),
+            _ => "",
+        };
+        let whole = oid.0.len() == 1;
+        let allowed = config.actions.allow_oids.iter().any(|a| {
+            let a = a.trim_start_matches('.');
+            head.strip_prefix(a)
+                .is_some_and(|rest| rest.starts_with('.') || (rest.is_empty() && whole))
+        });
+        if !allowed {
+            problems.push((
+                at.key("snmp-set"),
+                format!(
+                    "OID `{}` is not under [actions] allow-oids",
+                    head.trim_end_matches('.')
+                ),
+            ));
+        }
+        if s.value.is_none() {
+            problems.push((
+                at.key("value"),
+                "`snmp-set` needs a `value` (an integer or a string)".to_owned(),
+            ));
+        }
+    } else if s.value.is_some() {
+        problems.push((
+            at.key("value"),
+            "`value` is for `snmp-set` steps".to_owned(),
+        ));
     }
     if let Some(argv) = &s.exec {
         match argv.first().map(Template::literal) {

@@ -375,6 +375,12 @@ fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
     for (name, c) in &mut config.snmp.credentials {
         let at = root("snmp").key("credentials").key(name);
         pair(&mut c.community, &c.community_file, at.clone(), "community");
+        pair(
+            &mut c.write_community,
+            &c.write_community_file,
+            at.clone(),
+            "write-community",
+        );
         pair(&mut c.auth_key, &c.auth_key_file, at.clone(), "auth-key");
         pair(&mut c.priv_key, &c.priv_key_file, at, "priv-key");
     }

@@ -227,6 +227,10 @@ pub struct Credential {
     pub community: Option<Secret>,
     /// v2c community, from a file.
     pub community_file: Option<PathBuf>,
+    /// v2c community for SETs (`snmp-set` action steps), inline; polls never use it.
+    pub write_community: Option<Secret>,
+    /// v2c write community, from a file.
+    pub write_community_file: Option<PathBuf>,
     /// v3 user name.
     pub user: Option<String>,
     /// v3 authentication protocol; absent means noAuthNoPriv.

@@ -108,6 +108,11 @@ fn validate_credential(c: &Credential, at: KeyPath, problems: &mut Problems) {
                 "community",
                 "v3 does not use a community",
             );
+            need(
+                c.write_community.is_none(),
+                "write-community",
+                "v3 does not use a community: SETs go as the v3 user (give it write access)",
+            );
             let key_ok = |k: &Option<Secret>, file: &Option<std::path::PathBuf>| {
                 k.as_ref().is_some_and(|k| k.len() >= 8) || unread(k, file)
             };

@@ -191,6 +191,15 @@ pub enum StepPlan {
         /// Attempts after the first, with doubling back-off.
         retries: u32,
     },
+    /// SET one object on the alarm's device with its credential, then read it back.
+    SnmpSet {
+        /// The object (numeric OID, dotted).
+        oid: String,
+        /// What it is set to.
+        value: SetValue,
+        /// Each request's timeout, in milliseconds.
+        timeout_ms: u64,
+    },
     /// Succeed if the alarm clears within this many milliseconds of the step's start.
     WaitClear {
         /// How long.
@@ -204,6 +213,7 @@ impl StepPlan {
         match self {
             StepPlan::Exec { .. } => "exec",
             StepPlan::Webhook { .. } => "webhook",
+            StepPlan::SnmpSet { .. } => "snmp-set",
             StepPlan::WaitClear { .. } => "wait-clear",
         }
     }
@@ -218,12 +228,33 @@ impl StepPlan {
             StepPlan::Webhook { url, retries, .. } => {
                 format!("webhook POST {url} (retries {retries})")
             }
+            StepPlan::SnmpSet { oid, value, .. } => format!("snmp-set {oid} = {value}"),
             StepPlan::WaitClear { within_ms } => {
                 format!(
                     "wait-clear {}",
                     humantime::format_duration(std::time::Duration::from_millis(*within_ms))
                 )
             }
+        }
+    }
+}
+
+/// A value an `snmp-set` step writes: an INTEGER (`ifAdminStatus` 2 is down) or an OCTET
+/// STRING (`ifAlias`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetValue {
+    /// INTEGER.
+    Integer(i64),
+    /// OCTET STRING.
+    Text(String),
+}
+
+impl fmt::Display for SetValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetValue::Integer(n) => write!(f, "{n}"),
+            SetValue::Text(t) => write!(f, "{t:?}"),
         }
     }
 }

@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, watch};
 use crate::action::{Changes, Order, Planner};
 use crate::alarm::AlarmManager;
 use crate::config::Config;
-use crate::model::{ActionId, AlarmId, StepOutcome, StepPlan, StepResult, Timestamp, printable};
+use crate::model::{
+    ActionId, AlarmId, SetValue, StepOutcome, StepPlan, StepResult, Timestamp, printable,
+};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -195,7 +197,75 @@ async fn run_step(order: &Order, config: &Config) -> StepResult {
             )
             .await
         }
+        StepPlan::SnmpSet {
+            oid,
+            value,
+            timeout_ms,
+        } => {
+            if !config.actions.enabled {
+                return failed("not run: actions are disabled");
+            }
+            snmp_set(
+                config,
+                &order.device,
+                oid,
+                value,
+                Duration::from_millis(*timeout_ms),
+            )
+            .await
+        }
         StepPlan::WaitClear { .. } => failed("a wait is the planner's, not the runner's"),
+    }
+}
+
+/// SETs `oid` on `device` with its credential, checked against `[actions] allow-oids` as it
+/// is now, and reads it back: the step succeeds only if the agent holds the value.
+async fn snmp_set(
+    config: &Config,
+    device: &str,
+    oid: &str,
+    value: &SetValue,
+    timeout: Duration,
+) -> StepResult {
+    let under = |allowed: &String| {
+        let a = allowed.trim_start_matches('.');
+        oid.trim_start_matches('.')
+            .strip_prefix(a)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    if !config.actions.allow_oids.iter().any(under) {
+        return failed(&format!("not run: {oid} is not under [actions] allow-oids"));
+    }
+    let Some(d) = config.devices.iter().find(|d| d.name == device) else {
+        return failed(&format!("not run: no device {device} in the config"));
+    };
+    let Some(credential) = d
+        .credentials
+        .as_ref()
+        .and_then(|c| config.snmp.credentials.get(c))
+    else {
+        return failed(&format!("not run: {device} has no SNMP credentials"));
+    };
+    let Some(arcs) = crate::config::profile::arcs(oid) else {
+        return failed(&format!("not run: `{oid}` is not a numeric OID"));
+    };
+    let addr = std::net::SocketAddr::new(d.address, d.snmp_port);
+    match crate::ingest::snmp::set_and_read_back(addr, credential, &arcs, value, timeout).await {
+        Ok((read, true)) => StepResult {
+            outcome: StepOutcome::Ok,
+            exit_code: None,
+            http_status: None,
+            output: format!("{oid} = {read}"),
+            detail: format!("set {oid} = {value} on {device}; read back {read}"),
+        },
+        Ok((read, false)) => StepResult {
+            outcome: StepOutcome::Failed,
+            exit_code: None,
+            http_status: None,
+            output: format!("{oid} = {read}"),
+            detail: format!("set {oid} = {value} on {device}, but it reads back {read}"),
+        },
+        Err(e) => failed(&format!("SET {oid} on {device}: {e}")),
     }
 }
 

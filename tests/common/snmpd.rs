@@ -1,6 +1,7 @@
 //! net-snmp's snmpd for the tests and the poller benchmark: run as `nobody` on a loopback high
 //! port, serving IF-MIB rows from a state file through the `pass_persist` script
-//! `tests/snmp/if_mib.py`, so counters move, wrap and reset on demand.
+//! `tests/snmp/if_mib.py`, so counters move, wrap and reset on demand; community `private`
+//! may SET ifAdminStatus.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,7 @@ impl Snmpd {
             dir.join("snmpd.conf"),
             format!(
                 "rocommunity public 127.0.0.1\n\
+                 rwcommunity private 127.0.0.1\n\
                  createUser noctua SHA-256 \"authpass123\" AES \"privpass123\"\n\
                  rouser noctua priv\n\
                  pass_persist -p 10 .1.3.6.1.2.1.2.2 /usr/bin/python3 {py} {state} iftable\n\

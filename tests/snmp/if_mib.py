@@ -9,6 +9,10 @@ snmpd asks this script for every OID under the subtree it was registered for:
 State: {"oids": [["1.3.6.1.4.1.32473.10.2.1.0", "integer", 12500], ...] (raw mode), "ifaces": {"IFINDEX": {"name": .., "type": .., "admin": .., "oper": .., "speed_mbps": ..,
         "in32": .., "out32": .., "hc_in": .., "hc_out": .., "in_errors": .., ...}}}; a key left
 out is a column the agent does not have.
+
+SET (community `private`) writes ifAdminStatus (ifTable column 7) into the state file, and
+logs `OID VALUE` to `sets.log` beside it: the tests of `snmp-set` action steps see the write
+and the agent serves the new value from then on. Nothing else is writable.
 """
 import bisect
 import json
@@ -87,9 +91,24 @@ for line in sys.stdin:
         else:
             answer(hit)
     elif cmd == "set":
-        sys.stdin.readline()
-        sys.stdin.readline()
-        sys.stdout.write("not-writable\n")
-    elif cmd == "":
-        break
+        oid = parse(sys.stdin.readline())
+        kind, _, value = sys.stdin.readline().strip().partition(" ")
+        admin = TABLE == "iftable" and len(oid) == len(IF_ENTRY) + 2 \
+            and oid[:len(IF_ENTRY)] == IF_ENTRY and oid[len(IF_ENTRY)] == 7
+        with open(STATE) as f:
+            state = json.load(f)
+        index = str(oid[-1])
+        if not admin or index not in state.get("ifaces", {}):
+            sys.stdout.write("not-writable\n")
+        elif kind != "integer":
+            sys.stdout.write("wrong-type\n")
+        else:
+            state["ifaces"][index]["admin"] = int(value)
+            tmp = STATE + ".set"
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+            os.replace(tmp, STATE)
+            with open(os.path.join(os.path.dirname(STATE), "sets.log"), "a") as log:
+                log.write(".".join(map(str, oid)) + " " + value + "\n")
+            sys.stdout.write("DONE\n")
     sys.stdout.flush()

@@ -17,7 +17,7 @@ mod session;
 mod walk;
 
 pub use schedule::{poll_triggers, run};
-pub use session::{Polled, Poller};
+pub use session::{Polled, Poller, set_and_read_back};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use snmp2::{AsyncSession, Oid};
+use std::net::SocketAddr;
+
+use snmp2::{AsyncSession, Oid, Value};
 
 use super::counters::Reading;
-use crate::config::{SnmpConfig, SnmpVersion};
+use crate::config::{Credential, SnmpConfig, SnmpVersion};
+use crate::model::SetValue;
 use crate::telemetry::Metrics;
 
 use super::if_mib::poll;
@@ -56,7 +59,13 @@ impl Poller {
         if self.session.is_none() {
             self.metrics.snmp_sessions.inc();
             self.req_id = self.req_id.wrapping_add(1_000);
-            let session = open_session(&self.target, self.req_id, self.timeout).await?;
+            let session = open_session(
+                self.target.addr,
+                &self.target.credential,
+                self.req_id,
+                self.timeout,
+            )
+            .await?;
             self.session = Some(session);
         }
         // Present: made just above if it was missing.
@@ -117,23 +126,89 @@ impl Poller {
     }
 }
 
+/// SETs one object on an agent and reads it back (an action step isolating or restoring an
+/// interface): v2c with the credential's write community, v3 as its user. One attempt, no
+/// retry: a SET that timed out may have been applied, and the read back says whether it was.
+/// Returns the value read back, and whether it is the one set.
+pub async fn set_and_read_back(
+    addr: SocketAddr,
+    credential: &Credential,
+    arcs: &[u64],
+    value: &SetValue,
+    timeout: Duration,
+) -> Result<(String, bool), PollError> {
+    let mut c = credential.clone();
+    if c.version == SnmpVersion::V2c {
+        c.community = Some(c.write_community.clone().ok_or_else(|| {
+            PollError::Session("the device's v2c credential has no write-community".to_owned())
+        })?);
+    }
+    let oid = Oid::from(arcs).map_err(|_| PollError::Session("invalid OID".to_owned()))?;
+    let given = match value {
+        SetValue::Integer(n) => Value::Integer(*n),
+        SetValue::Text(t) => Value::OctetString(t.as_bytes()),
+    };
+    let mut session = open_session(addr, &c, 7, timeout).await?;
+    let answer =
+        |r: Result<Result<snmp2::Pdu<'_>, snmp2::Error>, tokio::time::error::Elapsed>| match r {
+            Err(_) => Err(PollError::Timeout(timeout)),
+            Ok(Err(e)) => Err(PollError::Agent(format!("{e:?}"))),
+            Ok(Ok(pdu)) if pdu.error_status != 0 => Err(PollError::Agent(format!(
+                "error-status {} ({})",
+                pdu.error_status,
+                error_status_name(pdu.error_status)
+            ))),
+            Ok(Ok(pdu)) => Ok(pdu
+                .varbinds
+                .into_iter()
+                .next()
+                .map(|(_, v)| match v {
+                    Value::Integer(n) => (n.to_string(), *value == SetValue::Integer(n)),
+                    Value::OctetString(b) => {
+                        let text = String::from_utf8_lossy(b).into_owned();
+                        let same = *value == SetValue::Text(text.clone());
+                        (format!("{text:?}"), same)
+                    }
+                    other => (format!("{other:?}"), false),
+                })
+                .unwrap_or_else(|| ("nothing".to_owned(), false))),
+        };
+    answer(tokio::time::timeout(timeout, session.set(&[(&oid, given)])).await)?;
+    answer(tokio::time::timeout(timeout, session.get(&oid)).await)
+}
+
+/// RFC 3416's names for the error statuses a SET meets.
+fn error_status_name(status: u32) -> &'static str {
+    match status {
+        2 => "noSuchName",
+        3 => "badValue",
+        4 => "readOnly",
+        6 => "noAccess",
+        7 => "wrongType",
+        10 => "wrongValue",
+        16 => "authorizationError",
+        17 => "notWritable",
+        _ => "genErr",
+    }
+}
+
 async fn open_session(
-    target: &Target,
+    addr: SocketAddr,
+    c: &Credential,
     req_id: i32,
     timeout: Duration,
 ) -> Result<AsyncSession, PollError> {
-    let c = &target.credential;
     let err = |e: std::io::Error| PollError::Session(e.to_string());
     match c.version {
         SnmpVersion::V2c => {
             let community = c.community.as_ref().map_or("", |s| s.expose());
-            AsyncSession::new_v2c(target.addr, community.as_bytes(), req_id)
+            AsyncSession::new_v2c(addr, community.as_bytes(), req_id)
                 .await
                 .map_err(err)
         }
         SnmpVersion::V3 => {
             let security = crate::ingest::usm::usm_security(c);
-            let mut session = AsyncSession::new_v3(target.addr, req_id, security)
+            let mut session = AsyncSession::new_v3(addr, req_id, security)
                 .await
                 .map_err(err)?;
             // Engine discovery is a round trip too.
