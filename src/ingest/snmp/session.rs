@@ -160,7 +160,6 @@ pub async fn set_and_read_back(
             ))),
             Ok(Ok(pdu)) => Ok(pdu
                 .varbinds
-                .into_iter()
                 .next()
                 .map(|(_, v)| match v {
                     Value::Integer(n) => (n.to_string(), *value == SetValue::Integer(n)),
