@@ -158,7 +158,7 @@ pub async fn set_and_read_back(
                 pdu.error_status,
                 error_status_name(pdu.error_status)
             ))),
-            Ok(Ok(pdu)) => Ok(pdu
+            Ok(Ok(mut pdu)) => Ok(pdu
                 .varbinds
                 .next()
                 .map(|(_, v)| match v {
