@@ -780,3 +780,44 @@ fn services_and_proactive_notices_are_retained_for_the_crm() {
             .is_some_and(|l| l.contains("\"kind\":\"closed\""))
     });
 }
+
+/// An action's `notify` step publishes on its own topic through the broker, once the
+/// transition behind it (an engineer's clear) is durable; its record says the broker took it.
+#[test]
+fn a_notify_step_publishes_on_its_topic_and_records_the_broker_took_it() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let mqtt = peer_port();
+    let _broker = Broker::start(dir.path(), mqtt);
+    let sub = Subscriber::start(mqtt, "noc/handled/#");
+    let config = daemon_config(dir.path(), 0, mqtt);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "[actions]\nenabled = true\n\
+         [[action]]\nname = \"tell-noc\"\non = [\"cleared\"]\ndevice = \"bh-*\"\nmode = \"live\"\n\
+         [[action.step]]\nnotify = \"noc/handled/{device}\"\nmessage = \"{device} {object}: {condition} cleared\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut d = start(dir.path(), &config);
+    let util = util_alarm(d.port);
+    act(d.port, TOKEN, &util, "clear");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let got = sub.collect_for(Duration::from_millis(200));
+        if !got.is_empty() || Instant::now() > deadline {
+            break got;
+        }
+    };
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "noc/handled/bh-r1");
+    assert_eq!(
+        got[0].1["text"],
+        "bh-r1 ifIndex=3: utilisation_in_pct_threshold cleared"
+    );
+    assert_eq!(got[0].1["rule"], "tell-noc");
+    assert_eq!(got[0].1["alarm"]["alarmId"], util.as_str());
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/actions?state=succeeded")
+            .is_some_and(|(_, b)| b.contains("acknowledged by the broker"))
+    });
+}

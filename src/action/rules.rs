@@ -125,6 +125,19 @@ impl Context<'_> {
                 timeout_ms,
             });
         }
+        if let Some(topic) = &step.notify {
+            // A field's value may not add topic levels or wildcards.
+            let topic = self.render(topic)?.replace(['+', '#'], "_");
+            let text = match &step.message {
+                Some(m) => self.render(m)?,
+                None => self.summary(),
+            };
+            return Ok(StepPlan::Notify {
+                topic,
+                payload: self.body_with(&text),
+                timeout_ms,
+            });
+        }
         let within = step.wait_clear.unwrap_or_default();
         Ok(StepPlan::WaitClear {
             within_ms: millis(within),
@@ -133,6 +146,17 @@ impl Context<'_> {
 
     /// What a webhook posts: the action, and the alarm as TS 28.532 JSON.
     fn body(&self) -> String {
+        self.body_json().to_string()
+    }
+
+    /// What a notify publishes: the webhook's body with the text.
+    fn body_with(&self, text: &str) -> String {
+        let mut v = self.body_json();
+        v["text"] = text.into();
+        v.to_string()
+    }
+
+    fn body_json(&self) -> serde_json::Value {
         serde_json::json!({
             "actionId": self.action.0,
             "rule": self.rule,
@@ -140,7 +164,20 @@ impl Context<'_> {
             "faultId": self.transition.fault.id.0,
             "alarm": &self.transition.event.alarm,
         })
-        .to_string()
+    }
+
+    /// `bounce-port: link_down on r1 ifIndex=3 (major) raised`.
+    fn summary(&self) -> String {
+        let a = &self.transition.event.alarm;
+        format!(
+            "{}: {} on {} {} ({}) {}",
+            self.rule,
+            a.condition,
+            a.device,
+            a.object,
+            a.perceived_severity.name(),
+            self.trigger.name()
+        )
     }
 }
 

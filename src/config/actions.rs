@@ -143,7 +143,7 @@ pub enum OnFailure {
     Escalate,
 }
 
-/// `[[action.step]]`: exactly one of `exec`, `webhook`, `snmp-set` or `wait-clear`.
+/// `[[action.step]]`: exactly one of `exec`, `webhook`, `snmp-set`, `notify` or `wait-clear`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StepConfig {
@@ -171,6 +171,13 @@ pub struct StepConfig {
     /// For `snmp-set`: an integer or a string.
     #[serde(default, deserialize_with = "set_value")]
     pub value: Option<SetValue>,
+    /// Publish on this MQTT topic (a template: `noc/actions/{device}`) through `[mqtt]`'s
+    /// broker.
+    #[serde(default)]
+    pub notify: Option<Template>,
+    /// For `notify`: the text (a template); by default what happened, where.
+    #[serde(default)]
+    pub message: Option<Template>,
     /// Succeed if the alarm clears within this; otherwise the next step runs (or the action
     /// fails).
     #[serde(default, with = "humantime_serde::option")]
@@ -495,14 +502,44 @@ fn validate_step(config: &Config, s: &StepConfig, at: super::KeyPath, problems: 
         s.exec.is_some(),
         s.webhook.is_some(),
         s.snmp_set.is_some(),
+        s.notify.is_some(),
         s.wait_clear.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         problems.push((
             at,
-            "expected exactly one of `exec`, `webhook`, `snmp-set` or `wait-clear`".to_owned(),
+            "expected exactly one of `exec`, `webhook`, `snmp-set`, `notify` or `wait-clear`"
+                .to_owned(),
         ));
         return;
+    }
+    if let Some(topic) = &s.notify {
+        if !config.mqtt.enabled {
+            problems.push((
+                at.key("notify"),
+                "`notify` publishes through [mqtt]: set `enabled = true` and its `broker`"
+                    .to_owned(),
+            ));
+        }
+        let literal: String = topic
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Text(t) => Some(t.as_str()),
+                Piece::Field(_) => None,
+            })
+            .collect();
+        if topic.0.is_empty() || literal.contains(['+', '#']) {
+            problems.push((
+                at.key("notify"),
+                "expected a topic to publish on, without the wildcards `+` and `#`".to_owned(),
+            ));
+        }
+    } else if s.message.is_some() {
+        problems.push((
+            at.key("message"),
+            "`message` is for `notify` steps".to_owned(),
+        ));
     }
     if let Some(oid) = &s.snmp_set {
         // What is written out before the first field must already be inside an allowed

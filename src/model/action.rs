@@ -200,6 +200,15 @@ pub enum StepPlan {
         /// Each request's timeout, in milliseconds.
         timeout_ms: u64,
     },
+    /// Publish a message on an MQTT topic (QoS 1, acknowledged by the broker).
+    Notify {
+        /// The topic.
+        topic: String,
+        /// The message (JSON: the action, its rule, this text and the alarm).
+        payload: String,
+        /// The broker's acknowledgement is waited for this many milliseconds.
+        timeout_ms: u64,
+    },
     /// Succeed if the alarm clears within this many milliseconds of the step's start.
     WaitClear {
         /// How long.
@@ -214,6 +223,7 @@ impl StepPlan {
             StepPlan::Exec { .. } => "exec",
             StepPlan::Webhook { .. } => "webhook",
             StepPlan::SnmpSet { .. } => "snmp-set",
+            StepPlan::Notify { .. } => "notify",
             StepPlan::WaitClear { .. } => "wait-clear",
         }
     }
@@ -229,6 +239,7 @@ impl StepPlan {
                 format!("webhook POST {url} (retries {retries})")
             }
             StepPlan::SnmpSet { oid, value, .. } => format!("snmp-set {oid} = {value}"),
+            StepPlan::Notify { topic, .. } => format!("notify MQTT {topic}"),
             StepPlan::WaitClear { within_ms } => {
                 format!(
                     "wait-clear {}",

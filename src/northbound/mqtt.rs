@@ -62,9 +62,17 @@ pub async fn run(
     loop {
         // The outbox grows while the broker is away: keep it bounded then too.
         trim(&store, &config, &metrics);
-        let mut options = MqttOptions::new(config.client_id.clone(), host.clone(), port);
+        let mut options = match options(&config, &config.client_id, &host, port) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "mqtt: TLS files unreadable; not connecting");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(10)) => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
+        };
         options
-            .set_keep_alive(config.keepalive)
             .set_clean_session(false)
             .set_last_will(LastWill::new(
                 status_topic(&config),
@@ -72,24 +80,6 @@ pub async fn run(
                 QoS::AtLeastOnce,
                 true,
             ));
-        if let Some(ca) = &config.ca_file {
-            match tls(ca, &config) {
-                Ok(t) => {
-                    options.set_transport(Transport::tls_with_config(t));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "mqtt: TLS files unreadable; not connecting");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(10)) => continue,
-                        () = stop.cancelled() => return,
-                    }
-                }
-            }
-        }
-        if let Some(user) = &config.username {
-            let password = config.password.as_ref().map_or("", |p| p.expose());
-            options.set_credentials(user.clone(), password);
-        }
         let (client, eventloop) = AsyncClient::new(options, 2 * WINDOW + 8);
         let (link_tx, mut link) = mpsc::channel(4 * WINDOW);
         let poller = tokio::spawn(poll(eventloop, link_tx));
@@ -122,6 +112,62 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Connection options for `config` as client `id`: keep-alive, TLS, credentials.
+fn options(config: &MqttConfig, id: &str, host: &str, port: u16) -> std::io::Result<MqttOptions> {
+    let mut options = MqttOptions::new(id, host, port);
+    options.set_keep_alive(config.keepalive);
+    if let Some(ca) = &config.ca_file {
+        options.set_transport(Transport::tls_with_config(tls(ca, config)?));
+    }
+    if let Some(user) = &config.username {
+        let password = config.password.as_ref().map_or("", |p| p.expose());
+        options.set_credentials(user.clone(), password);
+    }
+    Ok(options)
+}
+
+/// Publishes one message at QoS 1 on a connection of its own, and returns once the broker has
+/// acknowledged it: an action's `notify` step. (The alarm publisher sends only what its
+/// outbox holds, in order; a notify is said once, and its record says whether it was.)
+pub async fn publish_once(
+    config: &MqttConfig,
+    topic: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (host, port) = config
+        .broker_address()
+        .ok_or_else(|| format!("mqtt.broker `{}` is not host:port", config.broker))?;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{}-notify-{}-{n}", config.client_id, std::process::id());
+    let mut options = options(config, &id, &host, port).map_err(|e| e.to_string())?;
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, 4);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    let acked = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("broker {}: {e}", config.broker)),
+            }
+        }
+    };
+    let result = tokio::time::timeout(timeout, acked).await.map_err(|_| {
+        format!(
+            "no acknowledgement from {} within {timeout:?}",
+            config.broker
+        )
+    })?;
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    result
 }
 
 /// Polls the event loop for as long as the connection lives, reporting what matters.

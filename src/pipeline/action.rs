@@ -214,6 +214,33 @@ async fn run_step(order: &Order, config: &Config) -> StepResult {
             )
             .await
         }
+        StepPlan::Notify {
+            topic,
+            payload,
+            timeout_ms,
+        } => {
+            if !config.actions.enabled || !config.mqtt.enabled {
+                return failed("not run: actions or [mqtt] are disabled");
+            }
+            let timeout = Duration::from_millis(*timeout_ms);
+            match crate::northbound::mqtt::publish_once(
+                &config.mqtt,
+                topic,
+                payload.clone().into_bytes(),
+                timeout,
+            )
+            .await
+            {
+                Ok(()) => StepResult {
+                    outcome: StepOutcome::Ok,
+                    exit_code: None,
+                    http_status: None,
+                    output: String::new(),
+                    detail: format!("published on {topic}, acknowledged by the broker"),
+                },
+                Err(e) => failed(&format!("not published on {topic}: {e}")),
+            }
+        }
         StepPlan::WaitClear { .. } => failed("a wait is the planner's, not the runner's"),
     }
 }
