@@ -723,7 +723,7 @@ value = "renamed"
     at(
         23,
         "action[0].step[2]",
-        "exactly one of `exec`, `webhook`, `snmp-set` or `wait-clear`",
+        "exactly one of `exec`, `webhook`, `snmp-set`, `notify` or `wait-clear`",
     );
     at(28, "action[1].name", "duplicate rule name `bounce`");
     at(29, "action[1].on", "expected at least one of raised");
