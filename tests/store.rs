@@ -703,3 +703,70 @@ fn a_schema_2_store_has_its_notes_moved_out_of_the_records() {
         .unwrap();
     assert!(stored.notes.is_empty(), "{:?}", stored.notes);
 }
+
+/// Actions and breakers commit with the batch; retention removes actions that ended before
+/// the cutoff and keeps open ones, however old.
+#[test]
+fn actions_commit_with_their_batch_and_retention_keeps_the_open_ones() {
+    use noctua::model::{
+        ActionId, ActionRecord, ActionState, AlarmId, Mode, RuleState, StepPlan, StepRecord,
+        Trigger,
+    };
+    use noctua::store::Batch;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    let action = |id: u64, state: ActionState, ended: Option<i64>| ActionRecord {
+        id: ActionId(id),
+        rule: "bounce".into(),
+        mode: Mode::Live,
+        trigger: Trigger::Raised,
+        alarm_id: AlarmId(id),
+        fault_id: FaultId(id),
+        device: "r1".into(),
+        object: "ifIndex=3".into(),
+        condition: "link_down".into(),
+        severity: Severity::Major,
+        created_at: Timestamp::from_millis(1000),
+        state,
+        reason: String::new(),
+        decision: None,
+        expires_at: None,
+        steps: vec![StepRecord::planned(StepPlan::WaitClear {
+            within_ms: 60_000,
+        })],
+        ended_at: ended.map(Timestamp::from_millis),
+    };
+    let actions = [
+        action(1, ActionState::Succeeded, Some(2000)),
+        action(2, ActionState::AwaitingApproval, None),
+        action(3, ActionState::Failed, Some(9000)),
+    ];
+    let open = RuleState {
+        failures_in_row: 3,
+        open: true,
+        opened_at: Some(Timestamp::from_millis(9000)),
+        tripped_on: Some("r1".into()),
+    };
+    let rules = [("bounce".to_owned(), open.clone())];
+    store
+        .commit_batch(&Batch {
+            actions: &actions,
+            rules: &rules,
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.actions().unwrap(), actions);
+    assert_eq!(
+        store.action(ActionId(2)).unwrap().as_ref(),
+        Some(&actions[1])
+    );
+    assert_eq!(
+        store.actions_of_fault(FaultId(3)).unwrap(),
+        [actions[2].clone()]
+    );
+    assert_eq!(store.rule_states().unwrap(), [("bounce".to_owned(), open)]);
+    assert_eq!(store.compact(Timestamp::from_millis(5000)).unwrap(), 1);
+    let kept: Vec<u64> = store.actions().unwrap().iter().map(|a| a.id.0).collect();
+    assert_eq!(kept, [2, 3]);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

@@ -113,6 +113,17 @@ pub async fn run_stage(
         (c.mqtt.enabled, c.mqtt.outbox_limit)
     };
     record_new_services(&store, &impact).await;
+    // The breakers as the store has them, from the first scrape on.
+    let breakers = Changes {
+        rules: handling
+            .planner
+            .rule_states()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..Changes::default()
+    };
+    count_actions(&handling.planner, &breakers, &metrics);
     if !p.actions.is_empty() {
         // What restoring found (steps cut short by a stop are `unknown`), on disk first.
         match commit(&store, &p, &out, &metrics).await {

@@ -5,7 +5,7 @@
 
 use super::{Store, StoreError, Tree, decode};
 use crate::model::{
-    ActionId, ActionRecord, Complaint, FaultId, RuleState, ServiceState, Transition,
+    ActionId, ActionRecord, Complaint, FaultId, RuleState, ServiceState, Timestamp, Transition,
 };
 
 /// What one commit of the alarm stage holds.
@@ -62,6 +62,22 @@ impl Store {
         let mut all = self.actions()?;
         all.retain(|a| a.fault_id == fault);
         Ok(all)
+    }
+
+    /// Retention: removes actions that ended before `cutoff` (their faults go with the same
+    /// pass); open ones stay, however old.
+    pub(super) fn compact_actions(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let tree = self.tree(Tree::Actions);
+        let mut removed = 0;
+        for kv in tree.scan_prefix([ACTION]) {
+            let (key, value) = kv.map_err(|e| self.sled_err(e))?;
+            let a: ActionRecord = decode(Tree::Actions, &value)?;
+            if a.state.is_final() && a.ended_at.is_some_and(|t| t < cutoff) {
+                tree.remove(&key).map_err(|e| self.sled_err(e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Every rule's breaker, by name.

@@ -263,6 +263,7 @@ impl Store {
             }
         }
         removed += self.compact_service_journal(cutoff)?;
+        removed += self.compact_actions(cutoff)?;
         if removed > 0 {
             self.written();
         }
