@@ -476,3 +476,70 @@ fn the_demo_shows_real_alarms_in_the_console() {
         std::fs::write(out.join("dashboard.png"), b.screenshot()).unwrap();
     }
 }
+
+/// An action waiting for approval shows in the alarm's detail; approving it there takes the
+/// token (asked for, as for any write) and records who, and its dry-run steps show after.
+#[test]
+fn an_action_waiting_for_approval_is_approved_from_the_detail_pane() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = peer_port();
+    let file = config(dir.path(), http);
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        "[actions]\nenabled = true\n\
+         [[action]]\nname = \"open-ticket\"\non = [\"raised\"]\ncondition = \"snmp_trap\"\nrequire-approval = true\n\
+         [[action.step]]\nwebhook = \"https://tickets.example.net/new?device={device}\"\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut d = start(dir.path(), &file);
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{http}/"));
+    b.wait_for(
+        "the snapshot",
+        "return window.noctuaConsole && window.noctuaConsole.lastSeq !== null",
+        Duration::from_secs(20),
+    );
+    trap(&d, "fan tray 2 failed");
+    b.wait_for(
+        "the trap's alarm",
+        "return document.querySelector('#rows tr[data-id]')",
+        Duration::from_secs(20),
+    );
+    let id = api(http, "/api/v1/alarms")["items"][0]["alarmId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.click(&format!("#rows tr[data-id='{id}']"));
+    b.wait_for(
+        "the action in the detail",
+        "const t = document.getElementById('detail').textContent; return t.includes('Automated actions (1)') && t.includes('awaiting-approval')",
+        Duration::from_secs(20),
+    );
+    // Without the token the page asks for it and sends nothing.
+    b.click("#detail .automated button");
+    b.wait_for(
+        "the token dialog",
+        "return document.getElementById('login-dialog').open",
+        Duration::from_secs(5),
+    );
+    b.type_into("#login-dialog [name=user]", "maria");
+    b.type_into("#login-dialog [name=token]", TOKEN);
+    b.click("#login-ok");
+    assert_eq!(
+        api(http, "/api/v1/actions")["items"][0]["state"],
+        "awaiting-approval"
+    );
+    b.click("#detail .automated button");
+    wait_until(&mut d, |d| {
+        api(d.port, "/api/v1/actions")["items"][0]["state"] == "succeeded"
+    });
+    b.wait_for(
+        "the approval and the dry run in the detail",
+        "const t = document.getElementById('detail').textContent; return t.includes('approved by maria') && t.includes('dry-run') && t.includes('webhook POST https://tickets.example.net/new?device=r1')",
+        Duration::from_secs(20),
+    );
+    let a = api(http, "/api/v1/actions")["items"][0].clone();
+    assert_eq!(a["decision"]["by"], "maria");
+    assert_eq!(a["mode"], "dry-run");
+    assert!(severe(&b).is_empty(), "{:?}", severe(&b));
+}

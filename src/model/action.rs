@@ -169,7 +169,7 @@ super::named_enum!(ActionState, "action state", ActionState::ALL);
 /// record shows exactly what ran). Secrets are never part of it: they reach a step only
 /// through its environment or a header, taken from the config when it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum StepPlan {
     /// Run a program: no shell, the argument vector as given.
     Exec {

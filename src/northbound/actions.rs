@@ -81,7 +81,19 @@ async fn list(
     let total = items.len();
     items.reverse();
     items.truncate(q.limit.unwrap_or(100).min(10_000));
+    let items: Vec<serde_json::Value> = items.iter().map(shown).collect();
     Ok(axum::Json(serde_json::json!({ "total": total, "items": items })).into_response())
+}
+
+/// An action as the API shows it: the record, each step with `what` it does in words.
+pub fn shown(a: &ActionRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    if let Some(steps) = v["steps"].as_array_mut() {
+        for (step, s) in steps.iter_mut().zip(&a.steps) {
+            step["what"] = s.plan.describe().into();
+        }
+    }
+    v
 }
 
 fn action_id(id: &str) -> Result<ActionId, ApiError> {
@@ -93,7 +105,7 @@ fn action_id(id: &str) -> Result<ActionId, ApiError> {
 async fn show(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
     let id = action_id(&id)?;
     match s.store.action(id).map_err(unavailable)? {
-        Some(a) => Ok(axum::Json(a).into_response()),
+        Some(a) => Ok(axum::Json(shown(&a)).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no action {id}"),
@@ -144,7 +156,7 @@ async fn decide(
     let by = by(&headers, &body)?;
     let command = ActionCommand::Decide { id, by, approved };
     match s.commander.action(command).await.map_err(refused)? {
-        ActionAnswer::Action(a) => Ok(axum::Json(a).into_response()),
+        ActionAnswer::Action(a) => Ok(axum::Json(shown(&a)).into_response()),
         ActionAnswer::Rule(..) => Err(unavailable("unexpected answer")),
     }
 }

@@ -140,6 +140,8 @@ struct AlarmWithHistory {
     fault: Option<FaultRecord>,
     /// Active alarms it is the root cause of (suppressed below it).
     children: Vec<Alarm>,
+    /// What automated handling did, or waits to do, about it.
+    actions: Vec<serde_json::Value>,
 }
 
 async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
@@ -167,12 +169,21 @@ async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
     let mut children: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
     children.retain(|a| a.root_cause_alarm_id == Some(id));
     children.sort_by(Alarm::urgency_order);
+    let actions = s
+        .store
+        .actions()
+        .map_err(unavailable)?
+        .iter()
+        .filter(|a| a.alarm_id == id)
+        .map(crate::northbound::actions::shown)
+        .collect();
     Ok(axum::Json(AlarmWithHistory {
         alarm,
         history,
         notes,
         fault,
         children,
+        actions,
     })
     .into_response())
 }
@@ -316,7 +327,11 @@ async fn show_fault(State(s): State<HttpState>, Path(id): Path<String>) -> ApiRe
             // The audit trail of automated handling is part of the fault's story.
             let actions = s.store.actions_of_fault(f.id).map_err(unavailable)?;
             let mut v = serde_json::to_value(&f).map_err(unavailable)?;
-            v["actions"] = serde_json::to_value(actions).map_err(unavailable)?;
+            let actions: Vec<_> = actions
+                .iter()
+                .map(crate::northbound::actions::shown)
+                .collect();
+            v["actions"] = actions.into();
             Ok(axum::Json(v).into_response())
         }
         Ok(None) => Err(ApiError::new(

@@ -278,6 +278,17 @@
       toast(`note on fault ${faultId} failed: ${err.message}`, true);
     }
   }
+  /** Approves or rejects an action waiting for it, as the signed-in user; then shows the alarm again. */
+  async function decide(actionId, verb, alarmId) {
+    if (!canWrite()) return;
+    try {
+      const r = await post(`/api/v1/actions/${encodeURIComponent(actionId)}/${verb}`, { by: auth.user() || "console" });
+      toast(`action ${actionId} ${verb === "approve" ? "approved" : "rejected"}: now ${r.state}`);
+    } catch (err) {
+      toast(`${verb} action ${actionId} failed: ${err.message}`, true);
+    }
+    if (state.detailOpen === alarmId) openDetail(alarmId);
+  }
   /** Asks for a note in a dialog; resolves to the text or null if cancelled. */
   function askNote(title) {
     const d = $("note-dialog");
@@ -351,6 +362,17 @@
       el("ul", { class: "tree" }, d.children.map((c) => el("li", { class: `sev-${c.perceivedSeverity.toLowerCase()}` },
         el("button", { type: "button", class: "linkish", onclick: () => openDetail(c.alarmId) }, `${c.device} ${c.object} ${c.condition}`),
         ` ${c.perceivedSeverity.toLowerCase()}`)))) : null;
+    const automated = d.actions.length ? el("section", {}, el("h3", {}, `Automated actions (${d.actions.length})`),
+      el("ul", { class: "automated" }, d.actions.map((x) => el("li", { class: `action-${x.state}` },
+        el("b", {}, x.rule), ` · ${x.mode} · `, el("b", {}, x.state), x.reason ? ` — ${x.reason}` : "",
+        x.decision ? el("div", {}, `${x.decision.approved ? "approved" : "rejected"} by ${x.decision.by} at ${clock(x.decision.at)}`) : null,
+        x.state === "awaiting-approval" && x.expiresAt ? el("div", {}, `expires ${clock(x.expiresAt)}`) : null,
+        el("ol", {}, x.steps.map((s) => el("li", {}, s.what, " ",
+          el("span", { class: `outcome-${s.outcome || "none"}` }, s.outcome || (s.startedAt ? "under way" : "not started")),
+          s.detail ? ` ${s.detail}` : "", s.output ? el("pre", {}, s.output) : null))),
+        x.state === "awaiting-approval" ? el("p", {},
+          el("button", { type: "button", onclick: () => decide(x.id, "approve", id) }, `approve action ${x.id}`), " ",
+          el("button", { type: "button", onclick: () => decide(x.id, "reject", id) }, "reject")) : null)))) : null;
     const history = el("section", {}, el("h3", {}, `History (${d.history.length})`),
       el("ol", { class: "history" }, d.history.map((e) => el("li", {}, `${clock(e.at)} `, el("b", {}, e.kind.replace("_", " ")),
         ` ${e.alarm.perceivedSeverity.toLowerCase()}${e.notified ? "" : " (recorded, not notified)"}`))));
@@ -363,7 +385,7 @@
       el("p", { class: "text" }, a.additionalText),
       actions,
       el("table", { class: "facts" }, facts.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v)))),
-      fault, children, notes, history);
+      fault, automated, children, notes, history);
   }
   function closeDetail() { state.detailOpen = null; $("detail").hidden = true; }
 
