@@ -569,6 +569,9 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
         ("anomaly", "season", "\"10m\"", "expected 1h to 366d"),
         ("anomaly", "buckets", "0", "expected 1 to 10080"),
         ("anomaly", "warm-up", "0", "expected 1 to 1000000"),
+        ("actions", "max-concurrent", "0", "expected 1 to 1000"),
+        ("actions", "approval-timeout", "\"10s\"", "expected 1m to 7d"),
+        ("actions", "breaker-failures", "0", "expected 1 to 1000"),
     ];
     for (section, key, value, range) in cases {
         // The bad key on line 3, after a comment line, so the line is checked.
@@ -593,6 +596,17 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
         (5, "device[0].poll-interval"),
         "{got:?}"
     );
+    // And per action rule and step.
+    let got = issues(
+        "[[action]]\nname = \"n\"\non = [\"raised\"]\nper = \"1s\"\n[[action.step]]\nwait-clear = \"0s\"\n",
+    );
+    let keys: Vec<(usize, &str)> = got.iter().map(|i| (i.0, i.1.as_str())).collect();
+    assert_eq!(
+        keys,
+        [(4, "action[0].per"), (6, "action[0].step[0].wait-clear")],
+        "{got:?}"
+    );
+    assert!(got[1].2.contains("expected 1s to 7d"), "{got:?}");
 }
 
 #[test]

@@ -404,12 +404,6 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
             ));
         }
     }
-    if a.max_concurrent == 0 {
-        problems.push((at.key("max-concurrent"), "expected at least 1".to_owned()));
-    }
-    if a.breaker_failures == 0 {
-        problems.push((at.key("breaker-failures"), "expected at least 1".to_owned()));
-    }
     let sites: HashSet<&str> = config
         .devices
         .iter()
@@ -475,15 +469,6 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
                 at.key("service"),
                 format!("unknown service `{s}`: expected a [[service]] name"),
             ));
-        }
-        for (key, n) in [
-            ("max-runs", r.max_runs),
-            ("max-runs-per-device", r.max_runs_per_device),
-            ("breaker-failures", r.breaker_failures),
-        ] {
-            if n == Some(0) {
-                problems.push((at.key(key), "expected at least 1".to_owned()));
-            }
         }
         if r.on.contains(&Trigger::Cleared) && r.steps.iter().any(|s| s.wait_clear.is_some()) {
             problems.push((
@@ -625,24 +610,6 @@ fn validate_step(config: &Config, s: &StepConfig, at: super::KeyPath, problems: 
         problems.push((
             at.key("token-file"),
             "`token-file` is for `webhook` steps".to_owned(),
-        ));
-    }
-    if s.retries > 10 {
-        problems.push((at.key("retries"), "expected 0 to 10".to_owned()));
-    }
-    let max = Duration::from_secs(3600);
-    if s.timeout.is_zero() || s.timeout > max {
-        problems.push((
-            at.key("timeout"),
-            "expected 1ms to 1h (e.g. \"30s\")".to_owned(),
-        ));
-    }
-    if let Some(w) = s.wait_clear
-        && (w.is_zero() || w > Duration::from_secs(7 * 86_400))
-    {
-        problems.push((
-            at.key("wait-clear"),
-            "expected 1s to 7d (e.g. \"10m\")".to_owned(),
         ));
     }
 }

@@ -163,6 +163,36 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
         ));
     }
 
+    let (a, at) = (&config.actions, |k| root("actions").key(k));
+    p.count(at("max-concurrent"), a.max_concurrent, 1, 1_000);
+    p.duration(at("approval-timeout"), a.approval_timeout, MINUTE, 7 * DAY);
+    p.count(at("max-output-bytes"), a.max_output_bytes, 0, 1_048_576);
+    p.count(at("breaker-failures"), a.breaker_failures as usize, 1, 1_000);
+    for (i, r) in config.actions_rules.iter().enumerate() {
+        let at = |k: &str| root("action").index(i).key(k);
+        p.duration(at("per"), r.per, MINUTE, 30 * DAY);
+        if let Some(t) = r.approval_timeout {
+            p.duration(at("approval-timeout"), t, MINUTE, 7 * DAY);
+        }
+        for (key, n) in [
+            ("max-runs", r.max_runs),
+            ("max-runs-per-device", r.max_runs_per_device),
+            ("breaker-failures", r.breaker_failures),
+        ] {
+            if let Some(n) = n {
+                p.count(at(key), n as usize, 1, 100_000);
+            }
+        }
+        for (j, s) in r.steps.iter().enumerate() {
+            let at = |k: &str| root("action").index(i).key("step").index(j).key(k);
+            p.duration(at("timeout"), s.timeout, 100 * MS, HOUR);
+            p.count(at("retries"), s.retries as usize, 0, 10);
+            if let Some(w) = s.wait_clear {
+                p.duration(at("wait-clear"), w, SECOND, 7 * DAY);
+            }
+        }
+    }
+
     let (an, at) = (&config.anomaly, |k| root("anomaly").key(k));
     if !an.season.is_zero() {
         p.duration(at("season"), an.season, HOUR, 366 * DAY);
