@@ -472,6 +472,37 @@ fn a_template_the_alarm_cannot_fill_fails_the_action_without_running_it() {
     assert!(rig.orders.is_empty());
 }
 
+#[test]
+fn a_rule_on_a_service_acts_only_on_alarms_whose_impact_names_it() {
+    let rules = BOUNCE.replace(
+        "object = \"ifIndex=*\"",
+        "object = \"ifIndex=*\"\nservice = \"internet\"",
+    );
+    let text = format!(
+        "{DEVICES}\n[[service]]\nname = \"internet\"\n[[service.member]]\ndevice = \"r1\"\n\
+         [actions]\nenabled = true\nallow-exec = [\"/bin/true\"]\n{rules}"
+    );
+    let c = noctua::config::parse("test", &text, Path::new(".")).unwrap();
+    let mut rig = Rig::new(c, true);
+    // As the alarm stage hands them over: annotated with the services the alarm touches.
+    for (index, services) in [(1, vec!["internet".to_owned()]), (2, vec![])] {
+        let mut ts = rig.manager.on_event(DeviceEvent {
+            device: "r1".into(),
+            object: format!("ifIndex={index}"),
+            kind: EventKind::LinkDown,
+            at: at(0),
+            text: String::new(),
+            severity: None,
+        });
+        for t in &mut ts {
+            t.event.alarm.impact.services.clone_from(&services);
+        }
+        rig.transitions(ts, at(0));
+    }
+    let planned: Vec<String> = rig.latest().iter().map(|r| r.object.clone()).collect();
+    assert_eq!(planned, ["ifIndex=1"]);
+}
+
 /// One input to the rig in the property test.
 #[derive(Debug, Clone)]
 enum Input {

@@ -570,7 +570,12 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
         ("anomaly", "buckets", "0", "expected 1 to 10080"),
         ("anomaly", "warm-up", "0", "expected 1 to 1000000"),
         ("actions", "max-concurrent", "0", "expected 1 to 1000"),
-        ("actions", "approval-timeout", "\"10s\"", "expected 1m to 7d"),
+        (
+            "actions",
+            "approval-timeout",
+            "\"10s\"",
+            "expected 1m to 7d",
+        ),
         ("actions", "breaker-failures", "0", "expected 1 to 1000"),
     ];
     for (section, key, value, range) in cases {
@@ -760,6 +765,14 @@ fn an_action_template_naming_no_field_is_refused_with_the_fields_there_are() {
         message.contains("unknown field `{ifidx}`") && message.contains("ifindex"),
         "{message}"
     );
+}
+
+#[test]
+fn an_unknown_key_in_an_action_rule_is_named_with_its_line() {
+    let found = issues("[[action]]\nname = \"n\"\non = [\"raised\"]\nshell = \"reboot\"\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, 4, "{found:?}");
+    assert!(found[0].2.contains("unknown field `shell`"), "{found:?}");
 }
 
 #[test]

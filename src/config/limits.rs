@@ -167,7 +167,12 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     p.count(at("max-concurrent"), a.max_concurrent, 1, 1_000);
     p.duration(at("approval-timeout"), a.approval_timeout, MINUTE, 7 * DAY);
     p.count(at("max-output-bytes"), a.max_output_bytes, 0, 1_048_576);
-    p.count(at("breaker-failures"), a.breaker_failures as usize, 1, 1_000);
+    p.count(
+        at("breaker-failures"),
+        a.breaker_failures as usize,
+        1,
+        1_000,
+    );
     for (i, r) in config.actions_rules.iter().enumerate() {
         let at = |k: &str| root("action").index(i).key(k);
         p.duration(at("per"), r.per, MINUTE, 30 * DAY);
