@@ -12,7 +12,7 @@ use common::snmpd::{Snmpd, free_udp_port, shared_dir};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,25 +103,6 @@ fn link(d: &Daemon, index: u32, up: bool) {
     assert_success(&out, "snmptrap");
 }
 
-fn cli(dir: &Path, port: u16, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--server")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--token-file")
-        .arg(dir.join("token"))
-        .output()
-        .unwrap()
-}
-
-fn said(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn actions(port: u16, query: &str) -> Vec<Value> {
     get(port, &format!("/api/v1/actions?{query}"))
         .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())
@@ -186,7 +167,7 @@ fn an_approved_exec_runs_once_with_its_secret_hidden_and_succeeds_when_the_link_
         &["actions", "approve", &id.to_string(), "--by", "ana"],
     );
     assert_success(&out, "noctua actions approve");
-    assert!(said(&out).contains("approved by ana"), "{}", said(&out));
+    assert!(text(&out).contains("approved by ana"), "{}", text(&out));
     wait_until(&mut d, |_| !ran(dir.path()).is_empty());
     assert_eq!(ran(dir.path()), ["r1 3 key=given"]);
     // Deciding twice is refused, saying what it is now.
@@ -197,9 +178,9 @@ fn an_approved_exec_runs_once_with_its_secret_hidden_and_succeeds_when_the_link_
     );
     assert!(!out.status.success());
     assert!(
-        said(&out).contains("not awaiting approval"),
+        text(&out).contains("not awaiting approval"),
         "{}",
-        said(&out)
+        text(&out)
     );
 
     // The link comes back: the wait succeeds.
@@ -210,7 +191,7 @@ fn an_approved_exec_runs_once_with_its_secret_hidden_and_succeeds_when_the_link_
     assert_eq!(a["steps"][0]["exitCode"], 0);
     assert_eq!(a["steps"][0]["output"], "port 3 of r1 bounced");
     assert_eq!(a["steps"][1]["outcome"], "ok");
-    let shown = said(&cli(
+    let shown = text(&cli(
         dir.path(),
         d.port,
         &["actions", "show", &id.to_string()],

@@ -55,6 +55,18 @@ fn api(port: u16, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Answers the token dialog a write opened, as `user`.
+fn sign_in(b: &Browser, user: &str) {
+    b.wait_for(
+        "the token dialog",
+        "return document.getElementById('login-dialog').open",
+        Duration::from_secs(5),
+    );
+    b.type_into("#login-dialog [name=user]", user);
+    b.type_into("#login-dialog [name=token]", TOKEN);
+    b.click("#login-ok");
+}
+
 /// Errors the page logged (a CSP violation or a script error is SEVERE).
 fn severe(b: &Browser) -> Vec<String> {
     b.console_log()
@@ -204,14 +216,7 @@ fn the_console_lives_acts_resumes_and_keeps_device_text_inert() {
         Duration::from_secs(5),
     );
     b.keys("a");
-    b.wait_for(
-        "the token dialog",
-        "return document.getElementById('login-dialog').open",
-        Duration::from_secs(5),
-    );
-    b.type_into("#login-dialog [name=user]", "maria");
-    b.type_into("#login-dialog [name=token]", TOKEN);
-    b.click("#login-ok");
+    sign_in(&b, "maria");
     b.wait_for(
         "writes enabled",
         "return document.getElementById('readonly').hidden",
@@ -517,14 +522,7 @@ fn an_action_waiting_for_approval_is_approved_from_the_detail_pane() {
     );
     // Without the token the page asks for it and sends nothing.
     b.click("#detail .automated button");
-    b.wait_for(
-        "the token dialog",
-        "return document.getElementById('login-dialog').open",
-        Duration::from_secs(5),
-    );
-    b.type_into("#login-dialog [name=user]", "maria");
-    b.type_into("#login-dialog [name=token]", TOKEN);
-    b.click("#login-ok");
+    sign_in(&b, "maria");
     assert_eq!(
         api(http, "/api/v1/actions")["items"][0]["state"],
         "awaiting-approval"

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -28,25 +28,6 @@ fn config(dir: &Path) -> std::path::PathBuf {
              [[service.member]]\ndevice = \"enb-2\"\n",
             dir.join("token").display()
         ),
-    )
-}
-
-fn cli(dir: &Path, port: u16, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--server")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--token-file")
-        .arg(dir.join("token"))
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
     )
 }
 

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::config::{ActionRule, Field, Piece, StepConfig, Template, Topology};
-use crate::model::{ActionId, StepPlan, Transition, Trigger, glob, printable};
+use crate::config::{ActionRule, Field, Filtered, Piece, StepConfig, Template, Topology};
+use crate::model::{ActionId, StepPlan, Transition, Trigger, printable};
 
 /// Whether `rule` acts on `t` (a `trigger` transition), with devices' places from `topology`.
 pub fn matches(rule: &ActionRule, trigger: Trigger, t: &Transition, topology: &Topology) -> bool {
@@ -15,29 +15,20 @@ pub fn matches(rule: &ActionRule, trigger: Trigger, t: &Transition, topology: &T
     } else {
         a.perceived_severity
     };
-    let device = a.device.as_str();
     rule.on.contains(&trigger)
-        && severity >= rule.severity
-        && rule.category.is_none_or(|c| c == a.category)
-        && rule.device.as_deref().is_none_or(|g| glob(g, device))
-        && rule.role.is_none_or(|r| topology.role(device) == Some(r))
-        && rule
-            .site
-            .as_deref()
-            .is_none_or(|s| topology.site(device) == Some(s))
-        && rule
-            .tag
-            .as_deref()
-            .is_none_or(|tag| topology.has_tag(device, tag))
-        && rule.object.as_deref().is_none_or(|g| glob(g, &a.object))
-        && rule
-            .condition
-            .as_deref()
-            .is_none_or(|g| glob(g, &a.condition))
-        && rule
-            .service
-            .as_deref()
-            .is_none_or(|s| a.impact.services.iter().any(|x| x == s))
+        && rule.takes(
+            &Filtered {
+                severity,
+                category: a.category,
+                device: &a.device,
+                role: topology.role(&a.device),
+                site: topology.site(&a.device),
+                object: &a.object,
+                condition: &a.condition,
+                services: &a.impact.services,
+            },
+            topology,
+        )
 }
 
 /// What templates are filled from.

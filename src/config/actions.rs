@@ -62,7 +62,7 @@ pub struct ActionRule {
     /// The transitions it acts on.
     pub on: Vec<Trigger>,
     /// Alarms at or above this severity (at the transition).
-    #[serde(default = "lowest", deserialize_with = "severity")]
+    #[serde(default = "lowest", deserialize_with = "super::impact::severity")]
     pub severity: Severity,
     /// Only this category.
     #[serde(default)]
@@ -118,6 +118,52 @@ pub struct ActionRule {
     /// The steps (`[[action.step]]`), in order.
     #[serde(default, rename = "step")]
     pub steps: Vec<StepConfig>,
+}
+
+/// What a rule's filters look at, from an alarm's transition or a fault record.
+#[derive(Debug, Clone, Copy)]
+pub struct Filtered<'a> {
+    /// The severity (a clear's: the fault's worst).
+    pub severity: Severity,
+    /// The category.
+    pub category: Category,
+    /// The device.
+    pub device: &'a str,
+    /// Its role.
+    pub role: Option<Role>,
+    /// Its site.
+    pub site: Option<&'a str>,
+    /// The object.
+    pub object: &'a str,
+    /// The condition.
+    pub condition: &'a str,
+    /// The services its impact names.
+    pub services: &'a [String],
+}
+
+impl ActionRule {
+    /// Whether the rule's filters (not its triggers) take `x`; tags from `topology`.
+    pub fn takes(&self, x: &Filtered<'_>, topology: &super::Topology) -> bool {
+        use crate::model::glob;
+        x.severity >= self.severity
+            && self.category.is_none_or(|c| c == x.category)
+            && self.device.as_deref().is_none_or(|g| glob(g, x.device))
+            && self.role.is_none_or(|r| x.role == Some(r))
+            && self.site.as_deref().is_none_or(|s| x.site == Some(s))
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|t| topology.has_tag(x.device, t))
+            && self.object.as_deref().is_none_or(|g| glob(g, x.object))
+            && self
+                .condition
+                .as_deref()
+                .is_none_or(|g| glob(g, x.condition))
+            && self
+                .service
+                .as_deref()
+                .is_none_or(|s| x.services.iter().any(|n| n == s))
+    }
 }
 
 fn lowest() -> Severity {
@@ -337,15 +383,6 @@ impl<'de> Deserialize<'de> for Template {
         let text = String::deserialize(d)?;
         Template::parse(&text).map_err(serde::de::Error::custom)
     }
-}
-
-fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
-    let name = String::deserialize(d)?;
-    Severity::raised(&name).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "unknown severity `{name}`: expected warning, minor, major or critical"
-        ))
-    })
 }
 
 /// Reads each step's secret files (relative to the config file) into the step.

@@ -236,7 +236,7 @@ impl MemberConfig {
 }
 
 /// A severity an alarm can have, by its lower-case name (`major`), as everywhere in config.
-fn severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+pub(super) fn severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
     let name = String::deserialize(d)?;
     Severity::raised(&name).ok_or_else(|| {
         serde::de::Error::custom(format!(

@@ -21,7 +21,9 @@ mod validate;
 
 use serde::Deserialize;
 
-pub use actions::{ActionRule, ActionsConfig, Field, OnFailure, Piece, StepConfig, Template};
+pub use actions::{
+    ActionRule, ActionsConfig, Field, Filtered, OnFailure, Piece, StepConfig, Template,
+};
 pub use alarms::{AlarmsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};

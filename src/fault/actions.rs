@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Stats;
 use super::report::{Format, columns, duration};
-use crate::config::{ActionRule, Topology};
-use crate::model::{ActionRecord, ActionState, FaultRecord, RuleState, Timestamp, glob};
+use crate::config::{ActionRule, Filtered, Topology};
+use crate::model::{ActionRecord, ActionState, FaultRecord, RuleState, Timestamp};
 
 /// The report over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,30 +53,22 @@ pub struct ActionReportRow {
     pub breaker_open: bool,
 }
 
-/// Whether `rule`'s filters (not its trigger) match a fault: what the rule would have acted on.
+/// Whether `rule`'s filters (not its trigger) match a fault: what the rule would have acted
+/// on. The fault's site and role are those it was raised with.
 pub fn fault_matches(rule: &ActionRule, f: &FaultRecord, topology: &Topology) -> bool {
-    let device = f.device.as_str();
-    f.peak_severity >= rule.severity
-        && rule.category.is_none_or(|c| c == f.category)
-        && rule.device.as_deref().is_none_or(|g| glob(g, device))
-        && rule.role.is_none_or(|r| f.role == Some(r))
-        && rule
-            .site
-            .as_deref()
-            .is_none_or(|s| f.site.as_deref() == Some(s))
-        && rule
-            .tag
-            .as_deref()
-            .is_none_or(|t| topology.has_tag(device, t))
-        && rule.object.as_deref().is_none_or(|g| glob(g, &f.object))
-        && rule
-            .condition
-            .as_deref()
-            .is_none_or(|g| glob(g, &f.condition))
-        && rule
-            .service
-            .as_deref()
-            .is_none_or(|s| f.impact.services.iter().any(|x| x == s))
+    rule.takes(
+        &Filtered {
+            severity: f.peak_severity,
+            category: f.category,
+            device: &f.device,
+            role: f.role,
+            site: f.site.as_deref(),
+            object: &f.object,
+            condition: &f.condition,
+            services: &f.impact.services,
+        },
+        topology,
+    )
 }
 
 /// The report: `actions` planned and `faults` raised in `[since, until)`.

@@ -325,3 +325,24 @@ pub fn act(port: u16, token: &str, id: &str, action: &str) {
     .unwrap();
     assert_eq!(status, 200, "{action}: {body}");
 }
+
+/// The CLI against the daemon at `port`, with the token in `dir/token`.
+pub fn cli(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--server")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .output()
+        .unwrap()
+}
+
+/// What a command printed, stdout then stderr.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
