@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use noctua::detect::backtest::{Family, Offset};
 use noctua::fault::GroupBy;
+use noctua::fault::incident::ReportFormat;
 use noctua::fault::report::Format;
 use noctua::model::Watching;
 use noctua::pipeline::replay::Speed;
@@ -493,6 +494,29 @@ pub enum FaultsCommand {
     Show {
         /// Fault id.
         id: u64,
+    },
+    /// The post-incident report: timeline, root cause, handling against the targets, cost,
+    /// recurrence and the review.
+    Report {
+        /// Fault id.
+        id: u64,
+        /// md, html or json.
+        #[arg(long, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Write what the review concluded: the cause, the corrective action, or both.
+    Review {
+        /// Fault id.
+        id: u64,
+        /// Who (recorded with the time).
+        #[arg(long)]
+        by: String,
+        /// The cause.
+        #[arg(long)]
+        cause: Option<String>,
+        /// What is done so it does not happen again.
+        #[arg(long)]
+        corrective_action: Option<String>,
     },
     /// Add a note to a fault, open or closed (post-incident notes).
     Note {

@@ -330,6 +330,20 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                     let actions = records.actions_of_fault(id).map_err(run)?;
                     print!("{}", render_fault_shown(&fault, &actions));
                 }
+                F::Report { id, format } => {
+                    print!("{}", records.report(id, format).map_err(run)?);
+                }
+                F::Review {
+                    id,
+                    by,
+                    cause,
+                    corrective_action,
+                } => {
+                    records
+                        .review(id, &by, cause, corrective_action)
+                        .map_err(run)?;
+                    println!("review of fault {id} written by {by}");
+                }
                 F::Note { id, by, text } => {
                     records.note(id, &by, &text).map_err(run)?;
                     println!("note added to fault {id}");

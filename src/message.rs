@@ -26,6 +26,25 @@ pub enum Ingest {
     /// A customer's complaint, in order with the data around it (replay only; the daemon takes
     /// complaints through the API, which waits for the answer).
     Complaint(NewComplaint),
+    /// An engineer's acknowledgement on the data clock (replay only).
+    Ack(EngineerAck),
+}
+
+/// An engineer acknowledging the active alarm of a reduction key at a time of the data's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineerAck {
+    /// When.
+    pub at: Timestamp,
+    /// The alarm's device.
+    pub device: String,
+    /// Its object.
+    pub object: String,
+    /// Its condition.
+    pub condition: String,
+    /// Who.
+    pub by: String,
+    /// A note for the fault record.
+    pub note: Option<String>,
 }
 
 impl From<Sample> for Ingest {
@@ -65,6 +84,9 @@ pub enum AlarmError {
     /// No active alarm has that id (never existed, or already cleared).
     #[error("no active alarm {0}")]
     NotActive(AlarmId),
+    /// No active alarm has that reduction key (device, object, condition).
+    #[error("no active alarm for {0}")]
+    NoSuchKey(String),
 }
 
 /// What the alarm manager takes in, on one channel so their order is kept.
@@ -91,6 +113,8 @@ pub enum AlarmInput {
         ComplaintCommand,
         oneshot::Sender<Result<Complaint, CommandError>>,
     ),
+    /// A replayed acknowledgement, on the data clock.
+    Ack(EngineerAck),
     /// An engineer's decision on an action, or a breaker reset; answered once durable.
     Action(
         ActionCommand,

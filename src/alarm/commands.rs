@@ -4,6 +4,22 @@
 use super::*;
 
 impl AlarmManager {
+    /// An engineer takes the active alarm of a reduction key (a replayed acknowledgement).
+    pub fn on_ack_key(
+        &mut self,
+        key: &ReductionKey,
+        user: &str,
+        note: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Transition>, AlarmError> {
+        let id = self
+            .active
+            .get(key)
+            .map(|e| e.alarm.alarm_id)
+            .ok_or_else(|| AlarmError::NoSuchKey(format!("{} {} {}", key.0, key.1, key.2)))?;
+        self.on_ack(id, user, note, now)
+    }
+
     /// An engineer takes the alarm. Acknowledging an acknowledged alarm changes nothing.
     pub fn on_ack(
         &mut self,

@@ -13,7 +13,7 @@ impl AlarmManager {
             if !e.alarm.notified || e.alarm.suppressed_by.is_some() || e.pending_clear.is_some() {
                 continue;
             }
-            let target = tier_target(&self.tiers, e.alarm.perceived_severity);
+            let target = self.tiers.of(e.alarm.perceived_severity);
             let age = now.since(e.fault.raised_at);
             if e.alarm.ack_state == AckState::Unacknowledged
                 && !e.fault.ack_breached

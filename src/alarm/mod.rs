@@ -25,7 +25,7 @@ pub mod maintenance;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{AlarmsConfig, Config, MaintenanceConfig, TierTarget, Tiers, Topology};
+use crate::config::{AlarmsConfig, Config, MaintenanceConfig, Tiers, Topology};
 use crate::message::{AlarmError, Verdict};
 use crate::model::{
     ACTION_BREAKER, AckState, Alarm, AlarmEvent, AlarmId, AlarmType, CUSTOMER_REPORTED, Category,
@@ -406,20 +406,6 @@ fn attach_note(
             by: by.to_owned(),
             text: text.to_owned(),
         });
-    }
-}
-
-fn tier_target(tiers: &Tiers, s: Severity) -> &TierTarget {
-    static NONE: TierTarget = TierTarget {
-        ack_within: None,
-        restore_within: None,
-    };
-    match s {
-        Severity::Critical => &tiers.critical,
-        Severity::Major => &tiers.major,
-        Severity::Minor => &tiers.minor,
-        Severity::Warning => &tiers.warning,
-        Severity::Indeterminate | Severity::Cleared => &NONE,
     }
 }
 

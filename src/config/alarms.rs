@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::Severity;
+
 /// `[tiers]`: response targets per severity.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -29,6 +31,48 @@ impl Default for Tiers {
             major: target(30, 8),
             minor: target(24 * 60, 48),
             warning: TierTarget::default(),
+        }
+    }
+}
+
+impl Tiers {
+    /// The targets of `severity`'s tier (none for indeterminate or cleared).
+    pub fn of(&self, severity: Severity) -> &TierTarget {
+        static NONE: TierTarget = TierTarget {
+            ack_within: None,
+            restore_within: None,
+        };
+        match severity {
+            Severity::Critical => &self.critical,
+            Severity::Major => &self.major,
+            Severity::Minor => &self.minor,
+            Severity::Warning => &self.warning,
+            Severity::Indeterminate | Severity::Cleared => &NONE,
+        }
+    }
+}
+
+/// `[reports]`: post-incident reports.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ReportsConfig {
+    /// Faults that closed at or above this severity get a report.
+    #[serde(deserialize_with = "super::impact::severity")]
+    pub min_severity: Severity,
+    /// The MTTR every report is held against: 4.2 h, the industry reference.
+    #[serde(with = "humantime_serde")]
+    pub reference_mttr: Duration,
+    /// Earlier faults of the same device (and condition) this far back count as recurrences.
+    #[serde(with = "humantime_serde")]
+    pub recurrence: Duration,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            min_severity: Severity::Major,
+            reference_mttr: Duration::from_secs(4 * 3600 + 12 * 60),
+            recurrence: Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 pub use actions::{
     ActionRule, ActionsConfig, Field, Filtered, OnFailure, Piece, StepConfig, Template,
 };
-pub use alarms::{AlarmsConfig, TierTarget, Tiers};
+pub use alarms::{AlarmsConfig, ReportsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
 pub use devices::{DeviceConfig, InterfaceConfig};
@@ -108,6 +108,9 @@ pub struct Config {
     /// Automated handling: whether it may run, and its bounds.
     #[serde(default)]
     pub actions: ActionsConfig,
+    /// Post-incident reports.
+    #[serde(default)]
+    pub reports: ReportsConfig,
     /// Action rules (`[[action]]`).
     #[serde(default, rename = "action")]
     pub actions_rules: Vec<ActionRule>,

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod complaints;
+pub mod incident;
 pub mod report;
 
 use std::collections::BTreeMap;

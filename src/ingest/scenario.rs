@@ -13,16 +13,21 @@
 //!
 //! The last plain form only advances time (so hold-downs and response targets can pass). A
 //! complaint names a `customer` or a `site`, `cell` (DEVICE/CELL) or `service`; it is received
-//! at the line's time.
+//! at the line's time. An event may carry a `severity` (as a trap's configured one). An
+//! engineer's acknowledgement names the alarm by its reduction key:
+//!
+//! ```text
+//! {"at":"2026-11-29T10:12:00Z","ack":{"device":"bh-r1","condition":"device_unreachable","by":"maria","note":"fibre cut"}}
+//! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::message::Ingest;
+use crate::message::{EngineerAck, Ingest};
 use crate::model::{
     Channel, DEVICE_OBJECT, DeviceEvent, EventKind, Metric, NewComplaint, Sample, SeriesKey,
-    Subject, Symptom, Timestamp,
+    Severity, Subject, Symptom, Timestamp,
 };
 
 /// Why a scenario file could not be read.
@@ -66,6 +71,37 @@ struct Line {
     text: String,
     #[serde(default)]
     complaint: Option<ComplaintLine>,
+    /// For an event: its severity instead of the kind's own (as a trap's configured one).
+    #[serde(default, deserialize_with = "some_severity")]
+    severity: Option<Severity>,
+    #[serde(default)]
+    ack: Option<AckLine>,
+}
+
+/// An engineer acknowledging an active alarm, named by its reduction key, with a note.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckLine {
+    device: String,
+    #[serde(default = "device_object")]
+    object: String,
+    condition: String,
+    by: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn device_object() -> String {
+    DEVICE_OBJECT.to_owned()
+}
+
+fn some_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {
+    let name = String::deserialize(d)?;
+    Severity::raised(&name).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown severity `{name}`: expected warning, minor, major or critical"
+        ))
+    })
 }
 
 #[derive(Deserialize)]
@@ -140,6 +176,25 @@ pub fn read(path: &Path) -> Result<Vec<(Timestamp, Ingest)>, ScenarioError> {
             items.push((l.at, Ingest::Complaint(c.complaint(l.at).map_err(bad)?)));
             continue;
         }
+        if let Some(a) = l.ack {
+            let ok =
+                l.device.is_none() && l.metric.is_none() && l.value.is_none() && l.event.is_none();
+            if !ok {
+                return Err(bad("an ack line has only `at` and `ack`".to_owned()));
+            }
+            items.push((
+                l.at,
+                Ingest::Ack(EngineerAck {
+                    at: l.at,
+                    device: a.device,
+                    object: a.object,
+                    condition: a.condition,
+                    by: a.by,
+                    note: a.note,
+                }),
+            ));
+            continue;
+        }
         let item = match (l.device, l.metric, l.value, l.event) {
             (None, None, None, None) => Ingest::Tick(l.at),
             (Some(device), Some(metric), Some(value), None) => Ingest::Sample(Sample {
@@ -158,7 +213,7 @@ pub fn read(path: &Path) -> Result<Vec<(Timestamp, Ingest)>, ScenarioError> {
                 kind,
                 at: l.at,
                 text: l.text,
-                severity: None,
+                severity: l.severity,
             }),
             _ => {
                 return Err(bad(

@@ -79,12 +79,14 @@ mod action;
 mod alarm;
 mod complaint;
 mod impact;
+mod incident;
 mod maintenance;
 
 pub use action::*;
 pub use alarm::*;
 pub use complaint::*;
 pub use impact::*;
+pub use incident::*;
 pub use maintenance::*;
 
 /// `*`-only glob matching, enough for object and interface names; no regex engine for one

@@ -104,6 +104,14 @@ impl ApiClient {
         self.finish(url, request.call())
     }
 
+    /// `GET path?query` for a text answer (Markdown, HTML), or JSON as the daemon wrote it.
+    pub fn get_text(&self, path: &str, query: &[Param]) -> Result<String, ClientError> {
+        Ok(match self.get(path, query)? {
+            Value::String(text) => text,
+            json => format!("{json:#}\n"),
+        })
+    }
+
     /// `POST path?query` with a CSV body and the bearer token.
     pub fn post_csv(&self, path: &str, query: &[Param], body: &[u8]) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);

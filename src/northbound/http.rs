@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpConfig;
 use crate::northbound::reply::json_error;
 use crate::northbound::state::HttpState;
-use crate::northbound::{actions, api, backup, complaints, console, impact, stream};
+use crate::northbound::{actions, api, backup, complaints, console, impact, incident, stream};
 use crate::telemetry::{HttpLane, HttpRefusal};
 
 /// Connections past `http.max-connections` that may still ask for health and metrics.
@@ -46,6 +46,7 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         .route("/api/v1/alarms/stream", get(stream::stream))
         .merge(api::routes())
         .merge(actions::routes())
+        .merge(incident::routes())
         .merge(impact::routes())
         .merge(complaints::routes())
         .merge(backup::routes())

@@ -11,6 +11,7 @@ pub mod console;
 pub mod crm;
 pub mod http;
 pub mod impact;
+pub mod incident;
 pub mod mqtt;
 pub mod params;
 pub mod records;

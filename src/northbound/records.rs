@@ -8,9 +8,11 @@
 //! windows ([`fault::reports`]) and filters ([`FaultFilter`]), so they answer alike.
 
 use crate::config::{Config, ConfigError, ConfigSource};
+use crate::fault::incident::ReportFormat;
 use crate::fault::{self, FaultFilter, GroupBy, Report};
-use crate::model::{ActionRecord, FaultId, FaultRecord, Note, NoteError, NoteLimits, Timestamp};
+use crate::model::{ActionRecord, FaultId, FaultRecord, Note, NoteError, Timestamp};
 use crate::northbound::client::{ApiClient, ClientError};
+use crate::northbound::incident;
 use crate::store::{NoteRefused, Store, StoreError};
 
 /// Why a records command failed.
@@ -31,6 +33,9 @@ pub enum RecordsError {
     /// The fault has this many notes, the most allowed.
     #[error("fault has {0} notes, the most allowed (alarms.max-notes-per-fault)")]
     NotesFull(usize),
+    /// A review was refused.
+    #[error("{0}")]
+    Review(String),
     /// A backup could not be written.
     #[error("backup: {0}")]
     Backup(String),
@@ -58,8 +63,8 @@ pub enum RecordsError {
 
 /// The fault records of one store, read directly or through the daemon that holds it.
 pub enum Records {
-    /// A stopped daemon's store, and the config's limits on notes written to it.
-    Store(Store, NoteLimits),
+    /// A stopped daemon's store, and the config (limits on notes, report settings).
+    Store(Store, Box<Config>),
     /// The running daemon's API.
     Api(ApiClient),
 }
@@ -192,7 +197,7 @@ impl Records {
             });
         }
         match Store::open(&path) {
-            Ok(store) => Ok((Records::Store(store, r.config.alarms.note_limits()), None)),
+            Ok(store) => Ok((Records::Store(store, Box::new(r.config)), None)),
             Err(StoreError::Locked { .. }) => {
                 let notice = format!(
                     "the running daemon holds the store; asking it at {}",
@@ -300,11 +305,61 @@ impl Records {
         }
     }
 
+    /// The post-incident report of a fault, rendered.
+    pub fn report(&self, id: u64, format: ReportFormat) -> Result<String, RecordsError> {
+        match self {
+            Records::Store(store, config) => {
+                let r = incident::report_of(store, config, FaultId(id), Timestamp::now())?
+                    .ok_or(RecordsError::NoFault(id))?;
+                Ok(crate::fault::incident::render(&r, format))
+            }
+            Records::Api(api) => Ok(api.get_text(
+                &format!("/api/v1/faults/{id}/report"),
+                &[("format", Some(format.name().to_owned()))],
+            )?),
+        }
+    }
+
+    /// Writes what the review of a fault concluded; durable when this returns.
+    pub fn review(
+        &self,
+        id: u64,
+        by: &str,
+        cause: Option<String>,
+        corrective_action: Option<String>,
+    ) -> Result<(), RecordsError> {
+        match self {
+            Records::Store(store, _) => {
+                match incident::write_review(
+                    store,
+                    FaultId(id),
+                    by,
+                    cause,
+                    corrective_action,
+                    Timestamp::now(),
+                ) {
+                    Ok(_) => store.flush()?,
+                    Err(incident::ReviewError::NoFault) => return Err(RecordsError::NoFault(id)),
+                    Err(incident::ReviewError::Store(e)) => return Err(e.into()),
+                    Err(e) => return Err(RecordsError::Review(e.to_string())),
+                }
+            }
+            Records::Api(api) => {
+                let body = serde_json::json!({
+                    "by": by, "cause": cause, "correctiveAction": corrective_action,
+                });
+                api.post(&format!("/api/v1/faults/{id}/review"), &body)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a note to a fault, open or closed; durable when this returns.
     pub fn note(&self, id: u64, by: &str, text: &str) -> Result<(), RecordsError> {
         match self {
-            Records::Store(store, limits) => {
-                let note = Note::new(Timestamp::now(), by, text, *limits)?;
+            Records::Store(store, config) => {
+                let limits = config.alarms.note_limits();
+                let note = Note::new(Timestamp::now(), by, text, limits)?;
                 match store.add_note(FaultId(id), &note, limits.per_fault)? {
                     Ok(_) => store.flush()?,
                     Err(NoteRefused::NoFault) => return Err(RecordsError::NoFault(id)),

@@ -159,6 +159,13 @@ pub async fn run_stage(
                             p.apply(&mut manager, impact.complaints().on_tick(t));
                             p.act(&mut manager, handling.planner.on_tick(t), t);
                         }
+                        AlarmInput::Ack(a) => {
+                            let key = (a.device, a.object, a.condition);
+                            match manager.on_ack_key(&key, &a.by, a.note.as_deref(), a.at) {
+                                Ok(ts) => p.transitions.extend(ts),
+                                Err(e) => tracing::warn!(error = %e, "replayed acknowledgement refused"),
+                            }
+                        }
                         AlarmInput::Action(c, reply) => {
                             match action(&mut handling.planner, &store, &c) {
                                 Ok(changes) => {

@@ -130,6 +130,7 @@ pub async fn run_stage(
                 }
                 Ingest::Event(e) => AlarmInput::Event(e),
                 Ingest::Tick(t) => AlarmInput::Tick(t),
+                Ingest::Ack(a) => AlarmInput::Ack(a),
                 Ingest::Complaint(c) => {
                     // Nobody waits for a replayed complaint's answer; a refused one (a
                     // duplicate id, an unknown customer) is logged by the alarm stage.

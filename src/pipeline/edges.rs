@@ -19,7 +19,7 @@ use crate::ingest::{netflow, probe, snmp, trap};
 use crate::message::InterfaceSpeeds;
 use crate::model::Timestamp;
 use crate::northbound::state::HttpState;
-use crate::northbound::{http, mqtt};
+use crate::northbound::{http, incident, mqtt};
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError, Tree};
 
@@ -126,6 +126,12 @@ pub async fn start(
             tracing::error!(error = %e, "http listener failed");
         }
     });
+    tasks.spawn(incident::run(
+        store.clone(),
+        pipeline.config(),
+        pipeline.events.subscribe(),
+        cancel.clone(),
+    ));
     if config.mqtt.enabled {
         let events = pipeline.events.subscribe();
         let (metrics, stop) = (pipeline.metrics.clone(), cancel.clone());

@@ -2,12 +2,27 @@
 //! one writes only it, and a transition (which writes the record) never carries the notes.
 
 use super::{Store, StoreError, Ticket, Tree, decode};
-use crate::model::{AlarmId, FaultId, FaultRecord, Note, Timestamp};
+use crate::model::{AlarmId, FaultId, FaultRecord, IncidentReport, Note, Review, Timestamp};
 
 /// A note's key: its fault, its time, then a number unique within the fault, all big-endian
 /// so a fault's notes scan in order. The number is the transition's sequence number for a
 /// note that came with an ack or a clear, [`API_NOTE`] with a store-wide id for one added on
 /// its own, and [`MIGRATED_NOTE`] with its place in the record for one moved from schema 2.
+const REPORT: u8 = b'r';
+const REVIEW: u8 = b'v';
+
+/// `r` or `v`, then the fault id (big-endian).
+pub(super) fn report_key(kind: u8, id: FaultId) -> [u8; 9] {
+    let mut key = [kind; 9];
+    key[1..].copy_from_slice(&id.0.to_be_bytes());
+    key
+}
+
+/// Both keys of a fault in the reports tree.
+pub(super) fn report_keys(id: FaultId) -> [[u8; 9]; 2] {
+    [report_key(REPORT, id), report_key(REVIEW, id)]
+}
+
 pub(super) fn note_key(fault: FaultId, at: Timestamp, unique: u64) -> [u8; 24] {
     let mut key = [0u8; 24];
     key[..8].copy_from_slice(&fault.0.to_be_bytes());
@@ -114,6 +129,26 @@ impl Store {
             f.notes = self.notes(f.id)?;
         }
         Ok(faults)
+    }
+
+    /// The stored post-incident report of a fault, if one was assembled.
+    pub fn incident_report(&self, id: FaultId) -> Result<Option<IncidentReport>, StoreError> {
+        self.get(Tree::FaultReports, &report_key(REPORT, id))
+    }
+
+    /// Keeps a fault's post-incident report.
+    pub fn put_incident_report(&self, r: &IncidentReport) -> Result<Ticket, StoreError> {
+        self.put(Tree::FaultReports, &report_key(REPORT, r.fault), r)
+    }
+
+    /// What engineers concluded about a fault, if they wrote anything.
+    pub fn review(&self, id: FaultId) -> Result<Option<Review>, StoreError> {
+        self.get(Tree::FaultReports, &report_key(REVIEW, id))
+    }
+
+    /// Keeps a fault's review (the latest edit wins; it says who and when).
+    pub fn put_review(&self, id: FaultId, r: &Review) -> Result<Ticket, StoreError> {
+        self.put(Tree::FaultReports, &report_key(REVIEW, id), r)
     }
 
     /// How many notes a fault has.

@@ -9,7 +9,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::actions::{Batch, action_key, rule_key};
-use super::faults::{note_key, without_notes};
+use super::faults::{note_key, report_keys, without_notes};
 use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
@@ -253,6 +253,10 @@ impl Store {
             let f: FaultRecord = decode(Tree::Faults, &value)?;
             if f.cleared_at.is_some_and(|c| c < cutoff) {
                 faults.remove(&key).map_err(|e| self.sled_err(e))?;
+                let reports = self.tree(Tree::FaultReports);
+                for k in report_keys(f.id) {
+                    reports.remove(k).map_err(|e| self.sled_err(e))?;
+                }
                 let notes = self.tree(Tree::FaultNotes);
                 for note in notes.scan_prefix(&key).keys() {
                     notes

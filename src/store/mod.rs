@@ -86,6 +86,9 @@ pub enum Tree {
     ServiceJournal,
     /// Complaints by id, written with the transitions of the batch that changed them.
     Complaints,
+    /// Post-incident reports (`r` + fault id → report) and their reviews (`v` + fault id →
+    /// the cause and corrective action engineers wrote), removed with their faults.
+    FaultReports,
     /// Automated actions (`a` + id → record) and each rule's breaker (`r` + name → state),
     /// written with the batch that decided them.
     Actions,
@@ -94,7 +97,7 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 13] = [
+    const ALL: [Tree; 14] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -107,6 +110,7 @@ impl Tree {
         Tree::ServiceJournal,
         Tree::Complaints,
         Tree::Actions,
+        Tree::FaultReports,
         Tree::Meta,
     ];
 
@@ -125,6 +129,7 @@ impl Tree {
             Tree::ServiceJournal => "service_journal",
             Tree::Complaints => "complaints",
             Tree::Actions => "actions",
+            Tree::FaultReports => "fault_reports",
             Tree::Meta => "meta",
         }
     }

@@ -1,0 +1,216 @@
+//! Post-incident reports: a replayed backhaul outage (suppressed base stations, an
+//! escalation, an acknowledgement with a note, a recurrence) renders to its golden Markdown
+//! from a stopped daemon's store; the review is written and shown; HTML and JSON carry the
+//! same; and the running daemon keeps the report of a serious fault when it clears and takes
+//! reviews only with the token.
+//!
+//! To accept a deliberate change, regenerate the golden file: replay
+//! `fixtures/reports/backhaul-outage.jsonl` with its `.toml` into a store, then
+//! `noctua faults report 3 --config CONFIG > fixtures/reports/backhaul-outage.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/reports")
+        .join(name)
+}
+
+/// The fixture's config with a store in `dir`, and the outage replayed into it.
+fn replayed(dir: &Path) -> PathBuf {
+    let config = dir.join("noctua.toml");
+    let store = dir.join("store");
+    let text = format!(
+        "[store]\npath = \"{}\"\n{}",
+        store.display(),
+        std::fs::read_to_string(fixture("backhaul-outage.toml")).unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(fixture("backhaul-outage.jsonl"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    config
+}
+
+fn noctua(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_backhaul_outage_reports_to_its_golden_markdown_and_takes_a_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = replayed(dir.path());
+    let out = noctua(&config, &["faults", "report", "3"]);
+    assert_success(&out, "noctua faults report");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        std::fs::read_to_string(fixture("backhaul-outage.md")).unwrap()
+    );
+    // The review, written on the stopped daemon's store, is in every rendering.
+    let out = noctua(
+        &config,
+        &[
+            "faults",
+            "review",
+            "3",
+            "--by",
+            "omar",
+            "--cause",
+            "fibre cut by road works at km 12",
+            "--corrective-action",
+            "a second path for bh-r1 <NET-4411>",
+        ],
+    );
+    assert_success(&out, "noctua faults review");
+    let md = text(&noctua(&config, &["faults", "report", "3"]));
+    assert!(
+        md.contains("- cause: fibre cut by road works at km 12"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- corrective action: a second path for bh-r1 \\<NET-4411\\>"),
+        "{md}"
+    );
+    assert!(md.contains("- by omar at 20"), "{md}");
+    let html = text(&noctua(
+        &config,
+        &["faults", "report", "3", "--format", "html"],
+    ));
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(
+        html.contains("a second path for bh-r1 &lt;NET-4411&gt;"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<NET") && !html.contains("<script"),
+        "{html}"
+    );
+    assert!(html.contains("<h2>Root cause</h2>"), "{html}");
+    let json: Value = serde_json::from_slice(
+        &noctua(&config, &["faults", "report", "3", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(json["review"]["by"], "omar");
+    assert_eq!(json["handling"]["mttaSecs"], 720);
+    assert_eq!(json["handling"]["ackTargetSecs"], 600);
+    assert_eq!(json["handling"]["ackBreached"], true);
+    assert_eq!(json["handling"]["mttrSecs"], 3030);
+    assert_eq!(json["symptoms"].as_array().unwrap().len(), 2);
+    assert_eq!(json["recurrence"]["sameCondition"], serde_json::json!([1]));
+    // Nothing to write, or no such fault: refused, saying why.
+    let out = noctua(&config, &["faults", "review", "3", "--by", "omar"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("give a cause"), "{}", text(&out));
+    let out = noctua(&config, &["faults", "report", "99"]);
+    assert!(text(&out).contains("no fault 99"), "{}", text(&out));
+}
+
+const TOKEN: &str = "token-for-the-report-test";
+
+#[test]
+fn the_daemon_keeps_the_report_of_a_serious_fault_when_it_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_alarms(dir.path());
+    let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
+    let mut d = start(dir.path(), &config);
+    let (_, body) = get(d.port, "/api/v1/alarms?device=bh-r1").unwrap();
+    let alarm: Value = serde_json::from_str(&body).unwrap();
+    let id = alarm["items"][0]["alarmId"].as_str().unwrap().to_owned();
+    act(d.port, TOKEN, &id, "clear");
+    // The major utilisation alarm's fault closed: its report is kept, with the clear.
+    wait_until(&mut d, |d| {
+        get(d.port, "/api/v1/faults/1/report").is_some_and(|(s, b)| {
+            s == 200 && b.contains("\"cleared by hand\"") && b.contains("assembledAt")
+        })
+    });
+    let (status, md) = get(d.port, "/api/v1/faults/1/report?format=md").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        md.starts_with("# Fault 1: utilisation_in_pct_threshold on bh-r1 ifIndex=3"),
+        "{md}"
+    );
+    assert!(md.contains("cleared by hand by maria"), "{md}");
+    let (status, _) = get(d.port, "/api/v1/faults/1/report?format=pdf").unwrap();
+    assert_eq!(status, 400);
+    // Reviews need the token.
+    let review = r#"{"by":"omar","cause":"a backup job at peak"}"#;
+    let json = ("Content-Type", "application/json");
+    let (status, _) = request(d.port, "POST", "/api/v1/faults/1/review", &[json], review).unwrap();
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = ("Authorization", bearer.as_str());
+    let (status, body) = request(
+        d.port,
+        "POST",
+        "/api/v1/faults/1/review",
+        &[json, auth],
+        review,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, md) = get(d.port, "/api/v1/faults/1/report?format=md").unwrap();
+    assert!(md.contains("- cause: a backup job at peak"), "{md}");
+    // The CLI asks the running daemon.
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["faults", "report", "1", "--format", "html"],
+    );
+    assert_success(&out, "noctua faults report through the API");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a backup job at peak"));
+}
+
+/// The actions taken on a fault are in its report's timeline, step by step.
+#[test]
+fn a_report_shows_the_actions_taken_step_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+    let config = dir.path().join("noctua.toml");
+    let store = dir.path().join("store");
+    let settings = format!(
+        "[store]\npath = \"{}\"\n{}",
+        store.display(),
+        std::fs::read_to_string(scenarios.join("automated-handling.toml")).unwrap()
+    );
+    std::fs::write(&config, settings).unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(scenarios.join("automated-handling.jsonl"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    // Fault 3: edge-r1 port 2, whose bounce did not bring the link back.
+    let md = text(&noctua(&config, &["faults", "report", "3"]));
+    for line in [
+        "- 2026-11-29T10:10:00.000Z — action 2 (bounce-port) planned: dry-run",
+        "- 2026-11-29T10:10:00.000Z — action 2 step 1: exec /bin/true bounce edge-r1 2 — dry-run: dry run: would exec /bin/true bounce edge-r1 2",
+        "- 2026-11-29T10:15:00.000Z — action 2 step 2: wait-clear 5m — timed-out: the alarm did not clear in time",
+        "- 2026-11-29T10:15:00.000Z — escalated to critical",
+    ] {
+        assert!(md.contains(line), "{line}\n{md}");
+    }
+}
