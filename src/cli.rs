@@ -576,6 +576,13 @@ pub struct ReportArgs {
     /// Output format: table, json or csv.
     #[arg(long, default_value_t = Format::Table)]
     pub format: Format,
+    /// Month by month instead (UTC calendar months): MTTA, MTTR, breaches, recurrences and
+    /// the MTTR against the month before.
+    #[arg(long, conflicts_with_all = ["by", "since", "until"])]
+    pub monthly: bool,
+    /// With --monthly: how many months, up to this one.
+    #[arg(long, default_value_t = 12, requires = "monthly")]
+    pub months: usize,
 }
 
 /// `noctua faults list`.

@@ -18,6 +18,7 @@ use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
 use noctua::fault::FaultFilter;
 use noctua::fault::complaints::{ComplaintReport, render_complaint_report};
+use noctua::fault::monthly::render_monthly;
 use noctua::fault::report::{render_fault_shown, render_faults, render_reports};
 use noctua::model::Timestamp;
 use noctua::northbound::client::AlarmAction::{Ack, Clear, Unack};
@@ -187,6 +188,11 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             command: MttrCommand::Report(m),
         } => {
             let records = records(daemon)?;
+            if m.monthly {
+                let months = records.monthly(m.months, now).map_err(run)?;
+                print!("{}", render_monthly(&months, m.format));
+                return Ok(());
+            }
             let (since, until) = (time(m.since).map_err(run)?, time(m.until).map_err(run)?);
             let reports = records.mttr(m.by, since, until, now).map_err(run)?;
             print!("{}", render_reports(&reports, m.format));

@@ -116,6 +116,23 @@ fn a_backhaul_outage_reports_to_its_golden_markdown_and_takes_a_review() {
     assert_eq!(json["handling"]["mttrSecs"], 3030);
     assert_eq!(json["symptoms"].as_array().unwrap().len(), 2);
     assert_eq!(json["recurrence"]["sameCondition"], serde_json::json!([1]));
+    // Month by month: October's short outage, November's long one (a recurrence of it).
+    let out = noctua(
+        &config,
+        &[
+            "mttr",
+            "report",
+            "--monthly",
+            "--months",
+            "120",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_success(&out, "noctua mttr report --monthly");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("\n2026-10,1,,1260,0,0,0,\n"), "{csv}");
+    assert!(csv.contains("\n2026-11,3,720,3100,1,0,1,146\n"), "{csv}");
     // Nothing to write, or no such fault: refused, saying why.
     let out = noctua(&config, &["faults", "review", "3", "--by", "omar"]);
     assert!(!out.status.success());
@@ -178,6 +195,15 @@ fn the_daemon_keeps_the_report_of_a_serious_fault_when_it_clears() {
     );
     assert_success(&out, "noctua faults report through the API");
     assert!(String::from_utf8_lossy(&out.stdout).contains("a backup job at peak"));
+    let out = cli(
+        dir.path(),
+        d.port,
+        &["mttr", "report", "--monthly", "--months", "1"],
+    );
+    assert_success(&out, "noctua mttr report --monthly through the API");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.starts_with("month    faults  MTTA p50"), "{table}");
+    assert_eq!(table.lines().count(), 2, "{table}");
 }
 
 /// The actions taken on a fault are in its report's timeline, step by step.

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod complaints;
 pub mod incident;
+pub mod monthly;
 pub mod report;
 
 use std::collections::BTreeMap;

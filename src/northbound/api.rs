@@ -33,6 +33,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/v1/faults/{id}", get(show_fault))
         .route("/api/v1/faults/{id}/notes", post(note_fault))
         .route("/api/v1/mttr", get(mttr))
+        .route("/api/v1/mttr/monthly", get(mttr_monthly))
         .route(
             "/api/v1/maintenance",
             get(list_maintenance).post(create_maintenance),
@@ -401,6 +402,27 @@ async fn mttr(
     let faults = s.store.faults().map_err(unavailable)?;
     let reports = fault::reports(&faults, by, since, until, now);
     Ok(axum::Json(reports).into_response())
+}
+
+/// `GET /api/v1/mttr/monthly?months=N` (12 by default, at most 120).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonthlyQuery {
+    months: Option<usize>,
+}
+
+async fn mttr_monthly(
+    State(s): State<HttpState>,
+    query: Result<Query<MonthlyQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let months = q.months.unwrap_or(12);
+    if !(1..=120).contains(&months) {
+        return Err(bad_request("months is 1 to 120"));
+    }
+    let faults = s.store.faults().map_err(unavailable)?;
+    let rows = fault::monthly::monthly(&faults, months, Timestamp::now());
+    Ok(axum::Json(rows).into_response())
 }
 
 #[derive(Serialize)]

@@ -9,6 +9,7 @@
 
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::incident::ReportFormat;
+use crate::fault::monthly::{MonthRow, monthly};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
 use crate::model::{ActionRecord, FaultId, FaultRecord, Note, NoteError, Timestamp};
 use crate::northbound::client::{ApiClient, ClientError};
@@ -302,6 +303,17 @@ impl Records {
                 items.reverse();
                 Ok(items)
             }
+        }
+    }
+
+    /// MTTA and MTTR month by month, the last `months` up to `now`'s.
+    pub fn monthly(&self, months: usize, now: Timestamp) -> Result<Vec<MonthRow>, RecordsError> {
+        match self {
+            Records::Store(store, _) => Ok(monthly(&store.faults()?, months, now)),
+            Records::Api(api) => Ok(serde_json::from_value(api.get(
+                "/api/v1/mttr/monthly",
+                &[("months", Some(months.to_string()))],
+            )?)?),
         }
     }
 
