@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use noctua::detect::backtest::{Family, Offset};
+use noctua::detect::backtest::Family;
 use noctua::fault::GroupBy;
 use noctua::fault::incident::ReportFormat;
 use noctua::fault::report::Format;
+use noctua::model::Offset;
 use noctua::model::Watching;
 use noctua::pipeline::replay::Speed;
 
@@ -207,6 +208,25 @@ pub struct BacktestArgs {
     /// Write the CSV here instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Forecasts instead of detection: a row per day with the busy hour, the trend, when it
+    /// predicts `--level` is crossed and when it was, and the predictive alarms.
+    #[arg(long)]
+    pub forecast: bool,
+    /// With --forecast: the level whose crossing is predicted.
+    #[arg(long, default_value_t = 80.0, requires = "forecast")]
+    pub level: f64,
+    /// With --forecast: days of history before anything is predicted.
+    #[arg(long, default_value_t = 7, requires = "forecast")]
+    pub min_days: u32,
+    /// With --forecast: nothing is predicted while the busy hour is under this.
+    #[arg(long, default_value_t = 35.0, requires = "forecast")]
+    pub floor: f64,
+    /// With --forecast: days in a row that must agree before a predictive alarm.
+    #[arg(long, default_value_t = 3, requires = "forecast")]
+    pub agree: u32,
+    /// With --forecast: a crossing within this many days raises a predictive alarm.
+    #[arg(long, default_value_t = 30, requires = "forecast")]
+    pub within_days: u32,
 }
 
 /// Where the daemon and its data are, for every command that reads or changes them: the

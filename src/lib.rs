@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod fault;
+pub mod forecast;
 pub mod impact;
 pub mod ingest;
 pub mod message;

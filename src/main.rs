@@ -112,6 +112,21 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 None => {}
             }
         }
+        Command::Backtest(b) if b.forecast => {
+            let csv = std::fs::read_to_string(&b.file)
+                .map_err(|e| usage(format!("cannot read {}: {e}", b.file.display())))?;
+            let rules = noctua::forecast::backtest::Rules {
+                level: b.level,
+                min_days: b.min_days,
+                floor: b.floor,
+                agree: b.agree,
+                within_days: b.within_days,
+                timezone: b.timezone,
+            };
+            let (out, found) = noctua::forecast::backtest::run(&csv, &rules);
+            output(b.output, &out)?;
+            eprintln!("{}", found.line());
+        }
         Command::Backtest(b) => {
             let options = Options {
                 family: b.metric,

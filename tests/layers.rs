@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The floor of each top-level module (1 ground … 5 wiring; the face, `main.rs` and `cli.rs`,
 /// is the binary and reaches the library as `noctua::`, so it is not checked here).
-const FLOORS: [(&str, u8); 14] = [
+const FLOORS: [(&str, u8); 15] = [
     ("model", 1),
     ("telemetry", 1),
     ("message", 1),
@@ -19,6 +19,7 @@ const FLOORS: [(&str, u8); 14] = [
     ("fault", 3),
     ("impact", 3),
     ("action", 3),
+    ("forecast", 3),
     ("store", 4),
     ("ingest", 4),
     ("northbound", 4),
@@ -42,7 +43,7 @@ const SAME_FLOOR: [(&str, &str); 5] = [
 /// SNMPv3 security shared by the poller and the trap receiver.
 const SHARED_INGEST: [&str; 1] = ["usm"];
 
-const PURE_CORES: [&str; 5] = ["detect", "alarm", "fault", "impact", "action"];
+const PURE_CORES: [&str; 6] = ["detect", "alarm", "fault", "impact", "action", "forecast"];
 const EDGES_AND_WIRING: [&str; 5] = ["store", "ingest", "northbound", "pipeline", "daemon"];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
