@@ -25,17 +25,26 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The fixture's config with a store in `dir`, and the outage replayed into it.
 fn replayed(dir: &Path) -> PathBuf {
+    replay_into(
+        dir,
+        &fixture("backhaul-outage.jsonl"),
+        &fixture("backhaul-outage.toml"),
+    )
+}
+
+/// `scenario` replayed into a store in `dir` on the settings of `toml`; the config naming it.
+fn replay_into(dir: &Path, scenario: &Path, toml: &Path) -> PathBuf {
     let config = dir.join("noctua.toml");
     let store = dir.join("store");
     let text = format!(
         "[store]\npath = \"{}\"\n{}",
         store.display(),
-        std::fs::read_to_string(fixture("backhaul-outage.toml")).unwrap()
+        std::fs::read_to_string(toml).unwrap()
     );
     std::fs::write(&config, text).unwrap();
     let out = Command::new(BIN)
         .args(["--log-level", "warn", "replay"])
-        .arg(fixture("backhaul-outage.jsonl"))
+        .arg(scenario)
         .arg("--config")
         .arg(&config)
         .arg("--store")
@@ -211,24 +220,11 @@ fn the_daemon_keeps_the_report_of_a_serious_fault_when_it_clears() {
 fn a_report_shows_the_actions_taken_step_by_step() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
-    let config = dir.path().join("noctua.toml");
-    let store = dir.path().join("store");
-    let settings = format!(
-        "[store]\npath = \"{}\"\n{}",
-        store.display(),
-        std::fs::read_to_string(scenarios.join("automated-handling.toml")).unwrap()
+    let config = replay_into(
+        dir.path(),
+        &scenarios.join("automated-handling.jsonl"),
+        &scenarios.join("automated-handling.toml"),
     );
-    std::fs::write(&config, settings).unwrap();
-    let out = Command::new(BIN)
-        .args(["--log-level", "warn", "replay"])
-        .arg(scenarios.join("automated-handling.jsonl"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--store")
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert_success(&out, "noctua replay");
     // Fault 3: edge-r1 port 2, whose bounce did not bring the link back.
     let md = text(&noctua(&config, &["faults", "report", "3"]));
     for line in [
