@@ -520,6 +520,17 @@ fn an_action_waiting_for_approval_is_approved_from_the_detail_pane() {
         "const t = document.getElementById('detail').textContent; return t.includes('Automated actions (1)') && t.includes('awaiting-approval')",
         Duration::from_secs(20),
     );
+    // An alarm with no suppressed children shows no trace of the section that is not there.
+    let detail = b.run(
+        "return document.getElementById('detail').textContent",
+        json!([]),
+    );
+    assert!(!detail.as_str().unwrap().contains("null"), "{detail}");
+    // With NOCTUA_SCREENSHOTS=DIR: the README's picture of an action waiting for approval.
+    if let Some(out) = std::env::var_os("NOCTUA_SCREENSHOTS") {
+        let out = std::path::PathBuf::from(out);
+        std::fs::write(out.join("console-action.png"), b.screenshot()).unwrap();
+    }
     // Without the token the page asks for it and sends nothing.
     b.click("#detail .automated button");
     sign_in(&b, "maria");

@@ -379,13 +379,14 @@
     const actions = a.alarmClearedTime ? null : el("p", { class: "actions" },
       el("button", { type: "button", onclick: () => toggleAck(id) }, a.ackState === "ACKNOWLEDGED" ? "unack (a)" : "ack (a)"), " ",
       el("button", { type: "button", onclick: () => clearWithNote(id) }, "clear… (c)"));
-    pane.replaceChildren(
+    // (replaceChildren would write an absent section as the text "null".)
+    pane.replaceChildren(...[
       el("button", { type: "button", class: "close", onclick: closeDetail, title: "close (Esc)" }, "×"),
       el("h2", { class: `sev-${sev.toLowerCase()}` }, `${sev.toLowerCase()} · ${a.device} · ${a.condition}`),
       el("p", { class: "text" }, a.additionalText),
       actions,
       el("table", { class: "facts" }, facts.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v)))),
-      fault, automated, children, notes, history);
+      fault, automated, children, notes, history].filter(Boolean));
   }
   function closeDetail() { state.detailOpen = null; $("detail").hidden = true; }
 
