@@ -62,7 +62,7 @@ pub struct ActionRule {
     /// The transitions it acts on.
     pub on: Vec<Trigger>,
     /// Alarms at or above this severity (at the transition).
-    #[serde(default = "lowest", deserialize_with = "super::impact::severity")]
+    #[serde(default = "lowest", deserialize_with = "Severity::deserialize_raised")]
     pub severity: Severity,
     /// Only this category.
     #[serde(default)]

@@ -57,7 +57,7 @@ impl Tiers {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ReportsConfig {
     /// Faults that closed at or above this severity get a report.
-    #[serde(deserialize_with = "super::impact::severity")]
+    #[serde(deserialize_with = "Severity::deserialize_raised")]
     pub min_severity: Severity,
     /// The MTTR every report is held against: 4.2 h, the industry reference.
     #[serde(with = "humantime_serde")]

@@ -18,7 +18,7 @@ use crate::model::{Category, Severity};
 pub struct ImpactConfig {
     /// The lowest severity that counts an alarm's customers as affected: X.733 calls major and
     /// critical service-affecting, so a warning or a minor alarm touches services but no one.
-    #[serde(deserialize_with = "severity")]
+    #[serde(deserialize_with = "Severity::deserialize_raised")]
     pub affecting: Severity,
     /// The customer lookup also reports faults cleared this recently ("it was down an hour
     /// ago" is an answer a call-centre agent needs too).
@@ -132,10 +132,16 @@ pub struct ServiceConfig {
     pub share: Option<f64>,
     /// The member severity that `k-of-n`, `percent` and `weighted` count; for `highest`, the
     /// worst member's severity at which the service is down.
-    #[serde(default = "default_down_at", deserialize_with = "severity")]
+    #[serde(
+        default = "default_down_at",
+        deserialize_with = "Severity::deserialize_raised"
+    )]
     pub severity: Severity,
     /// A member at or above this severity makes the service degraded.
-    #[serde(default = "default_degraded_at", deserialize_with = "severity")]
+    #[serde(
+        default = "default_degraded_at",
+        deserialize_with = "Severity::deserialize_raised"
+    )]
     pub degraded_at: Severity,
     /// Members (`[[service.member]]`).
     #[serde(default, rename = "member")]
@@ -204,10 +210,10 @@ pub struct MemberConfig {
     #[serde(default)]
     pub ignore: Vec<Category>,
     /// The member never counts above this severity.
-    #[serde(default, deserialize_with = "some_severity")]
+    #[serde(default, deserialize_with = "Severity::deserialize_some_raised")]
     pub cap: Option<Severity>,
     /// Any alarm of the member counts as this severity.
-    #[serde(default, deserialize_with = "some_severity")]
+    #[serde(default, deserialize_with = "Severity::deserialize_some_raised")]
     pub fix: Option<Severity>,
 }
 
@@ -233,20 +239,6 @@ impl MemberConfig {
             _ => "nothing".to_owned(),
         }
     }
-}
-
-/// A severity an alarm can have, by its lower-case name (`major`), as everywhere in config.
-pub(super) fn severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
-    let name = String::deserialize(d)?;
-    Severity::raised(&name).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "unknown severity `{name}`: expected warning, minor, major or critical"
-        ))
-    })
-}
-
-fn some_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {
-    severity(d).map(Some)
 }
 
 /// Shortest hash key: 128 bits, as for the keys it makes.

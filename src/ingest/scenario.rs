@@ -72,7 +72,7 @@ struct Line {
     #[serde(default)]
     complaint: Option<ComplaintLine>,
     /// For an event: its severity instead of the kind's own (as a trap's configured one).
-    #[serde(default, deserialize_with = "some_severity")]
+    #[serde(default, deserialize_with = "Severity::deserialize_some_raised")]
     severity: Option<Severity>,
     #[serde(default)]
     ack: Option<AckLine>,
@@ -93,15 +93,6 @@ struct AckLine {
 
 fn device_object() -> String {
     DEVICE_OBJECT.to_owned()
-}
-
-fn some_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {
-    let name = String::deserialize(d)?;
-    Severity::raised(&name).map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "unknown severity `{name}`: expected warning, minor, major or critical"
-        ))
-    })
 }
 
 #[derive(Deserialize)]

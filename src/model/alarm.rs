@@ -46,6 +46,25 @@ impl Severity {
     pub fn raised(name: &str) -> Option<Severity> {
         name.parse().ok().filter(|s| *s != Severity::Cleared)
     }
+
+    /// Serde: a [`Severity::raised`] name, as config and scenario files write one (`major`).
+    pub fn deserialize_raised<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Severity, D::Error> {
+        let name = String::deserialize(d)?;
+        Severity::raised(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown severity `{name}`: expected warning, minor, major or critical"
+            ))
+        })
+    }
+
+    /// Serde: [`Severity::deserialize_raised`] for an optional key.
+    pub fn deserialize_some_raised<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Severity>, D::Error> {
+        Severity::deserialize_raised(d).map(Some)
+    }
 }
 
 named_enum!(

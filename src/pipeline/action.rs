@@ -332,16 +332,21 @@ async fn exec(
     };
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let mut output = Vec::new();
+    // Each stream is kept to `max` bytes and the rest read and dropped, so a chatty program
+    // neither fills the daemon's memory nor blocks on a full pipe.
+    let limit = max as u64 + 1;
     let run = async {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let read_out = async {
             if let Some(o) = out.as_mut() {
-                let _ = o.read_to_end(&mut a).await;
+                let _ = o.take(limit).read_to_end(&mut a).await;
+                let _ = tokio::io::copy(o, &mut tokio::io::sink()).await;
             }
         };
         let read_err = async {
             if let Some(e) = err.as_mut() {
-                let _ = e.read_to_end(&mut b).await;
+                let _ = e.take(limit).read_to_end(&mut b).await;
+                let _ = tokio::io::copy(e, &mut tokio::io::sink()).await;
             }
         };
         tokio::join!(read_out, read_err);
@@ -478,4 +483,48 @@ fn excerpt(bytes: &[u8], max: usize) -> String {
         out.push_str(" …");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_chatty_program_runs_to_its_end_and_keeps_a_bounded_excerpt() {
+        let argv: Vec<String> = [
+            "/bin/sh",
+            "-c",
+            "head -c 5000000 /dev/zero | tr '\\0' x; echo done >&2",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let r = exec(&argv, &[], Duration::from_secs(30), 100).await;
+        assert_eq!(r.outcome, StepOutcome::Ok, "{r:?}");
+        // Its 5 MB drained (else it would block on the pipe and time out), 100 bytes kept.
+        assert!(r.output.starts_with(&"x".repeat(100)), "{}", r.output);
+        assert!(r.output.len() < 120, "{} bytes kept", r.output.len());
+    }
+
+    #[tokio::test]
+    async fn a_program_past_its_timeout_is_killed_and_says_so() {
+        let argv: Vec<String> = ["/bin/sh", "-c", "sleep 30"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let r = exec(&argv, &[], Duration::from_millis(200), 100).await;
+        assert_eq!(r.outcome, StepOutcome::TimedOut, "{r:?}");
+        assert!(r.detail.starts_with("killed after"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_start_fails_with_why() {
+        let argv = vec!["/nonexistent/tool".to_owned()];
+        let r = exec(&argv, &[], Duration::from_secs(5), 100).await;
+        assert_eq!(r.outcome, StepOutcome::Failed);
+        assert!(
+            r.detail.starts_with("cannot start /nonexistent/tool"),
+            "{r:?}"
+        );
+    }
 }
