@@ -577,6 +577,16 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
             "expected 1m to 7d",
         ),
         ("actions", "breaker-failures", "0", "expected 1 to 1000"),
+        ("forecast", "min-history", "\"2d\"", "expected 7d to 365d"),
+        ("forecast", "agree", "0", "expected 1 to 30"),
+        (
+            "forecast",
+            "warning-within",
+            "\"2h\"",
+            "expected 1d to 365d",
+        ),
+        // The horizons nest: major within minor within warning.
+        ("forecast", "minor-within", "\"60d\"", "expected 1d to 30d"),
     ];
     for (section, key, value, range) in cases {
         // The bad key on line 3, after a comment line, so the line is checked.
@@ -592,6 +602,12 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
             assert!(hit.2.contains("such as \"30s\""), "{}", hit.2);
         }
     }
+    let got = issues("[forecast]\nfloor = 2.0\n");
+    assert_eq!(
+        (got[0].0, got[0].1.as_str()),
+        (2, "forecast.floor"),
+        "{got:?}"
+    );
     // Per device, the poll interval is held to the same floor.
     let got = issues(
         "[[device]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nrole = \"router\"\npoll-interval = \"0s\"\n",

@@ -1,4 +1,5 @@
-//! Detection's sections: `[thresholds]` (family levels and rules) and `[anomaly]`.
+//! Detection's sections: `[thresholds]` (family levels and rules), `[anomaly]` and
+//! `[forecast]`.
 
 use std::time::Duration;
 
@@ -238,5 +239,52 @@ impl AnomalyConfig {
             hold: None,
             clear_hold: None,
         }
+    }
+}
+
+/// `[forecast]`: predictive alarms, raised on a series whose busy-hour forecast crosses its
+/// major or critical level (`forecast/`, `pipeline/forecast.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ForecastConfig {
+    /// Whether predictive alarms are raised (forecasts are kept either way, for capacity).
+    pub enabled: bool,
+    /// No prediction before this much history (whole days).
+    #[serde(with = "humantime_serde")]
+    pub min_history: Duration,
+    /// No prediction while the busy hour is under this share of the series' warning level.
+    pub floor: f64,
+    /// A prediction is raised (or cleared) only after this many daily updates in a row agree.
+    pub agree: u32,
+    /// A crossing this near is major.
+    #[serde(with = "humantime_serde")]
+    pub major_within: Duration,
+    /// This near, minor.
+    #[serde(with = "humantime_serde")]
+    pub minor_within: Duration,
+    /// This near, warning; further off raises nothing.
+    #[serde(with = "humantime_serde")]
+    pub warning_within: Duration,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        let day = Duration::from_secs(86_400);
+        Self {
+            enabled: true,
+            min_history: 7 * day,
+            floor: 0.5,
+            agree: 3,
+            major_within: day,
+            minor_within: 7 * day,
+            warning_within: 30 * day,
+        }
+    }
+}
+
+impl ForecastConfig {
+    /// A duration in whole days, rounded up (a crossing "within 24 h" is within 1 day).
+    pub fn days(d: Duration) -> u32 {
+        u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX)
     }
 }

@@ -62,6 +62,24 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     p.duration(at("keepalive"), m.keepalive, 5 * SECOND, HOUR);
     p.count(at("outbox-limit"), m.outbox_limit, 1, 10_000_000);
 
+    let (f, at) = (&config.forecast, |k| root("forecast").key(k));
+    // The forecaster's first week only gathers: less history predicts nothing sooner.
+    p.duration(at("min-history"), f.min_history, 7 * DAY, 365 * DAY);
+    p.count(at("agree"), f.agree as usize, 1, 30);
+    p.duration(
+        at("major-within"),
+        f.major_within,
+        Duration::ZERO,
+        f.minor_within,
+    );
+    p.duration(
+        at("minor-within"),
+        f.minor_within,
+        f.major_within,
+        f.warning_within,
+    );
+    p.duration(at("warning-within"), f.warning_within, DAY, 365 * DAY);
+
     let (a, at) = (&config.alarms, |k| root("alarms").key(k));
     p.duration(
         at("clear-hold-down"),

@@ -26,7 +26,9 @@ pub use actions::{
 };
 pub use alarms::{AlarmsConfig, ReportsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
-pub use detection::{AnomalyConfig, Directions, ThresholdLevels, ThresholdRule, Thresholds};
+pub use detection::{
+    AnomalyConfig, Directions, ForecastConfig, ThresholdLevels, ThresholdRule, Thresholds,
+};
 pub use devices::{DeviceConfig, InterfaceConfig};
 pub use impact::{ComplaintsConfig, ImpactConfig, MemberConfig, Reduce, ServiceConfig};
 pub use load::{ConfigError, ConfigIssue, ConfigSource, DEMO_TOML, DemoSetup, parse};
@@ -111,6 +113,9 @@ pub struct Config {
     /// Post-incident reports.
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Predictive alarms.
+    #[serde(default)]
+    pub forecast: ForecastConfig,
     /// Action rules (`[[action]]`).
     #[serde(default, rename = "action")]
     pub actions_rules: Vec<ActionRule>,

@@ -61,6 +61,13 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         }
     }
     validate_levels(&an.levels(), root("anomaly"), problems);
+    let f = config.forecast.floor;
+    if !(0.0..=1.0).contains(&f) {
+        problems.push((
+            root("forecast").key("floor"),
+            "expected a share of the warning level in [0, 1]".to_owned(),
+        ));
+    }
     let a = &config.alarms;
     if a.retention < a.reopen_window {
         problems.push((

@@ -211,7 +211,8 @@ impl StoredSeriesV1 {
     }
 }
 
-fn parse_state_key(key: &[u8]) -> Option<SeriesKey> {
+/// The series a [`state_key`] names.
+pub fn parse_state_key(key: &[u8]) -> Option<SeriesKey> {
     let text = std::str::from_utf8(key).ok()?;
     let mut parts = text.split('\u{1f}');
     let (device, object, metric) = (parts.next()?, parts.next()?, parts.next()?);
@@ -497,11 +498,8 @@ impl Detector {
                 &sample.series,
             ));
         }
-        let index = state.rule.flatten();
-        let rule = match index {
-            Some(i) => self.thresholds.rule.get(usize::from(i)).map(|r| &r.levels),
-            None => self.thresholds.for_kind(kind),
-        };
+        let index = state.rule.flatten().map(usize::from);
+        let rule = rules::levels_of(&self.thresholds, kind, index);
         if let Some(rule) = rule {
             let current = state.tier;
             let next = threshold::next_tier(rule, current, v);

@@ -2,7 +2,7 @@
 //! device role, site, tag and object pattern match, else the family's own levels. Config holds
 //! the rules as written; matching them is detection's job.
 
-use crate::config::{DeviceConfig, ThresholdRule, Thresholds};
+use crate::config::{DeviceConfig, ThresholdLevels, ThresholdRule, Thresholds};
 use crate::model::{MetricKind, glob};
 
 /// Whether `rule` applies to an object of a device with this role, site and tags.
@@ -37,4 +37,17 @@ pub fn matching_rule(
         .rule
         .iter()
         .position(|r| rule_matches(r, kind, device, object))
+}
+
+/// The levels that judge a series: those of its rule (as [`matching_rule`] found it), else its
+/// family's.
+pub fn levels_of(
+    thresholds: &Thresholds,
+    kind: MetricKind,
+    rule: Option<usize>,
+) -> Option<&ThresholdLevels> {
+    match rule {
+        Some(i) => thresholds.rule.get(i).map(|r| &r.levels),
+        None => thresholds.for_kind(kind),
+    }
 }

@@ -4,10 +4,9 @@
 
 use std::fmt::Write as _;
 
+use super::predict::{Horizons, MARGIN_DAYS, Predictor, date};
 use super::{Crossing, Forecaster};
-use crate::model::{Offset, Timestamp, parse_history_time};
-
-const DAY_MS: i64 = 86_400_000;
+use crate::model::{Offset, Severity, parse_history_time};
 
 /// The rules a forecast backtest runs with.
 #[derive(Debug, Clone, Copy)]
@@ -75,11 +74,6 @@ impl Found {
     }
 }
 
-fn date(day: i64) -> String {
-    let t = Timestamp::from_millis(day * DAY_MS).to_string();
-    t.get(..10).unwrap_or(&t).to_owned()
-}
-
 /// One learned day.
 struct Row {
     day: i64,
@@ -138,7 +132,13 @@ pub fn run(csv: &str, rules: &Rules) -> (String, Found) {
         "day,busy_hour,level,growth_per_week_pct,predicted,earliest,latest,actual,error_days,alarm\n",
     );
     let mut errors = Vec::new();
-    let (mut agreeing, mut dissenting, mut raised_on) = (0u32, 0u32, None::<i64>);
+    let mut predictor = Predictor::default();
+    // One tier stands for "raised": only whether the crossing is within `within_days` counts.
+    let horizons = Horizons {
+        major: 0,
+        minor: 0,
+        warning: rules.within_days,
+    };
     for r in &rows {
         let predicted = r.crossing.map(|c| r.day + i64::from(c.days));
         let error = match (predicted, found.crossed) {
@@ -148,29 +148,20 @@ pub fn run(csv: &str, rules: &Rules) -> (String, Found) {
         if let Some(e) = error {
             errors.push(e.unsigned_abs() as f64);
         }
-        let soon = r.crossing.is_some_and(|c| c.days <= rules.within_days);
-        agreeing = if soon { agreeing + 1 } else { 0 };
-        // A week's margin, and as many days in a row as it took to raise it, before it
-        // clears: a forecast that wavers near the edge does not flap.
-        let gone = r.crossing.is_none_or(|c| c.days > rules.within_days + 7);
-        dissenting = if gone { dissenting + 1 } else { 0 };
-        let alarm = match raised_on {
-            None if agreeing >= rules.agree => {
-                raised_on = Some(r.day);
+        let soonest = r.crossing.map(|c| c.days);
+        let alarm = match predictor.day(soonest, &horizons, rules.agree) {
+            Some(Severity::Cleared) => "cleared",
+            Some(_) => {
                 found.alarms += 1;
                 let real = found
                     .crossed
-                    .is_some_and(|a| a - r.day <= i64::from(rules.within_days) + 7);
+                    .is_some_and(|a| a - r.day <= i64::from(rules.within_days + MARGIN_DAYS));
                 if !real {
                     found.false_alarms += 1;
                 }
                 "raised"
             }
-            Some(_) if dissenting >= rules.agree => {
-                raised_on = None;
-                "cleared"
-            }
-            Some(_) => "active",
+            None if predictor.tier != Severity::Cleared => "active",
             None => "",
         };
         let day_or = |d: Option<i64>| d.map_or(String::new(), date);

@@ -23,6 +23,7 @@
 //! given as the earliest and latest day it could come.
 
 pub mod backtest;
+pub mod predict;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::Severity;
 
 const MIN_MS: i64 = 60_000;
 
@@ -149,6 +150,37 @@ proptest! {
             if let Some(c) = c {
                 prop_assert!(c.earliest <= c.days);
                 prop_assert!(c.latest.is_none_or(|l| l >= c.days));
+            }
+        }
+    }
+
+    /// Whatever the days say, a prediction is raised only after `agree` days in a row put a
+    /// crossing within the horizon, cleared only after as many put it beyond the margin, and
+    /// its severity is always the horizon's.
+    #[test]
+    fn a_prediction_needs_agreeing_days_to_raise_and_to_clear(
+        days in prop::collection::vec(prop::option::of(1u32..60), 1..200),
+        agree in 1u32..5,
+    ) {
+        use super::predict::{Horizons, MARGIN_DAYS, Predictor};
+        let h = Horizons { major: 1, minor: 7, warning: 30 };
+        let mut p = Predictor::default();
+        for (i, soonest) in days.iter().enumerate() {
+            let before = p.tier;
+            let change = p.day(*soonest, &h, agree);
+            let recent = &days[(i + 1).saturating_sub(agree as usize)..=i];
+            let full = recent.len() == agree as usize;
+            match change {
+                Some(Severity::Cleared) => prop_assert!(
+                    full && recent.iter().all(|d| d.is_none_or(|d| d > h.warning + MARGIN_DAYS))
+                ),
+                Some(s) => {
+                    prop_assert_eq!(Some(s), soonest.and_then(|d| h.severity(d)));
+                    if before == Severity::Cleared {
+                        prop_assert!(full && recent.iter().all(|d| d.is_some_and(|d| d <= h.warning)));
+                    }
+                }
+                None => {}
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The detection stage: restores the detector from the store, feeds it batches of samples,
-//! forwards its verdicts and the sources' events, in order, to the alarm stage, and saves the
-//! detector's state now and then and when it ends.
+//! The detection stage: restores the detector and the forecasts from the store, feeds them
+//! batches of samples, forwards their verdicts and the sources' events, in order, to the alarm
+//! stage, and saves their state now and then and when it ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::detect::{Detector, StoredSeries, StoredSeriesV1};
 use crate::message::{AlarmInput, ComplaintCommand, Ingest};
 use crate::model::{Alarm, Sample};
+use crate::pipeline::forecast::Forecasts;
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Metrics;
 
@@ -49,11 +50,17 @@ pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
     Ok(detector)
 }
 
-/// Writes every series' state; failures are logged, and the next save tries again.
-fn save(detector: &Detector, store: &Store) {
+/// Writes every series' detector and forecast state; failures are logged, and the next save
+/// tries again.
+fn save(detector: &Detector, forecasts: &Forecasts, store: &Store) {
     let mut failed = 0usize;
     for (key, stored) in detector.export() {
         if store.put(Tree::DetectorState, &key, &stored).is_err() {
+            failed += 1;
+        }
+    }
+    for (key, stored) in forecasts.export() {
+        if store.put(Tree::Forecasts, &key, &stored).is_err() {
             failed += 1;
         }
     }
@@ -66,7 +73,7 @@ fn save(detector: &Detector, store: &Store) {
 /// The detection task: runs until the sample channel closes, then saves its state and drops its
 /// verdict sender so the alarm stage drains and ends in turn.
 pub async fn run_stage(
-    mut detector: Detector,
+    (mut detector, mut forecasts): (Detector, Forecasts),
     mut samples: mpsc::Receiver<Ingest>,
     verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
@@ -81,16 +88,18 @@ pub async fn run_stage(
         let n = tokio::select! {
             n = samples.recv_many(&mut batch, 256) => n,
             _ = save_timer.tick() => {
-                save(&detector, &store);
+                save(&detector, &forecasts, &store);
                 continue;
             }
         };
         if n == 0 {
-            save(&detector, &store);
+            save(&detector, &forecasts, &store);
             return;
         }
         if config.has_changed().unwrap_or(false) {
-            detector.reconfigure(&config.borrow_and_update());
+            let config = config.borrow_and_update();
+            detector.reconfigure(&config);
+            forecasts.reconfigure(&config);
         }
         let samples: Vec<&Sample> = batch
             .iter()
@@ -105,10 +114,11 @@ pub async fn run_stage(
         let mut evaluated = results.drain(..);
         for item in batch.drain(..) {
             let out = match item {
-                Ingest::Sample(_) => {
+                Ingest::Sample(sample) => {
                     match evaluated.next() {
                         Some(Ok(evaluation)) => {
-                            for v in evaluation.verdicts {
+                            let predicted = forecasts.step(&sample);
+                            for v in evaluation.verdicts.into_iter().chain(predicted) {
                                 metrics
                                     .detect_verdicts
                                     .with_label_values(&[v.severity.name()])

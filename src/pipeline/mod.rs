@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod demo;
 pub mod detect;
 pub mod edges;
+pub mod forecast;
 pub mod replay;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl Pipeline {
         store.count_errors_in(metrics.store_errors.clone());
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
         let detector = detect::restore(&config, &store)?;
+        let forecasts = forecast::Forecasts::restore(&config, &store)?;
         let engine = alarm::load_impact(&config, &store, &manager)?;
         // A replay (the data clock) plans every action as a dry run: it never runs anything.
         let (order_tx, order_rx) = mpsc::unbounded_channel();
@@ -92,7 +94,7 @@ impl Pipeline {
         };
         let stages = TaskTracker::new();
         stages.spawn(detect::run_stage(
-            detector,
+            (detector, forecasts),
             sample_rx,
             alarm_tx.clone(),
             config_rx.clone(),

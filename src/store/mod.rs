@@ -92,12 +92,17 @@ pub enum Tree {
     /// Automated actions (`a` + id → record) and each rule's breaker (`r` + name → state),
     /// written with the batch that decided them.
     Actions,
+    /// Per-series forecaster and predictive alarm state by series key (as detector state).
+    Forecasts,
+    /// Each link's day of utilisation for capacity reports: series key, U+001F and the day
+    /// (big-endian, so a link's days are in order) → busy hour and 5-minute averages.
+    Capacity,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 14] = [
+    const ALL: [Tree; 16] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -111,6 +116,8 @@ impl Tree {
         Tree::Complaints,
         Tree::Actions,
         Tree::FaultReports,
+        Tree::Forecasts,
+        Tree::Capacity,
         Tree::Meta,
     ];
 
@@ -130,6 +137,8 @@ impl Tree {
             Tree::Complaints => "complaints",
             Tree::Actions => "actions",
             Tree::FaultReports => "fault_reports",
+            Tree::Forecasts => "forecast_state",
+            Tree::Capacity => "capacity_days",
             Tree::Meta => "meta",
         }
     }

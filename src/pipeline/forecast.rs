@@ -1,0 +1,248 @@
+//! Forecasts inside the detection stage: every utilisation, loss and latency series' busy-hour
+//! forecaster ([`Forecaster`]) and predictive alarm ([`Predictor`]), fed the samples detection
+//! accepted. Once a day per series the forecast is held against the series' major and critical
+//! levels (the levels detection judges it by, `detect::rules`), and a change of the prediction
+//! becomes a verdict that flows through the alarm manager like any other: dedup, maintenance,
+//! targets, MQTT. State is kept in the store (`forecast_state`) with the detector's.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, DeviceConfig, ForecastConfig, ThresholdLevels, Thresholds};
+use crate::detect::series::SeriesTable;
+use crate::detect::{parse_state_key, rules, state_key};
+use crate::forecast::predict::{Horizons, Outlook, Predictor};
+use crate::forecast::{Day, Forecaster};
+use crate::message::Verdict;
+use crate::model::{
+    Alarm, Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
+    ThresholdLevel,
+};
+use crate::store::{Store, StoreError, Tree};
+
+/// Version of [`StoredForecast`]; state of another version is dropped (the series gathers its
+/// first week again) rather than misread.
+const STATE_VERSION: u8 = 1;
+
+/// The suffix of a predictive alarm's condition: `utilisation_in_pct_predicted_threshold`, so
+/// each metric of an object has its own, as `_threshold` alarms do.
+pub const CONDITION: &str = "_predicted_threshold";
+
+/// A series' forecast as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredForecast {
+    version: u8,
+    forecaster: Forecaster,
+    predictor: Predictor,
+}
+
+/// One series: 128 bytes.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    forecaster: Forecaster,
+    predictor: Predictor,
+    /// Which threshold rule judges the series (`None` until resolved, as in detection).
+    rule: Option<Option<u16>>,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() <= 128);
+
+/// The series forecast: whose crossing of a level means trouble coming.
+pub fn forecast_kind(metric: Metric) -> bool {
+    matches!(
+        metric.kind(),
+        MetricKind::Utilisation | MetricKind::Loss | MetricKind::Latency
+    )
+}
+
+/// Every forecast series, and the rules their predictions follow.
+#[derive(Debug)]
+pub struct Forecasts {
+    config: ForecastConfig,
+    thresholds: Thresholds,
+    devices: HashMap<String, DeviceConfig>,
+    series: SeriesTable<Slot>,
+}
+
+impl Forecasts {
+    /// No history, the rules of `config`.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            config: config.forecast.clone(),
+            thresholds: config.thresholds.clone(),
+            devices: config
+                .devices
+                .iter()
+                .map(|d| (d.name.clone(), d.clone()))
+                .collect(),
+            series: SeriesTable::default(),
+        }
+    }
+
+    /// With the state the store holds, agreeing with its active predictive alarms; entries it
+    /// cannot read are skipped (those series gather again).
+    pub fn restore(config: &Config, store: &Store) -> Result<Self, StoreError> {
+        let mut me = Self::new(config);
+        let mut skipped = 0usize;
+        for (key, value) in store.scan_raw(Tree::Forecasts)? {
+            let stored = crate::store::decode::<StoredForecast>(Tree::Forecasts, &value).ok();
+            match (parse_state_key(&key), stored) {
+                (Some(series), Some(s)) if s.version == STATE_VERSION => {
+                    let slot = slot(&mut me.series, &series);
+                    (slot.forecaster, slot.predictor) = (s.forecaster, s.predictor);
+                }
+                _ => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, "forecast state not understood for some series");
+        }
+        for alarm in store.scan::<Alarm>(Tree::ActiveAlarms)? {
+            me.reassert(&alarm);
+        }
+        Ok(me)
+    }
+
+    /// Agrees with an active predictive alarm (saved state is a few minutes old at worst).
+    fn reassert(&mut self, alarm: &Alarm) {
+        let Some(metric) = alarm
+            .condition
+            .strip_suffix(CONDITION)
+            .and_then(Metric::from_name)
+        else {
+            return;
+        };
+        let series = SeriesKey {
+            device: alarm.device.clone(),
+            object: alarm.object.clone(),
+            metric,
+        };
+        slot(&mut self.series, &series)
+            .predictor
+            .reassert(alarm.perceived_severity);
+    }
+
+    /// Every series' state, for the store.
+    pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredForecast)> + '_ {
+        self.series.iter().map(|(series, s)| {
+            let stored = StoredForecast {
+                version: STATE_VERSION,
+                forecaster: s.forecaster,
+                predictor: s.predictor,
+            };
+            (state_key(series), stored)
+        })
+    }
+
+    /// Takes new rules (config reload), keeping every forecast.
+    pub fn reconfigure(&mut self, config: &Config) {
+        let series = std::mem::take(&mut self.series);
+        *self = Self {
+            series,
+            ..Self::new(config)
+        };
+        for slot in self.series.values_mut() {
+            slot.rule = None;
+        }
+    }
+
+    /// Feeds a sample detection accepted; at the end of a series' day, the predictive
+    /// alarm's change, if any.
+    pub fn step(&mut self, sample: &Sample) -> Option<Verdict> {
+        if !forecast_kind(sample.series.metric) {
+            return None;
+        }
+        let slot = slot(&mut self.series, &sample.series);
+        let day = slot.forecaster.step(sample.at, sample.value)?;
+        let series = &sample.series;
+        let kind = series.metric.kind();
+        let rule = *slot.rule.get_or_insert_with(|| {
+            rules::matching_rule(
+                &self.thresholds,
+                kind,
+                self.devices.get(&series.device),
+                &series.object,
+            )
+            .and_then(|i| u16::try_from(i).ok())
+        });
+        let levels = rules::levels_of(&self.thresholds, kind, rule.map(usize::from));
+        judge(&self.config, slot, levels, sample, day)
+    }
+}
+
+/// A series' slot, made if new.
+fn slot<'a>(table: &'a mut SeriesTable<Slot>, series: &SeriesKey) -> &'a mut Slot {
+    let id = table.fingerprint(series);
+    let found = table.find(id);
+    table.get_or_insert_with(series, id, found, Slot::default).0
+}
+
+/// A day's prediction for one series against its levels.
+fn judge(
+    config: &ForecastConfig,
+    slot: &mut Slot,
+    levels: Option<&ThresholdLevels>,
+    sample: &Sample,
+    day: Day,
+) -> Option<Verdict> {
+    let f = slot.forecaster;
+    let horizons = Horizons {
+        major: ForecastConfig::days(config.major_within),
+        minor: ForecastConfig::days(config.minor_within),
+        warning: ForecastConfig::days(config.warning_within),
+    };
+    // Rising levels only: a busy hour is a day's highest, and it is the rise to a level that
+    // capacity and trouble come from. The level forecast is the lowest of major and critical
+    // not yet reached.
+    let levels = levels.filter(|l| l.direction == Direction::Rising);
+    let target = levels.and_then(|l| {
+        [(Severity::Major, l.major), (Severity::Critical, l.critical)]
+            .into_iter()
+            .find_map(|(s, v)| v.filter(|v| f.now() < *v).map(|v| (s, v)))
+    });
+    let floor = levels
+        .and_then(|l| l.levels().next())
+        .map_or(0.0, |(_, lowest)| config.floor * lowest);
+    let min_days = ForecastConfig::days(config.min_history);
+    let crossing = target.and_then(|(_, v)| f.crossing(v, min_days, floor));
+    // Turned off: a standing prediction clears at its series' next day.
+    let soonest = crossing.map(|c| c.days).filter(|_| config.enabled);
+    let agree = if config.enabled { config.agree } else { 1 };
+    let next = slot.predictor.day(soonest, &horizons, agree)?;
+    let shown = target.or_else(|| {
+        levels.and_then(|l| {
+            l.critical
+                .map(|v| (Severity::Critical, v))
+                .or(l.major.map(|v| (Severity::Major, v)))
+        })
+    });
+    let (tier, value) = shown.unwrap_or((Severity::Major, 0.0));
+    let outlook = Outlook {
+        metric: sample.series.metric,
+        level: (tier, value),
+        crossing,
+        day: day.day,
+        forecaster: f,
+    };
+    let text = if next == Severity::Cleared {
+        outlook.cleared_text(horizons.warning)
+    } else {
+        outlook.raised_text(horizons.warning)
+    };
+    Some(Verdict {
+        series: sample.series.clone(),
+        at: sample.at,
+        condition: format!("{}{CONDITION}", sample.series.metric.name()),
+        severity: next,
+        category: Category::Performance,
+        threshold: Some(ThresholdInfo {
+            observed_measurement: sample.series.metric.name().to_owned(),
+            observed_value: f.now(),
+            threshold_level: ThresholdLevel::Up,
+            threshold_value: value,
+            hysteresis: 0.0,
+        }),
+        text,
+    })
+}
