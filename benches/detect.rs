@@ -4,6 +4,8 @@
 //!   flow interval delivers them (the daemon's case);
 //! - `shuffled`: every series in a random order (the worst case: every sample a cache miss).
 //!
+//! Then the forecasts kept beside the detector, by device.
+//!
 //! Run with `cargo bench --bench detect`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
@@ -13,6 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use noctua::config::Config;
 use noctua::detect::Detector;
 use noctua::model::{Metric, Sample, SeriesKey, Timestamp};
+use noctua::pipeline::forecast::Forecasts;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -102,9 +105,37 @@ fn run(c: &mut Criterion, name: &str, mut samples: Vec<Sample>) {
     g.finish();
 }
 
+/// The forecasts the detection stage keeps beside the detector (`pipeline::forecast`): one
+/// busy-hour forecaster per series, a prediction judged once a series' day.
+fn forecast(c: &mut Criterion) {
+    let mut samples = by_device();
+    let mut f = Forecasts::new(&Config::default());
+    let mut out = Vec::with_capacity(BATCH);
+    let mut round = 0i64;
+    let mut g = c.benchmark_group("forecast");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.sample_size(20);
+    g.bench_function("step_100k_series_by_device", |b| {
+        b.iter(|| {
+            round += 1;
+            for s in &mut samples {
+                s.at = Timestamp::from_millis(round * 300_000);
+            }
+            for chunk in samples.chunks(BATCH) {
+                let batch: Vec<&Sample> = chunk.iter().collect();
+                f.step_batch(&batch, |_| true, &mut out);
+                black_box(&out);
+                out.clear();
+            }
+        })
+    });
+    g.finish();
+}
+
 fn detect(c: &mut Criterion) {
     run(c, "step_100k_series_by_device", by_device());
     run(c, "step_100k_series_shuffled", every_series_shuffled());
+    forecast(c);
 }
 
 criterion_group!(benches, detect);

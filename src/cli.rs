@@ -7,8 +7,8 @@ use noctua::detect::backtest::Family;
 use noctua::fault::GroupBy;
 use noctua::fault::incident::ReportFormat;
 use noctua::fault::report::Format;
-use noctua::model::Offset;
 use noctua::model::Watching;
+use noctua::model::{CapacityBy, Offset};
 use noctua::pipeline::replay::Speed;
 
 /// The command line.
@@ -83,6 +83,14 @@ pub enum Command {
         daemon: DaemonArgs,
         #[command(subcommand)]
         command: MttrCommand,
+    },
+    /// Capacity of links: p95 and busy hour over 7 and 30 days, growth per week, days until
+    /// 80, 90 and 95 %; from the running daemon, or a stopped one's store.
+    Capacity {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        #[command(subcommand)]
+        command: CapacityCommand,
     },
     /// Customers from a CRM export, through the running daemon's API (needs the token).
     Customers {
@@ -312,6 +320,20 @@ pub enum MttrCommand {
     /// MTTA and MTTR (mean, median, p90) and target breaches, by group. Without --since/--until:
     /// rolling 24h, 7d and 30d windows.
     Report(ReportArgs),
+}
+
+/// `noctua capacity ...`.
+#[derive(Subcommand)]
+pub enum CapacityCommand {
+    /// Every link direction with a forecast, grouped, the soonest to reach 90 % first.
+    Report {
+        /// Group by: device, site or role.
+        #[arg(long, default_value_t = CapacityBy::Device)]
+        by: CapacityBy,
+        /// Output format: table, json or csv.
+        #[arg(long, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// `noctua customers ...`.

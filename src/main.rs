@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{
-    ActionsCommand, AlarmsCommand as A, Cli, Command, ComplaintsCommand, CustomersCommand,
-    DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
+    ActionsCommand, AlarmsCommand as A, CapacityCommand, Cli, Command, ComplaintsCommand,
+    CustomersCommand, DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
@@ -198,6 +198,16 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 println!("store ok");
             }
         },
+        Command::Capacity {
+            daemon,
+            command: CapacityCommand::Report { by, format },
+        } => {
+            let rows = records(daemon)?.capacity(by).map_err(run)?;
+            print!(
+                "{}",
+                noctua::northbound::capacity::render(&rows, by, format)
+            );
+        }
         Command::Mttr {
             daemon,
             command: MttrCommand::Report(m),

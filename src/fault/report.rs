@@ -214,7 +214,7 @@ fn csv_stats(s: &Option<Stats>) -> String {
 }
 
 /// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -241,7 +241,8 @@ pub(super) fn duration(secs: f64) -> String {
     }
 }
 
-pub(super) fn columns(rows: &[Vec<String>]) -> String {
+/// Rows of cells as aligned columns, the first row the header.
+pub fn columns(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();

@@ -23,6 +23,7 @@
 //! given as the earliest and latest day it could come.
 
 pub mod backtest;
+pub mod capacity;
 pub mod predict;
 
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,23 @@ pub struct Forecaster {
 }
 
 const _: () = assert!(std::mem::size_of::<Forecaster>() <= 112);
+
+/// Version of [`StoredForecast`]; state of another version is dropped (the series gathers
+/// its first week again) rather than misread.
+pub const STATE_VERSION: u8 = 1;
+
+/// A series' forecast as the store keeps it (`forecast_state`, by series key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredForecast {
+    /// [`STATE_VERSION`] when written.
+    pub version: u8,
+    /// The forecaster.
+    pub forecaster: Forecaster,
+    /// Its predictive alarm.
+    pub predictor: predict::Predictor,
+    /// A link's day of utilisation so far (utilisation series only).
+    pub today: Option<capacity::DayUse>,
+}
 
 /// A finished day, as learned.
 #[derive(Debug, Clone, Copy, PartialEq)]

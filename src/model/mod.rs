@@ -77,6 +77,7 @@ pub(crate) use named_enum;
 
 mod action;
 mod alarm;
+mod capacity;
 mod complaint;
 mod history;
 mod impact;
@@ -85,6 +86,7 @@ mod maintenance;
 
 pub use action::*;
 pub use alarm::*;
+pub use capacity::*;
 pub use complaint::*;
 pub use history::{Offset, parse_history_time};
 pub use impact::*;

@@ -27,7 +27,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpConfig;
 use crate::northbound::reply::json_error;
 use crate::northbound::state::HttpState;
-use crate::northbound::{actions, api, backup, complaints, console, impact, incident, stream};
+use crate::northbound::{
+    actions, api, backup, capacity, complaints, console, impact, incident, stream,
+};
 use crate::telemetry::{HttpLane, HttpRefusal};
 
 /// Connections past `http.max-connections` that may still ask for health and metrics.
@@ -47,6 +49,7 @@ pub fn router(state: HttpState, request_timeout: Duration) -> Router {
         .merge(api::routes())
         .merge(actions::routes())
         .merge(incident::routes())
+        .merge(capacity::routes())
         .merge(impact::routes())
         .merge(complaints::routes())
         .merge(backup::routes())

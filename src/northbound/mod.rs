@@ -5,6 +5,7 @@ pub mod actions;
 pub mod api;
 pub mod audit;
 pub mod backup;
+pub mod capacity;
 pub mod client;
 pub mod complaints;
 pub mod console;

@@ -11,9 +11,11 @@ use crate::config::{Config, ConfigError, ConfigSource};
 use crate::fault::incident::ReportFormat;
 use crate::fault::monthly::{MonthRow, monthly};
 use crate::fault::{self, FaultFilter, GroupBy, Report};
-use crate::model::{ActionRecord, FaultId, FaultRecord, Note, NoteError, Timestamp};
+use crate::model::{
+    ActionRecord, CapacityBy, FaultId, FaultRecord, LinkCapacity, Note, NoteError, Timestamp,
+};
 use crate::northbound::client::{ApiClient, ClientError};
-use crate::northbound::incident;
+use crate::northbound::{capacity, incident};
 use crate::store::{NoteRefused, Store, StoreError};
 
 /// Why a records command failed.
@@ -314,6 +316,16 @@ impl Records {
                 "/api/v1/mttr/monthly",
                 &[("months", Some(months.to_string()))],
             )?)?),
+        }
+    }
+
+    /// Every link direction's capacity figures, grouped by `by`.
+    pub fn capacity(&self, by: CapacityBy) -> Result<Vec<LinkCapacity>, RecordsError> {
+        match self {
+            Records::Store(store, config) => Ok(capacity::links(store, config, by)?),
+            Records::Api(api) => Ok(serde_json::from_value(
+                api.get("/api/v1/capacity", &[("by", Some(by.name().to_owned()))])?,
+            )?),
         }
     }
 

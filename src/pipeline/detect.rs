@@ -52,7 +52,7 @@ pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
 
 /// Writes every series' detector and forecast state; failures are logged, and the next save
 /// tries again.
-fn save(detector: &Detector, forecasts: &Forecasts, store: &Store) {
+fn save(detector: &Detector, forecasts: &mut Forecasts, store: &Store) {
     let mut failed = 0usize;
     for (key, stored) in detector.export() {
         if store.put(Tree::DetectorState, &key, &stored).is_err() {
@@ -61,6 +61,11 @@ fn save(detector: &Detector, forecasts: &Forecasts, store: &Store) {
     }
     for (key, stored) in forecasts.export() {
         if store.put(Tree::Forecasts, &key, &stored).is_err() {
+            failed += 1;
+        }
+    }
+    for (key, day) in forecasts.take_finished() {
+        if store.put_capacity_day(&key, &day).is_err() {
             failed += 1;
         }
     }
@@ -82,18 +87,19 @@ pub async fn run_stage(
 ) {
     let mut batch = Vec::with_capacity(256);
     let mut results = Vec::with_capacity(256);
+    let mut predictions = Vec::with_capacity(256);
     let mut save_timer = tokio::time::interval(SAVE_EVERY);
     save_timer.tick().await;
     loop {
         let n = tokio::select! {
             n = samples.recv_many(&mut batch, 256) => n,
             _ = save_timer.tick() => {
-                save(&detector, &forecasts, &store);
+                save(&detector, &mut forecasts, &store);
                 continue;
             }
         };
         if n == 0 {
-            save(&detector, &forecasts, &store);
+            save(&detector, &mut forecasts, &store);
             return;
         }
         if config.has_changed().unwrap_or(false) {
@@ -110,15 +116,19 @@ pub async fn run_stage(
             .collect();
         metrics.detect_samples.inc_by(samples.len() as u64);
         detector.step_batch(&samples, &mut results);
+        let ok = |i: usize| results.get(i).is_some_and(Result::is_ok);
+        forecasts.step_batch(&samples, ok, &mut predictions);
         drop(samples);
         let mut evaluated = results.drain(..);
+        let mut predicted = predictions.drain(..);
         for item in batch.drain(..) {
             let out = match item {
-                Ingest::Sample(sample) => {
+                Ingest::Sample(_) => {
+                    // One result and one prediction per sample.
+                    let prediction = predicted.next().flatten();
                     match evaluated.next() {
                         Some(Ok(evaluation)) => {
-                            let predicted = forecasts.step(&sample);
-                            for v in evaluation.verdicts.into_iter().chain(predicted) {
+                            for v in evaluation.verdicts.into_iter().chain(prediction) {
                                 metrics
                                     .detect_verdicts
                                     .with_label_values(&[v.severity.name()])
@@ -133,7 +143,6 @@ pub async fn run_stage(
                         Some(Err(reason)) => {
                             metrics.rejection(reason).inc();
                         }
-                        // One result per sample; nothing else can happen.
                         None => {}
                     }
                     continue;

@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{Config, DeviceConfig, ForecastConfig, ThresholdLevels, Thresholds};
-use crate::detect::series::SeriesTable;
+use crate::detect::series::{Fingerprint, SeriesTable};
 use crate::detect::{parse_state_key, rules, state_key};
+use crate::forecast::capacity::DayUse;
 use crate::forecast::predict::{Horizons, Outlook, Predictor};
-use crate::forecast::{Day, Forecaster};
+use crate::forecast::{Day, Forecaster, STATE_VERSION, StoredForecast};
 use crate::message::Verdict;
 use crate::model::{
     Alarm, Category, Direction, Metric, MetricKind, Sample, SeriesKey, Severity, ThresholdInfo,
@@ -21,32 +20,21 @@ use crate::model::{
 };
 use crate::store::{Store, StoreError, Tree};
 
-/// Version of [`StoredForecast`]; state of another version is dropped (the series gathers its
-/// first week again) rather than misread.
-const STATE_VERSION: u8 = 1;
-
 /// The suffix of a predictive alarm's condition: `utilisation_in_pct_predicted_threshold`, so
 /// each metric of an object has its own, as `_threshold` alarms do.
 pub const CONDITION: &str = "_predicted_threshold";
 
-/// A series' forecast as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredForecast {
-    version: u8,
-    forecaster: Forecaster,
-    predictor: Predictor,
-}
-
-/// One series: 128 bytes.
+/// One series: 136 bytes, and a link's day of utilisation (about 250 bytes).
 #[derive(Debug, Clone, Default)]
 struct Slot {
     forecaster: Forecaster,
     predictor: Predictor,
+    today: Option<Box<DayUse>>,
     /// Which threshold rule judges the series (`None` until resolved, as in detection).
     rule: Option<Option<u16>>,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 128);
+const _: () = assert!(std::mem::size_of::<Slot>() <= 136);
 
 /// The series forecast: whose crossing of a level means trouble coming.
 pub fn forecast_kind(metric: Metric) -> bool {
@@ -63,6 +51,10 @@ pub struct Forecasts {
     thresholds: Thresholds,
     devices: HashMap<String, DeviceConfig>,
     series: SeriesTable<Slot>,
+    /// Links' days that ended since the last save, by series key.
+    finished: Vec<(Vec<u8>, DayUse)>,
+    /// Each sample of a batch's fingerprint (if forecast) and position, reused.
+    ahead: Vec<(Option<Fingerprint>, Option<usize>)>,
 }
 
 impl Forecasts {
@@ -77,6 +69,8 @@ impl Forecasts {
                 .map(|d| (d.name.clone(), d.clone()))
                 .collect(),
             series: SeriesTable::default(),
+            finished: Vec::new(),
+            ahead: Vec::new(),
         }
     }
 
@@ -84,16 +78,15 @@ impl Forecasts {
     /// cannot read are skipped (those series gather again).
     pub fn restore(config: &Config, store: &Store) -> Result<Self, StoreError> {
         let mut me = Self::new(config);
-        let mut skipped = 0usize;
-        for (key, value) in store.scan_raw(Tree::Forecasts)? {
-            let stored = crate::store::decode::<StoredForecast>(Tree::Forecasts, &value).ok();
-            match (parse_state_key(&key), stored) {
-                (Some(series), Some(s)) if s.version == STATE_VERSION => {
-                    let slot = slot(&mut me.series, &series);
-                    (slot.forecaster, slot.predictor) = (s.forecaster, s.predictor);
-                }
-                _ => skipped += 1,
-            }
+        let stored = store.forecasts()?;
+        let skipped = store.len(Tree::Forecasts).saturating_sub(stored.len());
+        for (key, s) in stored {
+            let Some(series) = parse_state_key(&key) else {
+                continue;
+            };
+            let slot = slot(&mut me.series, &series);
+            (slot.forecaster, slot.predictor) = (s.forecaster, s.predictor);
+            slot.today = s.today.map(Box::new);
         }
         if skipped > 0 {
             tracing::warn!(skipped, "forecast state not understood for some series");
@@ -130,16 +123,26 @@ impl Forecasts {
                 version: STATE_VERSION,
                 forecaster: s.forecaster,
                 predictor: s.predictor,
+                today: s.today.as_deref().cloned(),
             };
             (state_key(series), stored)
         })
     }
 
+    /// The links' days that ended since this was last asked, for the store.
+    pub fn take_finished(&mut self) -> Vec<(Vec<u8>, DayUse)> {
+        std::mem::take(&mut self.finished)
+    }
+
     /// Takes new rules (config reload), keeping every forecast.
     pub fn reconfigure(&mut self, config: &Config) {
-        let series = std::mem::take(&mut self.series);
+        let (series, finished) = (
+            std::mem::take(&mut self.series),
+            std::mem::take(&mut self.finished),
+        );
         *self = Self {
             series,
+            finished,
             ..Self::new(config)
         };
         for slot in self.series.values_mut() {
@@ -147,15 +150,58 @@ impl Forecasts {
         }
     }
 
-    /// Feeds a sample detection accepted; at the end of a series' day, the predictive
-    /// alarm's change, if any.
-    pub fn step(&mut self, sample: &Sample) -> Option<Verdict> {
-        if !forecast_kind(sample.series.metric) {
-            return None;
+    /// Feeds a batch, `accepted` saying which samples detection took: one entry per sample
+    /// into `out`, the predictive alarm's change at the end of a series' day. As in detection,
+    /// every series is looked up before the first is stepped, asking the CPU for each index
+    /// slot and state ahead of its turn, so the cache misses overlap.
+    pub fn step_batch(
+        &mut self,
+        samples: &[&Sample],
+        accepted: impl Fn(usize) -> bool,
+        out: &mut Vec<Option<Verdict>>,
+    ) {
+        let mut ahead = std::mem::take(&mut self.ahead);
+        ahead.clear();
+        for (i, sample) in samples.iter().enumerate() {
+            let id = (accepted(i) && forecast_kind(sample.series.metric))
+                .then(|| self.series.fingerprint(&sample.series));
+            if let Some(id) = id {
+                self.series.prefetch(id);
+            }
+            ahead.push((id, None));
         }
-        let slot = slot(&mut self.series, &sample.series);
-        let day = slot.forecaster.step(sample.at, sample.value)?;
+        for (id, position) in &mut ahead {
+            if let Some(id) = id {
+                *position = self.series.find(*id);
+                if let Some(p) = *position {
+                    self.series.prefetch_at(p);
+                }
+            }
+        }
+        for (sample, (id, found)) in samples.iter().zip(&ahead) {
+            out.push(id.and_then(|id| self.step_found(sample, id, *found)));
+        }
+        self.ahead = ahead;
+    }
+
+    fn step_found(
+        &mut self,
+        sample: &Sample,
+        id: Fingerprint,
+        found: Option<usize>,
+    ) -> Option<Verdict> {
+        let (slot, _) = self
+            .series
+            .get_or_insert_with(&sample.series, id, found, Slot::default);
+        let day = slot.forecaster.step(sample.at, sample.value);
         let series = &sample.series;
+        if series.metric.kind() == MetricKind::Utilisation
+            && let Some(mut done) = DayUse::step(&mut slot.today, sample.at, sample.value)
+        {
+            done.busy = day.filter(|d| d.day == done.day).map(|d| d.busy as f32);
+            self.finished.push((state_key(series), *done));
+        }
+        let day = day?;
         let kind = series.metric.kind();
         let rule = *slot.rule.get_or_insert_with(|| {
             rules::matching_rule(

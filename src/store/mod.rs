@@ -13,6 +13,7 @@
 
 mod actions;
 mod backup;
+mod capacity;
 mod customers;
 mod faults;
 mod flush;
