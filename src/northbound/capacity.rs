@@ -110,6 +110,15 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".to_owned(), |v| format!("{v:.1} %"))
 }
 
+/// A growth with its sign, and no "-0.0" for a flat link.
+fn growth(g: f64) -> String {
+    if g.abs() < 0.05 {
+        "0.0 %".to_owned()
+    } else {
+        format!("{g:+.1} %")
+    }
+}
+
 fn days(d: Option<u32>, known: bool) -> String {
     match (d, known) {
         (_, false) => "-".to_owned(),
@@ -201,8 +210,7 @@ pub fn render(rows: &[LinkCapacity], by: CapacityBy, format: Format) -> String {
                         pct(c.p95_month),
                         pct(c.busy_hour_week),
                         pct(c.busy_hour_month),
-                        c.growth_per_week
-                            .map_or("-".to_owned(), |g| format!("{g:+.1} %")),
+                        c.growth_per_week.map_or("-".to_owned(), growth),
                         days(c.days_to_80, known),
                         days(c.days_to_90, known),
                         days(c.days_to_95, known),
