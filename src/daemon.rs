@@ -22,6 +22,7 @@ use crate::message::Clock;
 use crate::model::Timestamp;
 use crate::pipeline::Pipeline;
 use crate::pipeline::edges::{self, EdgeError};
+use crate::pipeline::replay::Speed;
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Outcome;
 
@@ -69,6 +70,9 @@ pub enum DaemonError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The demo's history could not be replayed into its store.
+    #[error("cannot replay the demo's history: {0}")]
+    DemoHistory(#[from] crate::pipeline::replay::ReplayError),
     /// The stop did not finish within [`STOP_WITHIN`].
     #[error("the pipeline did not drain within {STOP_WITHIN:?}; stopped with work still queued")]
     StopTimeout,
@@ -178,6 +182,12 @@ pub async fn run(
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
     let config = Arc::new(config);
+    if matches!(source, ConfigSource::Demo(_)) && store.is_empty(Tree::Forecasts) {
+        // The demo starts with a month of its links' history, replayed on the data clock
+        // as `noctua replay` would, so capacity and forecasts have something to show.
+        let history = crate::ingest::demo::history(Timestamp::now());
+        crate::pipeline::replay::run(config.clone(), store.clone(), history, Speed::Max).await?;
+    }
     let pipeline = Pipeline::start(config.clone(), store.clone(), Clock::Wall)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();

@@ -407,7 +407,7 @@ fn the_demo_shows_real_alarms_in_the_console() {
         "{rows}"
     );
     b.click("#rows tr[data-id] td:nth-child(2)"); // any row; then open the backhaul's detail
-    let id = b.run("return [...window.noctuaConsole.alarms.values()].find(a => a.device === 'bh-east' && !a.alarmClearedTime).alarmId", json!([]));
+    let id = b.run("return [...window.noctuaConsole.alarms.values()].find(a => a.device === 'bh-east' && a.condition === 'device_unreachable' && !a.alarmClearedTime).alarmId", json!([]));
     b.click(&format!("#rows tr[data-id='{}']", id.as_str().unwrap()));
     b.wait_for(
         "the suppressed children",
@@ -454,6 +454,49 @@ fn the_demo_shows_real_alarms_in_the_console() {
     );
     assert!(faults.as_str().unwrap().contains("critical"), "{faults}");
     assert!(severe(&b).is_empty());
+    // The capacity page: the month of history the demo starts with, a chart per link, and the
+    // growing backhaul uplink first (soonest to 90 %), with its predictive alarm standing.
+    b.goto(&format!("http://127.0.0.1:{http}/capacity"));
+    b.wait_for(
+        "the capacity page",
+        "return window.noctuaCapacity && window.noctuaCapacity.ready && document.querySelectorAll('.uplot').length >= 3",
+        Duration::from_secs(20),
+    );
+    let first = b.run(
+        "return document.querySelector('#links tr:nth-child(2)').textContent",
+        json!([]),
+    );
+    let first = first.as_str().unwrap();
+    assert!(first.starts_with("bh-westifIndex=2out"), "{first}");
+    assert!(first.contains("35 d"), "{first}");
+    let charts = b.run(
+        "return document.getElementById('charts').textContent",
+        json!([]),
+    );
+    assert!(
+        charts
+            .as_str()
+            .unwrap()
+            .contains("bh-west ifIndex=2 out: 90 % in"),
+        "{charts}"
+    );
+    assert!(severe(&b).is_empty());
+    let alarms = api(http, "/api/v1/alarms");
+    assert!(
+        alarms["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |a| a["condition"] == "utilisation_out_pct_predicted_threshold"
+                    && a["device"] == "bh-west"
+            ),
+        "{alarms}"
+    );
+    if let Some(out) = std::env::var_os("NOCTUA_SCREENSHOTS") {
+        let out = std::path::PathBuf::from(out);
+        std::fs::write(out.join("capacity.png"), b.screenshot()).unwrap();
+    }
 
     // With NOCTUA_SCREENSHOTS=DIR the README's pictures are taken: once the flows have
     // played in (top talkers, the SYN flood), the console, a detail, and the dashboard.

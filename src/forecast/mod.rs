@@ -228,6 +228,12 @@ impl Forecaster {
         self.log_at(h).exp()
     }
 
+    /// The day (since the epoch) forecasts count from: the last learned, or the last day a
+    /// gap stepped the forecast over.
+    pub fn origin(&self) -> i64 {
+        self.day - 1
+    }
+
     /// The busy hour of the week's busiest day, now.
     pub fn now(&self) -> f64 {
         (self.level + self.peak_season()).exp()
@@ -253,6 +259,19 @@ impl Forecaster {
         self.at(7) / self.now() - 1.0
     }
 
+    /// Half the 80 % interval `h` days ahead, in the log: 1.25 × the mean absolute residual
+    /// estimates a deviation, and it grows as √h.
+    fn spread(&self, h: u32) -> f64 {
+        Z * self.mad * 1.25 * f64::from(h).sqrt()
+    }
+
+    /// The forecast `h` days after the last learned day with its 80 % interval: (low, value,
+    /// high), for a chart.
+    pub fn band(&self, h: u32) -> (f64, f64, f64) {
+        let (at, spread) = (self.log_at(h), self.spread(h));
+        ((at - spread).exp(), at.exp(), (at + spread).exp())
+    }
+
     /// When the forecast reaches `level` (rising), with its interval; `None` if not within
     /// the horizon, or while the guards hold: fewer than `min_days` days, or the level under
     /// `floor`.
@@ -260,13 +279,11 @@ impl Forecaster {
         if self.days < min_days || self.now() < floor {
             return None;
         }
-        // 1.25 × the mean absolute residual estimates a deviation; it grows as √h.
-        let spread = |h: u32| Z * self.mad * 1.25 * f64::from(h).sqrt();
         let target = log(level);
         let first = |f: &dyn Fn(u32) -> f64| (1..=HORIZON_DAYS).find(|&h| f(h) >= target);
         let days = first(&|h| self.log_at(h))?;
-        let earliest = first(&|h| self.log_at(h) + spread(h)).unwrap_or(days);
-        let latest = first(&|h| self.log_at(h) - spread(h));
+        let earliest = first(&|h| self.log_at(h) + self.spread(h)).unwrap_or(days);
+        let latest = first(&|h| self.log_at(h) - self.spread(h));
         Some(Crossing {
             days,
             earliest,

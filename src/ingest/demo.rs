@@ -187,6 +187,75 @@ pub fn tick(t: u64, now: Timestamp) -> Vec<Ingest> {
     out
 }
 
+/// Days of utilisation history the demo starts with.
+pub const HISTORY_DAYS: i64 = 35;
+
+/// The uplinks' last [`HISTORY_DAYS`] (from midnight) before `now`, every 15 minutes, so the
+/// capacity page has a month to show and the forecasts a trend from the start: `bh-west`'s
+/// busy hour grows 5 % a week from 60 % (so its predictive alarm is standing: 90 % about
+/// four weeks ahead), `bh-east`'s is flat at 55 %, and `core-r1`'s grows 1 % a week from 40 %.
+/// They are links the live story does not sample, so history and story never disagree. A
+/// diurnal shape peaking at 20:00, quieter weekends, a little noise; below the backhaul's
+/// warning level (`config/demo.toml`), so the history raises no threshold alarm.
+pub fn history(now: Timestamp) -> Vec<(Timestamp, Ingest)> {
+    const STEP_MS: i64 = 900_000;
+    const DAY_MS: i64 = 86_400_000;
+    let links = [
+        (
+            "bh-west",
+            "ifIndex=2",
+            Metric::UtilisationOutPct,
+            60.0,
+            1.05_f64,
+        ),
+        ("bh-east", "ifIndex=2", Metric::UtilisationOutPct, 55.0, 1.0),
+        (
+            "core-r1",
+            "ifIndex=20",
+            Metric::UtilisationInPct,
+            40.0,
+            1.01,
+        ),
+    ];
+    let end = now.as_millis() - now.as_millis().rem_euclid(STEP_MS);
+    let start = (end - HISTORY_DAYS * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
+    let mut out = Vec::new();
+    for (n, at) in (start..end).step_by(STEP_MS as usize).enumerate() {
+        let days = (at - start) as f64 / DAY_MS as f64;
+        let hour = at.rem_euclid(DAY_MS) as f64 / 3_600_000.0;
+        // 1970-01-01 was a Thursday: days since the epoch + 3, modulo 7, is 5 or 6 at weekends.
+        let weekend = if (at.div_euclid(DAY_MS) + 3).rem_euclid(7) >= 5 {
+            0.9
+        } else {
+            1.0
+        };
+        let shape = 0.45 + 0.55 * (-((hour - 20.0) / 3.0).powi(2)).exp();
+        for (i, (device, object, metric, busy, weekly)) in links.iter().enumerate() {
+            let value = busy
+                * weekly.powf(days / 7.0)
+                * weekend
+                * shape
+                * (1.0 + 0.01 * jitter(60 + i, n as u64));
+            let at = Timestamp::from_millis(at);
+            let series = SeriesKey {
+                device: (*device).to_owned(),
+                object: (*object).to_owned(),
+                metric: *metric,
+            };
+            out.push((
+                at,
+                Ingest::Sample(Sample {
+                    series,
+                    at,
+                    value: round1(value),
+                    context: None,
+                }),
+            ));
+        }
+    }
+    out
+}
+
 /// From `from` at `start` rising evenly to `to` at `top`, held there until `until`, then `from`.
 fn ramp(t: u64, start: u64, top: u64, from: f64, to: f64, until: u64) -> f64 {
     if t < start || t >= until {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Timestamp;
+
 /// What a capacity planner reads for one direction of a link. Utilisation in percent; `None`
 /// where there is not yet the history to say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,3 +85,15 @@ super::named_enum!(
     "grouping",
     [CapacityBy::Device, CapacityBy::Site, CapacityBy::Role]
 );
+
+/// What a capacity chart draws for one link direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityChart {
+    /// Each stored day's busy hour: (midnight UTC, RFC 3339; percent).
+    pub history: Vec<(Timestamp, f64)>,
+    /// The forecast's next days: (midnight UTC; low, value, high of the 80 % interval).
+    pub forecast: Vec<(Timestamp, f64, f64, f64)>,
+    /// The levels the report counts days to, in percent.
+    pub levels: Vec<f64>,
+}

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,16 +13,22 @@ use serde::Deserialize;
 
 use crate::config::{Config, ForecastConfig};
 use crate::detect::parse_state_key;
+use crate::detect::state_key;
 use crate::fault::report::{Format, columns, csv_field};
-use crate::forecast::capacity::assess;
-use crate::model::{CapacityBy, LinkCapacity, Metric, MetricKind};
-use crate::northbound::reply::{ApiResult, bad_request, unavailable};
+use crate::forecast::StoredForecast;
+use crate::forecast::capacity::{LEVELS, assess};
+use crate::model::{
+    CapacityBy, CapacityChart, LinkCapacity, Metric, MetricKind, SeriesKey, Timestamp, printable,
+};
+use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
 use crate::northbound::state::HttpState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tree};
 
 /// The routes.
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/api/v1/capacity", get(report))
+    Router::new()
+        .route("/api/v1/capacity", get(report))
+        .route("/api/v1/capacity/chart", get(chart))
 }
 
 /// Every link direction with a forecast, grouped by `by`, the soonest to reach 90 % first in
@@ -104,6 +111,90 @@ async fn report(
         .map_err(|e| unavailable(e.to_string()))?
         .map_err(unavailable)?;
     Ok(Json(rows).into_response())
+}
+
+/// Days of forecast a chart draws.
+const CHART_DAYS: u32 = 60;
+
+/// A link direction's chart: its stored busy hours and the forecast's next [`CHART_DAYS`].
+/// No forecast is drawn before `min_days` of history, as none is reported.
+pub fn chart_of(
+    store: &Store,
+    series: &SeriesKey,
+    min_days: u32,
+) -> Result<Option<CapacityChart>, StoreError> {
+    let key = state_key(series);
+    let Some(stored) = store.get::<StoredForecast>(Tree::Forecasts, &key)? else {
+        return Ok(None);
+    };
+    let f = stored.forecaster;
+    let midnight = |day: i64| Timestamp::from_millis(day * 86_400_000);
+    let history = store
+        .capacity_days(&key)?
+        .iter()
+        .filter_map(|d| Some((midnight(d.day), f64::from(d.busy?))))
+        .collect();
+    let forecast = if f.days >= min_days {
+        (1..=CHART_DAYS)
+            .map(|h| {
+                let (low, value, high) = f.band(h);
+                (midnight(f.origin() + i64::from(h)), low, value, high)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Some(CapacityChart {
+        history,
+        forecast,
+        levels: LEVELS.to_vec(),
+    }))
+}
+
+/// Query of `GET /api/v1/capacity/chart`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChartQuery {
+    device: String,
+    object: String,
+    /// `in` (default) or `out`.
+    direction: Option<String>,
+}
+
+/// `GET /api/v1/capacity/chart?device=D&object=O&direction=in|out`.
+async fn chart(
+    State(s): State<HttpState>,
+    query: Result<Query<ChartQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let metric = match q.direction.as_deref() {
+        None | Some("in") => Metric::UtilisationInPct,
+        Some("out") => Metric::UtilisationOutPct,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "direction `{}`: expected in or out",
+                printable(other)
+            )));
+        }
+    };
+    let series = SeriesKey {
+        device: q.device,
+        object: q.object,
+        metric,
+    };
+    let store = s.store.clone();
+    let min_days = ForecastConfig::days(s.config.borrow().forecast.min_history);
+    let found = tokio::task::spawn_blocking(move || chart_of(&store, &series, min_days))
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .map_err(unavailable)?;
+    match found {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no forecast for that link",
+        )),
+    }
 }
 
 fn pct(v: Option<f64>) -> String {

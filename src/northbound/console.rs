@@ -1,4 +1,5 @@
-//! The web console: `GET /` (the live alarm list) and `GET /dashboard` (MTTA/MTTR), served
+//! The web console: `GET /` (the live alarm list), `GET /dashboard` (MTTA/MTTR) and
+//! `GET /capacity` (links' capacity and forecasts), served
 //! from files embedded in the binary, and `GET /api/v1/console`, what the page needs to know
 //! of the config (devices with their sites, response targets, highlight times).
 //!
@@ -36,6 +37,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("console.js", JS),
     asset!("common.js", JS),
     asset!("dashboard.js", JS),
+    asset!("capacity.js", JS),
     asset!("console.css", CSS),
     // uPlot, vendored with its licence.
     asset!("vendor/uPlot.iife.min.js", JS),
@@ -50,6 +52,10 @@ pub fn routes() -> Router<HttpState> {
         .route(
             "/dashboard",
             get(|| page(include_str!("console/dashboard.html"))),
+        )
+        .route(
+            "/capacity",
+            get(|| page(include_str!("console/capacity.html"))),
         )
         .route("/console/{*file}", get(asset))
         .route("/api/v1/console", get(settings))
