@@ -127,7 +127,7 @@ pub fn demo(
     let http = config.http.listen;
     println!(
         "noctua demo: a simulated network of {} devices; the first alarms come within 20 s.\n\
-         console    http://{http}/   (dashboard: /dashboard)\n\
+         console    http://{http}/   (dashboard: /dashboard, capacity: /capacity)\n\
          token      {} (paste it into the console to ack and clear)\n\
          alarms     noctua alarms tail --server http://{http}\n\
          metrics    curl -s http://{http}/metrics\n\

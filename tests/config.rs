@@ -578,6 +578,9 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
         ),
         ("actions", "breaker-failures", "0", "expected 1 to 1000"),
         ("forecast", "min-history", "\"2d\"", "expected 7d to 365d"),
+        ("precursors", "window", "\"1d\"", "expected 4d to 30d"),
+        ("precursors", "reboots", "1", "expected 2 to 1000"),
+        ("precursors", "link-flaps", "0", "expected 2 to 10000"),
         ("forecast", "agree", "0", "expected 1 to 30"),
         (
             "forecast",
@@ -602,6 +605,12 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
             assert!(hit.2.contains("such as \"30s\""), "{}", hit.2);
         }
     }
+    let got = issues("[precursors]\nrise = 1.0\n");
+    assert_eq!(
+        (got[0].0, got[0].1.as_str()),
+        (2, "precursors.rise"),
+        "{got:?}"
+    );
     let got = issues("[forecast]\nfloor = 2.0\n");
     assert_eq!(
         (got[0].0, got[0].1.as_str()),
@@ -685,8 +694,12 @@ fn the_demo_config_is_the_embedded_default_with_the_demo_network_over_it() {
     assert_eq!(c.devices.len(), 11);
     assert!(c.netflow.enabled);
     assert_eq!(c.alarms.clear_hold_down, std::time::Duration::from_secs(5));
-    // What the overlay does not name stays the default's.
-    assert_eq!(c.thresholds, default.thresholds);
+    // What the overlay does not name stays the default's: the family levels; it adds only the
+    // backhaul's rule.
+    assert_eq!(c.thresholds.utilisation, default.thresholds.utilisation);
+    assert_eq!(c.thresholds.latency, default.thresholds.latency);
+    let names: Vec<&str> = c.thresholds.rule.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["backhaul"]);
     assert_eq!(c.tiers, default.tiers);
     assert_eq!(c.alarms.flap_threshold, default.alarms.flap_threshold);
     assert_eq!(c.netflow.max_templates, default.netflow.max_templates);

@@ -116,6 +116,22 @@ fn predictions(scenario: &str) -> Vec<(i64, String, String, String)> {
 
 /// [`predictions`], run in `dir`, into its store if `keep`.
 fn predictions_in(scenario: &str, dir: &Path, keep: bool) -> Vec<(i64, String, String, String)> {
+    transitions_of(
+        scenario,
+        dir,
+        keep,
+        "utilisation_in_pct_predicted_threshold",
+    )
+}
+
+/// The transitions of `condition` in a replay of `scenario` in `dir` (into its store if
+/// `keep`): (day of the month, kind, severity, text).
+fn transitions_of(
+    scenario: &str,
+    dir: &Path,
+    keep: bool,
+    condition: &str,
+) -> Vec<(i64, String, String, String)> {
     let (jsonl, toml) = (dir.join("month.jsonl"), dir.join("lab.toml"));
     std::fs::write(&jsonl, scenario).unwrap();
     std::fs::write(
@@ -139,7 +155,7 @@ fn predictions_in(scenario: &str, dir: &Path, keep: bool) -> Vec<(i64, String, S
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["condition"] == "utilisation_in_pct_predicted_threshold")
+        .filter(|v| v["condition"] == condition)
         .map(|v| {
             let at = v["at"].as_str().unwrap();
             let ms = Timestamp::parse_rfc3339(at).unwrap().as_millis();
@@ -332,4 +348,92 @@ fn the_capacity_report_gives_each_link_its_p95_busy_hour_growth_and_days_to_leve
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 2, "{csv}");
+}
+
+/// A scenario of `days` days: one interface's errors a second every 15 minutes, each day's
+/// level `level(day)` with a little noise.
+fn errors(days: i64, level: impl Fn(i64) -> f64) -> String {
+    let start = 1_793_577_600_i64;
+    (0..days * 96)
+        .map(|i| {
+            let at = Timestamp::from_millis((start + i * 900) * 1000);
+            let noise = 1.0 + 0.2 * ((i as f64 * 12.9898).sin() * 43_758.547).fract();
+            let value = level(i / 96) * noise;
+            format!("{{\"at\":\"{at}\",\"device\":\"bh-r1\",\"object\":\"ifIndex=3\",\"metric\":\"errors_per_sec\",\"value\":{value:.3}}}\n")
+        })
+        .collect()
+}
+
+/// Errors doubling every three days raise a degradation warning that names the evidence once
+/// the 7-day window shows it, and it clears when they stop climbing; steady errors raise none.
+#[test]
+fn rising_interface_errors_raise_a_degradation_warning_with_its_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.05/s doubling every 3 days for 12 days, then level for 10.
+    let rising = errors(22, |d| 0.05 * 2f64.powf(d.min(12) as f64 / 3.0));
+    let found = transitions_of(&rising, dir.path(), false, "degradation:errors_per_sec");
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (day, kind, severity, text) = &found[0];
+    assert_eq!((kind.as_str(), severity.as_str()), ("raised", "WARNING"));
+    // A window may miss one of its 7 days: the first with 6 finished days is judged at day
+    // 6's start.
+    assert_eq!(*day, 6, "{found:?}");
+    assert!(
+        text.starts_with("errors_per_sec rising for 6 days: daily mean from ")
+            && text.contains("higher than the day before on"),
+        "{text}"
+    );
+    let (day, kind, _, _) = &found[1];
+    assert_eq!(kind, "cleared");
+    assert!((13..=19).contains(day), "cleared on day {day}: {found:?}");
+    let steady = errors(22, |_| 0.5);
+    assert_eq!(
+        transitions_of(&steady, dir.path(), false, "degradation:errors_per_sec"),
+        vec![]
+    );
+}
+
+/// Three reboots of one device within 7 days raise `degradation:reboots` listing when; it
+/// clears once the window holds fewer.
+#[test]
+fn repeated_reboots_raise_a_degradation_warning_that_clears_when_they_age_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let day =
+        |d: i64, h: i64| Timestamp::from_millis((1_793_577_600 + d * 86_400 + h * 3600) * 1000);
+    let mut scenario = String::new();
+    for (d, h) in [(0, 3), (2, 4), (5, 5)] {
+        scenario.push_str(&format!(
+            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"event\":\"reboot\"}}\n",
+            day(d, h)
+        ));
+    }
+    // Time passes hour by hour until day 9.
+    for h in 1..9 * 24 {
+        scenario.push_str(&format!("{{\"at\":\"{}\"}}\n", day(0, h)));
+    }
+    scenario = {
+        let mut lines: Vec<&str> = scenario.lines().collect();
+        lines.sort_by_key(|l| l[7..31].to_owned());
+        lines.join("\n") + "\n"
+    };
+    let found = transitions_of(&scenario, dir.path(), false, "degradation:reboots");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        (found[0].0, found[0].1.as_str()),
+        (5, "raised"),
+        "{found:?}"
+    );
+    assert!(
+        found[0]
+            .3
+            .starts_with("rebooted 3 times within 7 days: 2026-11-02T03:00"),
+        "{}",
+        found[0].3
+    );
+    // The first reboot leaves the window on day 7 at 03:00, checked on the hour.
+    assert_eq!(
+        (found[1].0, found[1].1.as_str()),
+        (7, "cleared"),
+        "{found:?}"
+    );
 }

@@ -288,3 +288,36 @@ impl ForecastConfig {
         u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX)
     }
 }
+
+/// `[precursors]`: degradation warnings from trends and recurring events over a window
+/// (`forecast/precursor.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PrecursorsConfig {
+    /// Whether precursors raise warnings.
+    pub enabled: bool,
+    /// The window, in whole days.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Errors, discards or loss: the last days at least this many times the first.
+    pub rise: f64,
+    /// A probe's latency p95: the same.
+    pub latency_rise: f64,
+    /// Reboots of one device within the window.
+    pub reboots: u32,
+    /// Link downs of one interface within the window.
+    pub link_flaps: u32,
+}
+
+impl Default for PrecursorsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(7 * 86_400),
+            rise: 2.0,
+            latency_rise: 1.5,
+            reboots: 3,
+            link_flaps: 10,
+        }
+    }
+}

@@ -80,6 +80,12 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     );
     p.duration(at("warning-within"), f.warning_within, DAY, 365 * DAY);
 
+    let (pr, at) = (&config.precursors, |k| root("precursors").key(k));
+    // The trend test needs four days at least; a trend keeps 30.
+    p.duration(at("window"), pr.window, 4 * DAY, 30 * DAY);
+    p.count(at("reboots"), pr.reboots as usize, 2, 1_000);
+    p.count(at("link-flaps"), pr.link_flaps as usize, 2, 10_000);
+
     let (a, at) = (&config.alarms, |k| root("alarms").key(k));
     p.duration(
         at("clear-hold-down"),

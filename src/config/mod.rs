@@ -27,7 +27,8 @@ pub use actions::{
 pub use alarms::{AlarmsConfig, ReportsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{
-    AnomalyConfig, Directions, ForecastConfig, ThresholdLevels, ThresholdRule, Thresholds,
+    AnomalyConfig, Directions, ForecastConfig, PrecursorsConfig, ThresholdLevels, ThresholdRule,
+    Thresholds,
 };
 pub use devices::{DeviceConfig, InterfaceConfig};
 pub use impact::{ComplaintsConfig, ImpactConfig, MemberConfig, Reduce, ServiceConfig};
@@ -116,6 +117,9 @@ pub struct Config {
     /// Predictive alarms.
     #[serde(default)]
     pub forecast: ForecastConfig,
+    /// Precursors of failure.
+    #[serde(default)]
+    pub precursors: PrecursorsConfig,
     /// Action rules (`[[action]]`).
     #[serde(default, rename = "action")]
     pub actions_rules: Vec<ActionRule>,

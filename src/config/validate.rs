@@ -61,6 +61,15 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         }
     }
     validate_levels(&an.levels(), root("anomaly"), problems);
+    let pr = &config.precursors;
+    for (key, v) in [("rise", pr.rise), ("latency-rise", pr.latency_rise)] {
+        if !(v > 1.0 && v <= 100.0) {
+            problems.push((
+                root("precursors").key(key),
+                "expected a ratio above 1 and at most 100".to_owned(),
+            ));
+        }
+    }
     let f = config.forecast.floor;
     if !(0.0..=1.0).contains(&f) {
         problems.push((

@@ -24,6 +24,7 @@
 
 pub mod backtest;
 pub mod capacity;
+pub mod precursor;
 pub mod predict;
 
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,8 @@ pub struct StoredForecast {
     pub predictor: predict::Predictor,
     /// A link's day of utilisation so far (utilisation series only).
     pub today: Option<capacity::DayUse>,
+    /// The series' days for a precursor's trend (errors, discards, loss, latency).
+    pub trend: Option<precursor::Trend>,
 }
 
 /// A finished day, as learned.

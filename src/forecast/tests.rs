@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::Severity;
+use crate::model::{Metric, Severity};
 
 const MIN_MS: i64 = 60_000;
 
@@ -184,4 +184,37 @@ proptest! {
             }
         }
     }
+}
+
+/// A probe whose latency p95 climbs from 20 ms to 60 ms over a week is a precursor (its
+/// median barely moves: only the tail grows); one whose p95 holds is not.
+#[test]
+fn a_climbing_latency_p95_is_a_precursor_and_a_steady_one_is_not() {
+    use super::precursor::{Rules, Trend};
+    let rules = Rules {
+        days: 7,
+        rise: 2.0,
+        latency_rise: 1.5,
+        reboots: 3,
+        link_flaps: 10,
+    };
+    let run = |tail: &dyn Fn(i64) -> f64| {
+        let mut t = Trend::default();
+        let mut said = None;
+        for i in 0..8 * 288 {
+            let day = i / 288;
+            // Every tenth probe is in the tail.
+            let v = if i % 10 == 0 { tail(day) } else { 12.0 };
+            if t.step(Metric::LatencyMs, Timestamp::from_millis(i * 300_000), v) {
+                said = t.evidence(Metric::LatencyMs, &rules);
+            }
+        }
+        said
+    };
+    let climbing = run(&|d| 20.0 + 6.0 * d as f64).expect("a climbing p95 is a precursor");
+    assert!(
+        climbing.starts_with("latency_ms rising for 7 days: daily p95 from "),
+        "{climbing}"
+    );
+    assert_eq!(run(&|_| 40.0), None);
 }

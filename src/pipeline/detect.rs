@@ -12,6 +12,7 @@ use crate::detect::{Detector, StoredSeries, StoredSeriesV1};
 use crate::message::{AlarmInput, ComplaintCommand, Ingest};
 use crate::model::{Alarm, Sample};
 use crate::pipeline::forecast::Forecasts;
+use crate::pipeline::precursor::Recurrences;
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Metrics;
 
@@ -52,8 +53,13 @@ pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
 
 /// Writes every series' detector and forecast state; failures are logged, and the next save
 /// tries again.
-fn save(detector: &Detector, forecasts: &mut Forecasts, store: &Store) {
-    let mut failed = 0usize;
+fn save(
+    detector: &Detector,
+    forecasts: &mut Forecasts,
+    recurrences: &mut Recurrences,
+    store: &Store,
+) {
+    let mut failed = recurrences.save(store);
     for (key, stored) in detector.export() {
         if store.put(Tree::DetectorState, &key, &stored).is_err() {
             failed += 1;
@@ -78,7 +84,7 @@ fn save(detector: &Detector, forecasts: &mut Forecasts, store: &Store) {
 /// The detection task: runs until the sample channel closes, then saves its state and drops its
 /// verdict sender so the alarm stage drains and ends in turn.
 pub async fn run_stage(
-    (mut detector, mut forecasts): (Detector, Forecasts),
+    (mut detector, mut forecasts, mut recurrences): (Detector, Forecasts, Recurrences),
     mut samples: mpsc::Receiver<Ingest>,
     verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
@@ -94,18 +100,19 @@ pub async fn run_stage(
         let n = tokio::select! {
             n = samples.recv_many(&mut batch, 256) => n,
             _ = save_timer.tick() => {
-                save(&detector, &mut forecasts, &store);
+                save(&detector, &mut forecasts, &mut recurrences, &store);
                 continue;
             }
         };
         if n == 0 {
-            save(&detector, &mut forecasts, &store);
+            save(&detector, &mut forecasts, &mut recurrences, &store);
             return;
         }
         if config.has_changed().unwrap_or(false) {
             let config = config.borrow_and_update();
             detector.reconfigure(&config);
             forecasts.reconfigure(&config);
+            recurrences.reconfigure(&config);
         }
         let samples: Vec<&Sample> = batch
             .iter()
@@ -125,10 +132,10 @@ pub async fn run_stage(
             let out = match item {
                 Ingest::Sample(_) => {
                     // One result and one prediction per sample.
-                    let prediction = predicted.next().flatten();
+                    let said = predicted.next().into_iter().flatten().flatten();
                     match evaluated.next() {
                         Some(Ok(evaluation)) => {
-                            for v in evaluation.verdicts.into_iter().chain(prediction) {
+                            for v in evaluation.verdicts.into_iter().chain(said) {
                                 metrics
                                     .detect_verdicts
                                     .with_label_values(&[v.severity.name()])
@@ -147,8 +154,24 @@ pub async fn run_stage(
                     }
                     continue;
                 }
-                Ingest::Event(e) => AlarmInput::Event(e),
-                Ingest::Tick(t) => AlarmInput::Tick(t),
+                Ingest::Event(e) => {
+                    let degraded = recurrences.on_event(&e);
+                    if verdicts.send(AlarmInput::Event(e)).await.is_err() {
+                        return;
+                    }
+                    match degraded {
+                        Some(v) => AlarmInput::Verdict(v),
+                        None => continue,
+                    }
+                }
+                Ingest::Tick(t) => {
+                    for v in recurrences.on_tick(t) {
+                        if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
+                            return;
+                        }
+                    }
+                    AlarmInput::Tick(t)
+                }
                 Ingest::Ack(a) => AlarmInput::Ack(a),
                 Ingest::Complaint(c) => {
                     // Nobody waits for a replayed complaint's answer; a refused one (a

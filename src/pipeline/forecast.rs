@@ -3,14 +3,20 @@
 //! accepted. Once a day per series the forecast is held against the series' major and critical
 //! levels (the levels detection judges it by, `detect::rules`), and a change of the prediction
 //! becomes a verdict that flows through the alarm manager like any other: dedup, maintenance,
-//! targets, MQTT. State is kept in the store (`forecast_state`) with the detector's.
+//! targets, MQTT. Errors, discards, loss and latency series also keep their last days for a
+//! precursor's trend (`forecast::precursor`), judged at the same day's end and raised as a
+//! `degradation:{metric}` warning. State is kept in the store (`forecast_state`) with the
+//! detector's.
 
 use std::collections::HashMap;
 
-use crate::config::{Config, DeviceConfig, ForecastConfig, ThresholdLevels, Thresholds};
+use crate::config::{
+    Config, DeviceConfig, ForecastConfig, PrecursorsConfig, ThresholdLevels, Thresholds,
+};
 use crate::detect::series::{Fingerprint, SeriesTable};
 use crate::detect::{parse_state_key, rules, state_key};
 use crate::forecast::capacity::DayUse;
+use crate::forecast::precursor::{self, Trend};
 use crate::forecast::predict::{Horizons, Outlook, Predictor};
 use crate::forecast::{Day, Forecaster, STATE_VERSION, StoredForecast};
 use crate::message::Verdict;
@@ -24,17 +30,19 @@ use crate::store::{Store, StoreError, Tree};
 /// each metric of an object has its own, as `_threshold` alarms do.
 pub const CONDITION: &str = "_predicted_threshold";
 
-/// One series: 136 bytes, and a link's day of utilisation (about 250 bytes).
+/// One series: 144 bytes, and a link's day of utilisation (about 250 bytes) or a precursor's
+/// days (up to 30 values, and for latency 64 bins).
 #[derive(Debug, Clone, Default)]
 struct Slot {
     forecaster: Forecaster,
     predictor: Predictor,
     today: Option<Box<DayUse>>,
+    trend: Option<Box<Trend>>,
     /// Which threshold rule judges the series (`None` until resolved, as in detection).
     rule: Option<Option<u16>>,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 136);
+const _: () = assert!(std::mem::size_of::<Slot>() <= 144);
 
 /// The series forecast: whose crossing of a level means trouble coming.
 pub fn forecast_kind(metric: Metric) -> bool {
@@ -44,10 +52,32 @@ pub fn forecast_kind(metric: Metric) -> bool {
     )
 }
 
+/// Whether a series has a slot: forecast, or watched for a precursor's trend.
+fn watched(metric: Metric) -> bool {
+    forecast_kind(metric) || precursor::floor(metric).is_some()
+}
+
+/// The precursors' rules from their config.
+pub fn precursor_rules(c: &PrecursorsConfig) -> precursor::Rules {
+    precursor::Rules {
+        days: ForecastConfig::days(c.window),
+        rise: c.rise,
+        latency_rise: c.latency_rise,
+        reboots: c.reboots,
+        link_flaps: c.link_flaps,
+    }
+}
+
+/// What one sample led to: a predictive alarm's change, a precursor's, both or neither.
+pub type Said = [Option<Verdict>; 2];
+
 /// Every forecast series, and the rules their predictions follow.
 #[derive(Debug)]
 pub struct Forecasts {
     config: ForecastConfig,
+    precursors: precursor::Rules,
+    /// Off: standing precursor warnings clear at their series' next day.
+    precursors_on: bool,
     thresholds: Thresholds,
     devices: HashMap<String, DeviceConfig>,
     series: SeriesTable<Slot>,
@@ -62,6 +92,8 @@ impl Forecasts {
     pub fn new(config: &Config) -> Self {
         Self {
             config: config.forecast.clone(),
+            precursors: precursor_rules(&config.precursors),
+            precursors_on: config.precursors.enabled,
             thresholds: config.thresholds.clone(),
             devices: config
                 .devices
@@ -87,6 +119,7 @@ impl Forecasts {
             let slot = slot(&mut me.series, &series);
             (slot.forecaster, slot.predictor) = (s.forecaster, s.predictor);
             slot.today = s.today.map(Box::new);
+            slot.trend = s.trend.map(Box::new);
         }
         if skipped > 0 {
             tracing::warn!(skipped, "forecast state not understood for some series");
@@ -97,13 +130,18 @@ impl Forecasts {
         Ok(me)
     }
 
-    /// Agrees with an active predictive alarm (saved state is a few minutes old at worst).
+    /// Agrees with an active predictive or trend alarm (saved state is a few minutes old at
+    /// worst), so a restart neither raises it again nor forgets to clear it.
     fn reassert(&mut self, alarm: &Alarm) {
-        let Some(metric) = alarm
-            .condition
-            .strip_suffix(CONDITION)
-            .and_then(Metric::from_name)
-        else {
+        let c = &alarm.condition;
+        let (predicted, metric) = match c.strip_suffix(CONDITION) {
+            Some(m) => (true, Metric::from_name(m)),
+            None => (
+                false,
+                c.strip_prefix(DEGRADATION).and_then(Metric::from_name),
+            ),
+        };
+        let Some(metric) = metric else {
             return;
         };
         let series = SeriesKey {
@@ -111,9 +149,12 @@ impl Forecasts {
             object: alarm.object.clone(),
             metric,
         };
-        slot(&mut self.series, &series)
-            .predictor
-            .reassert(alarm.perceived_severity);
+        let slot = slot(&mut self.series, &series);
+        if predicted {
+            slot.predictor.reassert(alarm.perceived_severity);
+        } else {
+            slot.trend.get_or_insert_default().raised = true;
+        }
     }
 
     /// Every series' state, for the store.
@@ -124,6 +165,7 @@ impl Forecasts {
                 forecaster: s.forecaster,
                 predictor: s.predictor,
                 today: s.today.as_deref().cloned(),
+                trend: s.trend.as_deref().cloned(),
             };
             (state_key(series), stored)
         })
@@ -158,12 +200,12 @@ impl Forecasts {
         &mut self,
         samples: &[&Sample],
         accepted: impl Fn(usize) -> bool,
-        out: &mut Vec<Option<Verdict>>,
+        out: &mut Vec<Said>,
     ) {
         let mut ahead = std::mem::take(&mut self.ahead);
         ahead.clear();
         for (i, sample) in samples.iter().enumerate() {
-            let id = (accepted(i) && forecast_kind(sample.series.metric))
+            let id = (accepted(i) && watched(sample.series.metric))
                 .then(|| self.series.fingerprint(&sample.series));
             if let Some(id) = id {
                 self.series.prefetch(id);
@@ -179,29 +221,30 @@ impl Forecasts {
             }
         }
         for (sample, (id, found)) in samples.iter().zip(&ahead) {
-            out.push(id.and_then(|id| self.step_found(sample, id, *found)));
+            out.push(id.map_or([None, None], |id| self.step_found(sample, id, *found)));
         }
         self.ahead = ahead;
     }
 
-    fn step_found(
-        &mut self,
-        sample: &Sample,
-        id: Fingerprint,
-        found: Option<usize>,
-    ) -> Option<Verdict> {
+    fn step_found(&mut self, sample: &Sample, id: Fingerprint, found: Option<usize>) -> Said {
         let (slot, _) = self
             .series
             .get_or_insert_with(&sample.series, id, found, Slot::default);
-        let day = slot.forecaster.step(sample.at, sample.value);
         let series = &sample.series;
+        let degraded = trend(slot, &self.precursors, self.precursors_on, sample);
+        if !forecast_kind(series.metric) {
+            return [None, degraded];
+        }
+        let day = slot.forecaster.step(sample.at, sample.value);
         if series.metric.kind() == MetricKind::Utilisation
             && let Some(mut done) = DayUse::step(&mut slot.today, sample.at, sample.value)
         {
             done.busy = day.filter(|d| d.day == done.day).map(|d| d.busy as f32);
             self.finished.push((state_key(series), *done));
         }
-        let day = day?;
+        let Some(day) = day else {
+            return [None, degraded];
+        };
         let kind = series.metric.kind();
         let rule = *slot.rule.get_or_insert_with(|| {
             rules::matching_rule(
@@ -213,8 +256,40 @@ impl Forecasts {
             .and_then(|i| u16::try_from(i).ok())
         });
         let levels = rules::levels_of(&self.thresholds, kind, rule.map(usize::from));
-        judge(&self.config, slot, levels, sample, day)
+        [judge(&self.config, slot, levels, sample, day), degraded]
     }
+}
+
+/// The condition prefix of a precursor: `degradation:errors_per_sec`.
+const DEGRADATION: &str = "degradation:";
+
+/// Steps a series' precursor trend; at a day's end, its warning's change.
+fn trend(slot: &mut Slot, rules: &precursor::Rules, on: bool, sample: &Sample) -> Option<Verdict> {
+    let metric = sample.series.metric;
+    precursor::floor(metric)?;
+    let t = slot.trend.get_or_insert_default();
+    if !t.step(metric, sample.at, sample.value) {
+        return None;
+    }
+    let evidence = t.evidence(metric, rules).filter(|_| on);
+    if evidence.is_some() == t.raised {
+        return None;
+    }
+    t.raised = evidence.is_some();
+    let text = evidence.unwrap_or_else(|| {
+        format!(
+            "{} no longer rising over {} days",
+            metric.name(),
+            rules.days
+        )
+    });
+    Some(precursor::verdict(
+        sample.series.clone(),
+        sample.at,
+        metric.name(),
+        t.raised,
+        text,
+    ))
 }
 
 /// A series' slot, made if new.

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod detect;
 pub mod edges;
 pub mod forecast;
+pub mod precursor;
 pub mod replay;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ impl Pipeline {
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
         let detector = detect::restore(&config, &store)?;
         let forecasts = forecast::Forecasts::restore(&config, &store)?;
+        let recurrences = precursor::Recurrences::restore(&config, &store)?;
         let engine = alarm::load_impact(&config, &store, &manager)?;
         // A replay (the data clock) plans every action as a dry run: it never runs anything.
         let (order_tx, order_rx) = mpsc::unbounded_channel();
@@ -94,7 +96,7 @@ impl Pipeline {
         };
         let stages = TaskTracker::new();
         stages.spawn(detect::run_stage(
-            (detector, forecasts),
+            (detector, forecasts, recurrences),
             sample_rx,
             alarm_tx.clone(),
             config_rx.clone(),

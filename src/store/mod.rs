@@ -98,12 +98,14 @@ pub enum Tree {
     /// Each link's day of utilisation for capacity reports: series key, U+001F and the day
     /// (big-endian, so a link's days are in order) → busy hour and 5-minute averages.
     Capacity,
+    /// Reboots and link downs counted for precursors, by device, object and what.
+    Precursors,
     /// Schema version, run markers, counters.
     Meta,
 }
 
 impl Tree {
-    const ALL: [Tree; 16] = [
+    const ALL: [Tree; 17] = [
         Tree::ActiveAlarms,
         Tree::Journal,
         Tree::Faults,
@@ -119,6 +121,7 @@ impl Tree {
         Tree::FaultReports,
         Tree::Forecasts,
         Tree::Capacity,
+        Tree::Precursors,
         Tree::Meta,
     ];
 
@@ -140,6 +143,7 @@ impl Tree {
             Tree::FaultReports => "fault_reports",
             Tree::Forecasts => "forecast_state",
             Tree::Capacity => "capacity_days",
+            Tree::Precursors => "precursor_events",
             Tree::Meta => "meta",
         }
     }
