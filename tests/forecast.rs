@@ -132,11 +132,24 @@ fn transitions_of(
     keep: bool,
     condition: &str,
 ) -> Vec<(i64, String, String, String)> {
+    transitions_with(scenario, dir, keep, condition, "")
+}
+
+/// [`transitions_of`] with `extra` config.
+fn transitions_with(
+    scenario: &str,
+    dir: &Path,
+    keep: bool,
+    condition: &str,
+    extra: &str,
+) -> Vec<(i64, String, String, String)> {
     let (jsonl, toml) = (dir.join("month.jsonl"), dir.join("lab.toml"));
     std::fs::write(&jsonl, scenario).unwrap();
     std::fs::write(
         &toml,
-        "[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.10\"\nrole = \"router\"\n",
+        format!(
+            "{extra}\n[[device]]\nname = \"bh-r1\"\naddress = \"192.0.2.10\"\nrole = \"router\"\n"
+        ),
     )
     .unwrap();
     let mut replay = Command::new(BIN);
@@ -436,4 +449,48 @@ fn repeated_reboots_raise_a_degradation_warning_that_clears_when_they_age_out() 
         (7, "cleared"),
         "{found:?}"
     );
+}
+
+/// An anomaly alarm's text carries the score's trace up to the raise: the engineer (and the
+/// post-incident report, which quotes the raise) sees how it climbed, not only where it ended.
+#[test]
+fn an_anomaly_alarm_shows_how_its_score_climbed() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_793_577_600_i64;
+    let mut scenario = String::new();
+    // Two days every 5 minutes near 30 %, then a climb of 3 points a sample.
+    for i in 0..(2 * 288 + 24) {
+        let at = Timestamp::from_millis((start + i * 300) * 1000);
+        let x = (i as f64 * 12.9898).sin() * 43_758.547;
+        let noise = x - x.floor();
+        let value = if i < 2 * 288 {
+            30.0 + 2.0 * noise
+        } else {
+            30.0 + 3.0 * (i - 2 * 288) as f64
+        };
+        scenario.push_str(&format!(
+            "{{\"at\":\"{at}\",\"device\":\"bh-r1\",\"object\":\"ifIndex=3\",\"metric\":\"utilisation_in_pct\",\"value\":{value:.2}}}\n"
+        ));
+    }
+    let found = transitions_with(
+        &scenario,
+        dir.path(),
+        false,
+        "utilisation_in_pct_anomaly_high",
+        "[anomaly]\nseason = \"2h\"\n",
+    );
+    let (_, kind, _, text) = found.first().expect("no anomaly alarm");
+    assert_eq!(kind, "raised", "{found:?}");
+    let trace = text
+        .split("; score trace:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let scores: Vec<f64> = trace
+        .split_whitespace()
+        .skip(1)
+        .step_by(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(scores.len() >= 2, "{text}");
+    assert!(scores.windows(2).all(|w| w[1] >= w[0] - 0.05), "{text}");
 }

@@ -236,3 +236,44 @@ fn a_report_shows_the_actions_taken_step_by_step() {
         assert!(md.contains(line), "{line}\n{md}");
     }
 }
+
+/// A report gives the device's probe latency p95 by day around the fault: the days before it
+/// steady, the day of it high, so the context says when the trouble began.
+#[test]
+fn a_report_gives_the_probe_p95_by_day_around_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_793_577_600_i64; // 2026-11-02T00:00:00Z
+    let mut scenario = String::new();
+    // Eight days of probes every 15 minutes near 14 ms; on day 6 from 10:00, two hours at
+    // 640 ms (a critical latency alarm that clears).
+    for i in 0..8 * 96 {
+        let at = noctua::model::Timestamp::from_millis((start + i * 900) * 1000);
+        let high = (6 * 96 + 40..6 * 96 + 48).contains(&i);
+        let value = if high { 640.0 } else { 14.0 + (i % 5) as f64 };
+        scenario.push_str(&format!(
+            "{{\"at\":\"{at}\",\"device\":\"bh-r1\",\"object\":\"icmp\",\"metric\":\"latency_ms\",\"value\":{value}}}\n"
+        ));
+    }
+    let jsonl = dir.path().join("probes.jsonl");
+    std::fs::write(&jsonl, scenario).unwrap();
+    let config = replay_into(dir.path(), &jsonl, &fixture("backhaul-outage.toml"));
+    let json: serde_json::Value = serde_json::from_str(&text(&noctua(
+        &config,
+        &["faults", "report", "1", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(json["condition"], "latency_ms_threshold", "{json}");
+    let days = json["context"]["probeP95"].as_array().unwrap();
+    // Days 3 to 7 (three before the raise to the one after the clear), day 7 not yet over.
+    let dates: Vec<&str> = days.iter().map(|d| &d[0].as_str().unwrap()[..10]).collect();
+    assert_eq!(
+        dates,
+        ["2026-11-05", "2026-11-06", "2026-11-07", "2026-11-08"],
+        "{json}"
+    );
+    let ms: Vec<f64> = days.iter().map(|d| d[1].as_f64().unwrap()).collect();
+    assert!(ms[..3].iter().all(|v| (14.0..20.0).contains(v)), "{ms:?}");
+    assert!(ms[3] > 500.0, "{ms:?}");
+    let md = text(&noctua(&config, &["faults", "report", "1"]));
+    assert!(md.contains("| probe p95 by day | 11-05 "), "{md}");
+}

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use super::report::duration;
 use crate::config::{ReportsConfig, Tiers};
 use crate::model::{
-    ActionRecord, AlarmEvent, Complaint, Cost, FaultRecord, Handling, IncidentReport, Recurrence,
-    Review, SuppressedAlarm, Suppression, TimelineEntry, Timestamp, TransitionKind, named_enum,
+    ActionRecord, AlarmEvent, Complaint, Context, Cost, FaultRecord, Handling, IncidentReport,
+    Metric, Recurrence, Review, SuppressedAlarm, Suppression, TimelineEntry, Timestamp,
+    TransitionKind, named_enum,
 };
 
 /// What a report is assembled from.
@@ -26,6 +27,8 @@ pub struct Sources<'a> {
     pub complaints: &'a [Complaint],
     /// What engineers concluded, if they did.
     pub review: Option<Review>,
+    /// The device's probe latency p95 by day (midnight UTC; ms), as far back as it is kept.
+    pub probe_p95: &'a [(Timestamp, f64)],
 }
 
 /// Assembles the report.
@@ -125,7 +128,23 @@ pub fn assemble(
         cost,
         review: s.review.clone().unwrap_or_default(),
         assembled_at: now,
+        context: Context {
+            probe_p95: around(s.probe_p95, f.raised_at, f.cleared_at.unwrap_or(now)),
+        },
     }
+}
+
+/// The days from three before `from` to the one after `until`.
+fn around(days: &[(Timestamp, f64)], from: Timestamp, until: Timestamp) -> Vec<(Timestamp, f64)> {
+    const DAY_MS: i64 = 86_400_000;
+    let (first, last) = (
+        from.as_millis().div_euclid(DAY_MS) - 3,
+        until.as_millis().div_euclid(DAY_MS) + 1,
+    );
+    days.iter()
+        .filter(|(d, _)| (first..=last).contains(&d.as_millis().div_euclid(DAY_MS)))
+        .copied()
+        .collect()
 }
 
 /// Transitions, notes, actions and complaints, in time order.
@@ -320,8 +339,21 @@ named_enum!(
 
 /// Renders the report.
 pub fn render(r: &IncidentReport, format: ReportFormat) -> String {
+    /// The report with its context, which the store keeps beside it.
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        #[serde(flatten)]
+        report: &'a IncidentReport,
+        context: &'a crate::model::Context,
+    }
     match format {
-        ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+        ReportFormat::Json => {
+            let shown = Shown {
+                report: r,
+                context: &r.context,
+            };
+            serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n"
+        }
         ReportFormat::Md => markdown(r),
         ReportFormat::Html => html(r),
     }
@@ -373,6 +405,22 @@ pub fn markdown(r: &IncidentReport) -> String {
     };
     row(&mut o, "cleared", &cleared);
     row(&mut o, "evidence", &r.evidence);
+    if !r.context.probe_p95.is_empty() {
+        let days: Vec<String> = r
+            .context
+            .probe_p95
+            .iter()
+            .map(|(day, ms)| {
+                let day = day.to_string();
+                format!(
+                    "{} {}",
+                    day.get(5..10).unwrap_or(&day),
+                    Metric::LatencyMs.show(*ms)
+                )
+            })
+            .collect();
+        row(&mut o, "probe p95 by day", &days.join(" · "));
+    }
     if let Some(root) = r.symptom_of {
         row(&mut o, "symptom of", &format!("alarm {root}"));
     }
@@ -641,7 +689,38 @@ mod tests {
             },
             review: Review::default(),
             assembled_at: t,
+            context: Context::default(),
         }
+    }
+
+    /// The probe's p95 around the fault shows in every format: the days from three before
+    /// the raise to the one after the clear, each with its value.
+    #[test]
+    fn the_probe_p95_around_the_fault_is_in_the_report() {
+        let day = |d: i64| Timestamp::from_millis(1_796_083_200_000 + d * 86_400_000);
+        let days: Vec<(Timestamp, f64)> = (-6..4)
+            .map(|d| (day(d), 14.0 + f64::from(d as i32).max(0.0) * 100.0))
+            .collect();
+        let mut r = report("latency");
+        r.context.probe_p95 = around(&days, day(0), day(1));
+        assert_eq!(r.context.probe_p95.len(), 6, "{:?}", r.context.probe_p95);
+        let md = markdown(&r);
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| probe p95 by day |"))
+            .unwrap();
+        assert_eq!(
+            row,
+            "| probe p95 by day | 11-28 14.0 ms · 11-29 14.0 ms · 11-30 14.0 ms · 12-01 14.0 ms · 12-02 114 ms · 12-03 214 ms |"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, ReportFormat::Json)).unwrap();
+        assert_eq!(json["context"]["probeP95"].as_array().unwrap().len(), 6);
+        assert_eq!(
+            json["fault"], 7,
+            "the report's own fields stay at the top level"
+        );
+        assert!(html(&r).contains("probe p95 by day"));
     }
 
     #[test]

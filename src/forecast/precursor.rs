@@ -105,6 +105,11 @@ impl Trend {
         ended
     }
 
+    /// The finished days' values, oldest first: (day since the epoch, value).
+    pub fn days(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.days.iter().map(|(d, v)| (*d, f64::from(*v)))
+    }
+
     /// The evidence of a rising trend over the window ending with the last finished day, in
     /// words; `None` if there is none.
     pub fn evidence(&self, metric: Metric, rules: &Rules) -> Option<String> {

@@ -18,11 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::ingest::SampleSink;
+pub use crate::model::PROBE_OBJECT;
 use crate::model::{Metric, Sample, SeriesKey, Timestamp};
 use crate::telemetry::Metrics;
-
-/// Object of the probe series.
-pub const PROBE_OBJECT: &str = "icmp";
 
 /// An ICMP socket, and whether the kernel hands us the IP header too (raw IPv4).
 struct Pinger {

@@ -142,4 +142,17 @@ pub struct IncidentReport {
     pub review: Review,
     /// When the report was assembled.
     pub assembled_at: Timestamp,
+    /// What the series around it showed; stored beside the report (its own key), so reports
+    /// kept before it existed still read.
+    #[serde(skip)]
+    pub context: Context,
+}
+
+/// What the device's other series showed around the fault.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Context {
+    /// The device's ICMP probe latency, each day's p95 (midnight UTC; ms), from three days
+    /// before the raise to the day after the clear.
+    pub probe_p95: Vec<(Timestamp, f64)>,
 }

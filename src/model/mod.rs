@@ -152,6 +152,9 @@ impl std::hash::Hasher for FastHasher {
 /// Object name for alarms and events on the device as a whole.
 pub const DEVICE_OBJECT: &str = "device";
 
+/// Object of a device's ICMP probe series (`latency_ms`, `loss_pct`).
+pub const PROBE_OBJECT: &str = "icmp";
+
 /// A UTC instant in milliseconds since the Unix epoch.
 ///
 /// Logic takes time as a `Timestamp` argument and never reads the clock, so replays and tests

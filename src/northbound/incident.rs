@@ -15,15 +15,17 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::detect::state_key;
 use crate::fault::incident::{ReportFormat, Sources, assemble, render};
+use crate::forecast::StoredForecast;
 use crate::model::{
-    AlarmEvent, FaultId, FaultRecord, IncidentReport, MAX_AUTHOR_BYTES, Review, Timestamp,
-    TransitionKind, printable,
+    AlarmEvent, FaultId, FaultRecord, IncidentReport, MAX_AUTHOR_BYTES, Metric, PROBE_OBJECT,
+    Review, SeriesKey, Timestamp, TransitionKind, printable,
 };
 use crate::northbound::api::authorize;
 use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
 use crate::northbound::state::HttpState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tree};
 
 /// The report of fault `id`: the one kept when it closed, or assembled now (an open fault's
 /// is provisional and not kept), always with the review as it stands. `None`: no such fault.
@@ -70,6 +72,7 @@ fn assemble_from(
     let actions = store.actions_of_fault(fault.id)?;
     let mut complaints = store.complaints()?;
     complaints.retain(|c| c.link.as_ref().is_some_and(|l| l.fault == fault.id));
+    let probe_p95 = probe_p95(store, &fault.device);
     let sources = Sources {
         fault,
         history: &history,
@@ -77,8 +80,31 @@ fn assemble_from(
         actions: &actions,
         complaints: &complaints,
         review,
+        probe_p95: &probe_p95,
     };
     Ok(assemble(&sources, &config.tiers, &config.reports, now))
+}
+
+/// The device's ICMP probe latency p95 by day, as its precursor trend keeps it (state of
+/// another version, or none, is no context rather than an error).
+fn probe_p95(store: &Store, device: &str) -> Vec<(Timestamp, f64)> {
+    let series = SeriesKey {
+        device: device.to_owned(),
+        object: PROBE_OBJECT.to_owned(),
+        metric: Metric::LatencyMs,
+    };
+    store
+        .get::<StoredForecast>(Tree::Forecasts, &state_key(&series))
+        .ok()
+        .flatten()
+        .filter(|s| s.version == crate::forecast::STATE_VERSION)
+        .and_then(|s| s.trend)
+        .map(|t| {
+            t.days()
+                .map(|(day, ms)| (Timestamp::from_millis(day * 86_400_000), ms))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Assembles and keeps the report of every closed fault at or above `[reports] min-severity`

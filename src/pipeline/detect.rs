@@ -13,6 +13,7 @@ use crate::message::{AlarmInput, ComplaintCommand, Ingest};
 use crate::model::{Alarm, Sample};
 use crate::pipeline::forecast::Forecasts;
 use crate::pipeline::precursor::Recurrences;
+use crate::pipeline::trace::Traces;
 use crate::store::{Store, StoreError, Tree};
 use crate::telemetry::Metrics;
 
@@ -94,6 +95,7 @@ pub async fn run_stage(
     let mut batch = Vec::with_capacity(256);
     let mut results = Vec::with_capacity(256);
     let mut predictions = Vec::with_capacity(256);
+    let mut traces = Traces::new(&config.borrow().anomaly);
     let mut save_timer = tokio::time::interval(SAVE_EVERY);
     save_timer.tick().await;
     loop {
@@ -113,6 +115,7 @@ pub async fn run_stage(
             detector.reconfigure(&config);
             forecasts.reconfigure(&config);
             recurrences.reconfigure(&config);
+            traces.reconfigure(&config.anomaly);
         }
         let samples: Vec<&Sample> = batch
             .iter()
@@ -130,12 +133,16 @@ pub async fn run_stage(
         let mut predicted = predictions.drain(..);
         for item in batch.drain(..) {
             let out = match item {
-                Ingest::Sample(_) => {
+                Ingest::Sample(sample) => {
                     // One result and one prediction per sample.
                     let said = predicted.next().into_iter().flatten().flatten();
                     match evaluated.next() {
                         Some(Ok(evaluation)) => {
-                            for v in evaluation.verdicts.into_iter().chain(said) {
+                            if let Some(score) = &evaluation.anomaly {
+                                traces.note(&sample.series, sample.at, score.score);
+                            }
+                            for mut v in evaluation.verdicts.into_iter().chain(said) {
+                                traces.attach(&mut v);
                                 metrics
                                     .detect_verdicts
                                     .with_label_values(&[v.severity.name()])
@@ -165,6 +172,7 @@ pub async fn run_stage(
                     }
                 }
                 Ingest::Tick(t) => {
+                    traces.sweep(t);
                     for v in recurrences.on_tick(t) {
                         if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
                             return;

@@ -13,6 +13,7 @@ pub mod edges;
 pub mod forecast;
 pub mod precursor;
 pub mod replay;
+pub mod trace;
 
 use std::sync::Arc;
 

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use super::{SCHEMA_KEY, SCHEMA_VERSION, Store, StoreError, Tree, decode};
 use crate::model::{
-    ActionRecord, Alarm, AlarmEvent, Complaint, FaultRecord, IncidentReport, MaintenanceConfig,
-    Note, Place, Review, RuleState, ServiceState,
+    ActionRecord, Alarm, AlarmEvent, Complaint, Context, FaultRecord, IncidentReport,
+    MaintenanceConfig, Note, Place, Review, RuleState, ServiceState,
 };
 
 const MAGIC: &[u8] = b"NOCTUA-BACKUP-1\n";
@@ -193,6 +193,7 @@ impl Store {
         undecodable(Tree::FaultReports, |v| {
             decode::<IncidentReport>(Tree::FaultReports, v).is_ok()
                 || decode::<Review>(Tree::FaultReports, v).is_ok()
+                || decode::<Context>(Tree::FaultReports, v).is_ok()
         })?;
         undecodable(Tree::Actions, |v| {
             decode::<ActionRecord>(Tree::Actions, v).is_ok()

@@ -10,17 +10,22 @@ use crate::model::{AlarmId, FaultId, FaultRecord, IncidentReport, Note, Review, 
 /// its own, and [`MIGRATED_NOTE`] with its place in the record for one moved from schema 2.
 const REPORT: u8 = b'r';
 const REVIEW: u8 = b'v';
+const CONTEXT: u8 = b'c';
 
-/// `r` or `v`, then the fault id (big-endian).
+/// `r`, `v` or `c`, then the fault id (big-endian).
 pub(super) fn report_key(kind: u8, id: FaultId) -> [u8; 9] {
     let mut key = [kind; 9];
     key[1..].copy_from_slice(&id.0.to_be_bytes());
     key
 }
 
-/// Both keys of a fault in the reports tree.
-pub(super) fn report_keys(id: FaultId) -> [[u8; 9]; 2] {
-    [report_key(REPORT, id), report_key(REVIEW, id)]
+/// Every key of a fault in the reports tree.
+pub(super) fn report_keys(id: FaultId) -> [[u8; 9]; 3] {
+    [
+        report_key(REPORT, id),
+        report_key(REVIEW, id),
+        report_key(CONTEXT, id),
+    ]
 }
 
 pub(super) fn note_key(fault: FaultId, at: Timestamp, unique: u64) -> [u8; 24] {
@@ -133,11 +138,25 @@ impl Store {
 
     /// The stored post-incident report of a fault, if one was assembled.
     pub fn incident_report(&self, id: FaultId) -> Result<Option<IncidentReport>, StoreError> {
-        self.get(Tree::FaultReports, &report_key(REPORT, id))
+        let Some(mut r) =
+            self.get::<IncidentReport>(Tree::FaultReports, &report_key(REPORT, id))?
+        else {
+            return Ok(None);
+        };
+        r.context = self
+            .get(Tree::FaultReports, &report_key(CONTEXT, id))?
+            .unwrap_or_default();
+        Ok(Some(r))
     }
 
-    /// Keeps a fault's post-incident report.
+    /// Keeps a fault's post-incident report, its context first (a report is never on disk
+    /// without it).
     pub fn put_incident_report(&self, r: &IncidentReport) -> Result<Ticket, StoreError> {
+        self.put(
+            Tree::FaultReports,
+            &report_key(CONTEXT, r.fault),
+            &r.context,
+        )?;
         self.put(Tree::FaultReports, &report_key(REPORT, r.fault), r)
     }
 

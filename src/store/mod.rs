@@ -87,8 +87,9 @@ pub enum Tree {
     ServiceJournal,
     /// Complaints by id, written with the transitions of the batch that changed them.
     Complaints,
-    /// Post-incident reports (`r` + fault id → report) and their reviews (`v` + fault id →
-    /// the cause and corrective action engineers wrote), removed with their faults.
+    /// Post-incident reports (`r` + fault id → report), their context (`c` + fault id → what
+    /// the device's series showed) and their reviews (`v` + fault id → the cause and corrective
+    /// action engineers wrote), removed with their faults.
     FaultReports,
     /// Automated actions (`a` + id → record) and each rule's breaker (`r` + name → state),
     /// written with the batch that decided them.
