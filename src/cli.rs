@@ -74,6 +74,11 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Alarms of a running daemon, through its HTTP API.
     Alarms(AlarmsArgs),
+    /// Captured NetFlow/IPFIX exports, decoded in full.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
     /// Run one series' history (CSV `timestamp,value`) through the daemon's detector: CSV of
     /// `timestamp,value,score,tier,expected,note` per row, and a summary on stderr.
     Backtest(BacktestArgs),
@@ -320,6 +325,32 @@ pub enum MttrCommand {
     /// MTTA and MTTR (mean, median, p90) and target breaches, by group. Without --since/--until:
     /// rolling 24h, 7d and 30d windows.
     Report(ReportArgs),
+}
+
+/// `noctua flows ...`.
+#[derive(Subcommand)]
+pub enum FlowsCommand {
+    /// Decode a capture (pcap or pcapng) with netflow_parser's full decoder: every template,
+    /// options template and field by name, per exporter and observation domain.
+    Inspect {
+        /// The capture.
+        file: PathBuf,
+        /// Only this exporter's datagrams.
+        #[arg(long)]
+        exporter: Option<std::net::IpAddr>,
+        /// One JSON object per datagram, with every record.
+        #[arg(long)]
+        json: bool,
+        /// Records shown per data set (templates are always shown whole).
+        #[arg(long, default_value_t = 3)]
+        records: usize,
+        /// Only the tally per exporter and domain: datagrams, versions, records, templates.
+        #[arg(long, conflicts_with = "json")]
+        summary: bool,
+        /// UDP destination ports that carry exports (repeat for more).
+        #[arg(long = "port", default_values_t = [2055, 4739, 9995, 9996])]
+        ports: Vec<u16>,
+    },
 }
 
 /// `noctua capacity ...`.

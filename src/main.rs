@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{
     ActionsCommand, AlarmsCommand as A, CapacityCommand, Cli, Command, ComplaintsCommand,
-    CustomersCommand, DaemonArgs, FaultsCommand as F, LogFormat, MttrCommand, StoreCommand,
+    CustomersCommand, DaemonArgs, FaultsCommand as F, FlowsCommand, LogFormat, MttrCommand,
+    StoreCommand,
 };
 use noctua::config::{ConfigSource, DEFAULT_TOML};
 use noctua::detect::backtest::{Options, backtest};
@@ -111,6 +112,37 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                 Some(g) => eprintln!("{g}"),
                 None => {}
             }
+        }
+        Command::Flows {
+            command:
+                FlowsCommand::Inspect {
+                    file,
+                    exporter,
+                    json,
+                    records,
+                    summary,
+                    ports,
+                },
+        } => {
+            let (datagrams, _) = noctua::ingest::pcap::read(&file, &ports).map_err(usage)?;
+            let exports: Vec<_> = datagrams
+                .iter()
+                .map(|d| noctua::ingest::netflow::inspect::Export {
+                    at_ms: d.at_ms,
+                    src: d.src,
+                    payload: &d.payload,
+                })
+                .collect();
+            let options = noctua::ingest::netflow::inspect::Options {
+                exporter,
+                json,
+                records,
+                summary,
+            };
+            print!(
+                "{}",
+                noctua::ingest::netflow::inspect::inspect(&exports, &options)
+            );
         }
         Command::Backtest(b) if b.forecast => {
             let csv = std::fs::read_to_string(&b.file)

@@ -443,3 +443,61 @@ fn late_records_are_logged_with_the_exporter_and_how_late() {
         "{stderr}"
     );
 }
+
+/// `noctua flows inspect` decodes every fixture with netflow_parser to its golden text: every
+/// template and options template by field name, one record per data set (the SYN floods, of a
+/// thousand datagrams each, to their tally per exporter). To accept a deliberate change:
+/// `noctua flows inspect X.pcap --records 1 > X.inspect` (`--summary` for the floods).
+#[test]
+fn flows_inspect_decodes_every_fixture_to_its_golden_text() {
+    for name in FIXTURES {
+        for v in VERSIONS {
+            let capture = fixture(&format!("{name}-v{v}.pcap"));
+            let shape = if name == "synflood" {
+                "--summary"
+            } else {
+                "--records=1"
+            };
+            let out = Command::new(BIN)
+                .args(["flows", "inspect"])
+                .arg(&capture)
+                .arg(shape)
+                .output()
+                .unwrap();
+            assert_success(&out, capture.display());
+            let golden = std::fs::read_to_string(capture.with_extension("inspect")).unwrap();
+            assert!(
+                String::from_utf8(out.stdout).unwrap() == golden,
+                "{} differs from its golden text",
+                capture.display()
+            );
+        }
+    }
+    // JSON: one object per datagram with the library's packets.
+    let out = Command::new(BIN)
+        .args(["flows", "inspect", "--json"])
+        .arg(fixture("saturation-v10.pcap"))
+        .output()
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["exporter"], "192.0.2.10");
+    assert!(
+        first["packets"][0]["IPFix"]["flowsets"].is_array(),
+        "{first}"
+    );
+    // Another exporter's view of the same capture: nothing of this one's.
+    let out = Command::new(BIN)
+        .args(["flows", "inspect", "--summary", "--exporter", "192.0.2.99"])
+        .arg(fixture("saturation-v10.pcap"))
+        .output()
+        .unwrap();
+    assert_success(&out, "inspect --exporter");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
+}

@@ -937,3 +937,128 @@ fn every_datagram_received_is_accepted_or_dropped_once() {
     );
     assert_eq!(metrics.netflow_unknown_template_sets.get(), 5);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Differential: noctua's template plans against netflow_parser's full decoder.
+
+/// What both decoders must agree on per flow record: octets, packets, input and output
+/// ifIndex, and the flow's duration (start and end are relative to the exporter's uptime in
+/// v5, v9 and this IPFIX, so the duration is what both can state alike).
+type Agreed = (u64, u64, u32, u32, i64);
+
+/// A field's number, through the library's wrappers (`{"DataNumber": {"U32": 80}}`,
+/// durations as milliseconds).
+fn number(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::Object(o) => match (o.get("secs"), o.get("nanos")) {
+            (Some(s), Some(n)) => Some(s.as_i64()? * 1000 + n.as_i64()? / 1_000_000),
+            _ if o.len() == 1 => number(o.values().next()?),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The flow records netflow_parser finds in `datagrams` (from one exporter, in order).
+fn library_records(datagrams: &[noctua::ingest::pcap::Datagram]) -> Vec<Agreed> {
+    use noctua::ingest::netflow::inspect::{Export, decode, records};
+    let exports: Vec<Export<'_>> = datagrams
+        .iter()
+        .map(|d| Export {
+            at_ms: d.at_ms,
+            src: d.src,
+            payload: &d.payload,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (_, _, v) in decode(&exports, None) {
+        assert!(v.get("error").is_none(), "netflow_parser: {v}");
+        for p in v["packets"].as_array().unwrap() {
+            for r in records(p) {
+                let get = |names: &[&str]| {
+                    r.iter()
+                        .find(|(k, _)| names.contains(&k.as_str()))
+                        .and_then(|(_, v)| number(v))
+                };
+                let n =
+                    |names: &[&str]| get(names).unwrap_or_else(|| panic!("no {names:?} in {r:?}"));
+                out.push((
+                    n(&["InBytes", "OctetDeltaCount", "d_octets"]) as u64,
+                    n(&["InPkts", "PacketDeltaCount", "d_pkts"]) as u64,
+                    n(&["InputSnmp", "IngressInterface", "input"]) as u32,
+                    n(&["OutputSnmp", "EgressInterface", "output"]) as u32,
+                    n(&["LastSwitched", "FlowEndSysUpTime", "last"])
+                        - n(&["FirstSwitched", "FlowStartSysUpTime", "first"]),
+                ));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The same through noctua's decoder.
+fn noctua_records(datagrams: &[noctua::ingest::pcap::Datagram]) -> Vec<Agreed> {
+    let mut d = Decoder::new(Limits::default());
+    let mut out: Vec<Agreed> = datagrams
+        .iter()
+        .flat_map(|g| decode(&mut d, g.src, &g.payload).1.records)
+        .map(|r| (r.bytes, r.packets, r.input, r.output, r.end_ms - r.start_ms))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Every fixture decodes to the same records, octets, packets, ifIndexes and durations with
+/// both decoders: the fast path drops nothing the full decoder sees.
+#[test]
+fn the_fast_decoder_agrees_with_netflow_parser_on_every_fixture() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/flows");
+    let mut captures: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    captures.sort();
+    assert_eq!(captures.len(), 9, "{captures:?}");
+    for capture in captures {
+        let (datagrams, _) = noctua::ingest::pcap::read(&capture, &[2055, 4739, 9995]).unwrap();
+        assert!(!datagrams.is_empty(), "{}", capture.display());
+        let (ours, theirs) = (noctua_records(&datagrams), library_records(&datagrams));
+        assert!(ours.len() > 1000, "{}: {}", capture.display(), ours.len());
+        assert_eq!(ours.len(), theirs.len(), "{}", capture.display());
+        assert!(ours == theirs, "{}: the records differ", capture.display());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Random valid v9 datagrams (any field order and width) decode alike with both decoders.
+    #[test]
+    fn random_v9_datagrams_decode_alike_with_both_decoders(
+        flows in proptest::collection::vec(flow(), 1..20),
+        order in Just((0..14usize).collect::<Vec<_>>()).prop_shuffle(),
+        wide in any::<bool>(),
+        uptime in 3_600_000u32..u32::MAX,
+    ) {
+        let layout: Vec<(u16, u16)> =
+            order.iter().map(|&i| { let f = &fields_of(&flows[0], wide)[i]; (f.0, f.1) }).collect();
+        let mut body = Vec::new();
+        for f in &flows {
+            let fields = fields_of(f, wide);
+            for &i in &order {
+                let (ie, _, v) = &fields[i];
+                match ie {
+                    21 => body.extend_from_slice(&(uptime - f.last_ago_ms).to_be_bytes()),
+                    22 => body.extend_from_slice(&(uptime - f.first_ago_ms).to_be_bytes()),
+                    _ => body.extend_from_slice(v),
+                }
+            }
+        }
+        let packet = v9(5, 1_795_946_400, uptime, &[set(0, &template_body(300, &layout)), set(300, &body)]);
+        let datagrams = [noctua::ingest::pcap::Datagram { at_ms: 0, src: A, dst_port: 2055, payload: packet }];
+        prop_assert_eq!(noctua_records(&datagrams), library_records(&datagrams));
+    }
+}

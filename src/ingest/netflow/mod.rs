@@ -22,6 +22,7 @@
 
 pub mod aggregate;
 pub mod decode;
+pub mod inspect;
 pub mod sketch;
 
 use std::collections::HashMap;
