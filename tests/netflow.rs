@@ -219,6 +219,44 @@ fn fields_of(f: &Flow, wide: bool) -> Vec<(u16, u16, Vec<u8>)> {
     ]
 }
 
+/// A v9 datagram of `flows` under template 300 with its fields in `order` (narrow or `wide`),
+/// times relative to `uptime`, and `padding` after the records.
+fn v9_datagram(
+    flows: &[Flow],
+    order: &[usize],
+    wide: bool,
+    unix: u32,
+    uptime: u32,
+    padding: &[u8],
+) -> Vec<u8> {
+    let layout: Vec<(u16, u16)> = order
+        .iter()
+        .map(|&i| {
+            let f = &fields_of(&flows[0], wide)[i];
+            (f.0, f.1)
+        })
+        .collect();
+    let mut body = Vec::new();
+    for f in flows {
+        let fields = fields_of(f, wide);
+        for &i in order {
+            let (ie, _, v) = &fields[i];
+            match ie {
+                21 => body.extend_from_slice(&(uptime - f.last_ago_ms).to_be_bytes()),
+                22 => body.extend_from_slice(&(uptime - f.first_ago_ms).to_be_bytes()),
+                _ => body.extend_from_slice(v),
+            }
+        }
+    }
+    body.extend_from_slice(padding);
+    v9(
+        5,
+        unix,
+        uptime,
+        &[set(0, &template_body(300, &layout)), set(300, &body)],
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -232,22 +270,8 @@ proptest! {
         uptime in 3_600_000u32..u32::MAX,
     ) {
         let unix = 1_795_946_400u32;
-        let layout: Vec<(u16, u16)> =
-            order.iter().map(|&i| { let f = &fields_of(&flows[0], wide)[i]; (f.0, f.1) }).collect();
-        let mut body = Vec::new();
-        for f in &flows {
-            let fields = fields_of(f, wide);
-            for &i in &order {
-                let (ie, _, v) = &fields[i];
-                match ie {
-                    21 => body.extend_from_slice(&(uptime - f.last_ago_ms).to_be_bytes()),
-                    22 => body.extend_from_slice(&(uptime - f.first_ago_ms).to_be_bytes()),
-                    _ => body.extend_from_slice(v),
-                }
-            }
-        }
-        body.extend_from_slice(&[0, 0, 0]); // padding shorter than a record
-        let packet = v9(5, unix, uptime, &[set(0, &template_body(300, &layout)), set(300, &body)]);
+        // With padding shorter than a record.
+        let packet = v9_datagram(&flows, &order, wide, unix, uptime, &[0, 0, 0]);
         let mut d = Decoder::new(Limits::default());
         let (summary, got) = decode(&mut d, A, &packet);
         prop_assert_eq!(summary.error, None);
@@ -1043,21 +1067,7 @@ proptest! {
         wide in any::<bool>(),
         uptime in 3_600_000u32..u32::MAX,
     ) {
-        let layout: Vec<(u16, u16)> =
-            order.iter().map(|&i| { let f = &fields_of(&flows[0], wide)[i]; (f.0, f.1) }).collect();
-        let mut body = Vec::new();
-        for f in &flows {
-            let fields = fields_of(f, wide);
-            for &i in &order {
-                let (ie, _, v) = &fields[i];
-                match ie {
-                    21 => body.extend_from_slice(&(uptime - f.last_ago_ms).to_be_bytes()),
-                    22 => body.extend_from_slice(&(uptime - f.first_ago_ms).to_be_bytes()),
-                    _ => body.extend_from_slice(v),
-                }
-            }
-        }
-        let packet = v9(5, 1_795_946_400, uptime, &[set(0, &template_body(300, &layout)), set(300, &body)]);
+        let packet = v9_datagram(&flows, &order, wide, 1_795_946_400, uptime, &[]);
         let datagrams = [noctua::ingest::pcap::Datagram { at_ms: 0, src: A, dst_port: 2055, payload: packet }];
         prop_assert_eq!(noctua_records(&datagrams), library_records(&datagrams));
     }
