@@ -51,16 +51,19 @@ impl<T> Default for SeriesTable<T> {
     }
 }
 
-/// Asks the CPU to start loading the cache line of `value`. Only a hint: it changes no state,
-/// cannot fault, and on other architectures does nothing.
+/// Asks the CPU to start loading the cache lines of `value` (every 64 bytes of it). Only a
+/// hint: it changes no state, cannot fault, and on other architectures does nothing.
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)] // the crate's one unsafe block: the prefetch below.
-    // SAFETY: a prefetch has no architectural effect and cannot fault; the pointer is to a live
-    // value anyway. `sse` is part of the x86_64 baseline.
+    // SAFETY: a prefetch has no architectural effect and cannot fault; the pointers are into a
+    // live value anyway (`wrapping_add` stays within it). `sse` is part of the x86_64 baseline.
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
+        let start = std::ptr::from_ref(value).cast::<i8>();
+        for offset in (0..std::mem::size_of::<T>().max(1)).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset));
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;

@@ -31,7 +31,26 @@ pub struct DayUse {
     five_sum: f32,
     five_n: u16,
     /// How many 5-minute averages fell in each 1-point bin.
-    bins: Vec<u16>,
+    #[serde(with = "inline_bins")]
+    bins: [u16; BINS],
+}
+
+/// The bins inline (one allocation a link, not two: a sample touches one cache line fewer),
+/// stored as a sequence; a stored day of another length is refused.
+mod inline_bins {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::BINS;
+
+    pub fn serialize<S: Serializer>(bins: &[u16; BINS], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(bins.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u16; BINS], D::Error> {
+        let v = Vec::<u16>::deserialize(d)?;
+        <[u16; BINS]>::try_from(v.as_slice())
+            .map_err(|_| serde::de::Error::invalid_length(v.len(), &"101 bins"))
+    }
 }
 
 impl DayUse {
@@ -42,7 +61,7 @@ impl DayUse {
             five: day * DAY_MS / FIVE_MS,
             five_sum: 0.0,
             five_n: 0,
-            bins: vec![0; BINS],
+            bins: [0; BINS],
         }
     }
 

@@ -103,6 +103,8 @@ pub struct StoredForecast {
     pub today: Option<capacity::DayUse>,
     /// The series' days for a precursor's trend (errors, discards, loss, latency).
     pub trend: Option<precursor::Trend>,
+    /// The day being gathered for that trend.
+    pub trend_day: precursor::Today,
 }
 
 /// A finished day, as learned.

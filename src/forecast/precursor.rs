@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::message::Verdict;
-use crate::model::{Category, Metric, MetricKind, SeriesKey, Severity, Timestamp};
+use crate::model::{Category, Metric, MetricKind, PROBE_OBJECT, SeriesKey, Severity, Timestamp};
 
 const DAY_MS: i64 = 86_400_000;
 /// The most days a trend keeps (the longest window allowed).
@@ -53,58 +53,84 @@ pub fn floor(metric: Metric) -> Option<f64> {
     }
 }
 
-/// One series' days: the day being gathered (its mean, or for latency its bins) and the last
-/// [`MAX_DAYS`] days' values.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Trend {
+/// Whether a series' trend is watched: errors, discards and loss anywhere, latency of probes
+/// (`icmp`) only, as a probe's p95 is what the rule is about.
+pub fn watched(series: &SeriesKey) -> bool {
+    floor(series.metric).is_some()
+        && (series.metric.kind() != MetricKind::Latency || series.object == PROBE_OBJECT)
+}
+
+/// The day being gathered: kept inline in the series' slot, so a sample costs no pointer
+/// chase (the [`Trend`] is touched at the day's end, and for latency per sample).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Today {
     day: i64,
     sum: f64,
     n: u32,
+}
+
+/// One series' last [`MAX_DAYS`] days' values, and for latency the day's bins.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Trend {
     bins: Vec<u16>,
     days: VecDeque<(i64, f32)>,
     /// Whether its precursor is raised.
     pub raised: bool,
 }
 
-impl Trend {
-    /// Takes a sample; true when it ended a day (then judge the trend).
-    pub fn step(&mut self, metric: Metric, at: Timestamp, value: f64) -> bool {
-        if !value.is_finite() {
-            return false;
-        }
-        let day = at.as_millis().div_euclid(DAY_MS);
-        let mut ended = false;
-        if self.n == 0 {
-            self.day = day;
-        } else if day > self.day {
-            let value = if metric.kind() == MetricKind::Latency {
-                p95(&self.bins, self.n)
-            } else {
-                self.sum / f64::from(self.n)
-            };
-            self.days.push_back((self.day, value as f32));
-            if self.days.len() > MAX_DAYS {
-                self.days.pop_front();
-            }
-            (self.day, self.sum, self.n) = (day, 0.0, 0);
-            self.bins.iter_mut().for_each(|b| *b = 0);
-            ended = true;
-        } else if day < self.day {
-            return false;
-        }
-        self.n += 1;
-        if metric.kind() == MetricKind::Latency {
-            self.bins.resize(LATENCY_BINS, 0);
-            let bin = ((value.max(LATENCY_FROM_MS) / LATENCY_FROM_MS).log2() * 4.0) as usize;
-            if let Some(b) = self.bins.get_mut(bin.min(LATENCY_BINS - 1)) {
-                *b = b.saturating_add(1);
-            }
-        } else {
-            self.sum += value;
-        }
-        ended
+/// Takes a sample of a watched series: `today` inline, `trend` made at its first need. True
+/// when the sample ended a day (then judge the trend).
+pub fn step(
+    today: &mut Today,
+    trend: &mut Option<Box<Trend>>,
+    metric: Metric,
+    at: Timestamp,
+    value: f64,
+) -> bool {
+    if !value.is_finite() {
+        return false;
     }
+    let latency = metric.kind() == MetricKind::Latency;
+    let day = at.as_millis().div_euclid(DAY_MS);
+    let mut ended = false;
+    if today.n == 0 {
+        today.day = day;
+    } else if day > today.day {
+        let t = trend.get_or_insert_default();
+        let value = if latency {
+            p95(&t.bins, today.n)
+        } else {
+            today.sum / f64::from(today.n)
+        };
+        t.days.push_back((today.day, value as f32));
+        if t.days.len() > MAX_DAYS {
+            t.days.pop_front();
+        }
+        t.bins.iter_mut().for_each(|b| *b = 0);
+        *today = Today {
+            day,
+            sum: 0.0,
+            n: 0,
+        };
+        ended = true;
+    } else if day < today.day {
+        return false;
+    }
+    today.n += 1;
+    if latency {
+        let t = trend.get_or_insert_default();
+        t.bins.resize(LATENCY_BINS, 0);
+        let bin = ((value.max(LATENCY_FROM_MS) / LATENCY_FROM_MS).log2() * 4.0) as usize;
+        if let Some(b) = t.bins.get_mut(bin.min(LATENCY_BINS - 1)) {
+            *b = b.saturating_add(1);
+        }
+    } else {
+        today.sum += value;
+    }
+    ended
+}
 
+impl Trend {
     /// The finished days' values, oldest first: (day since the epoch, value).
     pub fn days(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
         self.days.iter().map(|(d, v)| (*d, f64::from(*v)))

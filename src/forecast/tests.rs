@@ -190,7 +190,7 @@ proptest! {
 /// median barely moves: only the tail grows); one whose p95 holds is not.
 #[test]
 fn a_climbing_latency_p95_is_a_precursor_and_a_steady_one_is_not() {
-    use super::precursor::{Rules, Trend};
+    use super::precursor::{Rules, Today, step};
     let rules = Rules {
         days: 7,
         rise: 2.0,
@@ -199,14 +199,17 @@ fn a_climbing_latency_p95_is_a_precursor_and_a_steady_one_is_not() {
         link_flaps: 10,
     };
     let run = |tail: &dyn Fn(i64) -> f64| {
-        let mut t = Trend::default();
+        let (mut today, mut trend) = (Today::default(), None);
         let mut said = None;
         for i in 0..8 * 288 {
             let day = i / 288;
             // Every tenth probe is in the tail.
             let v = if i % 10 == 0 { tail(day) } else { 12.0 };
-            if t.step(Metric::LatencyMs, Timestamp::from_millis(i * 300_000), v) {
-                said = t.evidence(Metric::LatencyMs, &rules);
+            let at = Timestamp::from_millis(i * 300_000);
+            if step(&mut today, &mut trend, Metric::LatencyMs, at, v) {
+                said = trend
+                    .as_ref()
+                    .and_then(|t| t.evidence(Metric::LatencyMs, &rules));
             }
         }
         said

@@ -16,7 +16,7 @@ use crate::config::{
 use crate::detect::series::{Fingerprint, SeriesTable};
 use crate::detect::{parse_state_key, rules, state_key};
 use crate::forecast::capacity::DayUse;
-use crate::forecast::precursor::{self, Trend};
+use crate::forecast::precursor::{self, Today, Trend};
 use crate::forecast::predict::{Horizons, Outlook, Predictor};
 use crate::forecast::{Day, Forecaster, STATE_VERSION, StoredForecast};
 use crate::message::Verdict;
@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError, Tree};
 /// each metric of an object has its own, as `_threshold` alarms do.
 pub const CONDITION: &str = "_predicted_threshold";
 
-/// One series: 144 bytes, and a link's day of utilisation (about 250 bytes) or a precursor's
+/// One series: 168 bytes, and a link's day of utilisation (about 250 bytes) or a precursor's
 /// days (up to 30 values, and for latency 64 bins).
 #[derive(Debug, Clone, Default)]
 struct Slot {
@@ -38,11 +38,12 @@ struct Slot {
     predictor: Predictor,
     today: Option<Box<DayUse>>,
     trend: Option<Box<Trend>>,
+    trend_day: Today,
     /// Which threshold rule judges the series (`None` until resolved, as in detection).
     rule: Option<Option<u16>>,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 144);
+const _: () = assert!(std::mem::size_of::<Slot>() <= 168);
 
 /// The series forecast: whose crossing of a level means trouble coming.
 pub fn forecast_kind(metric: Metric) -> bool {
@@ -120,6 +121,7 @@ impl Forecasts {
             (slot.forecaster, slot.predictor) = (s.forecaster, s.predictor);
             slot.today = s.today.map(Box::new);
             slot.trend = s.trend.map(Box::new);
+            slot.trend_day = s.trend_day;
         }
         if skipped > 0 {
             tracing::warn!(skipped, "forecast state not understood for some series");
@@ -166,6 +168,7 @@ impl Forecasts {
                 predictor: s.predictor,
                 today: s.today.as_deref().cloned(),
                 trend: s.trend.as_deref().cloned(),
+                trend_day: s.trend_day,
             };
             (state_key(series), stored)
         })
@@ -266,11 +269,18 @@ const DEGRADATION: &str = "degradation:";
 /// Steps a series' precursor trend; at a day's end, its warning's change.
 fn trend(slot: &mut Slot, rules: &precursor::Rules, on: bool, sample: &Sample) -> Option<Verdict> {
     let metric = sample.series.metric;
-    precursor::floor(metric)?;
-    let t = slot.trend.get_or_insert_default();
-    if !t.step(metric, sample.at, sample.value) {
+    if !precursor::watched(&sample.series)
+        || !precursor::step(
+            &mut slot.trend_day,
+            &mut slot.trend,
+            metric,
+            sample.at,
+            sample.value,
+        )
+    {
         return None;
     }
+    let t = slot.trend.get_or_insert_default();
     let evidence = t.evidence(metric, rules).filter(|_| on);
     if evidence.is_some() == t.raised {
         return None;
