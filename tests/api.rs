@@ -605,3 +605,43 @@ fn the_token_can_come_as_a_systemd_credential() {
     assert_eq!(post(d.port, &ack, Some("guess"), body).0, 401);
     assert_eq!(post(d.port, &ack, Some(TOKEN), body).0, 200);
 }
+
+/// The capacity API refuses what it cannot answer with a clear JSON error: an unknown grouping
+/// or direction (400, naming the choices), a link with no forecast (404); an empty store is
+/// an empty list, not an error.
+#[test]
+fn the_capacity_api_names_what_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), &write_config(dir.path(), 0, ""));
+    let port = daemon.port;
+    let (status, body) = json(get(port, "/api/v1/capacity"));
+    assert_eq!((status, body), (200, serde_json::json!([])));
+    let (status, body) = json(get(port, "/api/v1/capacity?by=colour"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("device, site, role"),
+        "{body}"
+    );
+    let (status, body) = json(get(
+        port,
+        "/api/v1/capacity/chart?device=r1&object=ifIndex%3D1&direction=sideways",
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected in or out"),
+        "{body}"
+    );
+    let (status, body) = json(get(
+        port,
+        "/api/v1/capacity/chart?device=r1&object=ifIndex%3D1",
+    ));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = json(get(port, "/api/v1/capacity/chart?device=r1"));
+    assert_eq!(status, 400, "the object is required");
+}

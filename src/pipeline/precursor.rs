@@ -16,13 +16,25 @@ use crate::store::{Store, StoreError, Tree};
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// What recurs: its name in the condition, and the metric its verdict's series carries (the
-/// manager keys alarms by device, object and condition only).
-fn what(kind: EventKind) -> Option<(&'static str, Metric)> {
+/// The names of what recurs, in conditions (`degradation:reboots`) and store keys.
+const WHATS: [&str; 2] = ["reboots", "link_flaps"];
+
+/// What recurs from an event, by its name.
+fn what(kind: EventKind) -> Option<&'static str> {
     match kind {
-        EventKind::Reboot => Some(("reboots", Metric::Reachability)),
-        EventKind::LinkDown => Some(("link_flaps", Metric::OperStatus)),
+        EventKind::Reboot => Some("reboots"),
+        EventKind::LinkDown => Some("link_flaps"),
         _ => None,
+    }
+}
+
+/// A name's rule (how many make a precursor) and the metric its verdict's series carries (the
+/// manager keys alarms by device, object and condition only).
+fn rule_of(rules: &Rules, what: &str) -> (u32, Metric) {
+    if what == "reboots" {
+        (rules.reboots, Metric::Reachability)
+    } else {
+        (rules.link_flaps, Metric::OperStatus)
     }
 }
 
@@ -60,7 +72,7 @@ impl Recurrences {
             else {
                 continue;
             };
-            let Some(w) = ["reboots", "link_flaps"].into_iter().find(|x| *x == w) else {
+            let Some(w) = WHATS.into_iter().find(|x| *x == w) else {
                 continue;
             };
             if let Ok(r) = crate::store::decode::<Recurring>(Tree::Precursors, &v) {
@@ -71,7 +83,7 @@ impl Recurrences {
             let Some(w) = alarm.condition.strip_prefix("degradation:") else {
                 continue;
             };
-            if let Some(w) = ["reboots", "link_flaps"].into_iter().find(|x| *x == w) {
+            if let Some(w) = WHATS.into_iter().find(|x| *x == w) {
                 let entry = (alarm.device.clone(), alarm.object.clone(), w);
                 me.seen.entry(entry).or_default().raised = true;
             }
@@ -101,11 +113,8 @@ impl Recurrences {
 
     /// Counts an event; its warning if it made one.
     pub fn on_event(&mut self, e: &DeviceEvent) -> Option<Verdict> {
-        let (w, metric) = what(e.kind)?;
-        let threshold = match e.kind {
-            EventKind::Reboot => self.rules.reboots,
-            _ => self.rules.link_flaps,
-        };
+        let w = what(e.kind)?;
+        let (threshold, metric) = rule_of(&self.rules, w);
         let r = self
             .seen
             .entry((e.device.clone(), e.object.clone(), w))
@@ -147,19 +156,10 @@ impl Recurrences {
         self.checked = hour;
         let mut out = Vec::new();
         for ((device, object, w), r) in &mut self.seen {
-            let threshold = if *w == "reboots" {
-                self.rules.reboots
-            } else {
-                self.rules.link_flaps
-            };
+            let (threshold, metric) = rule_of(&self.rules, w);
             let n = r.within(now, self.rules.days);
             if r.raised && (!self.on || n < threshold as usize) {
                 r.raised = false;
-                let metric = if *w == "reboots" {
-                    Metric::Reachability
-                } else {
-                    Metric::OperStatus
-                };
                 let series = SeriesKey {
                     device: device.clone(),
                     object: object.clone(),
