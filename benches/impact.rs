@@ -45,6 +45,7 @@ fn device(name: String, parent: Option<String>, site: String, role: Role) -> Dev
         snmp_port: 161,
         poll_interval: None,
         profile: None,
+        agent: Default::default(),
         interfaces: vec![],
     }
 }

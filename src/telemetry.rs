@@ -6,8 +6,8 @@
 //! pre-created so its series exists from the first scrape.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Declares a fixed label set: an enum, its `ALL` values and their `as_str` names.
@@ -176,6 +176,22 @@ label_set! {
 }
 
 label_set! {
+    /// Why the poller read a device's whole interface table again.
+    Discovery {
+        /// The device's first poll.
+        First => "first",
+        /// `discovery-interval` passed.
+        Interval => "interval",
+        /// sysUpTime went back: the agent restarted, and may have renumbered its interfaces.
+        Restart => "restart",
+        /// ifTableLastChange moved: a row was added or removed.
+        LastChange => "last_change",
+        /// A routine poll found rows or columns the last discovery did not.
+        Changed => "changed",
+    }
+}
+
+label_set! {
     /// Why detection refused a sample.
     Rejection {
         /// NaN or infinite.
@@ -320,6 +336,12 @@ pub struct Metrics {
     pub snmp_traps_dropped: IntCounterVec,
     /// Reports noctua's SNMP engine sent to v3 inform senders, by kind.
     pub snmp_engine_reports: IntCounterVec,
+    /// SNMP requests held back by a device's `max-values-per-second`, by device.
+    pub snmp_budget_waits: IntCounterVec,
+    /// Seconds SNMP requests were held back by a device's budget, by device.
+    pub snmp_budget_delay: CounterVec,
+    /// Discoveries of a device's interface table, by reason.
+    pub snmp_discoveries: IntCounterVec,
     /// ICMP echo requests sent, by device.
     pub probe_sent: IntCounterVec,
     /// ICMP echo requests without a reply in time, by device.
@@ -423,7 +445,7 @@ impl Metrics {
         let poll = must(Histogram::with_opts(
             HistogramOpts::new(
                 "noctua_snmp_poll_duration_seconds",
-                "Time to poll one device (sysUpTime, sysName and every IF-MIB column).",
+                "Time to poll one device (sysUpTime, the interface table and the profile's OIDs).",
             )
             .buckets(vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -451,6 +473,27 @@ impl Metrics {
                 "SNMP sessions made: one per device, and a new one after every failed request.",
             ),
             snmp_poll_seconds: poll,
+            snmp_budget_waits: counter_vec(
+                "noctua_snmp_budget_waits_total",
+                "SNMP requests held back so that a device's agent is not asked for more than its max-values-per-second, by device.",
+                "device",
+            ),
+            snmp_budget_delay: {
+                let c = must(CounterVec::new(
+                    Opts::new(
+                        "noctua_snmp_budget_delay_seconds_total",
+                        "Seconds SNMP requests were held back by a device's max-values-per-second, by device.",
+                    ),
+                    &["device"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
+            snmp_discoveries: counter_vec(
+                "noctua_snmp_discoveries_total",
+                "Full reads of a device's interface table, by reason (first, interval, restart, last_change, changed).",
+                "reason",
+            ),
             probe_sent: counter_vec(
                 "noctua_probe_sent_total",
                 "ICMP echo requests sent, by device.",
@@ -732,6 +775,9 @@ impl Metrics {
         }
         for k in EngineReport::ALL {
             m.snmp_engine_reports.with_label_values(&[k.as_str()]);
+        }
+        for r in Discovery::ALL {
+            m.snmp_discoveries.with_label_values(&[r.as_str()]);
         }
         for r in SnmpSkip::ALL {
             m.snmp_skipped.with_label_values(&[r.as_str()]);

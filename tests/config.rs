@@ -437,6 +437,26 @@ fn a_bad_profile_file_names_its_file_key_and_line() {
         }
         other => panic!("expected the profile's error, got {other:?}"),
     }
+    // A profile's agent plan is held to the same ranges, in its own file.
+    std::fs::write(
+        &file,
+        "[agent]\ncolumns-per-request = 4\nvalues-per-request = 0\n",
+    )
+    .unwrap();
+    match config::parse("noctua.toml", text, dir.path()) {
+        Err(ConfigError::Invalid { origin, issues }) => {
+            assert_eq!(origin, file.display().to_string());
+            assert_eq!(
+                (issues[0].line, issues[0].key.as_str()),
+                (3, "agent.values-per-request")
+            );
+            assert!(
+                issues[0].message.contains("expected 1 to 500"),
+                "{issues:?}"
+            );
+        }
+        other => panic!("expected the profile's error, got {other:?}"),
+    }
     // A directory that is not there is the config's own error, at `snmp.profile-dir`.
     let got = issues("[snmp]\nprofile-dir = \"/nonexistent/noctua-profiles\"\n");
     assert_eq!((got[0].0, got[0].1.as_str()), (2, "snmp.profile-dir"));
@@ -563,6 +583,25 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
         ("snmp", "retries", "11", "expected 0 to 10"),
         ("snmp", "max-in-flight", "0", "expected 1 to 10000"),
         ("snmp", "unreachable-after", "0", "expected 1 to 100"),
+        ("snmp.agent", "columns-per-request", "0", "expected 1 to 64"),
+        (
+            "snmp.agent",
+            "values-per-request",
+            "1000",
+            "expected 1 to 500",
+        ),
+        (
+            "snmp.agent",
+            "max-values-per-second",
+            "1",
+            "expected 10 to 1000000",
+        ),
+        (
+            "snmp.agent",
+            "discovery-interval",
+            "\"10s\"",
+            "expected 1m to 1d",
+        ),
         ("probes", "count", "0", "expected 1 to 100"),
         ("probes", "spacing", "\"1ms\"", "expected 10ms to 10s"),
         ("probes", "timeout", "\"10ms\"", "expected 100ms to 1m"),
@@ -624,6 +663,15 @@ fn every_duration_and_size_key_is_refused_outside_its_range() {
     assert_eq!(
         (got[0].0, got[0].1.as_str()),
         (5, "device[0].poll-interval"),
+        "{got:?}"
+    );
+    // A device's own agent plan too.
+    let got = issues(
+        "[[device]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nrole = \"router\"\n[device.agent]\nmax-values-per-second = 0\n",
+    );
+    assert_eq!(
+        (got[0].0, got[0].1.as_str()),
+        (6, "device[0].agent.max-values-per-second"),
         "{got:?}"
     );
     // And per action rule and step.

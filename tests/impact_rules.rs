@@ -27,6 +27,7 @@ fn device(name: &str, parent: Option<&str>, site: &str, role: Role) -> DeviceCon
         snmp_port: 161,
         poll_interval: None,
         profile: None,
+        agent: Default::default(),
         interfaces: vec![],
     }
 }

@@ -681,3 +681,58 @@ fn a_poll_that_sees_the_link_up_clears_a_traps_link_down() {
         "{text}"
     );
 }
+
+/// A device whose `[snmp.agent]` plan asks little at a time and at most 200 values a second:
+/// its requests are paced (and counted), never past the budget over the whole run; the
+/// descriptive columns are read at discovery only, and a new interface brings a discovery at
+/// once, so it is polled under its own name from its first poll.
+#[tokio::test]
+async fn a_weak_agent_is_paced_and_its_table_described_only_at_discovery() {
+    let dir = shared_dir();
+    let port = free_udp_port();
+    let agent = Snmpd::start(dir.path(), port);
+    agent.state(ifaces(1_000, 7, 0, 10, 1));
+    let plan = "[snmp.agent]\ncolumns-per-request = 2\nvalues-per-request = 20\n\
+                max-values-per-second = 200\n";
+    let config = config(port, plan);
+    let metrics = Arc::new(Metrics::new());
+    let filter = Filter::new(&config.snmp);
+    let target = Target::all(&config).remove(0);
+    assert_eq!(target.name, "r-v2c");
+    let mut poller = Poller::new(target, &config.snmp, metrics.clone());
+    let started = std::time::Instant::now();
+    let mut values = Vec::new();
+    for _ in 0..3 {
+        values.push(poller.poll(&filter).await.unwrap().values);
+    }
+    let discoveries = |reason: &str| metrics.snmp_discoveries.with_label_values(&[reason]).get();
+    assert_eq!(discoveries("first"), 1);
+    assert_eq!(discoveries("changed"), 0);
+    // Routine polls leave out names, types, aliases and speeds.
+    assert!(values[1] < values[0], "{values:?}");
+    assert_eq!(values[1], values[2]);
+
+    let mut state = ifaces(2_000, 9, 0, 20, 1);
+    state["ifaces"]["4"] = json!({"name": "ge-0/0/3", "type": 6, "admin": 1, "oper": 1,
+                                  "hc_in": 5, "hc_out": 5, "in32": 5, "out32": 5});
+    agent.state(state);
+    let polled = poller.poll(&filter).await.unwrap();
+    values.push(polled.values);
+    assert_eq!(discoveries("changed"), 1);
+    let new = &polled.reading.interfaces[&4];
+    assert_eq!(new.name.as_deref(), Some("ge-0/0/3"));
+
+    // Every request waited for its share of the budget: what came back in the whole run is
+    // at most 200 a second, plus the one request the budget lets start at once.
+    let waits = metrics
+        .snmp_budget_waits
+        .with_label_values(&["r-v2c"])
+        .get();
+    assert!(waits > 0);
+    let fetched: u64 = values.iter().sum();
+    let allowed = 200.0 * started.elapsed().as_secs_f64() + 20.0;
+    assert!(
+        (fetched as f64) <= allowed,
+        "{fetched} values, {allowed} allowed"
+    );
+}

@@ -199,6 +199,7 @@ mod tests {
             snmp_port: 161,
             poll_interval: None,
             profile: None,
+            agent: Default::default(),
             interfaces: vec![],
         };
         Topology::new(&[dev("core", None, "dc"), dev("bh", Some("core"), "east")])

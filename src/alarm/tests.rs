@@ -24,6 +24,7 @@ fn device(name: &str, parent: Option<&str>) -> DeviceConfig {
         snmp_port: 161,
         poll_interval: None,
         profile: None,
+        agent: Default::default(),
         interfaces: vec![],
     }
 }

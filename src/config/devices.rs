@@ -38,6 +38,9 @@ pub struct DeviceConfig {
     /// SNMP profile (`router`, `base-station`); by default from the role.
     #[serde(default)]
     pub profile: Option<String>,
+    /// How gently its agent is polled (`[device.agent]`), over its profile's and `[snmp.agent]`.
+    #[serde(default)]
+    pub agent: super::AgentConfig,
     /// Interface speed overrides (`[[device.interface]]`).
     #[serde(default, rename = "interface")]
     pub interfaces: Vec<InterfaceConfig>,

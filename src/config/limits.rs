@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::load::{Problems, root};
-use super::{Config, KeyPath};
+use super::{AgentConfig, Config, KeyPath};
 
 /// An example of how durations are written, for every duration error.
 pub(super) const DURATION_EXAMPLE: &str = "a duration such as \"30s\", \"5m\" or \"1h30m\"";
@@ -162,7 +162,9 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
         1,
         100,
     );
+    agent(&sn.agent, &root("snmp").key("agent"), p.problems);
     for (i, d) in config.devices.iter().enumerate() {
+        agent(&d.agent, &root("device").index(i).key("agent"), p.problems);
         if let Some(every) = d.poll_interval {
             let least = SECOND.max(sn.timeout * 2);
             p.duration(
@@ -229,6 +231,24 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     p.count(at("buckets"), usize::from(an.buckets), 1, 10_080);
     p.count(at("warm-up"), an.warm_up as usize, 1, 1_000_000);
     p.count(at("shift-after"), an.shift_after as usize, 2, 100_000);
+}
+
+/// The ranges of an `agent` table (`[snmp.agent]`, a profile's, a device's) at `at`.
+pub(super) fn agent(a: &AgentConfig, at: &KeyPath, problems: &mut Problems) {
+    let mut p = Ranges { problems };
+    if let Some(n) = a.columns_per_request {
+        p.count(at.key("columns-per-request"), n, 1, 64);
+    }
+    // A reply of more than 500 values no longer fits a datagram most agents send.
+    if let Some(n) = a.values_per_request {
+        p.count(at.key("values-per-request"), n, 1, 500);
+    }
+    if let Some(n) = a.max_values_per_second {
+        p.count(at.key("max-values-per-second"), n as usize, 10, 1_000_000);
+    }
+    if let Some(d) = a.discovery_interval {
+        p.duration(at.key("discovery-interval"), d, MINUTE, DAY);
+    }
 }
 
 /// Pushes "VALUE is out of range: expected MIN to MAX".

@@ -5,6 +5,7 @@
 //! expected.
 
 mod actions;
+pub mod agent;
 mod alarms;
 mod daemon;
 mod detection;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 pub use actions::{
     ActionRule, ActionsConfig, Field, Filtered, OnFailure, Piece, StepConfig, Template,
 };
+pub use agent::{AgentConfig, RequestPlan};
 pub use alarms::{AlarmsConfig, ReportsConfig, TierTarget, Tiers};
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{

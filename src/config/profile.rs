@@ -20,6 +20,9 @@ pub struct Profile {
     /// Whether to walk the IF-MIB interface table.
     #[serde(default = "yes")]
     pub if_mib: bool,
+    /// How gently this kind of agent is polled (`[agent]`), over `[snmp.agent]`.
+    #[serde(default)]
+    pub agent: super::AgentConfig,
     /// Extra OIDs.
     #[serde(default, rename = "metric")]
     pub metrics: Vec<ProfileMetric>,
@@ -169,6 +172,7 @@ pub fn arcs(oid: &str) -> Option<Vec<u64>> {
 
 /// What serde cannot check in a profile: numeric OIDs, distinct names, a finite scale.
 pub(super) fn validate_profile(profile: &Profile, problems: &mut Problems) {
+    super::limits::agent(&profile.agent, &root("agent"), problems);
     let mut names = HashSet::new();
     for (i, m) in profile.metrics.iter().enumerate() {
         let at = root("metric").index(i);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Secret;
+use super::agent::AgentConfig;
 use super::profile::Profiles;
 use crate::model::Severity;
 
@@ -85,6 +86,8 @@ pub struct SnmpConfig {
     /// Utilisation of loopback interfaces (ifType 24, or `lo`, `lo0`… by name), whose speed is
     /// made up (net-snmp reports `lo` at 10 Mbit/s); off by default.
     pub loopback_utilisation: bool,
+    /// How gently every agent is polled, unless its profile or device says otherwise.
+    pub agent: AgentConfig,
     /// Named credentials that devices refer to.
     pub credentials: BTreeMap<String, Credential>,
     /// A directory of `NAME.toml` device profiles (relative to the config file), added to the
@@ -107,6 +110,7 @@ impl Default for SnmpConfig {
             interface_exclude: Vec::new(),
             interface_types: Vec::new(),
             loopback_utilisation: false,
+            agent: AgentConfig::defaults(),
             credentials: BTreeMap::new(),
             profile_dir: None,
             profiles: Default::default(),

@@ -56,9 +56,9 @@ impl Oper {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IfReading {
     /// Interface name (ifName, else ifDescr).
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// ifAlias: what the operator wrote on the interface (`uplink to core-r1`).
-    pub alias: Option<String>,
+    pub alias: Option<Arc<str>>,
     /// Speed in bit/s (ifHighSpeed × 10⁶, or a configured override).
     pub speed_bps: Option<u64>,
     /// ifAdminStatus is up(1).

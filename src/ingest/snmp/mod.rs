@@ -6,10 +6,17 @@
 //! the requests in flight over all devices (`max-in-flight`), and each device's first poll is
 //! offset by a hash of its name so polls spread over the interval. Every request is wrapped in
 //! a timeout; after a timeout or any protocol error the session is dropped and the next attempt
-//! makes a new one (snmp2 sessions stay off by one request id after a late reply). A walk asks
-//! for every column at once, `GETBULK` row by row, and carries each column on from its last OID
-//! (agents cap a reply, snmpd at 100 values), so a poll costs few, full requests.
+//! makes a new one (snmp2 sessions stay off by one request id after a late reply).
+//!
+//! The poller is gentle on agents, whose CPU is the scarce thing on a router ([`RequestPlan`]):
+//! a walk asks for a few columns at a time, `GETBULK` with repetitions that fill the agent's
+//! reply cap, each column carried on from its last OID; the descriptive columns (names, types,
+//! aliases, speeds) are read at discovery only, which is redone on a slow schedule or when
+//! something says the table changed; columns the agent does not have, and 32-bit counters its
+//! 64-bit ones make redundant, are not asked for; and `max-values-per-second` paces a device's
+//! requests.
 
+mod budget;
 pub mod counters;
 mod if_mib;
 mod schedule;
@@ -23,8 +30,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::profile;
 use crate::config::{Config, Credential, DeviceConfig, SnmpConfig};
+use crate::config::{RequestPlan, agent, profile};
 use crate::model::glob;
 use crate::telemetry::PollResult;
 
@@ -73,6 +80,8 @@ pub struct Target {
     pub speeds_by_name: HashMap<String, u64>,
     /// What to read.
     pub profile: profile::Profile,
+    /// How gently: request shape, discovery schedule, value budget.
+    pub plan: RequestPlan,
 }
 
 impl Target {
@@ -90,6 +99,7 @@ impl Target {
         let bps = |mbps: u64| mbps.saturating_mul(1_000_000);
         let profile = snmp.profiles.of(d)?.clone();
         Some(Target {
+            plan: agent::plan(&snmp.agent, &profile.agent, &d.agent),
             profile,
             name: d.name.clone(),
             addr: SocketAddr::new(d.address, d.snmp_port),

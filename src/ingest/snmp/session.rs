@@ -13,7 +13,8 @@ use crate::config::{Credential, SnmpConfig, SnmpVersion};
 use crate::model::SetValue;
 use crate::telemetry::Metrics;
 
-use super::if_mib::poll;
+use super::budget::Budget;
+use super::if_mib::{Inventory, poll};
 use super::{Filter, PollError, Target};
 
 /// Polls one agent; its session is made on demand and dropped after any failure.
@@ -24,6 +25,10 @@ pub struct Poller {
     retries: u32,
     req_id: i32,
     pub(super) metrics: Arc<Metrics>,
+    /// What the last discovery learned of the interface table.
+    pub(super) inventory: Inventory,
+    /// `max-values-per-second`, if set.
+    budget: Option<Budget>,
 }
 
 /// What one poll brought back.
@@ -41,16 +46,19 @@ impl Poller {
     /// A poller for `target` with `[snmp]`'s timeout and retries.
     pub fn new(target: Target, snmp: &SnmpConfig, metrics: Arc<Metrics>) -> Self {
         Self {
+            budget: target.plan.max_values_per_second.map(Budget::new),
             target,
             session: None,
             timeout: snmp.timeout,
             retries: snmp.retries,
             req_id: 1,
             metrics,
+            inventory: Inventory::default(),
         }
     }
 
-    /// One poll: sysUpTime and sysName, then every IF-MIB column the filter keeps.
+    /// One poll: sysUpTime and ifTableLastChange, the interface table (all of it at
+    /// discovery, else its moving columns), then the profile's extra OIDs.
     pub async fn poll(&mut self, filter: &Filter) -> Result<Polled, PollError> {
         poll(self, filter).await
     }
@@ -88,6 +96,8 @@ impl Poller {
                 let wait = Duration::from_millis(100 << (attempt - 1).min(6));
                 tokio::time::sleep(wait.min(self.timeout)).await;
             }
+            self.pace(oids.len() * bulk.map_or(1, |reps| reps as usize))
+                .await;
             let timeout = self.timeout;
             let session = match self.open().await {
                 Ok(s) => s,
@@ -123,6 +133,28 @@ impl Poller {
             }
         }
         Err(last)
+    }
+}
+
+impl Poller {
+    /// Waits until the device's budget allows a request of `values`, counting the wait.
+    async fn pace(&mut self, values: usize) {
+        let Some(budget) = &mut self.budget else {
+            return;
+        };
+        let wait = budget.admit(values, std::time::Instant::now());
+        if !wait.is_zero() {
+            let device = [self.target.name.as_str()];
+            self.metrics
+                .snmp_budget_waits
+                .with_label_values(&device)
+                .inc();
+            self.metrics
+                .snmp_budget_delay
+                .with_label_values(&device)
+                .inc_by(wait.as_secs_f64());
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 

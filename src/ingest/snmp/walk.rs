@@ -9,8 +9,6 @@ use crate::config::profile;
 use super::PollError;
 use super::session::Poller;
 
-/// Values per GETBULK: snmpd's default `maxGetbulkResponses`, and a reply that fits a datagram.
-const VALUES_PER_REQUEST: usize = 100;
 /// A walk longer than this many requests is cut (a looping agent must not hold a task forever).
 const MAX_REQUESTS_PER_WALK: usize = 10_000;
 
@@ -95,13 +93,32 @@ impl KpiReading {
     }
 }
 
-/// Walks table columns together, GETBULK row by row, each column carried on from its last OID
-/// until it leaves its subtree; `visit(column, row index, value)` sees every value while the
-/// reply is still borrowed. Returns how many values came back.
+/// Walks table columns, the plan's `columns-per-request` at a time; `visit(column, row index,
+/// value)` sees every value while the reply is still borrowed. Returns how many values came
+/// back.
 pub(super) async fn walk(
     agent: &mut Poller,
     prefixes: &[Oid<'static>],
-    mut visit: impl FnMut(usize, u32, &Value<'_>),
+    mut visit: impl FnMut(usize, u32, &Value<'_>) + Send,
+) -> Result<u64, PollError> {
+    let plan = agent.target.plan;
+    let size = plan.columns_per_request.max(1);
+    let mut fetched = 0;
+    for (g, group) in prefixes.chunks(size).enumerate() {
+        let visit =
+            &mut |col: usize, index: u32, value: &Value<'_>| visit(g * size + col, index, value);
+        fetched += walk_together(agent, group, plan.values_per_request, visit).await?;
+    }
+    Ok(fetched)
+}
+
+/// Walks table columns together, GETBULK row by row with `values` per request, each column
+/// carried on from its last OID until it leaves its subtree.
+async fn walk_together(
+    agent: &mut Poller,
+    prefixes: &[Oid<'static>],
+    values: usize,
+    visit: &mut (dyn FnMut(usize, u32, &Value<'_>) + Send),
 ) -> Result<u64, PollError> {
     let mut cursor: Vec<Option<Oid<'static>>> = prefixes.iter().cloned().map(Some).collect();
     let mut fetched = 0u64;
@@ -113,7 +130,7 @@ pub(super) async fn walk(
             break;
         }
         let oids: Vec<Oid<'static>> = active.iter().filter_map(|&i| cursor[i].clone()).collect();
-        let reps = (VALUES_PER_REQUEST / active.len()).max(1) as u32;
+        let reps = (values / active.len()).max(1) as u32;
         let n = active.len();
         let (next, got) = agent
             .request(&oids, Some(reps), |pdu| {

@@ -64,8 +64,9 @@ impl Meaning {
 }
 
 /// A device allowed to send traps, and how its traps must be signed.
-struct Source {
-    device: String,
+pub struct Source {
+    /// The device's name.
+    pub device: String,
     /// What its profile calls vendor OIDs, for trap text.
     names: Vec<(String, String)>,
     /// v1/v2c: the community its traps must carry; without one, no v1/v2c trap is taken (a
@@ -294,13 +295,43 @@ fn security_flags(c: &Credential) -> u8 {
 }
 
 /// What a datagram from a known source led to.
-struct Received {
+#[derive(Debug)]
+pub struct Received {
     /// The trap or inform, if the datagram was one (not a discovery step).
-    meaning: Option<Meaning>,
+    pub meaning: Option<Meaning>,
     /// What to send back: an inform's Response, or a discovery report.
-    reply: Option<Vec<u8>>,
+    pub reply: Option<Vec<u8>>,
     /// Which report `reply` is, if it is one.
-    report: Option<EngineReport>,
+    pub report: Option<EngineReport>,
+}
+
+/// The receiving side of the trap port without its socket: who may send, noctua's engine,
+/// and the reading of each datagram (so it can be fuzzed on its own).
+pub struct Receiver {
+    sources: Sources,
+    engine: engine::Engine,
+}
+
+impl Receiver {
+    /// The configured devices as trap sources, with noctua's engine for v3 informs.
+    pub fn new(config: &Config, engine: engine::Engine) -> Self {
+        Self {
+            sources: Sources::new(config, &engine),
+            engine,
+        }
+    }
+
+    /// A datagram from `from` into what it meant and what to answer, with the device it came
+    /// from; or the reason to drop it.
+    pub fn read(&mut self, from: IpAddr, datagram: &[u8]) -> Result<(Received, &Source), TrapDrop> {
+        let source = self
+            .sources
+            .by_addr
+            .get_mut(&from.to_canonical())
+            .ok_or(TrapDrop::UnknownSource)?;
+        let received = read(datagram, source, &mut self.engine)?;
+        Ok((received, source))
+    }
 }
 
 /// A datagram from `source` into what it meant and what to answer, or the reason to drop it.
@@ -387,14 +418,14 @@ fn read(
 /// Receives traps until `cancel`; `polls` wakes a device's poller.
 pub async fn run(
     config: Arc<Config>,
-    mut engine: engine::Engine,
+    engine: engine::Engine,
     socket: UdpSocket,
     samples: SampleSink,
     metrics: Arc<Metrics>,
     polls: HashMap<String, Arc<Notify>>,
     cancel: CancellationToken,
 ) {
-    let mut sources = Sources::new(&config, &engine);
+    let mut receiver = Receiver::new(&config, engine);
     let mut buf = vec![0u8; 65_536];
     tracing::info!(listen = %config.traps.listen, "SNMP trap receiver running");
     loop {
@@ -409,16 +440,10 @@ pub async fn run(
                 }
             },
         };
-        let discard = |reason: TrapDrop| metrics.trap_drop(reason).inc();
-        let datagram = &buf[..n];
-        let Some(source) = sources.by_addr.get_mut(&from.ip().to_canonical()) else {
-            discard(TrapDrop::UnknownSource);
-            continue;
-        };
-        let received = match read(datagram, source, &mut engine) {
+        let (received, source) = match receiver.read(from.ip(), &buf[..n]) {
             Ok(r) => r,
             Err(reason) => {
-                discard(reason);
+                metrics.trap_drop(reason).inc();
                 continue;
             }
         };

@@ -157,7 +157,8 @@ impl WithDigest for Sign<'_> {
     }
 }
 
-pub(crate) fn localized_key(p: AuthProtocol, password: &[u8], engine: &[u8]) -> Vec<u8> {
+/// `password`'s key for `p`, localised to `engine` (RFC 3414 A.2).
+pub fn localized_key(p: AuthProtocol, password: &[u8], engine: &[u8]) -> Vec<u8> {
     with_digest(p, Localise(password, engine))
 }
 
@@ -183,7 +184,8 @@ pub(crate) fn localized<D: Digest>(password: &[u8], engine: &[u8]) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-pub(crate) fn mac(p: AuthProtocol, key: &[u8], message: &[u8]) -> Vec<u8> {
+/// The HMAC of `message` under `key` with `p`'s hash (untruncated).
+pub fn mac(p: AuthProtocol, key: &[u8], message: &[u8]) -> Vec<u8> {
     with_digest(p, Sign(key, message))
 }
 

@@ -69,7 +69,7 @@ pub struct Header<'a> {
     /// msgAuthoritativeEngineTime.
     pub time: i64,
     /// Where msgAuthenticationParameters (the signature) is in the datagram.
-    pub(crate) signature: std::ops::Range<usize>,
+    pub signature: std::ops::Range<usize>,
     /// msgPrivacyParameters (the salt).
     pub(crate) salt: &'a [u8],
     /// msgData: a scoped PDU, or (encrypted) an OCTET STRING.
