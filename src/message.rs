@@ -3,7 +3,7 @@
 //! results. Ground floor: every stage speaks these types, none owns them.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +28,16 @@ pub enum Ingest {
     Complaint(NewComplaint),
     /// An engineer's acknowledgement on the data clock (replay only).
     Ack(EngineerAck),
+}
+
+/// An ingest item with the moment it was offered to the pipeline: how long a sample takes from
+/// there to its transition on the bus is `noctua_pipeline_latency_seconds`.
+#[derive(Debug, Clone)]
+pub struct Arrived {
+    /// The item.
+    pub item: Ingest,
+    /// When ingest offered it (monotonic).
+    pub at: Instant,
 }
 
 /// An engineer acknowledging the active alarm of a reduction key at a time of the data's.
@@ -92,10 +102,10 @@ pub enum AlarmError {
 /// What the alarm manager takes in, on one channel so their order is kept.
 #[derive(Debug)]
 pub enum AlarmInput {
-    /// From detection.
-    Verdict(Verdict),
-    /// From a source (reachability, link state, reboot).
-    Event(DeviceEvent),
+    /// From detection, with when its sample arrived.
+    Verdict(Verdict, Instant),
+    /// From a source (reachability, link state, reboot), with when it arrived.
+    Event(DeviceEvent, Instant),
     /// Data time, for replays ([`Clock::Data`]).
     Tick(Timestamp),
     /// An engineer's command; answered once its transitions are durable.

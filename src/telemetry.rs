@@ -226,6 +226,8 @@ pub struct Metrics {
     pub ingest_dropped: IntCounterVec,
     /// Samples seen by detection.
     pub detect_samples: IntCounter,
+    /// Series detection follows.
+    pub detect_series: IntGauge,
     /// Verdicts by severity.
     pub detect_verdicts: IntCounterVec,
     /// Samples refused by detection, by reason.
@@ -324,7 +326,7 @@ pub struct Metrics {
     pub snmp_polls: IntCounterVec,
     /// Values (varbinds) fetched by the poller.
     pub snmp_values: IntCounter,
-    /// SNMP sessions made (the first per device, and one after every failure).
+    /// SNMP sessions made (v2c: one per poll; v3: one per device, and one after a failure).
     pub snmp_sessions: IntCounter,
     /// Duration of a whole poll of a device.
     pub snmp_poll_seconds: Histogram,
@@ -336,6 +338,10 @@ pub struct Metrics {
     pub snmp_traps_dropped: IntCounterVec,
     /// Reports noctua's SNMP engine sent to v3 inform senders, by kind.
     pub snmp_engine_reports: IntCounterVec,
+    /// How late a scheduled poll started against its planned time.
+    pub snmp_poll_delay: Histogram,
+    /// From an ingest item's arrival to its transition committed and on the bus.
+    pub pipeline_latency: Histogram,
     /// SNMP requests held back by a device's `max-values-per-second`, by device.
     pub snmp_budget_waits: IntCounterVec,
     /// Seconds SNMP requests were held back by a device's budget, by device.
@@ -452,6 +458,24 @@ impl Metrics {
             ]),
         ));
         must(registry.register(Box::new(poll.clone())));
+        let delay = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "noctua_snmp_poll_delay_seconds",
+                "How late a scheduled SNMP poll started against its planned time (waiting for max-in-flight, or for the runtime).",
+            )
+            .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+        ));
+        must(registry.register(Box::new(delay.clone())));
+        let pipeline = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "noctua_pipeline_latency_seconds",
+                "From a sample or event offered by ingest to its alarm transition committed and on the bus the SSE streams and MQTT publish from.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        ));
+        must(registry.register(Box::new(pipeline.clone())));
         let m = Self {
             snmp_polls: {
                 let c = must(IntCounterVec::new(
@@ -470,9 +494,11 @@ impl Metrics {
             ),
             snmp_sessions: counter(
                 "noctua_snmp_sessions_created_total",
-                "SNMP sessions made: one per device, and a new one after every failed request.",
+                "SNMP sessions made: v2c one per poll (not kept between polls), v3 one per device and a new one after every failed request.",
             ),
             snmp_poll_seconds: poll,
+            pipeline_latency: pipeline,
+            snmp_poll_delay: delay,
             snmp_budget_waits: counter_vec(
                 "noctua_snmp_budget_waits_total",
                 "SNMP requests held back so that a device's agent is not asked for more than its max-values-per-second, by device.",
@@ -578,6 +604,10 @@ impl Metrics {
                 "noctua_ingest_samples_dropped_total",
                 "Samples dropped by ingest because detection could not keep up or was stopping.",
                 "reason",
+            ),
+            detect_series: gauge(
+                "noctua_detect_series",
+                "Series the detector follows (thresholds and anomaly state), since the start or as restored.",
             ),
             detect_samples: counter(
                 "noctua_detect_samples_total",

@@ -42,3 +42,26 @@ fn probes_to_loopback_become_latency_and_loss_series() {
     // No loss alarm: loopback answers everything.
     assert!(!body.contains("loss_pct_threshold"));
 }
+
+/// `[probes] tags`: only tagged devices are probed; the others send nothing.
+#[test]
+fn only_devices_with_a_probe_tag_are_probed_when_tags_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        0,
+        "[probes]\nenabled = true\ninterval = \"1s\"\ncount = 2\nspacing = \"50ms\"\ntimeout = \"500ms\"\n\
+         tags = [\"probe\"]\n\
+         [[device]]\nname = \"watched\"\naddress = \"127.0.0.1\"\nrole = \"router\"\ntags = [\"probe\", \"core\"]\n\
+         [[device]]\nname = \"quiet\"\naddress = \"127.0.0.2\"\nrole = \"router\"\ntags = [\"core\"]\n",
+    );
+    let mut d = start(dir.path(), &config);
+    wait_until(&mut d, |d| {
+        metric(d.port, "noctua_probe_sent_total{device=\"watched\"}").is_some_and(|n| n >= 4.0)
+    });
+    // Two rounds to the tagged device, none to the other.
+    assert_eq!(
+        metric(d.port, "noctua_probe_sent_total{device=\"quiet\"}"),
+        None
+    );
+}

@@ -357,6 +357,9 @@ fn traps_and_informs_from_net_snmp_become_alarms_and_polls() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing");
     }
+    // Each raise was timed from the trap's arrival to its transition on the bus.
+    let timed = metric(http, "noctua_pipeline_latency_seconds_count").unwrap();
+    assert!(timed >= 4.0, "{timed} transitions timed");
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use noctua::ingest::usm::header;
 const ENGINE_ID: &[u8] = b"\x80\x00\x00\x00\x05noctua-fuzz";
 
 const CONFIG: &str = "[snmp.credentials.v3]\nversion = \"v3\"\nuser = \"noctua\"\n\
-    auth-protocol = \"sha1\"\nauth-key = \"authpass123\"\npriv-protocol = \"aes128\"\n\
+    auth-protocol = \"sha256\"\nauth-key = \"authpass123\"\npriv-protocol = \"aes128\"\n\
     priv-key = \"privpass123\"\n";
 
 struct Target {
@@ -32,7 +32,7 @@ thread_local! {
         let config = noctua::config::parse("fuzz.toml", CONFIG, Path::new(".")).unwrap();
         let engine = Engine::new(ENGINE_ID.to_vec(), 1);
         let keys = engine.keys(&config.snmp.credentials["v3"]);
-        let signing = localized_key(AuthProtocol::Sha1, b"authpass123", ENGINE_ID);
+        let signing = localized_key(AuthProtocol::Sha256, b"authpass123", ENGINE_ID);
         Target { engine, keys, signing }
     });
 }
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         {
             let at = h.signature.clone();
             datagram[at.clone()].fill(0);
-            let signature = mac(AuthProtocol::Sha1, &t.signing, &datagram);
+            let signature = mac(AuthProtocol::Sha256, &t.signing, &datagram);
             let n = at.len().min(signature.len());
             datagram[at.start..at.start + n].copy_from_slice(&signature[..n]);
         }

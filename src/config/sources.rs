@@ -135,6 +135,8 @@ pub struct ProbeConfig {
     /// How long after the last request a reply still counts.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Only devices carrying one of these tags are probed; empty, every device is.
+    pub tags: Vec<String>,
 }
 
 impl Default for ProbeConfig {
@@ -145,6 +147,7 @@ impl Default for ProbeConfig {
             count: 5,
             spacing: Duration::from_millis(200),
             timeout: Duration::from_secs(1),
+            tags: Vec::new(),
         }
     }
 }

@@ -401,6 +401,11 @@ impl Detector {
         }
     }
 
+    /// How many series it follows.
+    pub fn series(&self) -> usize {
+        self.series.len()
+    }
+
     /// Takes new rules (config reload) and keeps every series' state.
     pub fn reconfigure(&mut self, config: &Config) {
         self.thresholds = config.thresholds.clone();

@@ -55,7 +55,8 @@ impl<T> Default for SeriesTable<T> {
 /// hint: it changes no state, cannot fault, and on other architectures does nothing.
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)] // the crate's one unsafe block: the prefetch below.
+    #[allow(unsafe_code)]
+    // one of the crate's two unsafe blocks (the other: `daemon::no_huge_pages`)
     // SAFETY: a prefetch has no architectural effect and cannot fault; the pointers are into a
     // live value anyway (`wrapping_add` stays within it). `sse` is part of the x86_64 baseline.
     unsafe {
@@ -165,6 +166,16 @@ impl<T> SeriesTable<T> {
     pub fn get_mut(&mut self, series: &SeriesKey) -> Option<&mut T> {
         let position = self.find(self.fingerprint(series))?;
         self.entries.get_mut(position).map(|e| &mut e.1)
+    }
+
+    /// How many series the table holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Every series' key and value, in the order they first appeared.

@@ -17,25 +17,25 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::message::Ingest;
+use crate::message::{Arrived, Ingest};
 use crate::telemetry::{IngestDrop, Metrics};
 
 /// The ingest end of the sample channel, shared by all sources.
 #[derive(Clone)]
 pub struct SampleSink {
-    tx: mpsc::Sender<Ingest>,
+    tx: mpsc::Sender<Arrived>,
     metrics: Arc<Metrics>,
 }
 
 impl SampleSink {
     /// Wraps the sender of the bounded sample channel.
-    pub fn new(tx: mpsc::Sender<Ingest>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(tx: mpsc::Sender<Arrived>, metrics: Arc<Metrics>) -> Self {
         Self { tx, metrics }
     }
 
     /// Offers an item without waiting; returns false (and counts why) if it was dropped.
     pub fn offer(&self, item: impl Into<Ingest>) -> bool {
-        match self.tx.try_send(item.into()) {
+        match self.tx.try_send(arrived(item.into())) {
             Ok(()) => {
                 self.metrics.ingest_samples.inc();
                 true
@@ -53,10 +53,17 @@ impl SampleSink {
 
     /// Sends an item, waiting for room; false if the pipeline has stopped.
     pub async fn send(&self, item: impl Into<Ingest>) -> bool {
-        let ok = self.tx.send(item.into()).await.is_ok();
+        let ok = self.tx.send(arrived(item.into())).await.is_ok();
         if ok {
             self.metrics.ingest_samples.inc();
         }
         ok
+    }
+}
+
+fn arrived(item: Ingest) -> Arrived {
+    Arrived {
+        item,
+        at: std::time::Instant::now(),
     }
 }

@@ -22,6 +22,10 @@ pub use crate::model::PROBE_OBJECT;
 use crate::model::{Metric, Sample, SeriesKey, Timestamp};
 use crate::telemetry::Metrics;
 
+/// The ICMP socket's receive buffer: room for a round's replies from a few thousand devices
+/// (Linux caps it at net.core.rmem_max).
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// An ICMP socket, and whether the kernel hands us the IP header too (raw IPv4).
 struct Pinger {
     socket: UdpSocket,
@@ -41,6 +45,11 @@ impl Pinger {
             // Not in ping_group_range: a raw socket, which needs CAP_NET_RAW.
             Err(_) => (Socket::new(domain, Type::RAW, Some(protocol))?, true),
         };
+        // A round's replies come back together: at the default buffer (≈200 KB) the kernel
+        // drops all but a few hundred of them, and they would count as loss.
+        if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+            tracing::warn!(error = %e, "cannot enlarge the ICMP receive buffer");
+        }
         socket.set_nonblocking(true)?;
         Ok(Self {
             socket: UdpSocket::from_std(std::net::UdpSocket::from(socket))?,
@@ -139,6 +148,7 @@ pub async fn run(
     let devices: Vec<(String, IpAddr)> = config
         .devices
         .iter()
+        .filter(|d| p.tags.is_empty() || d.tags.iter().any(|t| p.tags.contains(t)))
         .map(|d| (d.name.clone(), d.address))
         .collect();
     if devices.is_empty() {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::action::Handling;
@@ -152,8 +154,8 @@ pub async fn run_stage(
                 }
                 for input in batch.drain(..) {
                     match input {
-                        AlarmInput::Verdict(v) => p.transitions.extend(manager.on_verdict(v)),
-                        AlarmInput::Event(e) => p.transitions.extend(manager.on_event(e)),
+                        AlarmInput::Verdict(v, arrived) => p.arrive(manager.on_verdict(v), arrived),
+                        AlarmInput::Event(e, arrived) => p.arrive(manager.on_event(e), arrived),
                         AlarmInput::Tick(t) => {
                             p.transitions.extend(manager.on_tick(t));
                             p.apply(&mut manager, impact.complaints().on_tick(t));
@@ -383,9 +385,19 @@ struct Pending {
     actions: Changes,
     /// Transitions up to here have their impact and their actions.
     settled: usize,
+    /// Transitions that came of an ingest input: how many, and when the input arrived.
+    arrived: Vec<(usize, Instant)>,
 }
 
 impl Pending {
+    /// The transitions an ingest input led to, with when it arrived.
+    fn arrive(&mut self, transitions: Vec<Transition>, at: Instant) {
+        if !transitions.is_empty() {
+            self.arrived.push((transitions.len(), at));
+            self.transitions.extend(transitions);
+        }
+    }
+
     /// Impact for the transitions not yet annotated, then what complaints make of them (a
     /// network alarm explaining a `customer_reported` one clears it), until nothing new comes
     /// of it. The manager takes the impact back, so its next transition starts from it.
@@ -442,6 +454,7 @@ impl Pending {
         self.complaints.clear();
         self.actions = Changes::default();
         self.settled = 0;
+        self.arrived.clear();
     }
 }
 
@@ -733,6 +746,13 @@ async fn commit(
             kind = e.kind.name(),
             "{}", printable(&e.alarm.additional_text)
         );
+    }
+    // Committed and on the bus, which the SSE streams and the MQTT publisher read.
+    for &(n, arrived) in &p.arrived {
+        let latency = arrived.elapsed().as_secs_f64();
+        for _ in 0..n {
+            metrics.pipeline_latency.observe(latency);
+        }
     }
     Ok(())
 }

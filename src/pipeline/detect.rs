@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::detect::{Detector, StoredSeries, StoredSeriesV1};
-use crate::message::{AlarmInput, ComplaintCommand, Ingest};
+use crate::message::{AlarmInput, Arrived, ComplaintCommand, Ingest};
 use crate::model::{Alarm, Sample};
 use crate::pipeline::forecast::Forecasts;
 use crate::pipeline::precursor::Recurrences;
@@ -86,7 +86,7 @@ fn save(
 /// verdict sender so the alarm stage drains and ends in turn.
 pub async fn run_stage(
     (mut detector, mut forecasts, mut recurrences): (Detector, Forecasts, Recurrences),
-    mut samples: mpsc::Receiver<Ingest>,
+    mut samples: mpsc::Receiver<Arrived>,
     verdicts: mpsc::Sender<AlarmInput>,
     mut config: watch::Receiver<Arc<Config>>,
     store: Store,
@@ -119,19 +119,20 @@ pub async fn run_stage(
         }
         let samples: Vec<&Sample> = batch
             .iter()
-            .filter_map(|item| match item {
+            .filter_map(|a| match &a.item {
                 Ingest::Sample(sample) => Some(sample),
                 _ => None,
             })
             .collect();
         metrics.detect_samples.inc_by(samples.len() as u64);
         detector.step_batch(&samples, &mut results);
+        metrics.detect_series.set(detector.series() as i64);
         let ok = |i: usize| results.get(i).is_some_and(Result::is_ok);
         forecasts.step_batch(&samples, ok, &mut predictions);
         drop(samples);
         let mut evaluated = results.drain(..);
         let mut predicted = predictions.drain(..);
-        for item in batch.drain(..) {
+        for Arrived { item, at: arrived } in batch.drain(..) {
             let out = match item {
                 Ingest::Sample(sample) => {
                     // One result and one prediction per sample.
@@ -149,7 +150,11 @@ pub async fn run_stage(
                                     .inc();
                                 // Inside the pipeline we wait rather than drop: only ingest
                                 // may shed load.
-                                if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
+                                if verdicts
+                                    .send(AlarmInput::Verdict(v, arrived))
+                                    .await
+                                    .is_err()
+                                {
                                     return;
                                 }
                             }
@@ -163,18 +168,22 @@ pub async fn run_stage(
                 }
                 Ingest::Event(e) => {
                     let degraded = recurrences.on_event(&e);
-                    if verdicts.send(AlarmInput::Event(e)).await.is_err() {
+                    if verdicts.send(AlarmInput::Event(e, arrived)).await.is_err() {
                         return;
                     }
                     match degraded {
-                        Some(v) => AlarmInput::Verdict(v),
+                        Some(v) => AlarmInput::Verdict(v, arrived),
                         None => continue,
                     }
                 }
                 Ingest::Tick(t) => {
                     traces.sweep(t);
                     for v in recurrences.on_tick(t) {
-                        if verdicts.send(AlarmInput::Verdict(v)).await.is_err() {
+                        if verdicts
+                            .send(AlarmInput::Verdict(v, arrived))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -148,7 +148,7 @@ pub async fn start(
     let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
     let (samples, metrics) = (&pipeline.samples, &pipeline.metrics);
     if !netflow_sockets.is_empty() {
-        tasks.spawn(netflow::run(
+        tasks.spawn(netflow::run_on_own_thread(
             config.clone(),
             netflow_sockets,
             store.clone(),

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::impact::ImpactView;
 use crate::ingest::SampleSink;
-use crate::message::{AlarmInput, Clock, Commander, Ingest};
+use crate::message::{AlarmInput, Arrived, Clock, Commander};
 use crate::model::{AlarmEvent, ServiceState, Timestamp};
 use crate::store::{Store, StoreError};
 use crate::telemetry::{Metrics, Outcome};
@@ -77,7 +77,7 @@ impl Pipeline {
         )?;
         let (impact_tx, impact) = watch::channel(Arc::new(engine.view()));
         let first_seq = manager.last_seq() + 1;
-        let (sample_tx, sample_rx) = mpsc::channel::<Ingest>(config.pipeline.sample_queue);
+        let (sample_tx, sample_rx) = mpsc::channel::<Arrived>(config.pipeline.sample_queue);
         let (alarm_tx, alarm_rx) = mpsc::channel::<AlarmInput>(config.pipeline.verdict_queue);
         let (events, _) = broadcast::channel(1024);
         let (services, _) = broadcast::channel(256);

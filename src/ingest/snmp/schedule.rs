@@ -105,18 +105,23 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
     let mut failures = 0u32;
     let mut unreachable = false;
     loop {
-        let after_trap = tokio::select! {
+        let planned = tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {
                 next += interval;
-                false
+                Some(next - interval)
             }
             // Polled out of turn; the schedule stays as it was.
-            _ = trigger.notified() => true,
+            _ = trigger.notified() => None,
         };
+        let after_trap = planned.is_none();
         let Ok(_permit) = limit.acquire().await else {
             return;
         };
+        if let Some(planned) = planned {
+            let late = tokio::time::Instant::now().saturating_duration_since(planned);
+            metrics.snmp_poll_delay.observe(late.as_secs_f64());
+        }
         let started = Instant::now();
         let result = tokio::select! {
             _ = cancel.cancelled() => return,

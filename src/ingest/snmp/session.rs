@@ -1,5 +1,5 @@
-//! One agent's session: made on demand (v2c, or v3 with engine discovery), every request
-//! wrapped in a timeout and retried, dropped after any failure.
+//! One agent's session: made on demand (v2c, for one poll; or v3 with engine discovery, then
+//! kept), every request wrapped in a timeout and retried, dropped after any failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,14 @@ impl Poller {
     /// One poll: sysUpTime and ifTableLastChange, the interface table (all of it at
     /// discovery, else its moving columns), then the profile's extra OIDs.
     pub async fn poll(&mut self, filter: &Filter) -> Result<Polled, PollError> {
-        poll(self, filter).await
+        let polled = poll(self, filter).await;
+        // A session holds two 64 KB buffers: over 10,000 devices, more than the rest of the
+        // daemon. A v2c session costs a socket to make again, so it lives for one poll; a v3
+        // one is kept, as making it again costs the agent an engine discovery.
+        if self.target.credential.version == SnmpVersion::V2c {
+            self.session = None;
+        }
+        polled
     }
 
     async fn open(&mut self) -> Result<&mut AsyncSession, PollError> {
