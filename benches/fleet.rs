@@ -424,18 +424,19 @@ fn main() {
     let before_storm = scrape(http);
     sample_rss("storm");
     let storm_agents = STORM_DEVICES.div_ceil(PER_AGENT);
-    for &p in &pids[..storm_agents] {
-        common::kill(p, libc::SIGSTOP);
-    }
+    let signal = |sig| {
+        for &p in &pids[..storm_agents] {
+            common::kill(p, sig);
+        }
+    };
+    signal(libc::SIGSTOP);
     println!(
         "storm: {STORM_DEVICES} devices under core-0 silent at {:.0} s",
         started.elapsed().as_secs_f64()
     );
     wait_until(at(0.75));
     sample_rss("storm-end");
-    for &p in &pids[..storm_agents] {
-        common::kill(p, libc::SIGCONT);
-    }
+    signal(libc::SIGCONT);
     println!(
         "storm: the link is back at {:.0} s",
         started.elapsed().as_secs_f64()

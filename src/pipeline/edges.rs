@@ -148,15 +148,24 @@ pub async fn start(
     let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
     let (samples, metrics) = (&pipeline.samples, &pipeline.metrics);
     if !netflow_sockets.is_empty() {
-        tasks.spawn(netflow::run_on_own_thread(
+        let (config, store, samples, metrics) = (
             config.clone(),
-            netflow_sockets,
             store.clone(),
             samples.clone(),
             metrics.clone(),
-            learned_speeds,
-            cancel.clone(),
-        ));
+        );
+        let cancel = cancel.clone();
+        tasks.spawn(netflow::on_own_thread(netflow_sockets, move |sockets| {
+            netflow::run(
+                config,
+                sockets,
+                store,
+                samples,
+                metrics,
+                learned_speeds,
+                cancel,
+            )
+        }));
     }
     if config.probes.enabled {
         let run = probe::run(

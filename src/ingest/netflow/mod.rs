@@ -501,20 +501,16 @@ fn hand_to_writer(collector: &mut Collector, writer: &mpsc::Sender<Vec<TemplateC
     }
 }
 
-/// [`run`] on a thread of its own (`netflow`), with a runtime of its own; ends when it does.
-/// At 50,000 datagrams a second a 4 MB socket buffer holds about 36 ms, and the daemon's shared
-/// workers can be busy for longer than that (a detection batch, a commit, a round of polls):
-/// the collector must not wait behind them, or the kernel drops datagrams.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_on_own_thread(
-    config: Arc<Config>,
-    sockets: Vec<UdpSocket>,
-    store: Store,
-    samples: SampleSink,
-    metrics: Arc<Metrics>,
-    speeds: watch::Receiver<InterfaceSpeeds>,
-    cancel: CancellationToken,
-) {
+/// The collector (`collector`, given the sockets: [`run`]) on a thread of its own (`netflow`),
+/// with a runtime of its own; ends when it does. At 50,000 datagrams a second a 4 MB socket
+/// buffer holds about 36 ms, and the daemon's shared workers can be busy for longer than that
+/// (a detection batch, a commit, a round of polls): the collector must not wait behind them, or
+/// the kernel drops datagrams.
+pub async fn on_own_thread<F, Fut>(sockets: Vec<UdpSocket>, collector: F)
+where
+    F: FnOnce(Vec<UdpSocket>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     // Sockets belong to the runtime that registered them: moved out, and in again there.
     let sockets: Vec<std::net::UdpSocket> =
         match sockets.into_iter().map(UdpSocket::into_std).collect() {
@@ -547,7 +543,7 @@ pub async fn run_on_own_thread(
                             .ok()
                     })
                     .collect();
-                run(config, sockets, store, samples, metrics, speeds, cancel).await;
+                collector(sockets).await;
             });
             let _ = done.send(());
         });
