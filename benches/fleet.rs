@@ -490,21 +490,17 @@ fn main() {
         quantile(&warm, &end, "noctua_snmp_poll_delay_seconds", 0.99)
     );
     let latency = "noctua_pipeline_latency_seconds";
-    println!(
-        "alarm latency before the storm: p50 {}, p99 {}",
-        quantile(&warm, &before_storm, latency, 0.5),
-        quantile(&warm, &before_storm, latency, 0.99)
-    );
-    println!(
-        "alarm latency in the storm: p50 {}, p99 {}",
-        quantile(&before_storm, &after_storm, latency, 0.5),
-        quantile(&before_storm, &after_storm, latency, 0.99)
-    );
-    println!(
-        "alarm latency after it: p50 {}, p99 {}",
-        quantile(&after_storm, &end, latency, 0.5),
-        quantile(&after_storm, &end, latency, 0.99)
-    );
+    for (when, from, to) in [
+        ("before the storm", &warm, &before_storm),
+        ("in the storm", &before_storm, &after_storm),
+        ("after it", &after_storm, &end),
+    ] {
+        println!(
+            "alarm latency {when}: p50 {}, p99 {}",
+            quantile(from, to, latency, 0.5),
+            quantile(from, to, latency, 0.99)
+        );
+    }
     println!(
         "transitions: {:.0}; SSE events seen by {SSE_CLIENTS} clients: {}; MQTT published {:.0}",
         d("noctua_alarm_transitions_total"),

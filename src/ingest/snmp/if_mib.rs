@@ -64,10 +64,10 @@ impl Col {
         }
     }
 
-    /// Its place in [`COLUMNS`], as a bit of [`Row::seen`].
+    /// Its place in [`COLUMNS`] (declared in the same order; a test holds them together), as a
+    /// bit of [`Row::seen`]: no search per value.
     fn bit(self) -> u32 {
-        let at = COLUMNS.iter().position(|c| c.0 == self).unwrap_or(0);
-        1 << at
+        1 << self as u32
     }
 }
 
@@ -476,6 +476,13 @@ mod tests {
 
     fn routine_columns(inv: &Inventory) -> Vec<Col> {
         inv.routine.iter().map(|&c| COLUMNS[c].0).collect()
+    }
+
+    #[test]
+    fn columns_are_listed_in_the_order_they_are_declared() {
+        for (i, (col, _, _)) in COLUMNS.iter().enumerate() {
+            assert_eq!(col.bit(), 1 << i, "{col:?}");
+        }
     }
 
     #[test]
