@@ -272,3 +272,51 @@ fn suppressed_alarms_come_only_to_a_client_that_asks() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("suppressed"), "{body}");
 }
+
+/// A client resuming far behind (here: before the first transition of 700) is caught up from
+/// the store a page at a time: every transition once, in order, filtered on every page.
+#[test]
+fn a_client_far_behind_gets_every_missed_transition_once_in_order() {
+    const DEVICES: u64 = 700;
+    let dir = tempfile::tempdir().unwrap();
+    let at = noctua::model::Timestamp::now().as_millis() - 120_000;
+    let scenario: String = (0..DEVICES)
+        .map(|i| {
+            let t = noctua::model::Timestamp::from_millis(at + i as i64);
+            format!("{{\"at\":\"{t}\",\"device\":\"enb-{i}\",\"event\":\"unreachable\"}}\n")
+        })
+        .collect();
+    std::fs::write(dir.path().join("s.jsonl"), scenario).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(dir.path().join("s.jsonl"))
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+    let config = write_config(dir.path(), 0, "");
+    let d = start(dir.path(), &config);
+
+    let mut all = SseClient::connect(d.port, "/api/v1/alarms/stream", Some(0));
+    assert_eq!(all.next(WAIT).expect("restarted").event, "restarted");
+    let ids: Vec<u64> = std::iter::from_fn(|| all.next(QUIET))
+        .map(|e| {
+            assert_eq!(e.event, "transition");
+            e.id.unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (1..=DEVICES).collect::<Vec<_>>());
+
+    let mut one = SseClient::connect(d.port, "/api/v1/alarms/stream?device=enb-650", Some(0));
+    let got: Vec<_> = std::iter::from_fn(|| one.next(QUIET))
+        .map(|e| (e.event, e.id))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("restarted".to_owned(), None),
+            ("transition".to_owned(), Some(651))
+        ]
+    );
+}

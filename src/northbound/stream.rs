@@ -210,28 +210,46 @@ async fn send(tx: &mpsc::Sender<Event>, e: Event) -> Result<(), Closed> {
     tx.send(e).await.map_err(|_| Closed)
 }
 
-/// Sends the published transitions after `after` from the store; returns the last sequence
-/// number the store held.
+/// Transitions read from the store per page while catching a client up: under a storm 50
+/// lagging clients each reading every missed transition into one list at once, on the async
+/// workers, held the pipeline's tasks up for seconds.
+const CATCH_UP_PAGE: usize = 256;
+
+/// Sends the published transitions after `after` from the store, a page at a time, each page
+/// read on a blocking thread; returns the last sequence number sent or known durable.
 async fn catch_up(
     store: &Store,
     after: u64,
     filter: &Filter,
     tx: &mpsc::Sender<Event>,
 ) -> Result<u64, Closed> {
-    let (head, missed) = missed_since(store, after).map_err(|_| Closed)?;
-    for e in missed.iter().filter(|e| filter.passes_event(e)) {
-        send_transition(tx, e).await?;
+    let mut cursor = after;
+    loop {
+        let (head, page) = missed_since(store, cursor).await?;
+        for e in page.iter().filter(|e| filter.passes_event(e)) {
+            send_transition(tx, e).await?;
+        }
+        match page.last() {
+            Some(last) if page.len() == CATCH_UP_PAGE => cursor = last.seq,
+            _ => return Ok(head.max(cursor)),
+        }
     }
-    Ok(head.max(after))
 }
 
-/// Committed transitions after `after`, in sequence order, and the last durable sequence
-/// (what is not on disk yet is not published, and comes on the live feed once it is).
-fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), StoreError> {
-    let head = store.durable_seq();
-    let mut events = store.durable_history_after(after, usize::MAX)?;
-    events.retain(|e| e.seq <= head);
-    Ok((head, events))
+/// Up to a page of committed transitions after `after`, in sequence order, and the last durable
+/// sequence (what is not on disk yet is not published, and comes on the live feed once it is).
+async fn missed_since(store: &Store, after: u64) -> Result<(u64, Vec<AlarmEvent>), Closed> {
+    let store = store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let head = store.durable_seq();
+        let mut events = store.durable_history_after(after, CATCH_UP_PAGE)?;
+        events.retain(|e| e.seq <= head);
+        Ok::<_, StoreError>((head, events))
+    });
+    match read.await {
+        Ok(Ok(missed)) => Ok(missed),
+        _ => Err(Closed),
+    }
 }
 
 /// A transition, then its proactive notice as an `impact` event when it carries one.
