@@ -477,9 +477,10 @@ fn main() {
         d("noctua_netflow_records_total") / measured,
     );
     println!(
-        "drops: ingest {:.0}, netflow {:.0} (in the kernel {kernel_drops}, {warm_drops} during the warm-up), refused records {:.0}, MQTT outbox {:.0}, HTTP refused {:.0}",
+        "drops: ingest {:.0}, netflow {:.0} (the socket's buffer full {:.0}; /proc/net/udp: {kernel_drops}, {warm_drops} during the warm-up), refused records {:.0}, MQTT outbox {:.0}, HTTP refused {:.0}",
         d("noctua_ingest_samples_dropped_total"),
         d("noctua_netflow_dropped_total"),
+        d("noctua_netflow_dropped_total{reason=\"socket_buffer\"}"),
         d("noctua_netflow_records_refused_total"),
         d("noctua_mqtt_outbox_dropped_total"),
         d("noctua_http_connections_refused_total"),

@@ -95,7 +95,7 @@ impl DaemonError {
 /// No transparent huge pages for the daemon. mimalloc asks for them on its arenas, and a 2 MB
 /// page holding a few live objects counts whole in the resident set: at 10,000 devices half of
 /// the daemon's RSS was huge pages (README, "The whole daemon at fleet scale").
-#[allow(unsafe_code)] // one system call; the crate's other unsafe block is the prefetch
+#[allow(unsafe_code)] // one system call
 fn no_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and touches no memory of ours.
     let refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0;

@@ -104,6 +104,9 @@ label_set! {
         TemplateLimit => "template_limit",
         /// The socket reported an error.
         ReceiveError => "receive_error",
+        /// The kernel dropped it before the collector read it: the socket's receive buffer
+        /// was full (`receive-buffer-bytes`; the collector was behind).
+        SocketBuffer => "socket_buffer",
     }
 }
 
@@ -132,6 +135,9 @@ label_set! {
         Unsupported => "unsupported",
         /// The socket reported an error.
         ReceiveError => "receive_error",
+        /// The kernel dropped it before the collector read it: the socket's receive buffer
+        /// was full (`receive-buffer-bytes`; the collector was behind).
+        SocketBuffer => "socket_buffer",
     }
 }
 

@@ -56,7 +56,6 @@ impl<T> Default for SeriesTable<T> {
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
-    // one of the crate's two unsafe blocks (the other: `daemon::no_huge_pages`)
     // SAFETY: a prefetch has no architectural effect and cannot fault; the pointers are into a
     // live value anyway (`wrapping_add` stays within it). `sse` is part of the x86_64 baseline.
     unsafe {

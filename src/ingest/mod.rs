@@ -10,6 +10,7 @@ pub mod pcap;
 pub mod probe;
 pub mod scenario;
 pub mod snmp;
+pub mod socket;
 pub mod trap;
 pub mod usm;
 

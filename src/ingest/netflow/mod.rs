@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, NetflowConfig};
-use crate::ingest::SampleSink;
+use crate::ingest::{SampleSink, socket};
 use crate::message::InterfaceSpeeds;
 use crate::model::{Sample, Timestamp};
 use crate::store::{Store, Tree};
@@ -435,15 +435,19 @@ fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
     if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
         tracing::warn!(%addr, error = %e, "cannot set the NetFlow receive buffer");
     }
-    // Linux caps the buffer at net.core.rmem_max (and reports double what it grants).
-    if let Ok(granted) = socket.recv_buffer_size()
-        && granted < receive_buffer
+    // Linux caps the buffer at net.core.rmem_max (and reports double what it grants); with
+    // CAP_NET_ADMIN the cap can be passed.
+    let granted = || socket.recv_buffer_size().unwrap_or(0);
+    if granted() < receive_buffer
+        && let Err(e) = socket::force_receive_buffer(&socket, receive_buffer)
     {
         tracing::warn!(
             %addr,
             asked = receive_buffer,
-            granted,
-            "NetFlow receive buffer capped by net.core.rmem_max; raise it to absorb bursts"
+            granted = granted(),
+            error = %e,
+            "NetFlow receive buffer capped by net.core.rmem_max; raise it (or grant \
+             CAP_NET_ADMIN) to absorb bursts"
         );
     }
     socket.set_nonblocking(true)?;
@@ -554,6 +558,35 @@ where
     let _ = finished.await;
 }
 
+/// What the kernel dropped on each socket before the collector read it (its buffer was full):
+/// counted as dropped datagrams, so every datagram sent to the collector is either accepted or
+/// counted somewhere.
+struct KernelDrops(Vec<u64>);
+
+impl KernelDrops {
+    /// Starts from each socket's count now: drops before the collector ran are not its.
+    fn new(sockets: &[UdpSocket]) -> Self {
+        Self(
+            sockets
+                .iter()
+                .map(|s| socket::kernel_drops(s).unwrap_or(0))
+                .collect(),
+        )
+    }
+
+    fn count(&mut self, sockets: &[UdpSocket], metrics: &Metrics) {
+        for (seen, s) in self.0.iter_mut().zip(sockets) {
+            // A kernel without the count (before 4.9) reads as no drops.
+            if let Ok(now) = socket::kernel_drops(s) {
+                metrics
+                    .flow_drop(FlowDrop::SocketBuffer)
+                    .inc_by(now.saturating_sub(*seen));
+                *seen = now;
+            }
+        }
+    }
+}
+
 /// The collector task: owns the sockets until `cancel`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -575,6 +608,7 @@ pub async fn run(
         templates = restored,
         "NetFlow collector running"
     );
+    let mut kernel_drops = KernelDrops::new(&sockets);
     let mut buf = vec![0u8; 65_536];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -588,6 +622,7 @@ pub async fn run(
             _ = tick.tick() => {
                 collector.flush(Timestamp::now().as_millis(), &mut emit);
                 hand_to_writer(&mut collector, &to_writer);
+                kernel_drops.count(&sockets, &metrics);
             }
             i = poll_fn(|cx| {
                 for (i, s) in sockets.iter().enumerate() {
