@@ -422,6 +422,10 @@ fn main() {
 
     wait_until(at(0.5));
     let before_storm = scrape(http);
+    let (storm_store, steady) = (
+        dir_bytes(&dir.path().join("store")),
+        warm_at.elapsed().as_secs_f64(),
+    );
     sample_rss("storm");
     let storm_agents = STORM_DEVICES.div_ceil(PER_AGENT);
     let signal = |sig| {
@@ -522,9 +526,15 @@ fn main() {
     );
     let grown = end_store.saturating_sub(warm_store) as f64;
     println!(
-        "store: {:.1} MB at the end, growing {:.1} MB/hour",
+        "store: {:.1} MB at the end, growing {:.1} MB/hour over the window, {:.1} MB/hour before the storm",
         end_store as f64 / 1e6,
-        grown / measured * 3600.0 / 1e6
+        grown / measured * 3600.0 / 1e6,
+        storm_store.saturating_sub(warm_store) as f64 / steady * 3600.0 / 1e6
+    );
+    println!(
+        "/metrics: {} series, {:.0} KB",
+        end.len(),
+        end.iter().map(|(k, _)| k.len() + 8).sum::<usize>() as f64 / 1e3
     );
     println!("CPU by thread over the window (s of {measured:.0} s):");
     for (thread, cpu) in &end_threads {

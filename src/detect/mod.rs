@@ -12,6 +12,7 @@ pub mod series;
 pub mod threshold;
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -305,9 +306,13 @@ impl Detector {
         }
     }
 
-    /// Every series' state, for the store.
-    pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredSeries)> + '_ {
-        self.series.iter().map(|(name, s)| {
+    /// The state of the series at `positions` (in first-seen order, clamped to
+    /// [`Detector::series`]), for the store.
+    pub fn export(
+        &self,
+        positions: Range<usize>,
+    ) -> impl Iterator<Item = (Vec<u8>, StoredSeries)> + '_ {
+        self.series.range(positions).map(|(name, s)| {
             let anomaly = s.anomaly.map(|a| {
                 let (buckets, head) = self.baselines.get(a.baseline);
                 let baseline = AnomalyState {
@@ -885,7 +890,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
             d.step(&s).unwrap();
         }
         let mut restored = Detector::new(&Config::default());
-        for (key, stored) in d.export() {
+        for (key, stored) in d.export(0..usize::MAX) {
             let bytes = postcard::to_allocvec(&stored).unwrap();
             let back: StoredSeries = postcard::from_bytes(&bytes).unwrap();
             assert!(restored.import(&key, back));
@@ -895,12 +900,12 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         // Warm, same baseline: the same score as the detector that never stopped.
         assert_eq!(restored.step(&s).unwrap(), d.step(&s).unwrap());
         // A state of another version is skipped, not misread.
-        let (key, mut stored) = d.export().next().unwrap();
+        let (key, mut stored) = d.export(0..usize::MAX).next().unwrap();
         stored.version = 99;
         assert!(!Detector::new(&Config::default()).import(&key, stored));
         assert!(
             !Detector::new(&Config::default())
-                .import(b"no separators", d.export().next().unwrap().1)
+                .import(b"no separators", d.export(0..usize::MAX).next().unwrap().1)
         );
     }
 
@@ -1024,7 +1029,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         let mut fewer = Config::default();
         fewer.anomaly.buckets = 6;
         d.reconfigure(&fewer);
-        let (key, stored) = d.export().next().unwrap();
+        let (key, stored) = d.export(0..usize::MAX).next().unwrap();
         let (baseline, _, _) = stored.anomaly.clone().unwrap();
         assert_eq!(baseline.buckets.len(), 6);
         s.at = Timestamp::from_millis(800 * 300_000);
@@ -1038,7 +1043,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
         s.at = Timestamp::from_millis(801 * 300_000);
         let after = more.step(&s).unwrap().anomaly.unwrap();
         assert!(after.warm && after.score < 0.2, "{after:?}");
-        let (_, restored) = more.export().next().unwrap();
+        let (_, restored) = more.export(0..usize::MAX).next().unwrap();
         assert_eq!(restored.anomaly.unwrap().0.buckets.len(), 24);
     }
 
@@ -1100,7 +1105,7 @@ levels = { warning = 50.0, critical = 80.0, hysteresis = 5.0, for = "2m", clear-
             }
             proptest::prop_assert_eq!(&singly, &together);
             let state = |d: &Detector| {
-                let mut v: Vec<_> = d.export().collect();
+                let mut v: Vec<_> = d.export(0..usize::MAX).collect();
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 v
             };

@@ -10,6 +10,7 @@
 //! CPU for a series' index slot before its turn.
 
 use std::hash::{BuildHasher, Hasher};
+use std::ops::Range;
 
 use crate::model::SeriesKey;
 
@@ -177,9 +178,14 @@ impl<T> SeriesTable<T> {
         self.entries.is_empty()
     }
 
-    /// Every series' key and value, in the order they first appeared.
-    pub fn iter(&self) -> impl Iterator<Item = (&SeriesKey, &T)> {
-        self.names.iter().zip(self.entries.iter().map(|e| &e.1))
+    /// The series at positions `positions` (clamped to the table), in the order they first
+    /// appeared: a slice of the table to save at a time.
+    pub fn range(&self, positions: Range<usize>) -> impl Iterator<Item = (&SeriesKey, &T)> {
+        let end = positions.end.min(self.len());
+        let start = positions.start.min(end);
+        self.names[start..end]
+            .iter()
+            .zip(self.entries[start..end].iter().map(|e| &e.1))
     }
 
     /// Every value.
@@ -263,13 +269,19 @@ mod tests {
                 let wrong = t.get_or_insert_with(k, id, Some(0), || usize::MAX);
                 prop_assert_eq!((*wrong.0, wrong.1), (i, false));
             }
-            prop_assert_eq!(t.iter().count(), keys.len());
+            prop_assert_eq!(t.range(0..usize::MAX).count(), keys.len());
             for (i, k) in keys.iter().enumerate() {
                 prop_assert_eq!(t.get_mut(k).copied(), Some(i));
             }
             prop_assert_eq!(t.get_mut(&key("zzzz", "", Metric::LossPct)), None);
-            let names: Vec<&SeriesKey> = t.iter().map(|(k, _)| k).collect();
-            prop_assert_eq!(names, keys.iter().collect::<Vec<_>>());
+            let names: Vec<&SeriesKey> = t.range(0..usize::MAX).map(|(k, _)| k).collect();
+            prop_assert_eq!(&names, &keys.iter().collect::<Vec<_>>());
+            // Slices of the table, as the store saves it, are every series once, in order.
+            let n = keys.len();
+            let sliced: Vec<&SeriesKey> = (0..7)
+                .flat_map(|p| t.range(n * p / 7..n * (p + 1) / 7).map(|(k, _)| k))
+                .collect();
+            prop_assert_eq!(sliced, names);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! detector's.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::config::{
     Config, DeviceConfig, ForecastConfig, PrecursorsConfig, ThresholdLevels, Thresholds,
@@ -159,9 +160,18 @@ impl Forecasts {
         }
     }
 
-    /// Every series' state, for the store.
-    pub fn export(&self) -> impl Iterator<Item = (Vec<u8>, StoredForecast)> + '_ {
-        self.series.iter().map(|(series, s)| {
+    /// How many series are forecast.
+    pub fn series(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The state of the series at `positions` (in first-seen order, clamped to
+    /// [`Forecasts::series`]), for the store.
+    pub fn export(
+        &self,
+        positions: Range<usize>,
+    ) -> impl Iterator<Item = (Vec<u8>, StoredForecast)> + '_ {
+        self.series.range(positions).map(|(series, s)| {
             let stored = StoredForecast {
                 version: STATE_VERSION,
                 forecaster: s.forecaster,

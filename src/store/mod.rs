@@ -222,6 +222,12 @@ pub type RawEntry = (Vec<u8>, Vec<u8>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticket(u64);
 
+/// sled's page cache. Its default, 1 GB, let the cache grow with every page written (the
+/// detector's state is rewritten every few minutes), and at 10,000 devices it held hundreds of
+/// MB of the daemon's memory; what is read often (active alarms, the journal's tail, templates)
+/// fits in far less, and the rest is in the kernel's page cache anyway.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// The store handle; cheap to clone, shared by the stages that write.
 #[derive(Clone)]
 pub struct Store {
@@ -272,6 +278,7 @@ impl Store {
                 // Group commit below decides when to flush; sled's own timer would only add
                 // writes.
                 .flush_every_ms(None)
+                .cache_capacity(CACHE_BYTES)
                 .open();
             match opened {
                 Ok(db) => break db,
