@@ -14,45 +14,18 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use noctua::config::Config;
 use noctua::detect::Detector;
-use noctua::model::{Metric, Sample, SeriesKey, Timestamp};
+use noctua::model::{Sample, Timestamp};
 use noctua::pipeline::forecast::Forecasts;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SERIES: usize = 100_000;
+#[path = "support/series.rs"]
+mod series;
+use series::{SERIES, by_device, sample, shuffled};
 
-const PER_DEVICE: usize = 20;
 /// The detection stage's batch (`recv_many` limit in `pipeline::detect::run_stage`).
 const BATCH: usize = 256;
-
-/// A fixed permutation (multiplicative hashing) of `0..n`.
-fn shuffled(n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|i| (i.wrapping_mul(2_654_435_761)) % 1_000_003);
-    order
-}
-
-fn sample(i: usize) -> Sample {
-    let metrics = [Metric::LatencyMs, Metric::UtilisationInPct, Metric::LossPct];
-    Sample {
-        series: SeriesKey {
-            device: format!("bs{}", i / PER_DEVICE),
-            object: format!("ifIndex={}", i % PER_DEVICE),
-            metric: metrics[i % 3],
-        },
-        at: Timestamp::from_millis(0),
-        value: 10.0 + (i % 7) as f64,
-        context: None,
-    }
-}
-
-fn by_device() -> Vec<Sample> {
-    shuffled(SERIES / PER_DEVICE)
-        .into_iter()
-        .flat_map(|d| (d * PER_DEVICE..(d + 1) * PER_DEVICE).map(sample))
-        .collect()
-}
 
 fn every_series_shuffled() -> Vec<Sample> {
     shuffled(SERIES).into_iter().map(sample).collect()

@@ -531,10 +531,11 @@ fn main() {
         grown / measured * 3600.0 / 1e6,
         storm_store.saturating_sub(warm_store) as f64 / steady * 3600.0 / 1e6
     );
+    let (_, exposition) = common::get(http, "/metrics").expect("metrics");
     println!(
         "/metrics: {} series, {:.0} KB",
         end.len(),
-        end.iter().map(|(k, _)| k.len() + 8).sum::<usize>() as f64 / 1e3
+        exposition.len() as f64 / 1e3
     );
     println!("CPU by thread over the window (s of {measured:.0} s):");
     for (thread, cpu) in &end_threads {

@@ -23,7 +23,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(300);
 /// The save goes a slice at a time, `SAVE_EVERY / SAVE_SLICES` apart (5 s), each slice one
 /// batch per tree: saved whole, 78,000 series held the stage up for seconds (every alarm
 /// waiting behind it) and wrote tens of MB to sled's log at once.
-const SAVE_SLICES: usize = 60;
+pub const SAVE_SLICES: usize = 60;
 
 /// Builds a detector from `config` and the state the store holds. Version 1 state is
 /// migrated; state it cannot read (an unknown version, a damaged entry) is skipped, and those
@@ -60,7 +60,7 @@ pub fn restore(config: &Config, store: &Store) -> Result<Detector, StoreError> {
 /// Writes slice `slice` (of [`SAVE_SLICES`]) of the series' detector and forecast state, and
 /// with the first slice the links' finished days and the precursor counts; failures are
 /// logged, and the next round tries again.
-fn save(
+pub fn save(
     slice: usize,
     detector: &Detector,
     forecasts: &mut Forecasts,

@@ -21,6 +21,7 @@ use crate::model::Timestamp;
 use crate::northbound::state::HttpState;
 use crate::northbound::{http, incident, mqtt};
 use crate::pipeline::Pipeline;
+use crate::pipeline::thread::on_own_thread;
 use crate::store::{Store, StoreError, Tree};
 
 /// Meta key of the SNMP engine id (see [`snmp_engine_id`]).
@@ -155,10 +156,10 @@ pub async fn start(
             metrics.clone(),
         );
         let cancel = cancel.clone();
-        tasks.spawn(netflow::on_own_thread(netflow_sockets, move |sockets| {
+        tasks.spawn(on_own_thread("netflow", move || {
             netflow::run(
                 config,
-                sockets,
+                netflow_sockets,
                 store,
                 samples,
                 metrics,

@@ -1,7 +1,8 @@
 //! Wiring: the stage tasks and the channels between them, as in the data-flow picture.
 //!
 //! [`Pipeline::start`] restores detection, the alarm manager and the action planner from the
-//! store and spawns detect → alarm → action runner with the store's flusher; the daemon adds the live sources and northbound
+//! store and spawns detect → alarm → action runner with the store's flusher (detect and alarm
+//! each on a thread of its own, [`thread`]); the daemon adds the live sources and northbound
 //! around it, replay feeds it from files. Each stage ends when its input channel closes, so
 //! [`Pipeline::drain`] stops in data order.
 
@@ -13,6 +14,7 @@ pub mod edges;
 pub mod forecast;
 pub mod precursor;
 pub mod replay;
+pub mod thread;
 pub mod trace;
 
 use std::sync::Arc;
@@ -96,21 +98,22 @@ impl Pipeline {
             ))
         };
         let stages = TaskTracker::new();
-        stages.spawn(detect::run_stage(
+        let detect = detect::run_stage(
             (detector, forecasts, recurrences),
             sample_rx,
             alarm_tx.clone(),
             config_rx.clone(),
             store.clone(),
             metrics.clone(),
-        ));
+        );
+        stages.spawn(thread::on_own_thread("detect", || detect));
         stages.spawn(action::run(
             order_rx,
             report_tx,
             config_rx.clone(),
             metrics.clone(),
         ));
-        stages.spawn(alarm::run_stage(
+        let alarm = alarm::run_stage(
             manager,
             engine,
             handling,
@@ -124,7 +127,8 @@ impl Pipeline {
             config_rx,
             metrics.clone(),
             clock,
-        ));
+        );
+        stages.spawn(thread::on_own_thread("alarm", || alarm));
         stages.close();
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),

@@ -420,8 +420,9 @@ impl decode::Sink for RecordSink<'_> {
     }
 }
 
-/// Binds every `netflow.listen` address with the configured receive buffer.
-pub fn bind(config: &NetflowConfig) -> Result<Vec<UdpSocket>, (SocketAddr, io::Error)> {
+/// Binds every `netflow.listen` address with the configured receive buffer. The sockets are
+/// registered with a runtime by [`run`], on the collector's own thread.
+pub fn bind(config: &NetflowConfig) -> Result<Vec<std::net::UdpSocket>, (SocketAddr, io::Error)> {
     config
         .listen
         .iter()
@@ -429,7 +430,7 @@ pub fn bind(config: &NetflowConfig) -> Result<Vec<UdpSocket>, (SocketAddr, io::E
         .collect()
 }
 
-fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
+fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<std::net::UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
@@ -452,7 +453,7 @@ fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Stores template changes in one batch; a failure is logged, not fatal (the exporter will
@@ -505,59 +506,6 @@ fn hand_to_writer(collector: &mut Collector, writer: &mpsc::Sender<Vec<TemplateC
     }
 }
 
-/// The collector (`collector`, given the sockets: [`run`]) on a thread of its own (`netflow`),
-/// with a runtime of its own; ends when it does. At 50,000 datagrams a second a 4 MB socket
-/// buffer holds about 36 ms, and the daemon's shared workers can be busy for longer than that
-/// (a detection batch, a commit, a round of polls): the collector must not wait behind them, or
-/// the kernel drops datagrams.
-pub async fn on_own_thread<F, Fut>(sockets: Vec<UdpSocket>, collector: F)
-where
-    F: FnOnce(Vec<UdpSocket>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    // Sockets belong to the runtime that registered them: moved out, and in again there.
-    let sockets: Vec<std::net::UdpSocket> =
-        match sockets.into_iter().map(UdpSocket::into_std).collect() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot hand the NetFlow sockets to their thread");
-                return;
-            }
-        };
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("netflow".to_owned())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the NetFlow collector's runtime");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let sockets = sockets
-                    .into_iter()
-                    .filter_map(|s| {
-                        UdpSocket::from_std(s)
-                            .inspect_err(|e| tracing::error!(error = %e, "NetFlow socket lost"))
-                            .ok()
-                    })
-                    .collect();
-                collector(sockets).await;
-            });
-            let _ = done.send(());
-        });
-    if let Err(e) = thread {
-        tracing::error!(error = %e, "cannot start the NetFlow collector's thread");
-        return;
-    }
-    let _ = finished.await;
-}
-
 /// What the kernel dropped on each socket before the collector read it (its buffer was full):
 /// counted as dropped datagrams, so every datagram sent to the collector is either accepted or
 /// counted somewhere.
@@ -587,17 +535,27 @@ impl KernelDrops {
     }
 }
 
-/// The collector task: owns the sockets until `cancel`.
+/// The collector task: owns the sockets until `cancel`. Meant for a thread of its own (the
+/// daemon's is `netflow`): at 50,000 datagrams a second a 4 MB socket buffer holds about 36 ms.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     config: Arc<Config>,
-    sockets: Vec<UdpSocket>,
+    sockets: Vec<std::net::UdpSocket>,
     store: Store,
     samples: SampleSink,
     metrics: Arc<Metrics>,
     speeds: watch::Receiver<InterfaceSpeeds>,
     cancel: CancellationToken,
 ) {
+    // Sockets belong to the runtime that registers them: this one.
+    let sockets: Vec<UdpSocket> = sockets
+        .into_iter()
+        .filter_map(|s| {
+            UdpSocket::from_std(s)
+                .inspect_err(|e| tracing::error!(error = %e, "NetFlow socket lost"))
+                .ok()
+        })
+        .collect();
     let mut collector = Collector::new(&config, metrics.clone());
     collector.learn_speeds(speeds);
     let restored = collector.restore(stored_templates(&store), Timestamp::now().as_millis());
