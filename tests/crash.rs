@@ -34,7 +34,7 @@ fn write_storm(path: &Path) {
     let start = Timestamp::parse_rfc3339("2026-11-29T00:00:00Z")
         .unwrap()
         .as_millis();
-    for minute in 0..1000i64 {
+    for minute in 0..5000i64 {
         for series in 0..40 {
             let at = Timestamp::from_millis(start + minute * 60_000 + series * 100);
             let value = if rng.next().is_multiple_of(3) {
@@ -105,7 +105,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
             .spawn()
             .unwrap();
         if run < 20 {
-            std::thread::sleep(Duration::from_millis(30 + rng.next() % 900));
+            std::thread::sleep(Duration::from_millis(30 + rng.next() % 500));
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap();
                 kills += 1;

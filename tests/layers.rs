@@ -39,9 +39,9 @@ const SAME_FLOOR: [(&str, &str); 5] = [
     ("daemon", "pipeline"),
 ];
 
-/// Rooms of `ingest/` every source may use: the shared sink (items of `ingest` itself) and the
-/// SNMPv3 security shared by the poller and the trap receiver.
-const SHARED_INGEST: [&str; 1] = ["usm"];
+/// Rooms of `ingest/` every source may use: the shared sink (items of `ingest` itself), the
+/// SNMPv3 security shared by the poller and the trap receiver, and the UDP socket options.
+const SHARED_INGEST: [&str; 2] = ["usm", "socket"];
 
 const PURE_CORES: [&str; 6] = ["detect", "alarm", "fault", "impact", "action", "forecast"];
 const EDGES_AND_WIRING: [&str; 5] = ["store", "ingest", "northbound", "pipeline", "daemon"];
