@@ -232,6 +232,36 @@ fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
         .sum()
 }
 
+/// Every `TIMELINE_STEP` from the load's start: transitions committed, their latency's p99,
+/// the store flush's p99 and RSS in that step, one line each.
+fn timeline(port: u16, pid: u32, stop: Arc<AtomicBool>) -> String {
+    const TIMELINE_STEP: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    let mut out = String::new();
+    let mut last = scrape(port);
+    let mut next = TIMELINE_STEP;
+    while !stop.load(Ordering::Relaxed) {
+        if started.elapsed() < next {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let now = scrape(port);
+        let latency = "noctua_pipeline_latency_seconds";
+        let _ = writeln!(
+            out,
+            "  {:>4.0} s  {:>6.0} transitions  latency p99 {:<22} flush p99 {:<22} RSS {:.0} MB",
+            next.as_secs_f64(),
+            sum(&now, &format!("{latency}_count")) - sum(&last, &format!("{latency}_count")),
+            quantile(&last, &now, latency, 0.99),
+            quantile(&last, &now, "noctua_store_flush_duration_seconds", 0.99),
+            rss_mb(pid).0
+        );
+        last = now;
+        next += TIMELINE_STEP;
+    }
+    out
+}
+
 /// The `q` quantile of histogram `name` between two scrapes: the upper bound of its bucket.
 fn quantile(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, name: &str, q: f64) -> String {
     let prefix = format!("{name}_bucket{{le=\"");
@@ -401,6 +431,10 @@ fn main() {
         let stop = stop.clone();
         std::thread::spawn(move || api(http, devices, stop))
     };
+    let timeline_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || timeline(http, pid, stop))
+    };
 
     // Warm-up: every device polled once (an interval) before anything is measured.
     let started = Instant::now();
@@ -455,6 +489,7 @@ fn main() {
     let (rss, hwm) = rss_mb(pid);
     stop.store(true, Ordering::Relaxed);
     let mut api_took = api_thread.join().unwrap();
+    let timeline = timeline_thread.join().unwrap();
     for t in load {
         let _ = t.join();
     }
@@ -537,6 +572,7 @@ fn main() {
         end.len(),
         exposition.len() as f64 / 1e3
     );
+    println!("over time:\n{timeline}");
     println!("CPU by thread over the window (s of {measured:.0} s):");
     for (thread, cpu) in &end_threads {
         let was = warm_threads.get(thread).copied().unwrap_or(0.0);
