@@ -3,7 +3,9 @@
 //! warm series (`support/series.rs`), `CHURN_ROUNDS` (36: three hours of 5-minute rounds)
 //! rounds, each after one more sample per series. sled writes new versions of pages to its
 //! log and reclaims old ones later, so the store grows at first; the question for an operator
-//! is where it stops. Prints the store's size after each round and the live bytes it holds.
+//! is where it stops. Prints the store's size after each round and the live bytes it holds,
+//! and first the memory the warm series take (the daemon's RSS at 100 k series, less the rest
+//! of the daemon).
 //!
 //! `cargo bench --bench store_churn`; the README records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
@@ -38,6 +40,23 @@ fn dir_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// This process's resident memory, in MB.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix(" kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    kb / 1e3
+}
+
 fn main() {
     let rounds: usize = std::env::var("CHURN_ROUNDS")
         .ok()
@@ -51,6 +70,7 @@ fn main() {
     let mut forecasts = Forecasts::restore(&config, &store).unwrap();
     let mut recurrences = Recurrences::restore(&config, &store).unwrap();
     let mut samples = series::by_device();
+    let before = rss_mb();
     let mut round = 0i64;
     let (mut evaluated, mut predicted) = (Vec::new(), Vec::new());
     let mut step = |detector: &mut Detector, forecasts: &mut Forecasts, round: i64| {
@@ -71,10 +91,16 @@ fn main() {
         round += 1;
         step(&mut detector, &mut forecasts, round);
     }
+    let with = rss_mb();
     println!(
         "store churn: {} series detected, {} forecast, {rounds} rounds of {SAVE_SLICES} slices",
         series::SERIES,
         forecasts.series()
+    );
+    println!(
+        "RSS: {before:.0} MB with the samples alone, {with:.0} MB with every series warm \
+         ({:.0} bytes a series for detection and forecasts)",
+        (with - before) * 1e6 / series::SERIES as f64
     );
     for r in 1..=rounds {
         round += 1;

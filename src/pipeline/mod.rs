@@ -1,8 +1,8 @@
 //! Wiring: the stage tasks and the channels between them, as in the data-flow picture.
 //!
 //! [`Pipeline::start`] restores detection, the alarm manager and the action planner from the
-//! store and spawns detect → alarm → action runner with the store's flusher (detect and alarm
-//! each on a thread of its own, [`thread`]); the daemon adds the live sources and northbound
+//! store and spawns detect → alarm → action runner with the store's flusher (detect, alarm
+//! and the flusher each on a thread of its own, [`thread`]); the daemon adds the live sources and northbound
 //! around it, replay feeds it from files. Each stage ends when its input channel closes, so
 //! [`Pipeline::drain`] stops in data order.
 
@@ -85,9 +85,11 @@ impl Pipeline {
         let (services, _) = broadcast::channel(256);
         let (config_tx, config_rx) = watch::channel(config.clone());
         let flush_stop = CancellationToken::new();
+        // Its own thread too: every commit waits for it, and on the shared workers a burst of
+        // polls and live-stream fan-out held it up for seconds after a storm.
         let flusher = {
             let m = metrics.clone();
-            tokio::spawn(store.clone().run_flusher(
+            let flush = store.clone().run_flusher(
                 config.store.flush_interval,
                 flush_stop.clone(),
                 move |r| {
@@ -95,7 +97,8 @@ impl Pipeline {
                     m.store_flush(outcome).inc();
                     m.store_flush_seconds.observe(r.took.as_secs_f64());
                 },
-            ))
+            );
+            tokio::spawn(thread::on_own_thread("flush", || flush))
         };
         let stages = TaskTracker::new();
         let detect = detect::run_stage(

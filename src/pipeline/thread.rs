@@ -1,10 +1,11 @@
 //! A stage on a thread of its own, with a runtime of its own.
 //!
-//! The NetFlow collector, detection and the alarm stage each get one (`netflow`, `detect`,
-//! `alarm`). At 50,000 datagrams a second a socket buffer holds milliseconds, and the shared
-//! workers can be busy for longer (a round of polls, 50 live-stream clients serialising a storm):
-//! a stage on its own thread waits only for the kernel's scheduler, not behind other tasks. It
-//! also makes each stage's CPU its thread's, which `top -H` and the fleet bench show by name.
+//! The NetFlow collector, detection, the alarm stage and the store's flusher each get one
+//! (`netflow`, `detect`, `alarm`, `flush`). At 50,000 datagrams a second a socket buffer holds
+//! milliseconds, and the shared workers can be busy for longer (a round of polls, 50 live-stream
+//! clients serialising a storm): a stage on its own thread waits only for the kernel's
+//! scheduler, not behind other tasks. It also makes each stage's CPU its thread's, which
+//! `top -H` and the fleet bench show by name.
 
 use std::future::Future;
 
