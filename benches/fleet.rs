@@ -16,8 +16,11 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+#[path = "support/disk.rs"]
+mod disk;
 #[path = "support/v9.rs"]
 mod v9;
+use disk::dir_bytes;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -327,20 +330,6 @@ fn threads(pid: u32) -> BTreeMap<String, f64> {
         *out.entry(comm).or_insert(0.0) += ticks / 100.0;
     }
     out
-}
-
-fn dir_bytes(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|d| {
-            d.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Kernel drops on the daemon's UDP sockets (`/proc/net/udp`'s last column) for `port`.

@@ -10,10 +10,11 @@
 //! `cargo bench --bench store_churn`; the README records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
+#[path = "support/disk.rs"]
+mod disk;
 #[path = "support/series.rs"]
 mod series;
-
-use std::path::Path;
+use disk::dir_bytes;
 
 use noctua::config::Config;
 use noctua::detect::Detector;
@@ -25,20 +26,6 @@ use noctua::store::{Store, Tree};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn dir_bytes(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|d| {
-            d.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 /// This process's resident memory, in MB.
 fn rss_mb() -> f64 {
