@@ -29,16 +29,11 @@ fn probes_to_loopback_become_latency_and_loss_series() {
     assert_eq!(alarm["object"], "icmp");
     let text = alarm["additionalText"].as_str().unwrap();
     assert!(text.contains("ICMP min") && text.contains("p95"), "{text}");
-    let (_, metrics) = get(http, "/metrics").unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1.0)
-    };
-    assert!(value("noctua_probe_sent_total{device=\"lo\"}") >= 3.0);
-    assert_eq!(value("noctua_probe_lost_total{device=\"lo\"}"), 0.0);
+    assert!(metric(http, "noctua_probe_sent_total{device=\"lo\"}").is_some_and(|n| n >= 3.0));
+    assert_eq!(
+        metric(http, "noctua_probe_lost_total{device=\"lo\"}"),
+        Some(0.0)
+    );
     // No loss alarm: loopback answers everything.
     assert!(!body.contains("loss_pct_threshold"));
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
@@ -77,23 +78,32 @@ pub fn save(
             }
         }
     }
-    let detected: Vec<_> = detector.export(part(detector.series())).collect();
-    let states = detected
-        .iter()
-        .map(|(key, stored)| (key.clone(), Some(stored)));
-    if store.write_batch(Tree::DetectorState, states).is_err() {
-        failed += detected.len();
-    }
-    let forecast: Vec<_> = forecasts.export(part(forecasts.series())).collect();
-    let states = forecast
-        .iter()
-        .map(|(key, stored)| (key.clone(), Some(stored)));
-    if store.write_batch(Tree::Forecasts, states).is_err() {
-        failed += forecast.len();
-    }
+    failed += write_states(
+        store,
+        Tree::DetectorState,
+        detector.export(part(detector.series())),
+    );
+    failed += write_states(
+        store,
+        Tree::Forecasts,
+        forecasts.export(part(forecasts.series())),
+    );
     // A failed store has said so once already.
     if failed > 0 && store.failure().is_none() {
         tracing::error!(failed, "detector state not saved for some series");
+    }
+}
+
+/// Writes `states` to `tree` in one batch; returns how many were not written.
+fn write_states<T: Serialize>(
+    store: &Store,
+    tree: Tree,
+    states: impl Iterator<Item = (Vec<u8>, T)>,
+) -> usize {
+    let (keys, values): (Vec<Vec<u8>>, Vec<T>) = states.unzip();
+    match store.write_batch(tree, keys.into_iter().zip(values.iter().map(Some))) {
+        Ok(_) => 0,
+        Err(_) => values.len(),
     }
 }
 
