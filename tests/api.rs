@@ -645,3 +645,93 @@ fn the_capacity_api_names_what_it_refuses() {
     let (status, _) = json(get(port, "/api/v1/capacity/chart?device=r1"));
     assert_eq!(status, 400, "the object is required");
 }
+
+/// A replayed history of 60 devices down at four severities, every third back up.
+fn store_with_many_alarms(dir: &std::path::Path) {
+    let ago = |s: i64| {
+        noctua::model::Timestamp::from_millis(
+            noctua::model::Timestamp::now().as_millis() - s * 1000,
+        )
+    };
+    let severities = ["critical", "major", "minor", "warning"];
+    let mut lines = String::new();
+    for i in 0..60 {
+        lines += &format!(
+            "{{\"at\":\"{}\",\"device\":\"d{i:02}\",\"event\":\"unreachable\",\"severity\":\"{}\"}}\n",
+            ago(3600 - i * 10),
+            severities[i as usize % 4]
+        );
+    }
+    for i in (0..60).step_by(3) {
+        lines += &format!(
+            "{{\"at\":\"{}\",\"device\":\"d{i:02}\",\"event\":\"reachable\"}}\n",
+            ago(1200 - i * 10)
+        );
+    }
+    lines += &format!("{{\"at\":\"{}\"}}\n", ago(1));
+    let scenario = dir.join("many.jsonl");
+    std::fs::write(&scenario, lines).unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&scenario)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+}
+
+#[test]
+fn every_page_of_a_listing_is_the_same_slice_of_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_many_alarms(dir.path());
+    let config = write_config(dir.path(), 0, "");
+    let d = start(dir.path(), &config);
+    let rank = |sev: &str| {
+        ["WARNING", "MINOR", "MAJOR", "CRITICAL", "CLEARED"]
+            .iter()
+            .position(|s| *s == sev)
+            .unwrap()
+    };
+    for (listing, expected) in [
+        ("/api/v1/alarms?state=active", 40),
+        ("/api/v1/alarms?state=cleared&since=2h", 20),
+        ("/api/v1/faults?", 60),
+    ] {
+        let (status, all) = json(get(d.port, &format!("{listing}&limit=5000")));
+        assert_eq!(status, 200, "{listing}: {all}");
+        let items = all["items"].as_array().unwrap();
+        assert_eq!(all["total"], expected, "{listing}");
+        assert_eq!(items.len(), expected, "{listing}");
+        // The whole listing is in its order: alarms most severe first, then newest raised;
+        // faults newest first.
+        for pair in items.windows(2) {
+            let ordered = if listing.contains("faults") {
+                let id = |v: &Value| v["id"].as_u64().unwrap();
+                id(&pair[0]) > id(&pair[1])
+            } else {
+                let key = |v: &Value| {
+                    (
+                        rank(v["perceivedSeverity"].as_str().unwrap()),
+                        v["alarmRaisedTime"].as_str().unwrap().to_owned(),
+                    )
+                };
+                key(&pair[0]) >= key(&pair[1])
+            };
+            assert!(ordered, "{listing}: {} then {}", pair[0], pair[1]);
+        }
+        for (offset, limit) in [(0, 7), (7, 7), (13, 25), (expected - 3, 10), (expected, 5)] {
+            let path = format!("{listing}&offset={offset}&limit={limit}");
+            let (status, page) = json(get(d.port, &path));
+            assert_eq!(status, 200, "{path}: {page}");
+            assert_eq!(page["total"], expected, "{path}");
+            assert_eq!(page["offset"], offset, "{path}");
+            let end = (offset + limit).min(expected);
+            assert_eq!(
+                page["items"].as_array().unwrap(),
+                &items[offset..end],
+                "{path}"
+            );
+        }
+    }
+}

@@ -18,10 +18,13 @@ use crate::model::{
     AckState, Alarm, AlarmEvent, AlarmId, FaultId, FaultRecord, MAX_AUTHOR_BYTES, Note, NoteError,
     Timestamp, TransitionKind,
 };
+use crate::northbound::page::Window;
 use crate::northbound::params::{category_param, severity_param, time_param};
-use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
+use crate::northbound::reply::{
+    ApiError, ApiResult, bad_request, json_body, off_worker, unavailable,
+};
 use crate::northbound::state::HttpState;
-use crate::store::Tree;
+use crate::store::{Store, StoreError, Tree};
 
 /// The `/api/v1` routes.
 pub fn routes() -> Router<HttpState> {
@@ -64,25 +67,11 @@ struct AlarmQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct Page<T> {
-    total: usize,
-    offset: usize,
-    items: Vec<T>,
-}
-
-fn page<T>(items: Vec<T>, offset: usize, limit: Option<usize>) -> Page<T> {
-    let total = items.len();
-    let items = items
-        .into_iter()
-        .skip(offset)
-        .take(limit.unwrap_or(500).min(5000))
-        .collect();
-    Page {
-        total,
-        offset,
-        items,
-    }
+/// Which alarms a listing reads: the active ones (by acknowledgement, if asked), or the
+/// journal's clears since a time.
+enum Listing {
+    Active(Option<AckState>),
+    Cleared(Timestamp),
 }
 
 async fn list_alarms(
@@ -93,42 +82,49 @@ async fn list_alarms(
     let now = Timestamp::now();
     let min = severity_param(q.severity.as_deref())?;
     let category = category_param(q.category.as_deref())?;
-    let mut alarms: Vec<Alarm> = match q.state.as_deref().unwrap_or("active") {
-        state @ ("active" | "acknowledged" | "unacknowledged") => {
-            let all: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
-            all.into_iter()
-                .filter(|a| match state {
-                    "acknowledged" => a.ack_state == AckState::Acknowledged,
-                    "unacknowledged" => a.ack_state == AckState::Unacknowledged,
-                    _ => true,
-                })
-                .collect()
-        }
-        "cleared" => {
-            let since = time_param(q.since.as_deref(), now)?
-                .unwrap_or(now.minus(std::time::Duration::from_secs(86_400)));
-            s.store
-                .durable_history_after(0, usize::MAX)
-                .map_err(unavailable)?
-                .into_iter()
-                .filter(|e| e.kind == TransitionKind::Cleared && e.at >= since)
-                .map(|e| e.alarm)
-                .collect()
-        }
+    let listing = match q.state.as_deref().unwrap_or("active") {
+        "active" => Listing::Active(None),
+        "acknowledged" => Listing::Active(Some(AckState::Acknowledged)),
+        "unacknowledged" => Listing::Active(Some(AckState::Unacknowledged)),
+        "cleared" => Listing::Cleared(
+            time_param(q.since.as_deref(), now)?
+                .unwrap_or(now.minus(std::time::Duration::from_secs(86_400))),
+        ),
         other => {
             return Err(bad_request(format!(
                 "unknown state `{other}`: expected active, acknowledged, unacknowledged or cleared"
             )));
         }
     };
-    alarms.retain(|a| {
+    let device = q.device;
+    let shown = move |a: &Alarm| {
         // A cleared alarm's severity is CLEARED, so a minimum severity leaves cleared ones out.
         min.is_none_or(|m| a.perceived_severity >= m)
-            && q.device.as_ref().is_none_or(|d| &a.device == d)
+            && device.as_ref().is_none_or(|d| &a.device == d)
             && category.is_none_or(|c| a.category == c)
-    });
-    alarms.sort_by(Alarm::urgency_order);
-    Ok(axum::Json(page(alarms, q.offset, q.limit)).into_response())
+    };
+    let store = s.store.clone();
+    let page = off_worker(move || {
+        let mut page = Window::new(q.offset, q.limit, Alarm::urgency_order);
+        match listing {
+            Listing::Active(ack) => {
+                for a in store.each::<Alarm>(Tree::ActiveAlarms) {
+                    let a = a?;
+                    if ack.is_none_or(|k| a.ack_state == k) && shown(&a) {
+                        page.push(a);
+                    }
+                }
+            }
+            Listing::Cleared(since) => store.visit_durable_history(|e| {
+                if e.kind == TransitionKind::Cleared && e.at >= since && shown(&e.alarm) {
+                    page.push(e.alarm);
+                }
+            })?,
+        }
+        Ok::<_, StoreError>(page.into_page())
+    })
+    .await?;
+    Ok(axum::Json(page).into_response())
 }
 
 #[derive(Serialize)]
@@ -147,46 +143,57 @@ struct AlarmWithHistory {
 
 async fn show_alarm(State(s): State<HttpState>, Path(id): Path<String>) -> ApiResult {
     let id = id_param(&id)?;
-    let history: Vec<AlarmEvent> = s
-        .store
-        .durable_history_after(0, usize::MAX)
-        .map_err(unavailable)?
-        .into_iter()
-        .filter(|e| e.alarm.alarm_id == id)
-        .collect();
-    let active: Option<Alarm> = s
-        .store
-        .get(Tree::ActiveAlarms, &id.0.to_be_bytes())
-        .map_err(unavailable)?;
-    let alarm = active
-        .or_else(|| history.last().map(|e| e.alarm.clone()))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm {id}")))?;
-    let faults = s.store.faults_of_alarm(id).map_err(unavailable)?;
+    let store = s.store.clone();
+    match off_worker(move || with_history(&store, id)).await? {
+        Some(shown) => Ok(axum::Json(shown).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no alarm {id}"),
+        )),
+    }
+}
+
+/// One alarm and all that is known of it, if the store has it, active or in the journal;
+/// each tree read once, keeping only what concerns the alarm.
+fn with_history(store: &Store, id: AlarmId) -> Result<Option<AlarmWithHistory>, StoreError> {
+    let mut history = Vec::new();
+    store.visit_durable_history(|e| {
+        if e.alarm.alarm_id == id {
+            history.push(e);
+        }
+    })?;
+    let active: Option<Alarm> = store.get(Tree::ActiveAlarms, &id.0.to_be_bytes())?;
+    let Some(alarm) = active.or_else(|| history.last().map(|e| e.alarm.clone())) else {
+        return Ok(None);
+    };
+    let faults = store.faults_of_alarm(id)?;
     let notes = faults
         .iter()
         .flat_map(|f| f.notes.iter().cloned())
         .collect();
     let fault = faults.into_iter().max_by_key(|f| f.id.0);
-    let mut children: Vec<Alarm> = s.store.scan(Tree::ActiveAlarms).map_err(unavailable)?;
-    children.retain(|a| a.root_cause_alarm_id == Some(id));
+    let mut children = Vec::new();
+    for a in store.each::<Alarm>(Tree::ActiveAlarms) {
+        let a = a?;
+        if a.root_cause_alarm_id == Some(id) {
+            children.push(a);
+        }
+    }
     children.sort_by(Alarm::urgency_order);
-    let actions = s
-        .store
-        .actions()
-        .map_err(unavailable)?
+    let actions = store
+        .actions()?
         .iter()
         .filter(|a| a.alarm_id == id)
         .map(crate::northbound::actions::shown)
         .collect();
-    Ok(axum::Json(AlarmWithHistory {
+    Ok(Some(AlarmWithHistory {
         alarm,
         history,
         notes,
         fault,
         children,
         actions,
-    })
-    .into_response())
+    }))
 }
 
 /// Body of the write endpoints.
@@ -312,8 +319,25 @@ async fn list_faults(
         device: q.device,
         since: time_param(q.since.as_deref(), Timestamp::now())?,
     };
-    let faults = filter.newest_first(s.store.faults().map_err(unavailable)?);
-    Ok(axum::Json(page(faults, q.offset, q.limit)).into_response())
+    let store = s.store.clone();
+    let page = off_worker(move || {
+        let newest_first = |a: &FaultRecord, b: &FaultRecord| b.id.0.cmp(&a.id.0);
+        let mut page = Window::new(q.offset, q.limit, newest_first);
+        // Records are stored without their notes: only the page's are read.
+        for f in store.each::<FaultRecord>(Tree::Faults) {
+            let f = f?;
+            if filter.matches(&f) {
+                page.push(f);
+            }
+        }
+        let mut page = page.into_page();
+        for f in &mut page.items {
+            f.notes = store.notes(f.id)?;
+        }
+        Ok::<_, StoreError>(page)
+    })
+    .await?;
+    Ok(axum::Json(page).into_response())
 }
 
 fn fault_id(id: &str) -> Result<u64, ApiError> {
@@ -399,7 +423,8 @@ async fn mttr(
     let by = q.by.unwrap_or(GroupBy::Severity);
     let since = time_param(q.since.as_deref(), now)?;
     let until = time_param(q.until.as_deref(), now)?;
-    let faults = s.store.faults().map_err(unavailable)?;
+    let store = s.store.clone();
+    let faults = off_worker(move || store.faults()).await?;
     let reports = fault::reports(&faults, by, since, until, now);
     Ok(axum::Json(reports).into_response())
 }
@@ -420,7 +445,8 @@ async fn mttr_monthly(
     if !(1..=120).contains(&months) {
         return Err(bad_request("months is 1 to 120"));
     }
-    let faults = s.store.faults().map_err(unavailable)?;
+    let store = s.store.clone();
+    let faults = off_worker(move || store.faults()).await?;
     let rows = fault::monthly::monthly(&faults, months, Timestamp::now());
     Ok(axum::Json(rows).into_response())
 }

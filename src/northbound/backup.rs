@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::northbound::api::authorize;
-use crate::northbound::reply::{ApiError, ApiResult, unavailable};
+use crate::northbound::reply::{ApiError, ApiResult, off_worker, unavailable};
 use crate::northbound::state::HttpState;
 
 /// The store routes.
@@ -41,10 +41,7 @@ async fn backup(State(s): State<HttpState>, headers: HeaderMap) -> ApiResult {
 /// `{"problems": [...]}`: empty when the store is sound.
 async fn check(State(s): State<HttpState>) -> ApiResult {
     let store = s.store.clone();
-    let problems = tokio::task::spawn_blocking(move || store.check())
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)?;
+    let problems = off_worker(move || store.check()).await?;
     let body: Response = axum::Json(serde_json::json!({ "problems": problems })).into_response();
     Ok(body)
 }

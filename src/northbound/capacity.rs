@@ -20,7 +20,7 @@ use crate::forecast::capacity::{LEVELS, assess};
 use crate::model::{
     CapacityBy, CapacityChart, LinkCapacity, Metric, MetricKind, SeriesKey, Timestamp, printable,
 };
-use crate::northbound::reply::{ApiError, ApiResult, bad_request, unavailable};
+use crate::northbound::reply::{ApiError, ApiResult, bad_request, off_worker};
 use crate::northbound::state::HttpState;
 use crate::store::{Store, StoreError, Tree};
 
@@ -106,10 +106,7 @@ async fn report(
     };
     let config = s.config.borrow().clone();
     let store = s.store.clone();
-    let rows = tokio::task::spawn_blocking(move || links(&store, &config, by))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-        .map_err(unavailable)?;
+    let rows = off_worker(move || links(&store, &config, by)).await?;
     Ok(Json(rows).into_response())
 }
 
@@ -184,10 +181,7 @@ async fn chart(
     };
     let store = s.store.clone();
     let min_days = ForecastConfig::days(s.config.borrow().forecast.min_history);
-    let found = tokio::task::spawn_blocking(move || chart_of(&store, &series, min_days))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-        .map_err(unavailable)?;
+    let found = off_worker(move || chart_of(&store, &series, min_days)).await?;
     match found {
         Some(c) => Ok(Json(c).into_response()),
         None => Err(ApiError::new(

@@ -14,6 +14,7 @@ pub mod http;
 pub mod impact;
 pub mod incident;
 pub mod mqtt;
+pub mod page;
 pub mod params;
 pub mod records;
 pub mod reply;

@@ -49,6 +49,21 @@ pub fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
+/// Runs a store read on a blocking thread: a long scan must not hold up an async worker,
+/// which the SSE fan-out, the pollers and the other requests share. A failure is a 503.
+pub async fn off_worker<T, E>(
+    read: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+}
+
 /// A request body as `T`: `Content-Type: application/json` (any parameters, such as a
 /// charset) or 415, then valid JSON of the expected shape or a 400 that says what was
 /// `expected`.

@@ -128,10 +128,13 @@ impl Store {
     /// The fault records of one alarm (a reopened alarm keeps its fault), oldest first, each
     /// with its notes; one scan of the records, notes read only for these.
     pub fn faults_of_alarm(&self, alarm: AlarmId) -> Result<Vec<FaultRecord>, StoreError> {
-        let mut faults: Vec<FaultRecord> = self.scan(Tree::Faults)?;
-        faults.retain(|f| f.alarm_id == alarm);
-        for f in &mut faults {
-            f.notes = self.notes(f.id)?;
+        let mut faults = Vec::new();
+        for f in self.each::<FaultRecord>(Tree::Faults) {
+            let mut f = f?;
+            if f.alarm_id == alarm {
+                f.notes = self.notes(f.id)?;
+                faults.push(f);
+            }
         }
         Ok(faults)
     }

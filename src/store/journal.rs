@@ -372,6 +372,22 @@ impl Store {
         self.journal_events(after, self.durable_seq(), limit, |_| true)
     }
 
+    /// Every transition on disk, in sequence order, handed to `visit` one at a time: for
+    /// readers that keep only some, so the journal is never all in memory at once.
+    pub fn visit_durable_history(
+        &self,
+        mut visit: impl FnMut(AlarmEvent),
+    ) -> Result<(), StoreError> {
+        let through = self.durable_seq();
+        self.visit_journal(0, |e| {
+            if e.seq > through {
+                return ControlFlow::Break(());
+            }
+            visit(e);
+            ControlFlow::Continue(())
+        })
+    }
+
     /// The active alarms as they stood at one sequence number, once that is on disk: what a
     /// live-stream snapshot may show. The scan counts only if no commit landed during it
     /// (the last sequence number read equal before and after); under a storm that rarely

@@ -489,11 +489,19 @@ impl Store {
 
     /// All values of a tree in key order.
     pub fn scan<T: DeserializeOwned>(&self, tree: Tree) -> Result<Vec<T>, StoreError> {
+        self.each(tree).collect()
+    }
+
+    /// The values of a tree in key order, decoded one at a time: for readers that keep only
+    /// some of them, so a long tree is never all in memory at once.
+    pub fn each<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+    ) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
         self.tree(tree)
             .iter()
             .values()
-            .map(|v| decode(tree, &v.map_err(|e| self.sled_err(e))?))
-            .collect()
+            .map(move |v| decode(tree, &v.map_err(|e| self.sled_err(e))?))
     }
 
     /// Every key and raw value of a tree, for callers that decode entry by entry and skip
