@@ -58,6 +58,9 @@ fn usage<E: Display>(e: E) -> Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        end_quietly_on_a_closed_pipe();
+    }
     init_logging(cli.log_format, &cli.log_level);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,6 +68,18 @@ fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// A command whose output goes into `head` or a pager that quits ends as Unix tools do,
+/// killed by SIGPIPE, instead of `print!` panicking on the closed pipe (Rust ignores the
+/// signal by default). The daemon keeps it ignored: it must see EPIPE on a child's pipe as an
+/// error. A command's own sockets cannot raise it: std sends with `MSG_NOSIGNAL`.
+#[allow(unsafe_code)] // one system call
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets the disposition of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

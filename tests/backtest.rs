@@ -51,3 +51,41 @@ fn backtest_writes_one_row_per_input_row_and_a_summary() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `noctua backtest big.csv | head -1`: the command ends as Unix tools do when its reader
+/// stops early, killed by SIGPIPE, and never panics on the closed pipe.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.csv");
+    // Far more output than a pipe holds (64 KiB), so the command must meet the closed pipe.
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("{},{}\n", 1_764_000_000 + i * 60, 10 + i % 7));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("backtest")
+        .arg(&input)
+        .args(["--metric", "latency"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("timestamp,"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

@@ -13,6 +13,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use noctua::store::Store;
 
 use common::*;
 use serde_json::Value;
@@ -276,4 +279,80 @@ fn a_report_gives_the_probe_p95_by_day_around_the_fault() {
     assert!(ms[3] > 500.0, "{ms:?}");
     let md = text(&noctua(&config, &["faults", "report", "1"]));
     assert!(md.contains("| probe p95 by day | 11-05 "), "{md}");
+}
+
+/// A storm's worth of serious faults closed while no daemon ran (a replay): at start the
+/// daemon assembles every missing report, batch after batch, each with its own history and
+/// the device's earlier fault as a recurrence.
+#[test]
+fn a_storm_of_closed_faults_each_get_their_own_report() {
+    const DEVICES: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let ago = |s: usize| {
+        noctua::model::Timestamp::from_millis(
+            noctua::model::Timestamp::now().as_millis() - s as i64 * 1000,
+        )
+    };
+    let line = |at: usize, i: usize, event: &str| {
+        format!(
+            "{{\"at\":\"{}\",\"device\":\"d{i:03}\",\"event\":\"{event}\"}}\n",
+            ago(at)
+        )
+    };
+    let mut scenario = String::new();
+    // Every device down for a minute; the first five again an hour later, past the reopen
+    // window, so each of those has two faults.
+    for i in 0..DEVICES {
+        scenario += &line(7200, i, "unreachable");
+    }
+    // A tick after each return, for the clears that wait out a hold.
+    let tick = |at: usize| format!("{{\"at\":\"{}\"}}\n", ago(at));
+    for i in 0..DEVICES {
+        scenario += &line(7140, i, "reachable");
+    }
+    scenario += &tick(7000);
+    for i in 0..5 {
+        scenario += &line(3600, i, "unreachable");
+        scenario += &line(3540, i, "reachable");
+    }
+    scenario += &tick(3400);
+    let file = dir.path().join("storm.jsonl");
+    std::fs::write(&file, scenario).unwrap();
+    let out = Command::new(BIN)
+        .args(["--log-level", "warn", "replay"])
+        .arg(&file)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .unwrap();
+    assert_success(&out, "noctua replay");
+
+    let config = write_config(dir.path(), 0, "");
+    let mut d = start(dir.path(), &config);
+    wait_until(&mut d, |d| {
+        log(d).matches("post-incident report assembled").count() == DEVICES + 5
+    });
+    signal(&d, libc::SIGTERM);
+    assert!(wait_exit(&mut d, Duration::from_secs(30)).success());
+
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let faults = store.faults().unwrap();
+    assert_eq!(faults.len(), DEVICES + 5);
+    for f in &faults {
+        let r = store.incident_report(f.id).unwrap().expect("a kept report");
+        assert_eq!((r.fault, &r.device), (f.id, &f.device));
+        let what: Vec<&str> = r.timeline.iter().map(|t| t.what.as_str()).collect();
+        assert_eq!(what.first(), Some(&"raised critical"), "{}: {what:?}", f.id);
+        assert!(
+            what.last().is_some_and(|w| w.starts_with("cleared")),
+            "{}: {what:?}",
+            f.id
+        );
+        let earlier: Vec<_> = faults
+            .iter()
+            .filter(|o| o.device == f.device && o.raised_at < f.raised_at)
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(r.recurrence.same_condition, earlier, "{}", f.id);
+    }
 }

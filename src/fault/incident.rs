@@ -19,7 +19,8 @@ pub struct Sources<'a> {
     pub fault: &'a FaultRecord,
     /// The transitions of its alarm, in order.
     pub history: &'a [AlarmEvent],
-    /// Every fault the store holds (symptoms and recurrences are found among them).
+    /// The faults symptoms and recurrences are found among: at least those with this fault's
+    /// alarm as root cause and those of the same device.
     pub faults: &'a [FaultRecord],
     /// The actions taken on it.
     pub actions: &'a [ActionRecord],

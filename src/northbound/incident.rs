@@ -2,6 +2,7 @@
 //! it (a task following the committed transitions, catching up at start and after a lag), and
 //! served as Markdown, HTML or JSON with the review engineers write.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,11 +20,13 @@ use crate::detect::state_key;
 use crate::fault::incident::{ReportFormat, Sources, assemble, render};
 use crate::forecast::StoredForecast;
 use crate::model::{
-    AlarmEvent, FaultId, FaultRecord, IncidentReport, MAX_AUTHOR_BYTES, Metric, PROBE_OBJECT,
-    Review, SeriesKey, Timestamp, TransitionKind, printable,
+    AlarmEvent, AlarmId, FaultId, FaultRecord, IncidentReport, MAX_AUTHOR_BYTES, Metric,
+    PROBE_OBJECT, Review, SeriesKey, Timestamp, TransitionKind, printable,
 };
 use crate::northbound::api::authorize;
-use crate::northbound::reply::{ApiError, ApiResult, bad_request, json_body, unavailable};
+use crate::northbound::reply::{
+    ApiError, ApiResult, bad_request, json_body, off_worker, unavailable,
+};
 use crate::northbound::state::HttpState;
 use crate::store::{Store, StoreError, Tree};
 
@@ -35,54 +38,77 @@ pub fn report_of(
     id: FaultId,
     now: Timestamp,
 ) -> Result<Option<IncidentReport>, StoreError> {
-    let review = store.review(id)?;
     if let Some(mut kept) = store.incident_report(id)? {
-        kept.review = review.unwrap_or_default();
+        kept.review = store.review(id)?.unwrap_or_default();
         return Ok(Some(kept));
     }
     let Some(fault) = store.fault(id)? else {
         return Ok(None);
     };
-    Ok(Some(assemble_from(store, config, &fault, review, now)?))
+    Ok(assemble_all(store, config, std::slice::from_ref(&fault), now)?.pop())
 }
 
-fn assemble_from(
+/// The reports of `closing`, each with its review, from one pass over the journal and one
+/// over the fault records however many there are: a storm's thousands of clears must not
+/// read the whole journal once each (that was quadratic, and held the journal in memory).
+fn assemble_all(
     store: &Store,
     config: &Config,
-    fault: &FaultRecord,
-    review: Option<Review>,
+    closing: &[FaultRecord],
     now: Timestamp,
-) -> Result<IncidentReport, StoreError> {
-    // The transitions of its reduction key while it was open: a reopened fault has had more
-    // than one alarm id.
-    let until = fault.cleared_at.unwrap_or(Timestamp::from_millis(i64::MAX));
-    let history: Vec<AlarmEvent> = store
-        .history_after(0, usize::MAX)?
-        .into_iter()
-        .filter(|e| {
-            let a = &e.alarm;
-            a.device == fault.device
-                && a.object == fault.object
-                && a.condition == fault.condition
-                && e.at >= fault.raised_at
-                && e.at <= until
-        })
-        .collect();
-    let faults = store.faults()?;
-    let actions = store.actions_of_fault(fault.id)?;
-    let mut complaints = store.complaints()?;
-    complaints.retain(|c| c.link.as_ref().is_some_and(|l| l.fault == fault.id));
-    let probe_p95 = probe_p95(store, &fault.device);
-    let sources = Sources {
-        fault,
-        history: &history,
-        faults: &faults,
-        actions: &actions,
-        complaints: &complaints,
-        review,
-        probe_p95: &probe_p95,
-    };
-    Ok(assemble(&sources, &config.tiers, &config.reports, now))
+) -> Result<Vec<IncidentReport>, StoreError> {
+    // The transitions of each fault's reduction key while it was open: a reopened fault has
+    // had more than one alarm id.
+    let until = |f: &FaultRecord| f.cleared_at.unwrap_or(Timestamp::from_millis(i64::MAX));
+    let mut by_key: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for (i, f) in closing.iter().enumerate() {
+        let key = (f.device.as_str(), f.object.as_str(), f.condition.as_str());
+        by_key.entry(key).or_default().push(i);
+    }
+    let mut histories: Vec<Vec<AlarmEvent>> = vec![Vec::new(); closing.len()];
+    store.visit_durable_history(|e| {
+        let a = &e.alarm;
+        let key = (a.device.as_str(), a.object.as_str(), a.condition.as_str());
+        for &i in by_key.get(&key).into_iter().flatten() {
+            let f = &closing[i];
+            if e.at >= f.raised_at && e.at <= until(f) {
+                histories[i].push(e.clone());
+            }
+        }
+    })?;
+    // The faults a report looks among: those suppressed below one of these, and the earlier
+    // faults of the same devices (recurrences).
+    let roots: HashSet<AlarmId> = closing.iter().map(|f| f.alarm_id).collect();
+    let devices: HashSet<&str> = closing.iter().map(|f| f.device.as_str()).collect();
+    let mut related = Vec::new();
+    for o in store.each::<FaultRecord>(Tree::Faults) {
+        let o = o?;
+        if o.root_cause.is_some_and(|r| roots.contains(&r)) || devices.contains(o.device.as_str()) {
+            related.push(o);
+        }
+    }
+    let all_complaints = store.complaints()?;
+    let mut reports = Vec::with_capacity(closing.len());
+    for (fault, history) in closing.iter().zip(&histories) {
+        let actions = store.actions_of_fault(fault.id)?;
+        let complaints: Vec<_> = all_complaints
+            .iter()
+            .filter(|c| c.link.as_ref().is_some_and(|l| l.fault == fault.id))
+            .cloned()
+            .collect();
+        let probe_p95 = probe_p95(store, &fault.device);
+        let sources = Sources {
+            fault,
+            history,
+            faults: &related,
+            actions: &actions,
+            complaints: &complaints,
+            review: store.review(fault.id)?,
+            probe_p95: &probe_p95,
+        };
+        reports.push(assemble(&sources, &config.tiers, &config.reports, now));
+    }
+    Ok(reports)
 }
 
 /// The device's ICMP probe latency p95 by day, as its precursor trend keeps it (state of
@@ -107,69 +133,119 @@ fn probe_p95(store: &Store, device: &str) -> Vec<(Timestamp, f64)> {
         .unwrap_or_default()
 }
 
-/// Assembles and keeps the report of every closed fault at or above `[reports] min-severity`
-/// that has none yet; returns how many.
-fn catch_up(store: &Store, config: &Config) -> Result<usize, StoreError> {
-    let mut n = 0;
-    for f in store.faults()? {
-        if f.cleared_at.is_some()
-            && f.peak_severity >= config.reports.min_severity
-            && store.incident_report(f.id)?.is_none()
-        {
-            keep(store, config, &f)?;
-            n += 1;
-        }
-    }
-    Ok(n)
+/// Reports assembled in one pass: enough to take a storm's clears in a few passes, few
+/// enough that their histories stay small.
+const REPORT_BATCH: usize = 256;
+
+/// Whether a fault gets a report when it closes.
+fn serious(f: &FaultRecord, config: &Config) -> bool {
+    f.cleared_at.is_some() && f.peak_severity >= config.reports.min_severity
 }
 
-fn keep(store: &Store, config: &Config, f: &FaultRecord) -> Result<(), StoreError> {
-    let r = assemble_from(store, config, f, store.review(f.id)?, Timestamp::now())?;
-    store.put_incident_report(&r)?;
-    tracing::info!(fault = %f.id, device = %f.device, condition = %f.condition, "post-incident report assembled");
-    Ok(())
+/// Assembles and keeps the report of every closed fault at or above `[reports] min-severity`
+/// that has none yet, [`REPORT_BATCH`] at a time; returns how many.
+fn catch_up(store: &Store, config: &Config) -> Result<usize, StoreError> {
+    let (mut n, mut batch) = (0, Vec::new());
+    for f in store.each::<FaultRecord>(Tree::Faults) {
+        let f = f?;
+        if serious(&f, config) && store.incident_report(f.id)?.is_none() {
+            batch.push(f);
+        }
+        if batch.len() == REPORT_BATCH {
+            n += keep_all(store, config, std::mem::take(&mut batch))?;
+        }
+    }
+    Ok(n + keep_all(store, config, batch)?)
+}
+
+/// Assembles and keeps the reports of `closed`, with their notes; returns how many.
+fn keep_all(
+    store: &Store,
+    config: &Config,
+    mut closed: Vec<FaultRecord>,
+) -> Result<usize, StoreError> {
+    for f in &mut closed {
+        f.notes = store.notes(f.id)?;
+    }
+    for r in assemble_all(store, config, &closed, Timestamp::now())? {
+        store.put_incident_report(&r)?;
+        tracing::info!(fault = %r.fault, device = %r.device, condition = %r.condition, "post-incident report assembled");
+    }
+    Ok(closed.len())
+}
+
+/// The reports of the serious faults the alarms `cleared` closed (a reopened alarm keeps its
+/// fault: the latest closed one is its), one pass over the fault records for all of them.
+fn keep_cleared(
+    store: &Store,
+    config: &Config,
+    cleared: &HashSet<AlarmId>,
+) -> Result<usize, StoreError> {
+    let mut latest: HashMap<AlarmId, FaultRecord> = HashMap::new();
+    for f in store.each::<FaultRecord>(Tree::Faults) {
+        let f = f?;
+        if cleared.contains(&f.alarm_id) && f.cleared_at.is_some() {
+            latest.insert(f.alarm_id, f);
+        }
+    }
+    let closed = latest
+        .into_values()
+        .filter(|f| serious(f, config))
+        .collect();
+    keep_all(store, config, closed)
 }
 
 /// Follows the committed transitions until `stop`: each clear of a serious fault gets its
-/// report. Catches up at start and whenever it fell behind the bus.
+/// report. Catches up at start and whenever it fell behind the bus. Clears that arrive
+/// together (a storm's) are taken together, and the store is read on a blocking thread.
 pub async fn run(
     store: Store,
     config: watch::Receiver<Arc<Config>>,
     mut events: broadcast::Receiver<AlarmEvent>,
     stop: CancellationToken,
 ) {
-    let caught = |store: &Store, config: &Config| {
-        if let Err(e) = catch_up(store, config) {
-            tracing::error!(error = %e, "cannot assemble post-incident reports");
-        }
+    let work = |caught_up: bool, cleared: HashSet<AlarmId>| {
+        let (store, config) = (store.clone(), config.borrow().clone());
+        tokio::task::spawn_blocking(move || {
+            let done = match caught_up {
+                true => catch_up(&store, &config),
+                false => keep_cleared(&store, &config, &cleared),
+            };
+            if let Err(e) = done {
+                tracing::error!(error = %e, "cannot assemble post-incident reports");
+            }
+        })
     };
-    caught(&store, &config.borrow());
+    let _ = work(true, HashSet::new()).await;
     loop {
-        let e = tokio::select! {
+        let first = tokio::select! {
             () = stop.cancelled() => return,
             e = events.recv() => e,
         };
-        let config = config.borrow().clone();
-        match e {
-            Ok(e) if e.kind == TransitionKind::Cleared => {
-                let closed = store.faults_of_alarm(e.alarm.alarm_id).map(|fs| {
-                    fs.into_iter()
-                        .filter(|f| f.cleared_at.is_some())
-                        .max_by_key(|f| f.id)
-                });
-                match closed {
-                    Ok(Some(f)) if f.peak_severity >= config.reports.min_severity => {
-                        if let Err(e) = keep(&store, &config, &f) {
-                            tracing::error!(error = %e, fault = %f.id, "cannot assemble a post-incident report");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot read a cleared alarm's fault"),
+        let (mut cleared, mut lagged) = (HashSet::new(), false);
+        let mut next = Some(first);
+        while let Some(e) = next.take() {
+            match e {
+                Ok(e) if e.kind == TransitionKind::Cleared => {
+                    cleared.insert(e.alarm.alarm_id);
                 }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                Err(broadcast::error::RecvError::Closed) => return,
             }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => caught(&store, &config),
-            Err(broadcast::error::RecvError::Closed) => return,
+            if cleared.len() < REPORT_BATCH {
+                next = match events.try_recv() {
+                    Ok(e) => Some(Ok(e)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(broadcast::error::RecvError::Lagged(n)))
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        // A lag may have skipped clears: the catch-up finds every report missing.
+        if lagged || !cleared.is_empty() {
+            let _ = work(lagged, cleared).await;
         }
     }
 }
@@ -207,9 +283,9 @@ async fn show(
         .unwrap_or("json")
         .parse()
         .map_err(|e| bad_request(format!("{e}")))?;
-    let config = s.config.borrow().clone();
-    let r = report_of(&s.store, &config, id, Timestamp::now())
-        .map_err(unavailable)?
+    let (store, config) = (s.store.clone(), s.config.borrow().clone());
+    let r = off_worker(move || report_of(&store, &config, id, Timestamp::now()))
+        .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no fault {id}")))?;
     let kind = match format {
         ReportFormat::Json => "application/json",
