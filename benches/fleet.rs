@@ -110,7 +110,7 @@ fn config(dir: &Path, devices: usize, mqtt: Option<u16>) -> std::path::PathBuf {
     c.push_str(
         "max-stream-clients = 256\n\
          [snmp]\ninterval = \"60s\"\ntimeout = \"1s\"\nretries = 1\nunreachable-after = 2\n\
-         max-in-flight = 512\ninterface-include = [\"eth0\"]\n\
+         interface-include = [\"eth0\"]\n\
          [snmp.credentials.fleet]\nversion = \"v2c\"\ncommunity = \"public\"\n\
          [netflow]\nenabled = true\nlisten = [\"127.0.0.1:0\"]\nexporters = [\"127.20.0.0/24\"]\n\
          receive-buffer-bytes = 67108864\n\

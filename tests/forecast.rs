@@ -406,49 +406,59 @@ fn rising_interface_errors_raise_a_degradation_warning_with_its_evidence() {
     );
 }
 
-/// Three reboots of one device within 7 days raise `degradation:reboots` listing when; it
-/// clears once the window holds fewer.
+/// Events recurring within 7 days raise a degradation warning that lists when, and it clears
+/// once the window holds fewer: 3 reboots of a device, 10 link downs of one interface (another
+/// interface's link downs, on the same device, do not add up).
 #[test]
-fn repeated_reboots_raise_a_degradation_warning_that_clears_when_they_age_out() {
-    let dir = tempfile::tempdir().unwrap();
+fn recurring_reboots_and_link_flaps_raise_a_degradation_warning_that_clears_when_they_age_out() {
     let day =
         |d: i64, h: i64| Timestamp::from_millis((1_793_577_600 + d * 86_400 + h * 3600) * 1000);
-    let mut scenario = String::new();
-    for (d, h) in [(0, 3), (2, 4), (5, 5)] {
-        scenario.push_str(&format!(
-            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"event\":\"reboot\"}}\n",
+    let event = |(d, h): (i64, i64), object: &str, kind: &str| {
+        format!(
+            "{{\"at\":\"{}\",\"device\":\"bh-r1\",\"object\":\"{object}\",\"event\":\"{kind}\"}}\n",
             day(d, h)
-        ));
-    }
-    // Time passes hour by hour until day 9.
-    for h in 1..9 * 24 {
-        scenario.push_str(&format!("{{\"at\":\"{}\"}}\n", day(0, h)));
-    }
-    scenario = {
-        let mut lines: Vec<&str> = scenario.lines().collect();
-        lines.sort_by_key(|l| l[7..31].to_owned());
-        lines.join("\n") + "\n"
+        )
     };
-    let found = transitions_of(&scenario, dir.path(), false, "degradation:reboots");
-    assert_eq!(found.len(), 2, "{found:?}");
-    assert_eq!(
-        (found[0].0, found[0].1.as_str()),
-        (5, "raised"),
-        "{found:?}"
-    );
-    assert!(
-        found[0]
-            .3
-            .starts_with("rebooted 3 times within 7 days: 2026-11-02T03:00"),
-        "{}",
-        found[0].3
-    );
-    // The first reboot leaves the window on day 7 at 03:00, checked on the hour.
-    assert_eq!(
-        (found[1].0, found[1].1.as_str()),
-        (7, "cleared"),
-        "{found:?}"
-    );
+    let reboots: Vec<_> = [(0, 3), (2, 4), (5, 5)]
+        .into_iter()
+        .map(|t| event(t, "device", "reboot"))
+        .collect();
+    // Nine on ifIndex=4 on day 0 (one short), ten on ifIndex=3 over days 1 to 5: counted
+    // together they would reach ten on day 1.
+    let flaps: Vec<_> = (0..9)
+        .map(|h| event((0, h + 1), "ifIndex=4", "link_down"))
+        .chain((0..10).map(|i| event((1 + i / 2, 3 + i % 2), "ifIndex=3", "link_down")))
+        .collect();
+    for (events, condition, raised_on, text, cleared_on) in [
+        (
+            reboots,
+            "degradation:reboots",
+            5,
+            "rebooted 3 times within 7 days: 2026-11-02T03:00",
+            // The first reboot leaves the window on day 7 at 03:00, checked on the hour.
+            7,
+        ),
+        (
+            flaps,
+            "degradation:link_flaps",
+            5,
+            "link went down 10 times within 7 days: 2026-11-03T03:00",
+            8,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines: Vec<String> = events;
+        // Time passes hour by hour until day 10.
+        lines.extend((1..10 * 24).map(|h| format!("{{\"at\":\"{}\"}}\n", day(0, h))));
+        lines.sort_by_key(|l| l[7..31].to_owned());
+        let found = transitions_of(&lines.concat(), dir.path(), false, condition);
+        assert_eq!(found.len(), 2, "{condition}: {found:?}");
+        let (d, kind, _, said) = &found[0];
+        assert_eq!((*d, kind.as_str()), (raised_on, "raised"), "{found:?}");
+        assert!(said.starts_with(text), "{condition}: {said}");
+        let (d, kind, _, _) = &found[1];
+        assert_eq!((*d, kind.as_str()), (cleared_on, "cleared"), "{found:?}");
+    }
 }
 
 /// An anomaly alarm's text carries the score's trace up to the raise: the engineer (and the
