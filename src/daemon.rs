@@ -73,9 +73,22 @@ pub enum DaemonError {
     /// The demo's history could not be replayed into its store.
     #[error("cannot replay the demo's history: {0}")]
     DemoHistory(#[from] crate::pipeline::replay::ReplayError),
+    /// A stage's thread could not be started.
+    #[error(transparent)]
+    Thread(#[from] crate::pipeline::thread::ThreadError),
     /// The stop did not finish within [`STOP_WITHIN`].
     #[error("the pipeline did not drain within {STOP_WITHIN:?}; stopped with work still queued")]
     StopTimeout,
+}
+
+/// A store failure stays a store failure (its exit code says a restart recovers).
+impl From<crate::pipeline::PipelineError> for DaemonError {
+    fn from(e: crate::pipeline::PipelineError) -> Self {
+        match e {
+            crate::pipeline::PipelineError::Store(e) => Self::Store(e),
+            crate::pipeline::PipelineError::Thread(e) => Self::Thread(e),
+        }
+    }
 }
 
 impl DaemonError {

@@ -43,6 +43,9 @@ pub enum EdgeError {
     /// The store could not give the SNMP engine its id.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The NetFlow collector's thread could not be started.
+    #[error(transparent)]
+    Thread(#[from] crate::pipeline::thread::ThreadError),
 }
 
 /// The addresses actually bound (a port 0 in the config is a free port here).
@@ -166,7 +169,7 @@ pub async fn start(
                 learned_speeds,
                 cancel,
             )
-        }));
+        })?);
     }
     if config.probes.enabled {
         let run = probe::run(

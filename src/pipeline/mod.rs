@@ -56,9 +56,20 @@ pub struct Pipeline {
     store: Store,
 }
 
+/// Why the pipeline did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The store could not give a stage its state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stage's thread could not be started.
+    #[error(transparent)]
+    Thread(#[from] thread::ThreadError),
+}
+
 impl Pipeline {
     /// Starts detection, the alarm manager and the store flusher on `store`.
-    pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, StoreError> {
+    pub fn start(config: Arc<Config>, store: Store, clock: Clock) -> Result<Self, PipelineError> {
         let metrics = Arc::new(Metrics::new());
         store.count_errors_in(metrics.store_errors.clone());
         let manager = alarm::load_manager(&config, &store, Timestamp::now())?;
@@ -98,7 +109,7 @@ impl Pipeline {
                     m.store_flush_seconds.observe(r.took.as_secs_f64());
                 },
             );
-            tokio::spawn(thread::on_own_thread("flush", || flush))
+            tokio::spawn(thread::on_own_thread("flush", || flush)?)
         };
         let stages = TaskTracker::new();
         let detect = detect::run_stage(
@@ -109,7 +120,7 @@ impl Pipeline {
             store.clone(),
             metrics.clone(),
         );
-        stages.spawn(thread::on_own_thread("detect", || detect));
+        stages.spawn(thread::on_own_thread("detect", || detect)?);
         stages.spawn(action::run(
             order_rx,
             report_tx,
@@ -131,7 +142,7 @@ impl Pipeline {
             metrics.clone(),
             clock,
         );
-        stages.spawn(thread::on_own_thread("alarm", || alarm));
+        stages.spawn(thread::on_own_thread("alarm", || alarm)?);
         stages.close();
         Ok(Self {
             samples: SampleSink::new(sample_tx, metrics.clone()),

@@ -54,6 +54,18 @@ pub enum ReplayError {
     /// No temporary store or runtime could be made.
     #[error("cannot start the replay: {0}")]
     Setup(std::io::Error),
+    /// A stage's thread could not be started.
+    #[error(transparent)]
+    Thread(#[from] crate::pipeline::thread::ThreadError),
+}
+
+impl From<crate::pipeline::PipelineError> for ReplayError {
+    fn from(e: crate::pipeline::PipelineError) -> Self {
+        match e {
+            crate::pipeline::PipelineError::Store(e) => Self::Store(e),
+            crate::pipeline::PipelineError::Thread(e) => Self::Thread(e),
+        }
+    }
 }
 
 impl ReplayError {

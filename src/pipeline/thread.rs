@@ -9,30 +9,48 @@
 
 use std::future::Future;
 
-/// Runs the future `make` builds on a thread named `name`, on a current-thread runtime of its
-/// own (timers and I/O enabled); ends when it does. `make` runs on that thread, so whatever must
-/// be registered with the runtime that polls it (a socket) is registered there.
-pub async fn on_own_thread<F, Fut>(name: &'static str, make: F)
+/// A stage's thread or runtime could not be started (the system is out of threads or memory):
+/// the daemon does not run without one of its stages.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the {stage} stage's thread: {source}")]
+pub struct ThreadError {
+    /// The stage (its thread's name).
+    pub stage: &'static str,
+    /// What the system said.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Starts the future `make` builds on a thread named `name`, on a current-thread runtime of its
+/// own (timers and I/O enabled); the returned future ends when the stage does. `make` runs on
+/// that thread, so whatever must be registered with the runtime that polls it (a socket) is
+/// registered there. Both the runtime and the thread are made before this returns, so a
+/// failure is the caller's error, not a stage silently missing.
+pub fn on_own_thread<F, Fut>(
+    name: &'static str,
+    make: F,
+) -> Result<impl Future<Output = ()> + Send + 'static, ThreadError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
+    let failed = |source| ThreadError {
+        stage: name,
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(make()),
-                Err(e) => tracing::error!(stage = name, error = %e, "cannot start a runtime"),
-            }
+            runtime.block_on(make());
             let _ = done.send(());
-        });
-    if let Err(e) = thread {
-        tracing::error!(stage = name, error = %e, "cannot start a thread");
-        return;
-    }
-    let _ = finished.await;
+        })
+        .map_err(failed)?;
+    Ok(async move {
+        let _ = finished.await;
+    })
 }
