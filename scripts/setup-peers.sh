@@ -23,6 +23,8 @@ command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # The unit's ExecReload uses /bin/kill, and `systemd-analyze verify` checks that it exists.
 [ -x /bin/kill ] || need+=(procps)
+# The cluster's tests run a three-node NATS JetStream cluster on loopback.
+command -v nats-server >/dev/null || need+=(nats-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -306,6 +306,20 @@ pub struct Metrics {
     pub mqtt_connected: IntGauge,
     /// From a transition to the broker's acknowledgement of it.
     pub mqtt_publish_latency: Histogram,
+    /// 1 while connected to the cluster's NATS servers.
+    pub cluster_connected: IntGauge,
+    /// Live members of the cluster, this instance included (0 when not clustered).
+    pub cluster_members: IntGauge,
+    /// Devices this instance owns in the cluster.
+    pub cluster_devices_owned: IntGauge,
+    /// The highest epoch among the devices this instance owns.
+    pub cluster_epoch: IntGauge,
+    /// Devices this instance took over (from a dead member, a release, or no owner).
+    pub cluster_taken: IntCounter,
+    /// Devices this instance gave up: released to their new owner, or found taken over.
+    pub cluster_given_up: IntCounter,
+    /// Replicated writes the cluster refused because the device's claim had moved on.
+    pub cluster_refused_writes: IntCounter,
     /// NetFlow/IPFIX datagrams accepted (decoded to the end), by exporter (a configured
     /// device, or `other` for every exporter allowed by CIDR only) and version.
     pub netflow_datagrams: IntCounterVec,
@@ -794,6 +808,34 @@ impl Metrics {
                 "1 while connected to the MQTT broker.",
             ),
             mqtt_publish_latency: latency,
+            cluster_connected: gauge(
+                "noctua_cluster_connected",
+                "1 while connected to the cluster's NATS servers.",
+            ),
+            cluster_members: gauge(
+                "noctua_cluster_members",
+                "Live members of the cluster, this instance included (0 when not clustered).",
+            ),
+            cluster_devices_owned: gauge(
+                "noctua_cluster_devices_owned",
+                "Devices this instance owns in the cluster.",
+            ),
+            cluster_epoch: gauge(
+                "noctua_cluster_epoch",
+                "The highest ownership epoch among the devices this instance owns.",
+            ),
+            cluster_taken: counter(
+                "noctua_cluster_devices_taken_total",
+                "Devices this instance took over: from a dead member, a release, or no owner.",
+            ),
+            cluster_given_up: counter(
+                "noctua_cluster_devices_given_up_total",
+                "Devices this instance gave up: released to their new owner, or found taken over.",
+            ),
+            cluster_refused_writes: counter(
+                "noctua_cluster_refused_writes_total",
+                "Replicated writes refused because the device's claim had moved on (a stale owner).",
+            ),
             registry,
         };
         // Pre-create the fixed label values so every series exists from the first scrape.

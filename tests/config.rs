@@ -865,3 +865,34 @@ fn actions_are_off_and_dry_run_unless_said_otherwise() {
     assert!(c.actions_rules[0].once_per_fault);
     assert!(!c.actions_rules[0].require_approval);
 }
+
+#[test]
+fn a_cluster_member_needs_a_name_servers_enough_heartbeats_and_readable_files() {
+    let got = issues(
+        "[cluster]\nenabled = true\nnats = []\nname = \"noc a\"\nheartbeat = \"5s\"\n\
+         dead-after = \"10s\"\nreplicas = 7\ncredentials-file = \"/nonexistent/nats.creds\"\n\
+         key-file = \"/nonexistent/k.pem\"\n",
+    );
+    let mut found: Vec<(usize, &str)> = got.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            // A key without its certificate: the absent key is placed at its section.
+            (1, "cluster.cert-file"),
+            (3, "cluster.nats"),
+            (4, "cluster.name"),
+            (6, "cluster.dead-after"),
+            (7, "cluster.replicas"),
+            (8, "cluster.credentials-file"),
+            (9, "cluster.key-file"),
+        ],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_disabled_cluster_section_asks_for_nothing() {
+    let c = config::parse("test.toml", "[cluster]\nreplicas = 3\n", Path::new(".")).unwrap();
+    assert!(!c.cluster.enabled);
+}

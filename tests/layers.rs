@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The floor of each top-level module (1 ground … 5 wiring; the face, `main.rs` and `cli.rs`,
 /// is the binary and reaches the library as `noctua::`, so it is not checked here).
-const FLOORS: [(&str, u8); 15] = [
+const FLOORS: [(&str, u8); 17] = [
     ("model", 1),
     ("telemetry", 1),
     ("message", 1),
@@ -20,9 +20,11 @@ const FLOORS: [(&str, u8); 15] = [
     ("impact", 3),
     ("action", 3),
     ("forecast", 3),
+    ("cluster", 3),
     ("store", 4),
     ("ingest", 4),
     ("northbound", 4),
+    ("fleet", 4),
     ("pipeline", 5),
     ("daemon", 5),
 ];
@@ -43,8 +45,17 @@ const SAME_FLOOR: [(&str, &str); 5] = [
 /// SNMPv3 security shared by the poller and the trap receiver, and the UDP socket options.
 const SHARED_INGEST: [&str; 2] = ["usm", "socket"];
 
-const PURE_CORES: [&str; 6] = ["detect", "alarm", "fault", "impact", "action", "forecast"];
-const EDGES_AND_WIRING: [&str; 5] = ["store", "ingest", "northbound", "pipeline", "daemon"];
+const PURE_CORES: [&str; 7] = [
+    "detect", "alarm", "fault", "impact", "action", "forecast", "cluster",
+];
+const EDGES_AND_WIRING: [&str; 6] = [
+    "store",
+    "ingest",
+    "northbound",
+    "fleet",
+    "pipeline",
+    "daemon",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Violation {

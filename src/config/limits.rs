@@ -62,6 +62,10 @@ pub(super) fn check(config: &Config, problems: &mut Problems) {
     p.duration(at("keepalive"), m.keepalive, 5 * SECOND, HOUR);
     p.count(at("outbox-limit"), m.outbox_limit, 1, 10_000_000);
 
+    let (c, at) = (&config.cluster, |k| root("cluster").key(k));
+    p.duration(at("heartbeat"), c.heartbeat, 100 * MS, MINUTE);
+    p.duration(at("dead-after"), c.dead_after, SECOND, HOUR);
+
     let (f, at) = (&config.forecast, |k| root("forecast").key(k));
     // The forecaster's first week only gathers: less history predicts nothing sooner.
     p.duration(at("min-history"), f.min_history, 7 * DAY, 365 * DAY);

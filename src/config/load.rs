@@ -384,33 +384,69 @@ fn resolve_secrets(config: &mut Config, base: &Path, problems: &mut Problems) {
         pair(&mut c.auth_key, &c.auth_key_file, at.clone(), "auth-key");
         pair(&mut c.priv_key, &c.priv_key_file, at, "priv-key");
     }
-    // TLS files of [mqtt]: relative to the config file too, and checked now.
     let mqtt = &mut config.mqtt;
-    for (key, file) in [
-        ("ca-file", &mut mqtt.ca_file),
-        ("cert-file", &mut mqtt.cert_file),
-        ("key-file", &mut mqtt.key_file),
+    tls_files(
+        "mqtt",
+        [&mut mqtt.ca_file, &mut mqtt.cert_file, &mut mqtt.key_file],
+        base,
+        problems,
+    );
+    let cluster = &mut config.cluster;
+    tls_files(
+        "cluster",
+        [
+            &mut cluster.ca_file,
+            &mut cluster.cert_file,
+            &mut cluster.key_file,
+        ],
+        base,
+        problems,
+    );
+    if let Some(path) = &mut cluster.credentials_file {
+        readable(
+            path,
+            base,
+            root("cluster").key("credentials-file"),
+            problems,
+        );
+    }
+}
+
+/// A section's `ca-file`, `cert-file` and `key-file`: relative to the config file, readable,
+/// and a client certificate only with its key and a CA.
+fn tls_files(
+    section: &str,
+    [ca, cert, key]: [&mut Option<PathBuf>; 3],
+    base: &Path,
+    problems: &mut Problems,
+) {
+    for (name, file) in [
+        ("ca-file", &mut *ca),
+        ("cert-file", &mut *cert),
+        ("key-file", &mut *key),
     ] {
         if let Some(path) = file {
-            *path = base.join(&*path);
-            if let Err(e) = std::fs::metadata(&*path) {
-                problems.push((
-                    root("mqtt").key(key),
-                    format!("cannot read {}: {e}", path.display()),
-                ));
-            }
+            readable(path, base, root(section).key(name), problems);
         }
     }
-    if mqtt.cert_file.is_some() != mqtt.key_file.is_some() {
+    if cert.is_some() != key.is_some() {
         problems.push((
-            root("mqtt").key("cert-file"),
+            root(section).key("cert-file"),
             "set both `cert-file` and `key-file`, or neither".to_owned(),
         ));
     }
-    if mqtt.cert_file.is_some() && mqtt.ca_file.is_none() {
+    if cert.is_some() && ca.is_none() {
         problems.push((
-            root("mqtt").key("ca-file"),
+            root(section).key("ca-file"),
             "a client certificate needs TLS: set `ca-file` too".to_owned(),
         ));
+    }
+}
+
+/// Makes `path` relative to the config file and says if it cannot be read.
+fn readable(path: &mut PathBuf, base: &Path, at: KeyPath, problems: &mut Problems) {
+    *path = base.join(&*path);
+    if let Err(e) = std::fs::metadata(&*path) {
+        problems.push((at, format!("cannot read {}: {e}", path.display())));
     }
 }

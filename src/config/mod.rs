@@ -7,6 +7,7 @@
 mod actions;
 pub mod agent;
 mod alarms;
+mod cluster;
 mod daemon;
 mod detection;
 mod devices;
@@ -27,6 +28,7 @@ pub use actions::{
 };
 pub use agent::{AgentConfig, RequestPlan};
 pub use alarms::{AlarmsConfig, ReportsConfig, TierTarget, Tiers};
+pub use cluster::ClusterConfig;
 pub use daemon::{ConsoleConfig, HttpConfig, MqttConfig, PipelineConfig, StoreConfig};
 pub use detection::{
     AnomalyConfig, Directions, ForecastConfig, PrecursorsConfig, ThresholdLevels, ThresholdRule,
@@ -125,4 +127,7 @@ pub struct Config {
     /// Action rules (`[[action]]`).
     #[serde(default, rename = "action")]
     pub actions_rules: Vec<ActionRule>,
+    /// Several instances over NATS JetStream.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }

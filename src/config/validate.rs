@@ -45,6 +45,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     validate_profiles(config, problems);
     super::impact::validate(config, problems);
     super::actions::validate(config, problems);
+    super::cluster::validate(&config.cluster, problems);
     let an = &config.anomaly;
     if !(an.learning_rate > 0.0 && an.learning_rate <= 1.0) {
         problems.push((

@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Ownership;
 use crate::config::Config;
 use crate::ingest::SampleSink;
 pub use crate::model::PROBE_OBJECT;
@@ -140,6 +142,7 @@ impl Round {
 /// Probes every device until `cancel`.
 pub async fn run(
     config: Arc<Config>,
+    ownership: watch::Receiver<Arc<Ownership>>,
     samples: SampleSink,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
@@ -180,6 +183,12 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let started = Timestamp::now();
+        // A device another cluster member owns is probed by that member (a round with nothing
+        // sent reports nothing).
+        let owned: Vec<bool> = {
+            let owner = ownership.borrow();
+            devices.iter().map(|(name, _)| owner.owns(name)).collect()
+        };
         let mut rounds: Vec<Round> = vec![Round::default(); devices.len()];
         let mut pending: HashMap<(IpAddr, u16), (usize, Instant)> = HashMap::new();
         let last_send = Instant::now() + p.spacing * p.count.saturating_sub(1);
@@ -201,6 +210,9 @@ pub async fn run(
                     sends_left -= 1;
                     next_send += p.spacing;
                     for (i, (name, addr)) in devices.iter().enumerate() {
+                        if !owned[i] {
+                            continue;
+                        }
                         let Some(pinger) = (if addr.is_ipv6() { v6.as_ref() } else { v4.as_ref() }) else {
                             continue;
                         };

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Ownership;
 use crate::config::Config;
+use crate::fleet::{self, FleetError};
 use crate::impact::customers::CustomerKeys;
 use crate::ingest::{netflow, probe, snmp, trap};
 use crate::message::InterfaceSpeeds;
@@ -46,6 +48,9 @@ pub enum EdgeError {
     /// The NetFlow collector's thread could not be started.
     #[error(transparent)]
     Thread(#[from] crate::pipeline::thread::ThreadError),
+    /// The cluster's settings could not be used.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// The addresses actually bound (a port 0 in the config is a free port here).
@@ -148,6 +153,21 @@ pub async fn start(
         ));
     }
 
+    // The devices this instance works on: all of them, unless it is one of a cluster, where
+    // it owns none until it has joined.
+    let (ownership_tx, ownership) = watch::channel(Arc::new(Ownership::All));
+    if config.cluster.enabled {
+        let client = fleet::connect(&config.cluster).await?;
+        ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
+        tasks.spawn(fleet::membership::run(
+            config.clone(),
+            client,
+            ownership_tx,
+            pipeline.metrics.clone(),
+            cancel.clone(),
+        ));
+    }
+
     // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
     let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
     let (samples, metrics) = (&pipeline.samples, &pipeline.metrics);
@@ -174,6 +194,7 @@ pub async fn start(
     if config.probes.enabled {
         let run = probe::run(
             config.clone(),
+            ownership.clone(),
             samples.clone(),
             metrics.clone(),
             cancel.clone(),
@@ -197,6 +218,7 @@ pub async fn start(
         let (config, samples, metrics) = (config.clone(), samples.clone(), metrics.clone());
         tasks.spawn(snmp::run(
             config,
+            ownership,
             samples,
             metrics,
             polls,

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod browser;
+pub mod nats;
 pub mod snmpd;
 
 use std::io::{Read, Write};

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::counters::{self, Counters};
+use crate::cluster::Ownership;
 use crate::config::Config;
 use crate::ingest::SampleSink;
 use crate::message::InterfaceSpeeds;
@@ -41,6 +42,7 @@ pub fn poll_triggers(config: &Config) -> HashMap<String, Arc<Notify>> {
 /// its trigger in `polls` is notified.
 pub async fn run(
     config: Arc<Config>,
+    ownership: watch::Receiver<Arc<Ownership>>,
     samples: SampleSink,
     metrics: Arc<Metrics>,
     polls: HashMap<String, Arc<Notify>>,
@@ -56,6 +58,7 @@ pub async fn run(
         limit: Semaphore::new(config.snmp.max_in_flight.max(1)),
         filter: Filter::new(&config.snmp),
         unreachable_after: config.snmp.unreachable_after.max(1),
+        ownership,
         samples,
         speeds,
         cancel,
@@ -82,6 +85,8 @@ struct Shared {
     limit: Semaphore,
     filter: Filter,
     unreachable_after: u32,
+    /// The devices this instance polls (in a cluster, the ones it owns).
+    ownership: watch::Receiver<Arc<Ownership>>,
     samples: SampleSink,
     speeds: watch::Sender<InterfaceSpeeds>,
     cancel: CancellationToken,
@@ -92,6 +97,7 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
         limit,
         filter,
         unreachable_after,
+        ownership,
         samples,
         speeds,
         cancel,
@@ -114,6 +120,12 @@ async fn device_loop(mut agent: Poller, trigger: Arc<Notify>, shared: Arc<Shared
             // Polled out of turn; the schedule stays as it was.
             _ = trigger.notified() => None,
         };
+        if !ownership.borrow().owns(&name) {
+            // Another cluster member polls it. What was known of its counters and failures is
+            // stale by the time it is ours again.
+            (counters, failures, unreachable) = (Counters::default(), 0, false);
+            continue;
+        }
         let after_trap = planned.is_none();
         let Ok(_permit) = limit.acquire().await else {
             return;

@@ -1,0 +1,123 @@
+//! Who owns which device when several instances share a network out: each device's owner by
+//! rendezvous hashing over the live members (its own site's members first), and the claims
+//! that move a device between owners, each with a higher epoch (the fencing token).
+//!
+//! Pure: the members and the claims are passed in; `fleet/` reads and writes them in NATS.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A live instance, as its heartbeat names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    /// `[cluster] name`.
+    pub name: String,
+    /// `[cluster] site`.
+    pub site: Option<String>,
+}
+
+/// The owner of `device` (of `site`) among `live`: the member with the highest rendezvous
+/// weight, among the members of the device's site if any is live, else among all. Removing a
+/// member moves only its own devices; adding one takes only the devices it now weighs most.
+pub fn owner_of<'a>(device: &str, site: Option<&str>, live: &'a [Member]) -> Option<&'a Member> {
+    let local = |m: &&Member| site.is_some() && m.site.as_deref() == site;
+    let pool = |local_only: bool| {
+        live.iter()
+            .filter(move |m| !local_only || local(m))
+            .max_by_key(|m| (weight(&m.name, device), &m.name))
+    };
+    pool(true).or_else(|| pool(false))
+}
+
+/// The rendezvous weight of `member` for `device`: a hash of both, so every member computes
+/// the same owner from the same live set, with no coordination.
+fn weight(member: &str, device: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(member.as_bytes());
+    h.update(&[0]);
+    h.update(device.as_bytes());
+    h.digest()
+}
+
+/// A device's claim as replicated: its owner and the epoch it owns it from. A release keeps
+/// the epoch, so the next owner's claim is the next epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The member that owns (or last owned) the device.
+    pub owner: String,
+    /// Raised by one at every change of owner; every replicated write of the device states it.
+    pub epoch: u64,
+    /// The owner gave the device up (it is no longer the rendezvous choice).
+    pub released: bool,
+}
+
+/// What member `me` does next about one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing: it is already where it should be, or its owner must release it first.
+    Stay,
+    /// Claim it as `claim` (over the current claim, which must be unchanged).
+    Claim(Claim),
+    /// Stop working on it, then write `claim` (the same epoch, released).
+    Release(Claim),
+}
+
+/// The step `me` takes for a device whose rendezvous owner is `desired` and whose replicated
+/// claim is `current`. A live owner releases before the next takes over (a member joining
+/// moves devices without a refused write); a dead owner's devices are taken at once.
+pub fn step(me: &str, desired: Option<&Member>, current: Option<&Claim>, live: &[Member]) -> Step {
+    let mine = desired.is_some_and(|d| d.name == me);
+    let claim = |epoch| {
+        Step::Claim(Claim {
+            owner: me.to_owned(),
+            epoch,
+            released: false,
+        })
+    };
+    match current {
+        None if mine => claim(1),
+        None => Step::Stay,
+        Some(c) if c.owner == me && !c.released => {
+            if mine {
+                Step::Stay
+            } else {
+                Step::Release(Claim {
+                    released: true,
+                    ..c.clone()
+                })
+            }
+        }
+        Some(c) => {
+            let owner_gone = c.released || c.owner == me || !live.iter().any(|m| m.name == c.owner);
+            if mine && owner_gone {
+                claim(c.epoch + 1)
+            } else {
+                Step::Stay
+            }
+        }
+    }
+}
+
+/// The devices this instance works on: polls, probes, raises alarms for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// Not clustered: every device.
+    #[default]
+    All,
+    /// Clustered: these devices, by name, with the epoch each is owned from.
+    Owned(HashMap<String, u64>),
+}
+
+impl Ownership {
+    /// Whether `device` is this instance's to work on.
+    pub fn owns(&self, device: &str) -> bool {
+        match self {
+            Ownership::All => true,
+            Ownership::Owned(devices) => devices.contains_key(device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn member(name: &str, site: Option<&str>) -> Member {
+    Member {
+        name: name.to_owned(),
+        site: site.map(str::to_owned),
+    }
+}
+
+const SITES: [Option<&str>; 3] = [None, Some("north"), Some("south")];
+
+/// Up to six members with distinct names, each in one of [`SITES`].
+fn members() -> impl Strategy<Value = Vec<Member>> {
+    prop::collection::btree_map(0u8..12, 0usize..3, 1..6).prop_map(|m| {
+        m.into_iter()
+            .map(|(n, s)| member(&format!("noc-{n}"), SITES[s]))
+            .collect()
+    })
+}
+
+fn devices() -> Vec<(String, Option<&'static str>)> {
+    (0..300)
+        .map(|i| (format!("gnb-{i:04}"), SITES[i % 3]))
+        .collect()
+}
+
+proptest! {
+    /// Every member computes the same owner whatever order it learned the members in.
+    #[test]
+    fn the_owner_does_not_depend_on_the_order_members_are_listed(live in members()) {
+        let mut reversed = live.clone();
+        reversed.reverse();
+        for (d, site) in devices() {
+            let a = owner_of(&d, site, &live).map(|m| &m.name);
+            let b = owner_of(&d, site, &reversed).map(|m| &m.name);
+            prop_assert!(a.is_some());
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    /// A member's death moves its devices and no others.
+    #[test]
+    fn a_member_leaving_moves_only_its_own_devices(live in members(), gone in 0usize..6) {
+        prop_assume!(live.len() > 1);
+        let gone = &live[gone % live.len()];
+        let rest: Vec<Member> = live.iter().filter(|m| *m != gone).cloned().collect();
+        for (d, site) in devices() {
+            let before = owner_of(&d, site, &live).unwrap();
+            let after = owner_of(&d, site, &rest).unwrap();
+            if before != gone {
+                prop_assert_eq!(before, after, "{} moved though its owner stayed", d);
+            }
+        }
+    }
+
+    /// A regional instance owns its region while one of the region's members lives.
+    #[test]
+    fn a_device_goes_to_a_member_of_its_site_when_one_is_live(live in members()) {
+        for (d, site) in devices() {
+            let owner = owner_of(&d, site, &live).unwrap();
+            let local = live.iter().any(|m| site.is_some() && m.site.as_deref() == site);
+            prop_assert_eq!(local, site.is_some() && owner.site.as_deref() == site);
+        }
+    }
+
+    /// Members stepping in any order, over claims that change only by compare-and-set, end
+    /// with every device claimed by its rendezvous owner; the epoch grows by one per change of
+    /// owner and never goes back; no device is ever claimed by two members.
+    #[test]
+    fn claims_converge_on_the_rendezvous_owner_with_rising_epochs(
+        first in members(),
+        second in members(),
+        order in prop::collection::vec(0usize..6, 40),
+    ) {
+        let mut claims: HashMap<String, Claim> = HashMap::new();
+        let mut changes: HashMap<String, u64> = HashMap::new();
+        for live in [&first, &second] {
+            // Stepping in the given order, then round-robin until nothing changes.
+            let turns = order.iter().copied().chain((0..live.len()).cycle().take(live.len() * 4));
+            for t in turns {
+                let me = &live[t % live.len()].name;
+                for (d, site) in devices() {
+                    let desired = owner_of(&d, site, live);
+                    let before = claims.get(&d).cloned();
+                    match step(me, desired, before.as_ref(), live) {
+                        Step::Stay => {}
+                        Step::Claim(c) | Step::Release(c) => {
+                            if let Some(b) = &before {
+                                prop_assert!(c.epoch >= b.epoch);
+                                if c.owner != b.owner || (b.released && !c.released) {
+                                    prop_assert_eq!(c.epoch, b.epoch + 1);
+                                }
+                            }
+                            if !c.released && before.as_ref().is_none_or(|b| b.owner != c.owner || b.released) {
+                                *changes.entry(d.clone()).or_default() += 1;
+                            }
+                            claims.insert(d, c);
+                        }
+                    }
+                }
+            }
+            for (d, site) in devices() {
+                let c = &claims[&d];
+                prop_assert_eq!(&c.owner, &owner_of(&d, site, live).unwrap().name);
+                prop_assert!(!c.released);
+                prop_assert_eq!(c.epoch, changes[&d]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dead_owners_device_is_taken_at_once_and_a_live_one_is_waited_for() {
+    let (a, b) = (member("noc-a", None), member("noc-b", None));
+    let held = Claim {
+        owner: "noc-a".into(),
+        epoch: 4,
+        released: false,
+    };
+    let both = [a.clone(), b.clone()];
+    assert_eq!(step("noc-b", Some(&b), Some(&held), &both), Step::Stay);
+    assert_eq!(
+        step("noc-a", Some(&b), Some(&held), &both),
+        Step::Release(Claim {
+            released: true,
+            ..held.clone()
+        })
+    );
+    let only_b = [b.clone()];
+    assert_eq!(
+        step("noc-b", Some(&b), Some(&held), &only_b),
+        Step::Claim(Claim {
+            owner: "noc-b".into(),
+            epoch: 5,
+            released: false
+        })
+    );
+}

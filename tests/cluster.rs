@@ -1,0 +1,128 @@
+//! Several noctua instances over a real three-node NATS JetStream cluster: every device owned
+//! by exactly one live member, moved when a member is killed, taken from a paused (stale)
+//! member which then stops working on it, and shared again when a member comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::nats::NatsCluster;
+use common::*;
+
+const DEVICES: usize = 30;
+/// `[cluster] dead-after` of the instances.
+const DEAD_AFTER: Duration = Duration::from_millis(1500);
+
+fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut extra = format!(
+        "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{name}\"\n\
+         heartbeat = \"200ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
+        nats.servers(),
+        DEAD_AFTER.as_millis()
+    );
+    for i in 0..DEVICES {
+        extra.push_str(&format!(
+            "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"127.0.0.{}\"\nrole = \"base-station\"\n",
+            i + 1
+        ));
+    }
+    let config = write_config(&dir, 0, &extra);
+    start(&dir, &config)
+}
+
+fn gauge(d: &Daemon, name: &str) -> Option<f64> {
+    metric(d.port, name)
+}
+
+/// Waits up to `limit` until the live `members` see `members.len()` members and own every
+/// device between them, each at least one.
+fn wait_shared(members: &mut [&mut Daemon], limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let views: Vec<(Option<f64>, Option<f64>)> = members
+            .iter()
+            .map(|d| {
+                (
+                    gauge(d, "noctua_cluster_members"),
+                    gauge(d, "noctua_cluster_devices_owned"),
+                )
+            })
+            .collect();
+        let n = members.len() as f64;
+        let owned: f64 = views.iter().filter_map(|v| v.1).sum();
+        if views
+            .iter()
+            .all(|(m, o)| *m == Some(n) && o.is_some_and(|o| o >= 1.0))
+            && owned == DEVICES as f64
+        {
+            return;
+        }
+        for d in members.iter_mut() {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("an instance exited with {status}:\n{}", log(d));
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not shared out within {limit:?}: (members, owned) = {views:?}\n{}",
+            members
+                .iter()
+                .map(|d| log(d))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn devices_are_shared_out_moved_on_death_fenced_from_a_stale_owner_and_shared_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path());
+    let mut a = instance(dir.path(), &nats, "noc-a");
+    let mut b = instance(dir.path(), &nats, "noc-b");
+    let mut c = instance(dir.path(), &nats, "noc-c");
+    wait_shared(&mut [&mut a, &mut b, &mut c], Duration::from_secs(30));
+
+    // kill -9: the survivors take its devices once its heartbeat is dead-after old.
+    signal(&c, libc::SIGKILL);
+    let _ = c.child.wait();
+    wait_shared(&mut [&mut a, &mut b], DEAD_AFTER + Duration::from_secs(10));
+
+    // A paused member is dead to the others; when it wakes it finds its devices taken over
+    // at a newer epoch and stops working on them, then gets its share back.
+    let b_had = gauge(&b, "noctua_cluster_devices_owned").unwrap();
+    let b_gave = gauge(&b, "noctua_cluster_devices_given_up_total").unwrap();
+    signal(&b, libc::SIGSTOP);
+    let deadline = Instant::now() + DEAD_AFTER + Duration::from_secs(10);
+    while gauge(&a, "noctua_cluster_devices_owned") != Some(DEVICES as f64) {
+        assert!(
+            Instant::now() < deadline,
+            "a did not take b's devices:\n{}",
+            log(&a)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let a_epoch = gauge(&a, "noctua_cluster_epoch").unwrap();
+    assert!(a_epoch >= 2.0, "a took over at epoch {a_epoch}");
+    signal(&b, libc::SIGCONT);
+    wait_shared(&mut [&mut a, &mut b], Duration::from_secs(20));
+    let b_gave_now = gauge(&b, "noctua_cluster_devices_given_up_total").unwrap();
+    assert!(
+        b_gave_now >= b_gave + b_had,
+        "b gave up {b_gave} then {b_gave_now}, though it had {b_had} taken over"
+    );
+    assert!(
+        log(&b).contains("device taken over: stopping work on it"),
+        "{}",
+        log(&b)
+    );
+
+    // The killed member comes back and gets a share again.
+    let mut c = instance(dir.path(), &nats, "noc-c");
+    wait_shared(&mut [&mut a, &mut b, &mut c], Duration::from_secs(20));
+}
