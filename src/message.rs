@@ -57,6 +57,17 @@ pub struct EngineerAck {
     pub note: Option<String>,
 }
 
+impl Ingest {
+    /// The device a sample or event is of; `None` for the replay-only items.
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            Ingest::Sample(s) => Some(&s.series.device),
+            Ingest::Event(e) => Some(&e.device),
+            Ingest::Tick(_) | Ingest::Complaint(_) | Ingest::Ack(_) => None,
+        }
+    }
+}
+
 impl From<Sample> for Ingest {
     fn from(s: Sample) -> Self {
         Ingest::Sample(s)

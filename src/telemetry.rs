@@ -85,6 +85,23 @@ label_set! {
 }
 
 label_set! {
+    /// Why a sample or event for a device another cluster member owns was not forwarded to it,
+    /// or, received, was not taken.
+    ForwardDrop {
+        /// The forwarder could not keep up.
+        QueueFull => "queue_full",
+        /// No member holds the device's claim yet.
+        NoOwner => "no_owner",
+        /// NATS did not take the message.
+        Publish => "publish",
+        /// Received, but the device is no longer this member's.
+        NotOwner => "not_owner",
+        /// Received, but not a batch of samples.
+        Malformed => "malformed",
+    }
+}
+
+label_set! {
     /// Why a NetFlow/IPFIX datagram was dropped: every datagram received is either accepted
     /// (`noctua_netflow_datagrams_total`) or dropped for one of these.
     FlowDrop {
@@ -320,6 +337,12 @@ pub struct Metrics {
     pub cluster_given_up: IntCounter,
     /// Replicated writes the cluster refused because the device's claim had moved on.
     pub cluster_refused_writes: IntCounter,
+    /// Samples and events sent on to the member that owns their device.
+    pub cluster_forwarded: IntCounter,
+    /// Samples and events another member sent on to this one, taken into its pipeline.
+    pub cluster_forward_received: IntCounter,
+    /// Samples and events not forwarded or not taken, by reason.
+    pub cluster_forward_dropped: IntCounterVec,
     /// NetFlow/IPFIX datagrams accepted (decoded to the end), by exporter (a configured
     /// device, or `other` for every exporter allowed by CIDR only) and version.
     pub netflow_datagrams: IntCounterVec,
@@ -836,11 +859,27 @@ impl Metrics {
                 "noctua_cluster_refused_writes_total",
                 "Replicated writes refused because the device's claim had moved on (a stale owner).",
             ),
+            cluster_forwarded: counter(
+                "noctua_cluster_forwarded_total",
+                "Samples and events sent on to the cluster member that owns their device.",
+            ),
+            cluster_forward_received: counter(
+                "noctua_cluster_forward_received_total",
+                "Samples and events another cluster member sent on to this one and it took.",
+            ),
+            cluster_forward_dropped: counter_vec(
+                "noctua_cluster_forward_dropped_total",
+                "Samples and events not forwarded to their device's owner, or not taken from another member, by reason.",
+                "reason",
+            ),
             registry,
         };
         // Pre-create the fixed label values so every series exists from the first scrape.
         for r in IngestDrop::ALL {
             m.ingest_dropped.with_label_values(&[r.as_str()]);
+        }
+        for r in ForwardDrop::ALL {
+            m.cluster_forward_dropped.with_label_values(&[r.as_str()]);
         }
         for r in FlowDrop::ALL {
             m.netflow_dropped.with_label_values(&[r.as_str()]);
@@ -907,6 +946,12 @@ impl Metrics {
     /// The drop counter of one ingest reason.
     pub fn ingest_drop(&self, reason: IngestDrop) -> IntCounter {
         self.ingest_dropped.with_label_values(&[reason.as_str()])
+    }
+
+    /// The forwarding-drop counter for `reason`.
+    pub fn forward_drop(&self, reason: ForwardDrop) -> IntCounter {
+        self.cluster_forward_dropped
+            .with_label_values(&[reason.as_str()])
     }
 
     /// The drop counter of one NetFlow reason.

@@ -1,6 +1,7 @@
 //! Several noctua instances over a real three-node NATS JetStream cluster: every device owned
 //! by exactly one live member, moved when a member is killed, taken from a paused (stale)
-//! member which then stops working on it, and shared again when a member comes back.
+//! member which then stops working on it, and shared again when a member comes back; a trap
+//! that reaches the wrong member is forwarded to the owner, which alone raises the alarm.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test or bench reports
 
 mod common;
@@ -15,10 +16,12 @@ const DEVICES: usize = 30;
 /// `[cluster] dead-after` of the instances.
 const DEAD_AFTER: Duration = Duration::from_millis(1500);
 
+/// Member `name` with [`DEVICES`] devices and traps on.
 fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut extra = format!(
+    let mut extra = WITH_TRAPS.to_owned();
+    extra += &format!(
         "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{name}\"\n\
          heartbeat = \"200ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
         nats.servers(),
@@ -26,8 +29,10 @@ fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
     );
     for i in 0..DEVICES {
         extra.push_str(&format!(
-            "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"127.0.0.{}\"\nrole = \"base-station\"\n",
-            i + 1
+            "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"127.0.0.{}\"\nrole = \"base-station\"\n{}",
+            i + 1,
+            // The first device sends traps (from 127.0.0.1), so it has a community.
+            if i == 0 { "credentials = \"v2\"\n" } else { "" }
         ));
     }
     let config = write_config(&dir, 0, &extra);
@@ -125,4 +130,102 @@ fn devices_are_shared_out_moved_on_death_fenced_from_a_stale_owner_and_shared_ba
     // The killed member comes back and gets a share again.
     let mut c = instance(dir.path(), &nats, "noc-c");
     wait_shared(&mut [&mut a, &mut b, &mut c], Duration::from_secs(20));
+}
+
+/// Traps on, and the community of the device that sends them; its agent is never polled
+/// within the test (an hour's interval).
+const WITH_TRAPS: &str = "[snmp]\ninterval = \"1h\"\n\
+     [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
+     [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+
+fn link_down(to: &Daemon) {
+    let to = format!("127.0.0.1:{}", bound_port(&to.bound["traps"]));
+    let out = std::process::Command::new("snmptrap")
+        .env("MIBS", "")
+        .args(["-v", "2c", "-c", "public", &to, "", "1.3.6.1.6.3.1.1.5.3"])
+        .args(["1.3.6.1.2.1.2.2.1.1.7", "i", "7"])
+        .output()
+        .expect("snmptrap (scripts/setup-peers.sh installs snmp)");
+    assert_success(&out, "snmptrap");
+}
+
+fn alarms_of(d: &Daemon, device: &str) -> usize {
+    get(d.port, "/api/v1/alarms")
+        .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a["device"] == device)
+        .count()
+}
+
+#[test]
+fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path());
+    let mut a = instance(dir.path(), &nats, "noc-a");
+    let mut b = instance(dir.path(), &nats, "noc-b");
+    wait_shared(&mut [&mut a, &mut b], Duration::from_secs(30));
+    let live = ["noc-a", "noc-b"].map(|name| noctua::cluster::Member {
+        name: name.into(),
+        site: None,
+    });
+    let owner_name = noctua::cluster::owner_of("gnb-00", None, &live)
+        .unwrap()
+        .name
+        .clone();
+    let (owner, other) = if owner_name == "noc-a" {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+
+    link_down(other);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alarms_of(owner, "gnb-00") != 1 {
+        let counts = |d: &Daemon| {
+            let (_, text) = get(d.port, "/metrics").unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("noctua_cluster_") || l.starts_with("noctua_snmp_traps"))
+                .collect();
+            lines.join("\n")
+        };
+        assert!(
+            Instant::now() < deadline,
+            "the owner did not raise the forwarded trap's alarm\nowner:\n{}\nother:\n{}\n{}",
+            counts(owner),
+            counts(other),
+            log(owner)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        alarms_of(other, "gnb-00"),
+        0,
+        "the member that heard the trap raised it too"
+    );
+    assert!(gauge(other, "noctua_cluster_forwarded_total").unwrap() >= 1.0);
+    assert!(gauge(owner, "noctua_cluster_forward_received_total").unwrap() >= 1.0);
+    for reason in [
+        "queue_full",
+        "no_owner",
+        "publish",
+        "not_owner",
+        "malformed",
+    ] {
+        let series = format!("noctua_cluster_forward_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(gauge(other, &series), Some(0.0), "{series}");
+        assert_eq!(gauge(owner, &series), Some(0.0), "{series}");
+    }
+
+    // The same trap at the owner is its own: nothing forwarded, the alarm repeated, not doubled.
+    let forwarded = gauge(owner, "noctua_cluster_forwarded_total").unwrap();
+    link_down(owner);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        gauge(owner, "noctua_cluster_forwarded_total"),
+        Some(forwarded)
+    );
+    assert_eq!(alarms_of(owner, "gnb-00"), 1);
 }

@@ -34,11 +34,37 @@ struct Buckets {
 impl Buckets {
     /// Opens the buckets on `client`, making them if this is the cluster's first start.
     async fn open(client: async_nats::Client, c: &ClusterConfig) -> Result<Self, FleetError> {
-        let js = jetstream::new(client);
+        let mut js = jetstream::new(client);
+        // A request slower than `dead-after` is of no use: by then the answer is stale.
+        js.set_timeout(c.dead_after);
         // Heartbeats expire by themselves: a dead member's key is gone after `dead-after`.
         let members = bucket(&js, MEMBERS, c.dead_after, c.replicas).await?;
         let devices = bucket(&js, DEVICES, Duration::ZERO, c.replicas).await?;
+        for (name, b) in [(MEMBERS, &members), (DEVICES, &devices)] {
+            led(name, b).await?;
+        }
         Ok(Self { members, devices })
+    }
+}
+
+/// Whether `bucket`'s stream has a leader: a bucket just made has none until its replicas
+/// have elected one, and writes and watches made before then stall or fail.
+async fn led(name: &'static str, bucket: &kv::Store) -> Result<(), FleetError> {
+    let status = bucket.status().await.map_err(|e| FleetError::Bucket {
+        bucket: name,
+        reason: e.to_string(),
+    })?;
+    let leader = status
+        .info
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.leader.is_some());
+    match leader {
+        true => Ok(()),
+        false => Err(FleetError::Bucket {
+            bucket: name,
+            reason: "no leader elected yet".to_owned(),
+        }),
     }
 }
 
@@ -65,6 +91,22 @@ async fn bucket(
     })
 }
 
+/// What the membership task tells the rest of the daemon.
+pub struct Views {
+    /// The devices this instance owns, changed the moment a claim is won or lost.
+    pub owned: watch::Sender<Arc<Ownership>>,
+    /// Every claimed device's owner, for the forwarder; refreshed at most every
+    /// [`OWNERS_EVERY`] (a handover of thousands of devices rebuilds it a few times, not
+    /// thousands), so a forward may briefly go to the previous owner, which counts it.
+    pub owners: watch::Sender<Arc<Owners>>,
+}
+
+/// Each device's owner (device name → member name), as the claims say.
+pub type Owners = HashMap<String, String>;
+
+/// How often the owners map is rebuilt while claims change.
+const OWNERS_EVERY: Duration = Duration::from_millis(100);
+
 /// One device as this instance sees it: its name, site and the last claim read.
 struct Device {
     name: String,
@@ -74,12 +116,11 @@ struct Device {
 
 /// Joins the cluster on `client` (retrying every heartbeat while NATS is away, owning
 /// nothing meanwhile), then keeps this instance's heartbeat, claims the devices it should own,
-/// releases the ones it should not, and publishes what it owns on `owned` (every stage that
-/// works on a device reads it). Ends on `cancel`.
+/// releases the ones it should not, and publishes what it owns on `views`. Ends on `cancel`.
 pub async fn run(
     config: Arc<Config>,
     client: async_nats::Client,
-    owned: watch::Sender<Arc<Ownership>>,
+    views: Views,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
@@ -98,6 +139,76 @@ pub async fn run(
         name: c.name.clone(),
         site: c.site.clone(),
     };
+    tracing::info!(member = %me.name, devices = config.devices.len(), "joining the cluster");
+    // The heartbeat has its own loop, so a long round of claims never makes this member look
+    // dead.
+    let (live_tx, live) = watch::channel(None);
+    tokio::join!(
+        heartbeats(&me, c, &buckets.members, live_tx, &metrics, &cancel),
+        claims(
+            &me,
+            &config,
+            &buckets.devices,
+            live,
+            views,
+            &metrics,
+            &cancel
+        ),
+    );
+}
+
+/// What the heartbeat loop last heard: the live members, or `None` once no heartbeat has
+/// been stored for `dead-after` (the others will have taken our devices by then).
+type Heard = Option<Vec<Member>>;
+
+async fn heartbeats(
+    me: &Member,
+    c: &ClusterConfig,
+    members: &kv::Store,
+    live: watch::Sender<Heard>,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) {
+    let mut last_beat = Instant::now();
+    let mut tick = tokio::time::interval(c.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match beat(me, c.dead_after, members).await {
+            Ok(now_live) => {
+                last_beat = Instant::now();
+                metrics.cluster_connected.set(1);
+                metrics.cluster_members.set(now_live.len() as i64);
+                live.send_replace(Some(now_live));
+            }
+            Err(e) => {
+                metrics.cluster_connected.set(0);
+                tracing::warn!(error = %e, "cluster heartbeat failed");
+                if last_beat.elapsed() >= c.dead_after {
+                    live.send_replace(None);
+                }
+            }
+        }
+    }
+    // A clean stop hands the devices on at once instead of after `dead-after`.
+    let _ = members.delete(&me.name).await;
+}
+
+/// Follows every claim (a watch of the devices bucket), and at each heartbeat steps every
+/// device; stops work on a device the moment its claim moves on.
+async fn claims(
+    me: &Member,
+    config: &Config,
+    bucket: &kv::Store,
+    mut live: watch::Receiver<Heard>,
+    views: Views,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) {
+    let Views { owned, owners } = views;
     let mut devices: HashMap<String, Device> = config
         .devices
         .iter()
@@ -114,10 +225,8 @@ pub async fn run(
     let mut watch: Option<kv::Watch> = None;
     // Claims are written only once the watch has delivered every current claim.
     let mut synced = false;
-    let mut last_beat = Instant::now();
-    let mut tick = tokio::time::interval(c.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!(member = %me.name, devices = devices.len(), "joining the cluster");
+    let (mut owners_dirty, mut owners_at) = (false, Instant::now());
+    let mut round_due = false;
     loop {
         let update = async {
             match watch.as_mut() {
@@ -131,57 +240,77 @@ pub async fn run(
                 Some(Ok(entry)) => {
                     if let Some(d) = devices.get_mut(&entry.key) {
                         d.claim = read_claim(&entry);
+                        owners_dirty = true;
                     }
                     synced |= entry.delta == 0;
-                    fence(&me.name, &devices, &mut mine, &metrics);
+                    fence(&me.name, &devices, &mut mine, metrics);
                 }
                 // The watch ended with the connection: it is made again on the next beat.
                 Some(Err(_)) | None => watch = None,
             },
-            _ = tick.tick() => {
+            changed = live.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if live.borrow_and_update().is_none() && !mine.is_empty() {
+                    tracing::error!(devices = mine.len(), "no heartbeat for dead-after: stopping work on every device");
+                    metrics.cluster_given_up.inc_by(mine.len() as u64);
+                    mine.clear();
+                }
                 if watch.is_none() {
-                    watch = buckets.devices.watch_with_history(">").await.ok();
+                    watch = bucket.watch_with_history(">").await.ok();
                     // An empty bucket delivers nothing to be synced by.
                     synced = watch.is_some()
-                        && buckets.devices.status().await.is_ok_and(|s| s.values() == 0);
+                        && bucket.status().await.is_ok_and(|s| s.values() == 0);
                 }
-                match beat(&me, c.dead_after, &buckets).await {
-                    Ok(live) => {
-                        last_beat = Instant::now();
-                        metrics.cluster_connected.set(1);
-                        metrics.cluster_members.set(live.len() as i64);
-                        if synced {
-                            claim_round(&me.name, &live, &mut devices, &mut mine, &buckets, &owned, &metrics).await;
-                        }
-                    }
-                    Err(e) => {
-                        metrics.cluster_connected.set(0);
-                        tracing::warn!(error = %e, "cluster heartbeat failed");
-                        // Cut off for `dead-after`, the others have taken our devices.
-                        if last_beat.elapsed() >= c.dead_after && !mine.is_empty() {
-                            tracing::error!(devices = mine.len(), "no heartbeat for dead-after: stopping work on every device");
-                            metrics.cluster_given_up.inc_by(mine.len() as u64);
-                            mine.clear();
-                        }
-                    }
-                }
+                round_due = true;
             }
         }
-        publish(&mine, &owned, &metrics);
+        let now_live = live.borrow().clone();
+        if round_due
+            && synced
+            && let Some(now_live) = now_live
+        {
+            round_due = false;
+            let round = Round {
+                me: &me.name,
+                live: &now_live,
+                bucket,
+                owned: &owned,
+                metrics,
+            };
+            owners_dirty |= round.run(&mut devices, &mut mine).await;
+        }
+        publish(&mine, &owned, metrics);
+        if owners_dirty && owners_at.elapsed() >= OWNERS_EVERY {
+            owners.send_replace(Arc::new(owners_of(&devices)));
+            (owners_dirty, owners_at) = (false, Instant::now());
+        }
     }
-    // A clean stop hands the devices on at once instead of after `dead-after`.
-    let _ = buckets.members.delete(&me.name).await;
+}
+
+fn owners_of(devices: &HashMap<String, Device>) -> Owners {
+    devices
+        .values()
+        .filter_map(|d| {
+            let (claim, _) = d.claim.as_ref()?;
+            (!claim.released).then(|| (d.name.clone(), claim.owner.clone()))
+        })
+        .collect()
 }
 
 /// Puts this instance's heartbeat and returns the live members, by the server's clock.
-async fn beat(me: &Member, dead_after: Duration, b: &Buckets) -> Result<Vec<Member>, String> {
+async fn beat(
+    me: &Member,
+    dead_after: Duration,
+    members: &kv::Store,
+) -> Result<Vec<Member>, String> {
     let body = serde_json::to_vec(me).map_err(|e| e.to_string())?;
-    b.members
+    members
         .put(&me.name, body.into())
         .await
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = b
-        .members
+    let names: Vec<String> = members
         .keys()
         .await
         .map_err(|e| e.to_string())?
@@ -190,7 +319,7 @@ async fn beat(me: &Member, dead_after: Duration, b: &Buckets) -> Result<Vec<Memb
         .await;
     let mut beats = Vec::with_capacity(names.len());
     for name in names {
-        if let Ok(Some(e)) = b.members.entry(&name).await
+        if let Ok(Some(e)) = members.entry(&name).await
             && e.operation == kv::Operation::Put
             && let Ok(m) = serde_json::from_slice::<Member>(&e.value)
         {
@@ -221,62 +350,113 @@ fn read_claim(entry: &kv::Entry) -> Option<(Claim, u64)> {
     Some((claim, entry.revision))
 }
 
-/// Each device's step, written by compare-and-set.
-async fn claim_round(
-    me: &str,
-    live: &[Member],
-    devices: &mut HashMap<String, Device>,
-    mine: &mut HashMap<String, u64>,
-    b: &Buckets,
-    owned: &watch::Sender<Arc<Ownership>>,
-    metrics: &Metrics,
-) {
-    for (key, d) in devices.iter_mut() {
-        let desired = owner_of(&d.name, d.site.as_deref(), live);
-        let current = d.claim.as_ref().map(|(c, _)| c);
-        let (next, taking) = match step(me, desired, current, live) {
-            Step::Stay => continue,
-            Step::Claim(c) => (c, true),
-            Step::Release(c) => {
-                // Stop working on it before anyone else may start.
-                mine.remove(&d.name);
-                publish(mine, owned, metrics);
-                (c, false)
+/// Claim writes in flight at once in a round: a handover of thousands of devices takes a few
+/// round trips per hundred, not one per device.
+const WRITES_IN_FLIGHT: usize = 64;
+
+/// One round of claims against one view of the live members.
+struct Round<'a> {
+    me: &'a str,
+    live: &'a [Member],
+    bucket: &'a kv::Store,
+    owned: &'a watch::Sender<Arc<Ownership>>,
+    metrics: &'a Metrics,
+}
+
+/// What became of one claim write: the revision it got, or the claim that is there instead.
+enum Written {
+    Won(u64),
+    Refused(String, Option<kv::Entry>),
+}
+
+impl Round<'_> {
+    /// Each device's step, written by compare-and-set; true if any claim changed here.
+    async fn run(
+        &self,
+        devices: &mut HashMap<String, Device>,
+        mine: &mut HashMap<String, u64>,
+    ) -> bool {
+        let mut writes = Vec::new();
+        for (key, d) in devices.iter() {
+            let desired = owner_of(&d.name, d.site.as_deref(), self.live);
+            let current = d.claim.as_ref().map(|(c, _)| c);
+            let next = match step(self.me, desired, current, self.live) {
+                Step::Stay => continue,
+                Step::Claim(c) => c,
+                Step::Release(c) => {
+                    // Stop working on it before anyone else may start.
+                    mine.remove(&d.name);
+                    c
+                }
+            };
+            writes.push((key.clone(), next, d.claim.as_ref().map(|(_, r)| *r)));
+        }
+        if writes.is_empty() {
+            return false;
+        }
+        publish(mine, self.owned, self.metrics);
+        let results: Vec<_> = futures_util::stream::iter(writes)
+            .map(|(key, next, revision)| async move {
+                let written = self.write(&key, &next, revision).await;
+                (key, next, written)
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        for (key, next, written) in results {
+            let Some(d) = devices.get_mut(&key) else {
+                continue;
+            };
+            match written {
+                Written::Won(revision) => {
+                    let from = d
+                        .claim
+                        .as_ref()
+                        .map(|(c, _)| c.owner.clone())
+                        .unwrap_or_default();
+                    if next.released {
+                        tracing::info!(device = %d.name, epoch = next.epoch, "device released");
+                        self.metrics.cluster_given_up.inc();
+                    } else {
+                        tracing::info!(device = %d.name, epoch = next.epoch, from = %from, "device taken");
+                        mine.insert(d.name.clone(), next.epoch);
+                        self.metrics.cluster_taken.inc();
+                    }
+                    d.claim = Some((next, revision));
+                }
+                Written::Refused(error, there) => {
+                    self.metrics.cluster_refused_writes.inc();
+                    tracing::info!(device = %d.name, epoch = next.epoch, error = %error, "claim refused: the device's claim has moved on");
+                    // The claim that is there, read back at once rather than waited for.
+                    if let Some(there) = there {
+                        d.claim = read_claim(&there);
+                    }
+                }
             }
+        }
+        true
+    }
+
+    async fn write(&self, key: &str, next: &Claim, revision: Option<u64>) -> Written {
+        let body = match serde_json::to_vec(next) {
+            Ok(b) => b,
+            Err(e) => return Written::Refused(e.to_string(), None),
         };
-        let Ok(body) = serde_json::to_vec(&next) else {
-            continue;
-        };
-        let written = match &d.claim {
-            Some((_, revision)) => b
-                .devices
-                .update(key, body.into(), *revision)
+        let written = match revision {
+            Some(revision) => self
+                .bucket
+                .update(key, body.into(), revision)
                 .await
                 .map_err(|e| e.to_string()),
-            None => b
-                .devices
+            None => self
+                .bucket
                 .create(key, body.into())
                 .await
                 .map_err(|e| e.to_string()),
         };
         match written {
-            Ok(revision) => {
-                let from = current.map(|c| c.owner.clone()).unwrap_or_default();
-                if taking {
-                    tracing::info!(device = %d.name, epoch = next.epoch, from = %from, "device taken");
-                    mine.insert(d.name.clone(), next.epoch);
-                    metrics.cluster_taken.inc();
-                } else {
-                    tracing::info!(device = %d.name, epoch = next.epoch, "device released");
-                    metrics.cluster_given_up.inc();
-                }
-                d.claim = Some((next, revision));
-            }
-            Err(e) => {
-                // Someone wrote first; the watch brings the newer claim.
-                metrics.cluster_refused_writes.inc();
-                tracing::info!(device = %d.name, epoch = next.epoch, error = %e, "claim refused: the device's claim has moved on");
-            }
+            Ok(revision) => Written::Won(revision),
+            Err(e) => Written::Refused(e, self.bucket.entry(key).await.ok().flatten()),
         }
     }
 }

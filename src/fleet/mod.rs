@@ -2,6 +2,7 @@
 //! device ([`membership`]). Only used with `[cluster] enabled`; a single instance never
 //! connects to NATS.
 
+pub mod forward;
 pub mod membership;
 
 use std::path::PathBuf;

@@ -17,26 +17,77 @@ pub mod usm;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::watch;
 
+use crate::cluster::Ownership;
 use crate::message::{Arrived, Ingest};
-use crate::telemetry::{IngestDrop, Metrics};
+use crate::telemetry::{ForwardDrop, IngestDrop, Metrics};
 
 /// The ingest end of the sample channel, shared by all sources.
 #[derive(Clone)]
 pub struct SampleSink {
     tx: mpsc::Sender<Arrived>,
     metrics: Arc<Metrics>,
+    gate: Option<Gate>,
+}
+
+/// A cluster member's sink: what is of a device another member owns (a trap or a flow that
+/// reached this one) goes to the forwarder, which sends it on to the owner.
+#[derive(Clone)]
+struct Gate {
+    ownership: watch::Receiver<Arc<Ownership>>,
+    forward: mpsc::Sender<Ingest>,
 }
 
 impl SampleSink {
     /// Wraps the sender of the bounded sample channel.
     pub fn new(tx: mpsc::Sender<Arrived>, metrics: Arc<Metrics>) -> Self {
-        Self { tx, metrics }
+        Self {
+            tx,
+            metrics,
+            gate: None,
+        }
     }
 
-    /// Offers an item without waiting; returns false (and counts why) if it was dropped.
+    /// This sink, for a cluster member: items of devices it does not own go to `forward`.
+    pub fn gated(
+        &self,
+        ownership: watch::Receiver<Arc<Ownership>>,
+        forward: mpsc::Sender<Ingest>,
+    ) -> Self {
+        Self {
+            gate: Some(Gate { ownership, forward }),
+            ..self.clone()
+        }
+    }
+
+    /// Offers an item without waiting; returns false (and counts why) if it was dropped. In a
+    /// cluster, an item of a device another member owns is forwarded instead.
     pub fn offer(&self, item: impl Into<Ingest>) -> bool {
-        match self.tx.try_send(arrived(item.into())) {
+        let item = item.into();
+        if let Some(gate) = &self.gate
+            && let Some(device) = item.device()
+            && !gate.ownership.borrow().owns(device)
+        {
+            return self.forward(gate, item);
+        }
+        self.offer_here(item)
+    }
+
+    fn forward(&self, gate: &Gate, item: Ingest) -> bool {
+        match gate.forward.try_send(item) {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.forward_drop(ForwardDrop::QueueFull).inc();
+                false
+            }
+        }
+    }
+
+    /// Offers an item to this instance's own pipeline, whoever owns its device: what another
+    /// member forwarded here.
+    pub fn offer_here(&self, item: Ingest) -> bool {
+        match self.tx.try_send(arrived(item)) {
             Ok(()) => {
                 self.metrics.ingest_samples.inc();
                 true

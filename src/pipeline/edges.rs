@@ -15,8 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Ownership;
 use crate::config::Config;
-use crate::fleet::{self, FleetError};
+use crate::fleet::{self, FleetError, forward, membership};
 use crate::impact::customers::CustomerKeys;
+use crate::ingest::SampleSink;
 use crate::ingest::{netflow, probe, snmp, trap};
 use crate::message::InterfaceSpeeds;
 use crate::model::Timestamp;
@@ -154,23 +155,17 @@ pub async fn start(
     }
 
     // The devices this instance works on: all of them, unless it is one of a cluster, where
-    // it owns none until it has joined.
+    // it owns none until it has joined, and what its sources hear of other members' devices
+    // goes on to them.
     let (ownership_tx, ownership) = watch::channel(Arc::new(Ownership::All));
-    if config.cluster.enabled {
-        let client = fleet::connect(&config.cluster).await?;
-        ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
-        tasks.spawn(fleet::membership::run(
-            config.clone(),
-            client,
-            ownership_tx,
-            pipeline.metrics.clone(),
-            cancel.clone(),
-        ));
-    }
+    let sink = match config.cluster.enabled {
+        false => pipeline.samples.clone(),
+        true => join_cluster(config, pipeline, ownership_tx, tasks, cancel).await?,
+    };
 
     // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
     let (speeds, learned_speeds) = watch::channel(InterfaceSpeeds::default());
-    let (samples, metrics) = (&pipeline.samples, &pipeline.metrics);
+    let (samples, metrics) = (&sink, &pipeline.metrics);
     if !netflow_sockets.is_empty() {
         let (config, store, samples, metrics) = (
             config.clone(),
@@ -227,6 +222,43 @@ pub async fn start(
         ));
     }
     Ok(bound)
+}
+
+/// Connects to the cluster and starts membership and forwarding; returns the sources' sink,
+/// which forwards what is of another member's device.
+async fn join_cluster(
+    config: &Arc<Config>,
+    pipeline: &Pipeline,
+    ownership_tx: watch::Sender<Arc<Ownership>>,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Result<SampleSink, EdgeError> {
+    let client = fleet::connect(&config.cluster).await?;
+    ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
+    let ownership = ownership_tx.subscribe();
+    let (owners_tx, owners) = watch::channel(Arc::default());
+    let views = membership::Views {
+        owned: ownership_tx,
+        owners: owners_tx,
+    };
+    let metrics = pipeline.metrics.clone();
+    tasks.spawn(membership::run(
+        config.clone(),
+        client.clone(),
+        views,
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    let (outgoing_tx, outgoing) = tokio::sync::mpsc::channel(forward::QUEUE);
+    let forwarder = forward::Forwarder {
+        me: config.cluster.name.clone(),
+        outgoing,
+        owners,
+        ownership: ownership.clone(),
+        here: pipeline.samples.clone(),
+    };
+    tasks.spawn(forward::run(client, forwarder, metrics, cancel.clone()));
+    Ok(pipeline.samples.gated(ownership, outgoing_tx))
 }
 
 /// The id of noctua's SNMP engine (the one v3 informs are sent to): made at the first start
