@@ -5,7 +5,22 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{get, peer_port};
+use super::get;
+
+/// A free port below Linux's ephemeral range (32768 and up). The nodes dial each other's
+/// route ports while they start, and a port from the ephemeral range (what binding port 0
+/// gives) could be taken meanwhile as the source port of one of those connections.
+fn fixed_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
 
 pub struct NatsCluster {
     nodes: Vec<Child>,
@@ -25,15 +40,15 @@ impl Drop for NatsCluster {
 impl NatsCluster {
     /// Starts three nodes under `dir` and waits until JetStream has a meta leader.
     pub fn start(dir: &Path) -> Self {
-        let ports: Vec<u16> = (0..3).map(|_| peer_port()).collect();
-        let routes: Vec<u16> = (0..3).map(|_| peer_port()).collect();
-        let monitors: Vec<u16> = (0..3).map(|_| peer_port()).collect();
+        let ports: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
+        let monitors: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
         let route_list = routes
             .iter()
             .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let nodes = (0..3)
+        let nodes: Vec<Child> = (0..3)
             .map(|i| {
                 let conf = dir.join(format!("nats-{i}.conf"));
                 std::fs::write(
@@ -58,6 +73,8 @@ impl NatsCluster {
                     .expect("nats-server must be installed (scripts/setup-peers.sh installs it)")
             })
             .collect();
+        // Made before the wait, so a failure still stops the nodes (when it is dropped).
+        let mut cluster = Self { nodes, ports };
         let deadline = Instant::now() + Duration::from_secs(30);
         let led = |port| {
             get(port, "/jsz").is_some_and(|(s, body)| {
@@ -68,14 +85,28 @@ impl NatsCluster {
                         .is_some_and(|l| !l.is_empty())
             })
         };
+        let logs = || {
+            (0..3)
+                .map(|i| {
+                    std::fs::read_to_string(dir.join(format!("nats-{i}.log"))).unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        };
         while !monitors.iter().all(|p| led(*p)) {
+            for n in &mut cluster.nodes {
+                if let Ok(Some(status)) = n.try_wait() {
+                    panic!("a nats-server exited with {status}:\n{}", logs());
+                }
+            }
             assert!(
                 Instant::now() < deadline,
-                "the NATS cluster did not elect a leader"
+                "the NATS cluster did not elect a leader:\n{}",
+                logs()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { nodes, ports }
+        cluster
     }
 
     /// `[cluster] nats` for a noctua instance: every node.
