@@ -331,12 +331,18 @@ pub struct Metrics {
     pub cluster_devices_owned: IntGauge,
     /// The highest epoch among the devices this instance owns.
     pub cluster_epoch: IntGauge,
+    /// Configured devices no member holds a claim on, as this instance last saw the claims.
+    pub cluster_devices_unowned: IntGauge,
     /// Devices this instance took over (from a dead member, a release, or no owner).
     pub cluster_taken: IntCounter,
     /// Devices this instance gave up: released to their new owner, or found taken over.
     pub cluster_given_up: IntCounter,
     /// Replicated writes the cluster refused because the device's claim had moved on.
     pub cluster_refused_writes: IntCounter,
+    /// Transitions replicated to the cluster (device record and stream).
+    pub cluster_replicated: IntCounter,
+    /// Transitions of devices this member does not own, left out of replication.
+    pub cluster_not_replicated: IntCounter,
     /// Samples and events sent on to the member that owns their device.
     pub cluster_forwarded: IntCounter,
     /// Samples and events another member sent on to this one, taken into its pipeline.
@@ -847,6 +853,10 @@ impl Metrics {
                 "noctua_cluster_epoch",
                 "The highest ownership epoch among the devices this instance owns.",
             ),
+            cluster_devices_unowned: gauge(
+                "noctua_cluster_devices_unowned",
+                "Configured devices no cluster member holds a claim on, as this instance last saw the claims.",
+            ),
             cluster_taken: counter(
                 "noctua_cluster_devices_taken_total",
                 "Devices this instance took over: from a dead member, a release, or no owner.",
@@ -858,6 +868,14 @@ impl Metrics {
             cluster_refused_writes: counter(
                 "noctua_cluster_refused_writes_total",
                 "Replicated writes refused because the device's claim had moved on (a stale owner).",
+            ),
+            cluster_replicated: counter(
+                "noctua_cluster_transitions_replicated_total",
+                "Alarm transitions replicated to the cluster: the device's record, then the stream.",
+            ),
+            cluster_not_replicated: counter(
+                "noctua_cluster_transitions_not_owned_total",
+                "Alarm transitions of devices this member does not own, left out of replication.",
             ),
             cluster_forwarded: counter(
                 "noctua_cluster_forwarded_total",

@@ -14,7 +14,7 @@ use common::*;
 
 const DEVICES: usize = 30;
 /// `[cluster] dead-after` of the instances.
-const DEAD_AFTER: Duration = Duration::from_millis(1500);
+const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 /// Member `name` with [`DEVICES`] devices and traps on.
 fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
@@ -23,7 +23,7 @@ fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
     let mut extra = WITH_TRAPS.to_owned();
     extra += &format!(
         "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{name}\"\n\
-         heartbeat = \"200ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
+         heartbeat = \"300ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
         nats.servers(),
         DEAD_AFTER.as_millis()
     );
@@ -44,16 +44,17 @@ fn gauge(d: &Daemon, name: &str) -> Option<f64> {
 }
 
 /// Waits up to `limit` until the live `members` see `members.len()` members and own every
-/// device between them, each at least one.
+/// device between them, each at least one, and each knows every device's owner.
 fn wait_shared(members: &mut [&mut Daemon], limit: Duration) {
     let started = Instant::now();
     loop {
-        let views: Vec<(Option<f64>, Option<f64>)> = members
+        let views: Vec<(Option<f64>, Option<f64>, Option<f64>)> = members
             .iter()
             .map(|d| {
                 (
                     gauge(d, "noctua_cluster_members"),
                     gauge(d, "noctua_cluster_devices_owned"),
+                    gauge(d, "noctua_cluster_devices_unowned"),
                 )
             })
             .collect();
@@ -61,7 +62,7 @@ fn wait_shared(members: &mut [&mut Daemon], limit: Duration) {
         let owned: f64 = views.iter().filter_map(|v| v.1).sum();
         if views
             .iter()
-            .all(|(m, o)| *m == Some(n) && o.is_some_and(|o| o >= 1.0))
+            .all(|(m, o, u)| *m == Some(n) && o.is_some_and(|o| o >= 1.0) && *u == Some(0.0))
             && owned == DEVICES as f64
         {
             return;
@@ -73,7 +74,7 @@ fn wait_shared(members: &mut [&mut Daemon], limit: Duration) {
         }
         assert!(
             started.elapsed() < limit,
-            "not shared out within {limit:?}: (members, owned) = {views:?}\n{}",
+            "not shared out within {limit:?}: (members, owned, unowned) = {views:?}\n{}",
             members
                 .iter()
                 .map(|d| log(d))
@@ -136,13 +137,23 @@ fn devices_are_shared_out_moved_on_death_fenced_from_a_stale_owner_and_shared_ba
 /// within the test (an hour's interval).
 const WITH_TRAPS: &str = "[snmp]\ninterval = \"1h\"\n\
      [snmp.credentials.v2]\nversion = \"v2c\"\ncommunity = \"public\"\n\
-     [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+     [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+     [alarms]\nclear-hold-down = \"0s\"\n";
 
 fn link_down(to: &Daemon) {
+    link_trap(to, "1.3.6.1.6.3.1.1.5.3");
+}
+
+fn link_up(to: &Daemon) {
+    link_trap(to, "1.3.6.1.6.3.1.1.5.4");
+}
+
+/// linkDown or linkUp of ifIndex 7 on gnb-00 (from 127.0.0.1), sent to `to`.
+fn link_trap(to: &Daemon, oid: &str) {
     let to = format!("127.0.0.1:{}", bound_port(&to.bound["traps"]));
     let out = std::process::Command::new("snmptrap")
         .env("MIBS", "")
-        .args(["-v", "2c", "-c", "public", &to, "", "1.3.6.1.6.3.1.1.5.3"])
+        .args(["-v", "2c", "-c", "public", &to, "", oid])
         .args(["1.3.6.1.2.1.2.2.1.1.7", "i", "7"])
         .output()
         .expect("snmptrap (scripts/setup-peers.sh installs snmp)");
@@ -150,7 +161,16 @@ fn link_down(to: &Daemon) {
 }
 
 fn alarms_of(d: &Daemon, device: &str) -> usize {
-    get(d.port, "/api/v1/alarms")
+    listed(d, "/api/v1/alarms", device)
+}
+
+/// The fleet-wide view's active alarms of `device`, as member `d` answers.
+fn fleet_alarms_of(d: &Daemon, device: &str) -> usize {
+    listed(d, "/api/v1/alarms?scope=fleet", device)
+}
+
+fn listed(d: &Daemon, path: &str, device: &str) -> usize {
+    get(d.port, path)
         .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["items"].as_array().cloned())
         .unwrap_or_default()
@@ -196,7 +216,7 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
             "the owner did not raise the forwarded trap's alarm\nowner:\n{}\nother:\n{}\n{}",
             counts(owner),
             counts(other),
-            log(owner)
+            [log(owner), log(other)].join("\n---\n")
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -228,4 +248,16 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
         Some(forwarded)
     );
     assert_eq!(alarms_of(owner, "gnb-00"), 1);
+
+    // Replicated: both members' fleet-wide view holds the owner's alarm, and then its clear.
+    wait_until(other, |d| fleet_alarms_of(d, "gnb-00") == 1);
+    assert_eq!(fleet_alarms_of(owner, "gnb-00"), 1);
+    link_up(other);
+    wait_until(owner, |d| alarms_of(d, "gnb-00") == 0);
+    wait_until(other, |d| fleet_alarms_of(d, "gnb-00") == 0);
+    assert!(gauge(owner, "noctua_cluster_transitions_replicated_total").unwrap() >= 3.0);
+    assert_eq!(
+        gauge(owner, "noctua_cluster_refused_writes_total"),
+        Some(0.0)
+    );
 }

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Alarm, AlarmEvent};
+
 /// A live instance, as its heartbeat names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
@@ -110,12 +112,69 @@ pub enum Ownership {
 }
 
 impl Ownership {
+    /// The epoch this instance owns `device` from; `None` if another member owns it (and 0
+    /// when not clustered).
+    pub fn epoch(&self, device: &str) -> Option<u64> {
+        match self {
+            Ownership::All => Some(0),
+            Ownership::Owned(devices) => devices.get(device).copied(),
+        }
+    }
+
     /// Whether `device` is this instance's to work on.
     pub fn owns(&self, device: &str) -> bool {
         match self {
             Ownership::All => true,
             Ownership::Owned(devices) => devices.contains_key(device),
         }
+    }
+}
+
+/// A device's active alarms as its owner replicates them: the record a new owner finds, and
+/// what the fleet-wide view shows. Written only by the device's owner, at its epoch.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeviceAlarms {
+    /// The device.
+    pub device: String,
+    /// The member that wrote it.
+    pub owner: String,
+    /// The epoch it owned the device from when it wrote.
+    pub epoch: u64,
+    /// The owner's sequence number of the last transition applied.
+    pub through: u64,
+    /// The device's active alarms, as of that transition.
+    pub alarms: Vec<Alarm>,
+}
+
+/// Every device's replicated record, by device name: the fleet-wide view.
+pub type FleetAlarms = HashMap<String, DeviceAlarms>;
+
+impl DeviceAlarms {
+    /// Whether `me`, owning the device from `epoch`, may write over this record: not if a newer
+    /// owner has written it (a stale owner's write is what fencing refuses).
+    pub fn may_write(&self, me: &str, epoch: u64) -> bool {
+        self.epoch < epoch || (self.epoch == epoch && self.owner == me)
+    }
+
+    /// Applies `me`'s committed transition `e` at `epoch`: the alarm as it now is replaces the
+    /// one with its id, or goes once cleared. Idempotent: a transition at or before `through`
+    /// of the same owner and epoch changes nothing (a replay after a crash); false then.
+    pub fn apply(&mut self, me: &str, epoch: u64, e: &AlarmEvent) -> bool {
+        let same_writer = self.owner == me && self.epoch == epoch;
+        if same_writer && e.seq <= self.through {
+            return false;
+        }
+        if !same_writer {
+            self.owner = me.to_owned();
+            self.epoch = epoch;
+        }
+        self.through = e.seq;
+        self.device.clone_from(&e.alarm.device);
+        self.alarms.retain(|a| a.alarm_id != e.alarm.alarm_id);
+        if !e.alarm.is_cleared() {
+            self.alarms.push(e.alarm.clone());
+        }
+        true
     }
 }
 

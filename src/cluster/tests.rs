@@ -140,3 +140,106 @@ fn a_dead_owners_device_is_taken_at_once_and_a_live_one_is_waited_for() {
         })
     );
 }
+
+mod device_alarms {
+    use proptest::prelude::*;
+
+    use crate::cluster::DeviceAlarms;
+    use crate::model::*;
+
+    fn alarm(id: u64, cleared: bool) -> Alarm {
+        Alarm {
+            alarm_id: AlarmId(id),
+            object_instance: format!("ManagedElement=gnb-1,Object=ifIndex={id}"),
+            notification_id: id,
+            alarm_raised_time: Timestamp::from_millis(1_000),
+            alarm_changed_time: None,
+            alarm_cleared_time: cleared.then(|| Timestamp::from_millis(2_000)),
+            alarm_type: AlarmType::CommunicationsAlarm,
+            probable_cause: "linkDown".into(),
+            specific_problem: "link_down".into(),
+            perceived_severity: Severity::Major,
+            trend_indication: None,
+            threshold_info: None,
+            root_cause_indicator: true,
+            ack_state: AckState::Unacknowledged,
+            ack_user_id: None,
+            ack_time: None,
+            clear_user_id: None,
+            additional_text: String::new(),
+            device: "gnb-1".into(),
+            object: format!("ifIndex={id}"),
+            condition: "link_down".into(),
+            category: Category::Equipment,
+            count: 1,
+            last_seen: Timestamp::from_millis(1_000),
+            root_cause_alarm_id: None,
+            suppressed_by: None,
+            notified: true,
+            impact: Impact::default(),
+        }
+    }
+
+    fn event(seq: u64, id: u64, cleared: bool) -> AlarmEvent {
+        AlarmEvent {
+            seq,
+            at: Timestamp::from_millis(seq as i64),
+            kind: if cleared {
+                TransitionKind::Cleared
+            } else {
+                TransitionKind::Raised
+            },
+            alarm: alarm(id, cleared),
+            notified: true,
+        }
+    }
+
+    proptest! {
+        /// The record holds exactly the alarms whose latest transition is not a clear, and
+        /// replaying any prefix again (a crash before the cursor moved) changes nothing.
+        #[test]
+        fn the_record_is_the_active_alarms_and_a_replay_changes_nothing(
+            steps in prop::collection::vec((0u64..6, any::<bool>()), 1..40),
+            replay in 0usize..40,
+        ) {
+            let events: Vec<AlarmEvent> = steps
+                .iter()
+                .enumerate()
+                .map(|(i, (id, cleared))| event(i as u64 + 1, *id, *cleared))
+                .collect();
+            let mut r = DeviceAlarms::default();
+            for e in &events {
+                prop_assert!(r.apply("noc-a", 3, e));
+            }
+            let once = r.clone();
+            for e in &events[..replay.min(events.len())] {
+                prop_assert!(!r.apply("noc-a", 3, e));
+            }
+            prop_assert_eq!(&r, &once);
+            let mut want: Vec<u64> = (0..6)
+                .filter(|id| steps.iter().rev().find(|(i, _)| i == id).is_some_and(|(_, c)| !c))
+                .collect();
+            let mut got: Vec<u64> = r.alarms.iter().map(|a| a.alarm_id.0).collect();
+            want.sort();
+            got.sort();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_newer_owner_fences_the_old_one_out() {
+        let mut r = DeviceAlarms::default();
+        assert!(r.may_write("noc-a", 1));
+        r.apply("noc-a", 1, &event(7, 1, false));
+        assert!(r.may_write("noc-a", 1));
+        assert!(!r.may_write("noc-b", 1), "another member at the same epoch");
+        // noc-b takes over at epoch 2 and carries the alarm on.
+        assert!(r.may_write("noc-b", 2));
+        assert!(
+            r.apply("noc-b", 2, &event(3, 1, true)),
+            "a new owner's own sequence"
+        );
+        assert!(r.alarms.is_empty());
+        assert!(!r.may_write("noc-a", 1), "the stale owner");
+    }
+}

@@ -113,6 +113,7 @@ pub async fn run(
                 let Some(item) = Forwarded::of(item) else { continue };
                 let owner = owners.borrow().get(item.device()).cloned();
                 let Some(owner) = owner else {
+                    tracing::debug!(device = item.device(), known = owners.borrow().len(), "no owner to forward to");
                     metrics.forward_drop(ForwardDrop::NoOwner).inc();
                     continue;
                 };

@@ -169,32 +169,87 @@ async fn heartbeats(
     metrics: &Metrics,
     cancel: &CancellationToken,
 ) {
-    let mut last_beat = Instant::now();
+    let Ok(body) = serde_json::to_vec(me) else {
+        return;
+    };
+    // Every member's latest heartbeat (server time, ms), as the bucket's watch delivers them.
+    let mut beats: HashMap<String, (Member, i64)> = HashMap::new();
+    let mut watch: Option<kv::Watch> = None;
+    let mut last_put = Instant::now();
     let mut tick = tokio::time::interval(c.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let update = async {
+            match watch.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = cancel.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        match beat(me, c.dead_after, members).await {
-            Ok(now_live) => {
-                last_beat = Instant::now();
-                metrics.cluster_connected.set(1);
-                metrics.cluster_members.set(now_live.len() as i64);
-                live.send_replace(Some(now_live));
-            }
-            Err(e) => {
-                metrics.cluster_connected.set(0);
-                tracing::warn!(error = %e, "cluster heartbeat failed");
-                if last_beat.elapsed() >= c.dead_after {
+            next = update => match next {
+                Some(Ok(e)) => heard(&mut beats, &e),
+                Some(Err(_)) | None => watch = None,
+            },
+            _ = tick.tick() => {
+                if watch.is_none() {
+                    watch = members.watch_with_history(">").await.ok();
+                }
+                match members.put(&me.name, body.clone().into()).await {
+                    Ok(_) => {
+                        last_put = Instant::now();
+                        metrics.cluster_connected.set(1);
+                    }
+                    Err(e) => {
+                        metrics.cluster_connected.set(0);
+                        tracing::warn!(error = %e, "cluster heartbeat failed");
+                    }
+                }
+                if last_put.elapsed() >= c.dead_after {
                     live.send_replace(None);
+                } else if let Some(now_live) = live_members(&me.name, &beats, c.dead_after) {
+                    metrics.cluster_members.set(now_live.len() as i64);
+                    live.send_replace(Some(now_live));
                 }
             }
         }
     }
     // A clean stop hands the devices on at once instead of after `dead-after`.
     let _ = members.delete(&me.name).await;
+}
+
+/// Records one heartbeat (or a member's clean leave).
+fn heard(beats: &mut HashMap<String, (Member, i64)>, e: &kv::Entry) {
+    match e.operation {
+        kv::Operation::Put => {
+            if let Ok(m) = serde_json::from_slice::<Member>(&e.value) {
+                let at = (e.created.unix_timestamp_nanos() / 1_000_000) as i64;
+                beats.insert(e.key.clone(), (m, at));
+            }
+        }
+        kv::Operation::Delete | kv::Operation::Purge => {
+            beats.remove(&e.key);
+        }
+    }
+}
+
+/// The members whose latest heartbeat is within `dead_after` of ours, all by the server's
+/// clock and from one ordered watch, so neither clock skew nor a lagging watch makes a live
+/// member look dead; `None` until our own heartbeat has come back.
+fn live_members(
+    me: &str,
+    beats: &HashMap<String, (Member, i64)>,
+    dead_after: Duration,
+) -> Option<Vec<Member>> {
+    let now = beats.get(me)?.1;
+    let limit = i64::try_from(dead_after.as_millis()).unwrap_or(i64::MAX);
+    let mut live: Vec<Member> = beats
+        .values()
+        .filter(|(_, at)| now - at <= limit)
+        .map(|(m, _)| m.clone())
+        .collect();
+    live.sort();
+    Some(live)
 }
 
 /// Follows every claim (a watch of the devices bucket), and at each heartbeat steps every
@@ -221,6 +276,7 @@ async fn claims(
             (device_key(&d.name), device)
         })
         .collect();
+    metrics.cluster_devices_unowned.set(devices.len() as i64);
     let mut mine: HashMap<String, u64> = HashMap::new();
     let mut watch: Option<kv::Watch> = None;
     // Claims are written only once the watch has delivered every current claim.
@@ -234,8 +290,11 @@ async fn claims(
                 None => std::future::pending().await,
             }
         };
+        let owners_due = tokio::time::sleep_until((owners_at + OWNERS_EVERY).into());
         tokio::select! {
             () = cancel.cancelled() => break,
+            // A change waits at most OWNERS_EVERY to reach the forwarder.
+            () = owners_due, if owners_dirty => {}
             next = update => match next {
                 Some(Ok(entry)) => {
                     if let Some(d) = devices.get_mut(&entry.key) {
@@ -283,7 +342,11 @@ async fn claims(
         }
         publish(&mine, &owned, metrics);
         if owners_dirty && owners_at.elapsed() >= OWNERS_EVERY {
-            owners.send_replace(Arc::new(owners_of(&devices)));
+            let known = owners_of(&devices);
+            metrics
+                .cluster_devices_unowned
+                .set((devices.len() - known.len()) as i64);
+            owners.send_replace(Arc::new(known));
             (owners_dirty, owners_at) = (false, Instant::now());
         }
     }
@@ -297,49 +360,6 @@ fn owners_of(devices: &HashMap<String, Device>) -> Owners {
             (!claim.released).then(|| (d.name.clone(), claim.owner.clone()))
         })
         .collect()
-}
-
-/// Puts this instance's heartbeat and returns the live members, by the server's clock.
-async fn beat(
-    me: &Member,
-    dead_after: Duration,
-    members: &kv::Store,
-) -> Result<Vec<Member>, String> {
-    let body = serde_json::to_vec(me).map_err(|e| e.to_string())?;
-    members
-        .put(&me.name, body.into())
-        .await
-        .map_err(|e| e.to_string())?;
-    let names: Vec<String> = members
-        .keys()
-        .await
-        .map_err(|e| e.to_string())?
-        .filter_map(|k| async move { k.ok() })
-        .collect()
-        .await;
-    let mut beats = Vec::with_capacity(names.len());
-    for name in names {
-        if let Ok(Some(e)) = members.entry(&name).await
-            && e.operation == kv::Operation::Put
-            && let Ok(m) = serde_json::from_slice::<Member>(&e.value)
-        {
-            beats.push((m, e.created));
-        }
-    }
-    // Our own heartbeat was stored just now: its time is the server's now.
-    let now = beats
-        .iter()
-        .filter(|(m, _)| m.name == me.name)
-        .map(|(_, at)| *at)
-        .max()
-        .ok_or("our own heartbeat is missing")?;
-    let mut live: Vec<Member> = beats
-        .into_iter()
-        .filter(|(_, at)| (now - *at) <= dead_after)
-        .map(|(m, _)| m)
-        .collect();
-    live.sort();
-    Ok(live)
 }
 
 fn read_claim(entry: &kv::Entry) -> Option<(Claim, u64)> {

@@ -4,6 +4,7 @@
 
 pub mod forward;
 pub mod membership;
+pub mod replicate;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -62,6 +62,9 @@ struct AlarmQuery {
     category: Option<String>,
     /// For `cleared`: cleared at or after (RFC 3339 or an age; default 24h).
     since: Option<String>,
+    /// `local` (default): this instance's alarms; `fleet`: every cluster member's active
+    /// alarms, as replicated.
+    scope: Option<String>,
     #[serde(default)]
     offset: usize,
     limit: Option<usize>,
@@ -103,6 +106,35 @@ async fn list_alarms(
             && device.as_ref().is_none_or(|d| &a.device == d)
             && category.is_none_or(|c| a.category == c)
     };
+    match q.scope.as_deref().unwrap_or("local") {
+        "local" => {}
+        "fleet" => {
+            let Some(fleet) = &s.fleet else {
+                return Err(bad_request(
+                    "scope=fleet needs [cluster] enabled".to_owned(),
+                ));
+            };
+            let Listing::Active(ack) = listing else {
+                return Err(bad_request(
+                    "scope=fleet lists active alarms: the fleet keeps no cleared history"
+                        .to_owned(),
+                ));
+            };
+            let mut page = Window::new(q.offset, q.limit, Alarm::urgency_order);
+            let view = fleet.borrow().clone();
+            for a in view.values().flat_map(|d| &d.alarms) {
+                if ack.is_none_or(|k| a.ack_state == k) && shown(a) {
+                    page.push(a.clone());
+                }
+            }
+            return Ok(axum::Json(page.into_page()).into_response());
+        }
+        other => {
+            return Err(bad_request(format!(
+                "unknown scope `{other}`: expected local or fleet"
+            )));
+        }
+    }
     let store = s.store.clone();
     let page = off_worker(move || {
         let mut page = Window::new(q.offset, q.limit, Alarm::urgency_order);

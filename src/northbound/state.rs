@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::FleetAlarms;
 use crate::config::{Config, Secret};
 use crate::impact::ImpactView;
 use crate::impact::customers::CustomerKeys;
@@ -48,4 +49,6 @@ pub struct HttpState {
     pub customer_keys: CustomerKeys,
     /// One customer import at a time.
     pub imports: Arc<tokio::sync::Mutex<()>>,
+    /// In a cluster, every device's replicated active alarms (`scope=fleet`).
+    pub fleet: Option<watch::Receiver<Arc<FleetAlarms>>>,
 }

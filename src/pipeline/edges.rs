@@ -13,9 +13,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::FleetAlarms;
 use crate::cluster::Ownership;
 use crate::config::Config;
-use crate::fleet::{self, FleetError, forward, membership};
+use crate::fleet::{self, FleetError, forward, membership, replicate};
 use crate::impact::customers::CustomerKeys;
 use crate::ingest::SampleSink;
 use crate::ingest::{netflow, probe, snmp, trap};
@@ -113,6 +114,8 @@ pub async fn start(
     };
     let cancel = process.cancel;
 
+    // In a cluster, the fleet-wide view the API answers `scope=fleet` from.
+    let (fleet_tx, fleet) = watch::channel(Arc::default());
     let http_state = HttpState {
         metrics: pipeline.metrics.clone(),
         store: store.clone(),
@@ -129,6 +132,7 @@ pub async fn start(
         impact: pipeline.impact.clone(),
         customer_keys: CustomerKeys::from_config(&config.impact),
         imports: Arc::new(tokio::sync::Mutex::new(())),
+        fleet: config.cluster.enabled.then_some(fleet),
     };
     let (stop, http_config) = (cancel.clone(), config.http.clone());
     tasks.spawn(async move {
@@ -160,7 +164,14 @@ pub async fn start(
     let (ownership_tx, ownership) = watch::channel(Arc::new(Ownership::All));
     let sink = match config.cluster.enabled {
         false => pipeline.samples.clone(),
-        true => join_cluster(config, pipeline, ownership_tx, tasks, cancel).await?,
+        true => {
+            let doors = Doors {
+                store,
+                ownership: ownership_tx,
+                fleet: fleet_tx,
+            };
+            join_cluster(config, pipeline, doors, tasks, cancel).await?
+        }
     };
 
     // What the SNMP poller learns about interface speeds, the NetFlow collector uses.
@@ -224,15 +235,27 @@ pub async fn start(
     Ok(bound)
 }
 
-/// Connects to the cluster and starts membership and forwarding; returns the sources' sink,
-/// which forwards what is of another member's device.
+/// What joining the cluster feeds.
+struct Doors<'a> {
+    store: &'a Store,
+    ownership: watch::Sender<Arc<Ownership>>,
+    fleet: watch::Sender<Arc<FleetAlarms>>,
+}
+
+/// Connects to the cluster and starts membership, forwarding and replication; returns the
+/// sources' sink, which forwards what is of another member's device.
 async fn join_cluster(
     config: &Arc<Config>,
     pipeline: &Pipeline,
-    ownership_tx: watch::Sender<Arc<Ownership>>,
+    doors: Doors<'_>,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
 ) -> Result<SampleSink, EdgeError> {
+    let Doors {
+        store,
+        ownership: ownership_tx,
+        fleet,
+    } = doors;
     let client = fleet::connect(&config.cluster).await?;
     ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
     let ownership = ownership_tx.subscribe();
@@ -257,7 +280,26 @@ async fn join_cluster(
         ownership: ownership.clone(),
         here: pipeline.samples.clone(),
     };
-    tasks.spawn(forward::run(client, forwarder, metrics, cancel.clone()));
+    tasks.spawn(forward::run(
+        client.clone(),
+        forwarder,
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    let replicator = replicate::Replicator {
+        me: config.cluster.name.clone(),
+        store: store.clone(),
+        ownership: ownership.clone(),
+        events: pipeline.events.subscribe(),
+        fleet,
+    };
+    tasks.spawn(replicate::run(
+        client,
+        config.cluster.clone(),
+        replicator,
+        metrics,
+        cancel.clone(),
+    ));
     Ok(pipeline.samples.gated(ownership, outgoing_tx))
 }
 

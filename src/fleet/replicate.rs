@@ -1,0 +1,317 @@
+//! Replicated alarm state: every transition this member commits for a device it owns goes, in
+//! journal order through a cursor of its own (the outbox pattern again), first into the
+//! device's record in the `noctua_alarms` bucket (its active alarms, with the owner's epoch,
+//! written by compare-and-set, so a stale owner is refused), then onto the `NOCTUA_TRANSITIONS`
+//! stream (subject `noctua.transitions.<device>`, de-duplicated by message id
+//! `<member>-<sequence>`). At least once: after a crash the tail after the cursor goes again,
+//! the record ignores what it already holds, and the stream drops repeats within its
+//! de-duplication window (two minutes).
+//!
+//! The same task follows the whole bucket, so every member has the fleet-wide view
+//! ([`FleetAlarms`]) for the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv, stream};
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::device_key;
+use crate::cluster::{DeviceAlarms, FleetAlarms, Ownership};
+use crate::config::ClusterConfig;
+use crate::model::AlarmEvent;
+use crate::store::{Store, Tree};
+use crate::telemetry::Metrics;
+
+/// The devices' records, one key per device ([`device_key`]).
+pub const ALARMS: &str = "noctua_alarms";
+/// Every replicated transition.
+pub const TRANSITIONS: &str = "NOCTUA_TRANSITIONS";
+/// How long the stream keeps a transition (each member's own journal keeps its history).
+const TRANSITIONS_KEPT: Duration = Duration::from_secs(7 * 86_400);
+/// Meta key of the replication cursor: the sequence through which this member's transitions
+/// are replicated (or were not its to replicate).
+const CURSOR_KEY: &[u8] = b"fleet_cursor";
+/// Transitions read from the journal at once.
+const BATCH: usize = 256;
+/// How often the journal is looked at without a wake-up from the bus, and the view rebuilt.
+const EVERY: Duration = Duration::from_millis(100);
+
+/// What the replicator works with.
+pub struct Replicator {
+    /// This member's name.
+    pub me: String,
+    /// The store whose journal it follows.
+    pub store: Store,
+    /// What this member owns, with epochs.
+    pub ownership: watch::Receiver<Arc<Ownership>>,
+    /// Wakes it when transitions are committed.
+    pub events: broadcast::Receiver<crate::model::AlarmEvent>,
+    /// Where the fleet-wide view goes.
+    pub fleet: watch::Sender<Arc<FleetAlarms>>,
+}
+
+/// Replicates and follows the fleet until `cancel`.
+pub async fn run(
+    client: async_nats::Client,
+    c: ClusterConfig,
+    r: Replicator,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut js = jetstream::new(client);
+    js.set_timeout(c.dead_after);
+    let alarms = loop {
+        match open(&js, &c).await {
+            Ok(a) => break a,
+            Err(e) => tracing::warn!(error = %e, "cannot open the replicated alarm state yet"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(c.heartbeat) => {}
+        }
+    };
+    let Replicator {
+        me,
+        store,
+        ownership,
+        events,
+        fleet,
+    } = r;
+    let writer = Writer {
+        me: &me,
+        js: &js,
+        alarms: &alarms,
+        ownership: &ownership,
+        metrics: &metrics,
+    };
+    tokio::join!(
+        writer.run(&store, events, &cancel),
+        follow(&alarms, fleet, &cancel)
+    );
+}
+
+async fn open(js: &jetstream::Context, c: &ClusterConfig) -> Result<kv::Store, String> {
+    let alarms = match js.get_key_value(ALARMS).await {
+        Ok(a) => a,
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: ALARMS.to_owned(),
+                history: 1,
+                num_replicas: c.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    js.get_or_create_stream(stream::Config {
+        name: TRANSITIONS.to_owned(),
+        subjects: vec!["noctua.transitions.>".to_owned()],
+        num_replicas: c.replicas,
+        max_age: TRANSITIONS_KEPT,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(alarms)
+}
+
+struct Writer<'a> {
+    me: &'a str,
+    js: &'a jetstream::Context,
+    alarms: &'a kv::Store,
+    ownership: &'a watch::Receiver<Arc<Ownership>>,
+    metrics: &'a Metrics,
+}
+
+/// Why a transition could not be replicated now (it is tried again from the cursor).
+type Later = String;
+
+impl Writer<'_> {
+    async fn run(
+        &self,
+        store: &Store,
+        mut events: broadcast::Receiver<AlarmEvent>,
+        cancel: &CancellationToken,
+    ) {
+        let mut cursor = match store.get::<u64>(Tree::Meta, CURSOR_KEY) {
+            Ok(c) => c.unwrap_or(0),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the replication cursor; not replicating");
+                return;
+            }
+        };
+        // Each device's record as last read or written here, with its revision.
+        let mut records: HashMap<String, (DeviceAlarms, Option<u64>)> = HashMap::new();
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = events.recv() => {}
+                _ = tick.tick() => {}
+            }
+            'drain: loop {
+                let batch = match store.durable_history_after(cursor, BATCH) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the journal to replicate");
+                        break;
+                    }
+                };
+                let Some(last) = batch.last().map(|e| e.seq) else {
+                    break;
+                };
+                let mut through = cursor;
+                for e in &batch {
+                    if let Err(why) = self.replicate(e, &mut records).await {
+                        tracing::warn!(seq = e.seq, error = %why, "replication paused; trying again");
+                        self.save(store, through, &mut cursor);
+                        break 'drain;
+                    }
+                    through = e.seq;
+                }
+                self.save(store, through, &mut cursor);
+                if last < cursor || batch.len() < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Moves the cursor (not flushed: a replay after a crash is harmless).
+    fn save(&self, store: &Store, through: u64, cursor: &mut u64) {
+        if through > *cursor {
+            match store.put(Tree::Meta, CURSOR_KEY, &through) {
+                Ok(_) => *cursor = through,
+                Err(e) => tracing::error!(error = %e, "cannot move the replication cursor"),
+            }
+        }
+    }
+
+    async fn replicate(
+        &self,
+        e: &AlarmEvent,
+        records: &mut HashMap<String, (DeviceAlarms, Option<u64>)>,
+    ) -> Result<(), Later> {
+        let device = &e.alarm.device;
+        let Some(epoch) = self.ownership.borrow().epoch(device) else {
+            self.metrics.cluster_not_replicated.inc();
+            return Ok(());
+        };
+        let key = device_key(device);
+        let (mut record, mut revision) = match records.get(&key) {
+            Some(r) => r.clone(),
+            None => self.read(&key).await?,
+        };
+        for _ in 0..3 {
+            if !record.may_write(self.me, epoch) {
+                // A newer owner wrote it: ours is stale, and membership stops us on its claim.
+                self.metrics.cluster_refused_writes.inc();
+                tracing::warn!(device = %device, owner = %record.owner, epoch = record.epoch, our_epoch = epoch, "a newer owner holds the device's alarms: not replicating");
+                return Ok(());
+            }
+            let mut next = record.clone();
+            if !next.apply(self.me, epoch, e) {
+                break;
+            }
+            let body = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
+            let written = match revision {
+                Some(r) => self
+                    .alarms
+                    .update(&key, body.into(), r)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => self
+                    .alarms
+                    .create(&key, body.into())
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match written {
+                Ok(r) => {
+                    records.insert(key.clone(), (next, Some(r)));
+                    break;
+                }
+                // Written meanwhile (by a new owner, or our own retry): read it and decide again.
+                Err(_) => (record, revision) = self.read(&key).await?,
+            }
+        }
+        self.publish(&key, epoch, e).await?;
+        self.metrics.cluster_replicated.inc();
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<(DeviceAlarms, Option<u64>), Later> {
+        match self.alarms.entry(key).await.map_err(|e| e.to_string())? {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let record = serde_json::from_slice(&e.value).map_err(|e| e.to_string())?;
+                Ok((record, Some(e.revision)))
+            }
+            Some(e) => Ok((DeviceAlarms::default(), Some(e.revision))),
+            None => Ok((DeviceAlarms::default(), None)),
+        }
+    }
+
+    async fn publish(&self, key: &str, epoch: u64, e: &AlarmEvent) -> Result<(), Later> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{}-{}", self.me, e.seq).as_str());
+        headers.insert("Noctua-Epoch", epoch.to_string().as_str());
+        let body = serde_json::to_vec(e).map_err(|e| e.to_string())?;
+        self.js
+            .publish_with_headers(format!("noctua.transitions.{key}"), headers, body.into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Follows every device's record into the fleet-wide view, rebuilt at most every [`EVERY`].
+async fn follow(
+    alarms: &kv::Store,
+    fleet: watch::Sender<Arc<FleetAlarms>>,
+    cancel: &CancellationToken,
+) {
+    let mut view = FleetAlarms::new();
+    let mut watch: Option<kv::Watch> = None;
+    let (mut dirty, mut at) = (false, Instant::now());
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        let update = async {
+            match watch.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            next = update => match next {
+                Some(Ok(e)) => {
+                    if e.operation == kv::Operation::Put
+                        && let Ok(r) = serde_json::from_slice::<DeviceAlarms>(&e.value)
+                    {
+                        match r.alarms.is_empty() {
+                            true => view.remove(&r.device),
+                            false => view.insert(r.device.clone(), r),
+                        };
+                        dirty = true;
+                    }
+                }
+                Some(Err(_)) | None => watch = None,
+            },
+            _ = tick.tick() => {
+                if watch.is_none() {
+                    watch = alarms.watch_with_history(">").await.ok();
+                }
+            }
+        }
+        if dirty && at.elapsed() >= EVERY {
+            fleet.send_replace(Arc::new(view.clone()));
+            (dirty, at) = (false, Instant::now());
+        }
+    }
+}
