@@ -629,6 +629,9 @@ pub struct ListArgs {
     /// Only this device.
     #[arg(long)]
     pub device: Option<String>,
+    /// Every cluster member's active alarms, as replicated, instead of this instance's.
+    #[arg(long)]
+    pub fleet: bool,
     /// Print the API's JSON instead of lines.
     #[arg(long)]
     pub json: bool,

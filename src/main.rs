@@ -198,6 +198,7 @@ fn dispatch(command: Command) -> Result<(), Fail> {
                         ("severity", l.severity),
                         ("state", l.state),
                         ("device", l.device),
+                        ("scope", l.fleet.then(|| "fleet".to_owned())),
                     ];
                     api.alarm_list(&query, l.json)
                 }

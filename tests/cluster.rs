@@ -252,6 +252,15 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
     // Replicated: both members' fleet-wide view holds the owner's alarm, and then its clear.
     wait_until(other, |d| fleet_alarms_of(d, "gnb-00") == 1);
     assert_eq!(fleet_alarms_of(owner, "gnb-00"), 1);
+    // Reading needs no token; the CLI is given a file all the same.
+    std::fs::write(dir.path().join("token"), "reading-needs-none\n").unwrap();
+    let listed = cli(dir.path(), other.port, &["alarms", "list", "--fleet"]);
+    assert_success(&listed, "alarms list --fleet");
+    let listed = text(&listed);
+    assert!(
+        listed.contains("gnb-00") && listed.contains("ifIndex=7"),
+        "{listed}"
+    );
     link_up(other);
     wait_until(owner, |d| alarms_of(d, "gnb-00") == 0);
     wait_until(other, |d| fleet_alarms_of(d, "gnb-00") == 0);
