@@ -31,13 +31,16 @@ const FLOORS: [(&str, u8); 17] = [
 
 /// Imports between two modules of one floor that the picture allows: the ground's metrics and
 /// messages speak the model's words; sources and northbound read and write through the store
-/// (NetFlow keeps its templates, the API reads history, MQTT reads the outbox); the daemon
-/// starts the pipeline.
-const SAME_FLOOR: [(&str, &str); 5] = [
+/// (NetFlow keeps its templates, the API reads history, MQTT reads the outbox); the cluster's
+/// edge reads the journal it replicates and hands forwarded samples to the ingest sink; the
+/// daemon starts the pipeline.
+const SAME_FLOOR: [(&str, &str); 7] = [
     ("telemetry", "model"),
     ("message", "model"),
     ("ingest", "store"),
     ("northbound", "store"),
+    ("fleet", "store"),
+    ("fleet", "ingest"),
     ("daemon", "pipeline"),
 ];
 
