@@ -674,14 +674,7 @@ fn store_with_many_alarms(dir: &std::path::Path) {
     lines += &format!("{{\"at\":\"{}\"}}\n", ago(1));
     let scenario = dir.join("many.jsonl");
     std::fs::write(&scenario, lines).unwrap();
-    let out = Command::new(BIN)
-        .args(["--log-level", "warn", "replay"])
-        .arg(&scenario)
-        .arg("--store")
-        .arg(dir.join("store"))
-        .output()
-        .unwrap();
-    assert_success(&out, "noctua replay");
+    replay_into_store(dir, &scenario);
 }
 
 #[test]

@@ -318,14 +318,7 @@ fn a_storm_of_closed_faults_each_get_their_own_report() {
     scenario += &tick(3400);
     let file = dir.path().join("storm.jsonl");
     std::fs::write(&file, scenario).unwrap();
-    let out = Command::new(BIN)
-        .args(["--log-level", "warn", "replay"])
-        .arg(&file)
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .output()
-        .unwrap();
-    assert_success(&out, "noctua replay");
+    replay_into_store(dir.path(), &file);
 
     let config = write_config(dir.path(), 0, "");
     let mut d = start(dir.path(), &config);

@@ -287,14 +287,7 @@ fn a_client_far_behind_gets_every_missed_transition_once_in_order() {
         })
         .collect();
     std::fs::write(dir.path().join("s.jsonl"), scenario).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["--log-level", "warn", "replay"])
-        .arg(dir.path().join("s.jsonl"))
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .output()
-        .unwrap();
-    assert_success(&out, "noctua replay");
+    replay_into_store(dir.path(), &dir.path().join("s.jsonl"));
     let config = write_config(dir.path(), 0, "");
     let d = start(dir.path(), &config);
 

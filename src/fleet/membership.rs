@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{FleetError, device_key};
+use super::{FleetError, device_key, next_entry};
 use crate::cluster::{Claim, Member, Ownership, Step, owner_of, step};
 use crate::config::{ClusterConfig, Config};
 use crate::telemetry::Metrics;
@@ -179,15 +179,9 @@ async fn heartbeats(
     let mut tick = tokio::time::interval(c.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let update = async {
-            match watch.as_mut() {
-                Some(w) => w.next().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = cancel.cancelled() => break,
-            next = update => match next {
+            next = next_entry(&mut watch) => match next {
                 Some(Ok(e)) => heard(&mut beats, &e),
                 Some(Err(_)) | None => watch = None,
             },
@@ -284,18 +278,12 @@ async fn claims(
     let (mut owners_dirty, mut owners_at) = (false, Instant::now());
     let mut round_due = false;
     loop {
-        let update = async {
-            match watch.as_mut() {
-                Some(w) => w.next().await,
-                None => std::future::pending().await,
-            }
-        };
         let owners_due = tokio::time::sleep_until((owners_at + OWNERS_EVERY).into());
         tokio::select! {
             () = cancel.cancelled() => break,
             // A change waits at most OWNERS_EVERY to reach the forwarder.
             () = owners_due, if owners_dirty => {}
-            next = update => match next {
+            next = next_entry(&mut watch) => match next {
                 Some(Ok(entry)) => {
                     if let Some(d) = devices.get_mut(&entry.key) {
                         d.claim = read_claim(&entry);

@@ -95,6 +95,18 @@ pub async fn connect(c: &ClusterConfig) -> Result<async_nats::Client, FleetError
         })
 }
 
+/// The next entry of a bucket's watch, or never while there is none (it is made again on the
+/// next tick of the loop that selects on this).
+async fn next_entry(
+    watch: &mut Option<async_nats::jetstream::kv::Watch>,
+) -> Option<Result<async_nats::jetstream::kv::Entry, async_nats::jetstream::kv::WatcherError>> {
+    use futures_util::StreamExt;
+    match watch.as_mut() {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A device's name as a key-value key: letters, digits, `-` and `_` as they are, any other
 /// byte as `=` and two hex digits (NATS keys allow few characters, and `.` separates tokens).
 pub fn device_key(device: &str) -> String {

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv, stream};
-use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::device_key;
+use super::{device_key, next_entry};
 use crate::cluster::{DeviceAlarms, FleetAlarms, Ownership};
 use crate::config::ClusterConfig;
 use crate::model::AlarmEvent;
@@ -281,15 +280,9 @@ async fn follow(
     let (mut dirty, mut at) = (false, Instant::now());
     let mut tick = tokio::time::interval(EVERY);
     loop {
-        let update = async {
-            match watch.as_mut() {
-                Some(w) => w.next().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = cancel.cancelled() => return,
-            next = update => match next {
+            next = next_entry(&mut watch) => match next {
                 Some(Ok(e)) => {
                     if e.operation == kv::Operation::Put
                         && let Ok(r) = serde_json::from_slice::<DeviceAlarms>(&e.value)

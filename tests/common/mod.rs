@@ -223,9 +223,14 @@ pub fn store_with_alarms(dir: &Path) {
         ),
     )
     .unwrap();
+    replay_into_store(dir, &scenario);
+}
+
+/// `noctua replay SCENARIO --store DIR/store`, which must succeed.
+pub fn replay_into_store(dir: &Path, scenario: &Path) {
     let out = Command::new(BIN)
         .args(["--log-level", "warn", "replay"])
-        .arg(&scenario)
+        .arg(scenario)
         .arg("--store")
         .arg(dir.join("store"))
         .output()
