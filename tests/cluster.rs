@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::nats::NatsCluster;
+use common::nats::{Member, NatsCluster};
 use common::*;
 
 const DEVICES: usize = 30;
@@ -18,25 +18,14 @@ const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 /// Member `name` with [`DEVICES`] devices and traps on.
 fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
-    let dir = dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut extra = WITH_TRAPS.to_owned();
-    extra += &format!(
-        "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{name}\"\n\
-         heartbeat = \"300ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
-        nats.servers(),
-        DEAD_AFTER.as_millis()
-    );
-    for i in 0..DEVICES {
-        extra.push_str(&format!(
-            "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"127.0.0.{}\"\nrole = \"base-station\"\n{}",
-            i + 1,
-            // The first device sends traps (from 127.0.0.1), so it has a community.
-            if i == 0 { "credentials = \"v2\"\n" } else { "" }
-        ));
-    }
-    let config = write_config(&dir, 0, &extra);
-    start(&dir, &config)
+    let member = Member {
+        name,
+        devices: DEVICES,
+        heartbeat: Duration::from_millis(300),
+        dead_after: DEAD_AFTER,
+        extra: WITH_TRAPS,
+    };
+    member.start(dir, nats)
 }
 
 fn gauge(d: &Daemon, name: &str) -> Option<f64> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::get;
+use super::{Daemon, get, start, write_config};
 
 /// A free port below Linux's ephemeral range (32768 and up). The nodes dial each other's
 /// route ports while they start, and a port from the ephemeral range (what binding port 0
@@ -116,5 +116,43 @@ impl NatsCluster {
             .map(|p| format!("\"nats://127.0.0.1:{p}\""))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// How a test member runs: its devices, heartbeat and `dead-after`, and config before them.
+pub struct Member<'a> {
+    pub name: &'a str,
+    pub devices: usize,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+    pub extra: &'a str,
+}
+
+impl Member<'_> {
+    /// Starts this member under `dir/NAME` on `nats`, with devices `gnb-00`, `gnb-01`, … at
+    /// 127.0.0.1, .2, …; the first one has the `v2` credentials (it sends the tests' traps).
+    pub fn start(&self, dir: &Path, nats: &NatsCluster) -> Daemon {
+        let dir = dir.join(self.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut extra = self.extra.to_owned();
+        extra += &format!(
+            "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{}\"\n\
+             heartbeat = \"{}ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
+            nats.servers(),
+            self.name,
+            self.heartbeat.as_millis(),
+            self.dead_after.as_millis()
+        );
+        for i in 0..self.devices {
+            let ip = std::net::Ipv4Addr::from(
+                u32::from(std::net::Ipv4Addr::new(127, 0, 0, 1)) + i as u32,
+            );
+            extra.push_str(&format!(
+                "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"{ip}\"\nrole = \"base-station\"\n{}",
+                if i == 0 { "credentials = \"v2\"\n" } else { "" }
+            ));
+        }
+        let config = write_config(&dir, 0, &extra);
+        start(&dir, &config)
     }
 }
