@@ -2,15 +2,15 @@
 //! detection's verdicts, the alarm manager's inputs, and the engineers' commands with their
 //! results. Ground floor: every stage speaks these types, none owns them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    ActionError, ActionId, ActionRecord, AlarmEvent, AlarmId, Category, Complaint, ComplaintError,
-    DeviceEvent, FaultId, MaintenanceConfig, NewComplaint, Note, Place, RuleState, Sample,
-    SeriesKey, Severity, ThresholdInfo, Timestamp,
+    ActionError, ActionId, ActionRecord, Alarm, AlarmEvent, AlarmId, Category, Complaint,
+    ComplaintError, DeviceEvent, FaultId, FaultRecord, MaintenanceConfig, NewComplaint, Note,
+    Place, RuleState, Sample, SeriesKey, Severity, ThresholdInfo, Timestamp,
 };
 
 /// What flows from ingest into detection, in one ordered channel: measurements, events, and
@@ -141,6 +141,31 @@ pub enum AlarmInput {
         ActionCommand,
         oneshot::Sender<Result<ActionAnswer, CommandError>>,
     ),
+    /// Cluster: what this member now owns; sent before its pollers and probes are told, so
+    /// an adopted alarm is in place before any sample of its device comes.
+    Handover(Handover),
+}
+
+/// Cluster: the devices this member owns now, the active alarms it takes over with the ones
+/// it has just won, and where its own sequence numbers start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Handover {
+    /// This member's first sequence number (its rank's range): alarm and fault ids are
+    /// sequence numbers, so members' ranges keep them unique across the cluster.
+    pub seq_floor: u64,
+    /// Every device this member owns; its other devices' alarms are handed over.
+    pub owned: HashSet<String>,
+    /// Devices just won, each with the alarms its previous owner replicated.
+    pub taken: Vec<Taken>,
+}
+
+/// One device just won, and its active alarms (with their open faults) as replicated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken {
+    /// The device.
+    pub device: String,
+    /// Its active alarms, each with its open fault record.
+    pub alarms: Vec<(Alarm, FaultRecord)>,
 }
 
 /// What an engineer does with automated handling.

@@ -150,22 +150,39 @@ fn link_trap(to: &Daemon, oid: &str) {
 }
 
 fn alarms_of(d: &Daemon, device: &str) -> usize {
-    listed(d, "/api/v1/alarms", device)
+    ids_of(d, "/api/v1/alarms", device).len()
 }
 
 /// The fleet-wide view's active alarms of `device`, as member `d` answers.
 fn fleet_alarms_of(d: &Daemon, device: &str) -> usize {
-    listed(d, "/api/v1/alarms?scope=fleet", device)
+    ids_of(d, "/api/v1/alarms?scope=fleet", device).len()
 }
 
-fn listed(d: &Daemon, path: &str, device: &str) -> usize {
+/// The ids of `device`'s active alarms that `path` lists.
+fn ids_of(d: &Daemon, path: &str, device: &str) -> Vec<String> {
     get(d.port, path)
         .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["items"].as_array().cloned())
         .unwrap_or_default()
         .iter()
         .filter(|a| a["device"] == device)
-        .count()
+        .filter_map(|a| a["alarmId"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The owner of `device` among the live members `names`, as every member computes it.
+fn owner_among(device: &str, names: &[&str]) -> String {
+    let live: Vec<_> = names
+        .iter()
+        .map(|n| noctua::cluster::Member {
+            name: (*n).into(),
+            site: None,
+        })
+        .collect();
+    noctua::cluster::owner_of(device, None, &live)
+        .unwrap()
+        .name
+        .clone()
 }
 
 #[test]
@@ -175,15 +192,7 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
     let mut a = instance(dir.path(), &nats, "noc-a");
     let mut b = instance(dir.path(), &nats, "noc-b");
     wait_shared(&mut [&mut a, &mut b], Duration::from_secs(30));
-    let live = ["noc-a", "noc-b"].map(|name| noctua::cluster::Member {
-        name: name.into(),
-        site: None,
-    });
-    let owner_name = noctua::cluster::owner_of("gnb-00", None, &live)
-        .unwrap()
-        .name
-        .clone();
-    let (owner, other) = if owner_name == "noc-a" {
+    let (owner, other) = if owner_among("gnb-00", &["noc-a", "noc-b"]) == "noc-a" {
         (&mut a, &mut b)
     } else {
         (&mut b, &mut a)
@@ -258,4 +267,90 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
         gauge(owner, "noctua_cluster_refused_writes_total"),
         Some(0.0)
     );
+}
+
+#[test]
+fn an_active_alarm_goes_on_at_the_survivor_and_is_not_raised_or_cleared_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path());
+    let names = ["noc-a", "noc-b", "noc-c"];
+    let mut members: Vec<Daemon> = names
+        .iter()
+        .map(|n| instance(dir.path(), &nats, n))
+        .collect();
+    wait_shared(
+        &mut members.iter_mut().collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    let at = |name: String| names.iter().position(|n| *n == name).unwrap();
+    let first = at(owner_among("gnb-00", &names));
+    let other = (first + 1) % names.len();
+
+    link_down(&members[first]);
+    wait_until(&mut members[first], |d| alarms_of(d, "gnb-00") == 1);
+    let id = ids_of(&members[first], "/api/v1/alarms", "gnb-00").remove(0);
+    wait_until(&mut members[other], |d| {
+        ids_of(d, "/api/v1/alarms?scope=fleet", "gnb-00") == [id.as_str()]
+    });
+
+    // kill -9 the owner: within dead-after + 10 s the new owner holds the alarm, by its id.
+    signal(&members[first], libc::SIGKILL);
+    let _ = members[first].child.wait();
+    let survivors: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| *n != names[first])
+        .collect();
+    let second = at(owner_among("gnb-00", &survivors));
+    let deadline = Instant::now() + DEAD_AFTER + Duration::from_secs(10);
+    while ids_of(&members[second], "/api/v1/alarms", "gnb-00") != [id.as_str()] {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not adopt alarm {id}:\n{}",
+            log(&members[second])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The clear after the handover, at the new owner, ends the same alarm everywhere.
+    link_up(&members[second]);
+    wait_until(&mut members[second], |d| alarms_of(d, "gnb-00") == 0);
+    let third = survivors
+        .iter()
+        .map(|n| at((*n).into()))
+        .find(|i| *i != second)
+        .unwrap();
+    wait_until(&mut members[third], |d| fleet_alarms_of(d, "gnb-00") == 0);
+
+    // The dead member comes back, and with it its device: what it still held of the device
+    // from before is handed over, neither raised nor cleared again.
+    members[first] = instance(dir.path(), &nats, names[first]);
+    wait_shared(
+        &mut members.iter_mut().collect::<Vec<_>>(),
+        Duration::from_secs(20),
+    );
+    wait_until(&mut members[first], |d| alarms_of(d, "gnb-00") == 0);
+    std::thread::sleep(Duration::from_secs(1));
+    for d in &members {
+        assert_eq!(fleet_alarms_of(d, "gnb-00"), 0, "{}", log(d));
+    }
+
+    // What a subscriber of the fleet's stream saw of the alarm: one raise, one adoption, one
+    // clear, and a repair time counted from the first raise.
+    let seen: Vec<serde_json::Value> = nats
+        .transitions()
+        .into_iter()
+        .filter(|e| e["alarm"]["alarmId"].as_str() == Some(id.as_str()))
+        .collect();
+    let kinds: Vec<&str> = seen.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["raised", "adopted", "cleared"], "{seen:#?}");
+    assert_eq!(
+        seen[2]["alarm"]["alarmRaisedTime"], seen[0]["alarm"]["alarmRaisedTime"],
+        "{seen:#?}"
+    );
+    let raises = nats
+        .transitions()
+        .iter()
+        .filter(|e| e["kind"] == "raised" && e["alarm"]["device"] == "gnb-00")
+        .count();
+    assert_eq!(raises, 1, "the condition was raised once in all");
 }

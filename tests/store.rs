@@ -770,3 +770,53 @@ fn actions_commit_with_their_batch_and_retention_keeps_the_open_ones() {
     assert_eq!(kept, [2, 3]);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_handed_over_alarm_leaves_the_active_alarms_and_open_faults_and_stays_in_history() {
+    use noctua::message::Handover;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = manager();
+    let raised = one(m.on_verdict(verdict("r1", Severity::Major, 1)));
+    commit(&store, &raised).unwrap();
+    let gone = one(m.on_handover(Handover::default(), Timestamp::from_millis(2)));
+    commit(&store, &gone).unwrap();
+    assert!(store.scan::<Alarm>(Tree::ActiveAlarms).unwrap().is_empty());
+    assert_eq!(store.fault(raised.fault.id).unwrap(), None);
+    let kinds: Vec<&str> = history(&store).iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, ["raised", "handed_over"]);
+    // What a restart restores: nothing of it.
+    assert_eq!(
+        store
+            .open_fault_of(raised.event.alarm.alarm_id, None)
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn the_open_fault_of_an_alarm_is_found_also_when_it_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = manager();
+    let first = one(m.on_verdict(verdict("r1", Severity::Major, 1)));
+    let cleared = one(m.on_verdict(verdict("r1", Severity::Cleared, 2)));
+    // Back within the reopen window: a new alarm on the first fault.
+    let second = one(m.on_verdict(verdict("r1", Severity::Major, 3)));
+    for t in [&first, &cleared, &second] {
+        commit(&store, t).unwrap();
+    }
+    let alarm = second.event.alarm.alarm_id;
+    assert_ne!(alarm.0, first.fault.id.0);
+    for hint in [None, Some(first.fault.id)] {
+        let found = store.open_fault_of(alarm, hint).unwrap().unwrap();
+        assert_eq!((found.id, found.reopened), (first.fault.id, 1));
+    }
+    assert_eq!(
+        store
+            .open_fault_of(first.event.alarm.alarm_id, None)
+            .unwrap(),
+        None,
+        "the first alarm is cleared"
+    );
+}

@@ -20,6 +20,7 @@
 
 mod commands;
 pub mod flap;
+mod handover;
 mod lifecycle;
 pub mod maintenance;
 

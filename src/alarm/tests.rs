@@ -461,3 +461,97 @@ proptest! {
         prop_assert_eq!(m.active_count(), notification.len());
     }
 }
+
+/// A cluster member's range of sequence numbers (any rank will do here).
+const SPAN: u64 = 1_000_000_000_000;
+
+fn owning(devices: &[&str]) -> HashSet<String> {
+    devices.iter().map(|d| (*d).to_owned()).collect()
+}
+
+#[test]
+fn an_adopted_alarm_goes_on_at_its_new_owner_with_its_id_and_its_fault() {
+    use crate::message::{Handover, Taken};
+    // One member raises the alarm and an engineer acknowledges it there.
+    let mut a = AlarmManager::restore(&config(0), vec![], vec![], SPAN, t(0));
+    let raised = a.on_verdict(verdict("enb", Severity::Major, MIN));
+    let id = raised[0].event.alarm.alarm_id;
+    let acked = a.on_ack(id, "ana", None, t(2 * MIN)).unwrap();
+    let last = acked.last().unwrap();
+    let held = vec![(last.event.alarm.clone(), last.fault.clone())];
+
+    // Another member, of another rank, wins the device with that record.
+    let mut b = AlarmManager::restore(&config(0), vec![], vec![], 0, t(0));
+    let taken = Taken {
+        device: "enb".into(),
+        alarms: held,
+    };
+    let adopted = b.on_handover(
+        Handover {
+            seq_floor: 2 * SPAN,
+            owned: owning(&["enb", "core"]),
+            taken: vec![taken],
+        },
+        t(3 * MIN),
+    );
+    assert_eq!(kinds(&adopted), [(Adopted, true)]);
+    assert_eq!(adopted[0].event.alarm.alarm_id, id);
+    assert_eq!(
+        adopted[0].event.seq,
+        2 * SPAN + 1,
+        "the new owner's own range"
+    );
+    assert_eq!(adopted[0].expected, None);
+    assert_eq!(adopted[0].event.alarm.ack_state, AckState::Acknowledged);
+
+    // The condition holding is the same alarm; its clear ends the fault raised at the first
+    // member, so MTTR and MTTA run across the handover.
+    let again = b.on_verdict(verdict("enb", Severity::Major, 4 * MIN));
+    assert_eq!(kinds(&again), [(Updated, true)]);
+    assert_eq!(again[0].expected, Some(2 * SPAN + 1));
+    let cleared = b.on_verdict(verdict("enb", Severity::Cleared, 5 * MIN));
+    assert_eq!(kinds(&cleared), [(Cleared, true)]);
+    assert_eq!(cleared[0].event.alarm.alarm_id, id);
+    assert_eq!(cleared[0].fault.id, raised[0].fault.id);
+    assert_eq!(cleared[0].fault.mttr(), Some(Duration::from_secs(4 * 60)));
+    assert_eq!(cleared[0].fault.mtta(), Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn alarms_of_devices_gone_elsewhere_are_handed_over_unannounced_and_a_won_record_is_the_truth() {
+    use crate::message::{Handover, Taken};
+    let mut m = AlarmManager::restore(&config(0), vec![], vec![], 0, t(0));
+    m.on_verdict(verdict("core", Severity::Major, MIN));
+    let enb = m.on_verdict(verdict("enb", Severity::Major, MIN));
+    let handover = |owned: &[&str], taken: Vec<Taken>| Handover {
+        seq_floor: 0,
+        owned: owning(owned),
+        taken,
+    };
+
+    let out = m.on_handover(handover(&["core"], vec![]), t(2 * MIN));
+    assert_eq!(kinds(&out), [(HandedOver, false)]);
+    assert_eq!(out[0].event.alarm.alarm_id, enb[0].event.alarm.alarm_id);
+    assert_eq!(out[0].expected, Some(enb[0].event.seq));
+    assert!(
+        out[0].event.alarm.alarm_cleared_time.is_none(),
+        "not a clear"
+    );
+    assert_eq!(m.active_count(), 1);
+    assert!(
+        m.on_handover(handover(&["core"], vec![]), t(2 * MIN))
+            .is_empty()
+    );
+
+    // `core` won again from a member whose record no longer has the alarm (it cleared it
+    // there): what was left here goes, and the condition's next report is a new alarm.
+    let won = Taken {
+        device: "core".into(),
+        alarms: vec![],
+    };
+    let out = m.on_handover(handover(&["core"], vec![won]), t(3 * MIN));
+    assert_eq!(kinds(&out), [(HandedOver, false)]);
+    assert_eq!(m.active_count(), 0);
+    let again = m.on_verdict(verdict("core", Severity::Major, 4 * MIN));
+    assert_eq!(kinds(&again), [(Raised, true)]);
+}

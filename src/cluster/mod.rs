@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Alarm, AlarmEvent};
+use crate::model::{Alarm, AlarmEvent, FaultRecord};
 
 /// A live instance, as its heartbeat names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,9 +66,18 @@ pub enum Step {
 }
 
 /// The step `me` takes for a device whose rendezvous owner is `desired` and whose replicated
-/// claim is `current`. A live owner releases before the next takes over (a member joining
-/// moves devices without a refused write); a dead owner's devices are taken at once.
-pub fn step(me: &str, desired: Option<&Member>, current: Option<&Claim>, live: &[Member]) -> Step {
+/// claim is `current`; `working` says whether `me` works on it now. A live owner releases
+/// before the next takes over (a member joining moves devices without a refused write); a
+/// dead owner's devices are taken at once. A claim of `me`'s that it is not working on is
+/// left from before a restart: claimed anew at the next epoch (so anything its previous life
+/// still had in flight is stale), or released if it is no longer `me`'s.
+pub fn step(
+    me: &str,
+    desired: Option<&Member>,
+    current: Option<&Claim>,
+    working: bool,
+    live: &[Member],
+) -> Step {
     let mine = desired.is_some_and(|d| d.name == me);
     let claim = |epoch| {
         Step::Claim(Claim {
@@ -81,8 +90,10 @@ pub fn step(me: &str, desired: Option<&Member>, current: Option<&Claim>, live: &
         None if mine => claim(1),
         None => Step::Stay,
         Some(c) if c.owner == me && !c.released => {
-            if mine {
+            if mine && working {
                 Step::Stay
+            } else if mine {
+                claim(c.epoch + 1)
             } else {
                 Step::Release(Claim {
                     released: true,
@@ -144,6 +155,10 @@ pub struct DeviceAlarms {
     pub through: u64,
     /// The device's active alarms, as of that transition.
     pub alarms: Vec<Alarm>,
+    /// The open fault record of each active alarm (where its owner had it), so a new owner
+    /// carries the fault on: its raise time, acknowledgement and reopen count.
+    #[serde(default)]
+    pub faults: Vec<FaultRecord>,
 }
 
 /// Every device's replicated record, by device name: the fleet-wide view.
@@ -156,10 +171,17 @@ impl DeviceAlarms {
         self.epoch < epoch || (self.epoch == epoch && self.owner == me)
     }
 
-    /// Applies `me`'s committed transition `e` at `epoch`: the alarm as it now is replaces the
-    /// one with its id, or goes once cleared. Idempotent: a transition at or before `through`
-    /// of the same owner and epoch changes nothing (a replay after a crash); false then.
-    pub fn apply(&mut self, me: &str, epoch: u64, e: &AlarmEvent) -> bool {
+    /// Applies `me`'s committed transition `e` at `epoch`, with the alarm's open fault as it
+    /// now is: the alarm replaces the one with its id, or goes once cleared. Idempotent: a
+    /// transition at or before `through` of the same owner and epoch changes nothing (a replay
+    /// after a crash); false then.
+    pub fn apply(
+        &mut self,
+        me: &str,
+        epoch: u64,
+        e: &AlarmEvent,
+        fault: Option<&FaultRecord>,
+    ) -> bool {
         let same_writer = self.owner == me && self.epoch == epoch;
         if same_writer && e.seq <= self.through {
             return false;
@@ -170,11 +192,27 @@ impl DeviceAlarms {
         }
         self.through = e.seq;
         self.device.clone_from(&e.alarm.device);
-        self.alarms.retain(|a| a.alarm_id != e.alarm.alarm_id);
+        let id = e.alarm.alarm_id;
+        self.alarms.retain(|a| a.alarm_id != id);
+        self.faults.retain(|f| f.alarm_id != id);
         if !e.alarm.is_cleared() {
             self.alarms.push(e.alarm.clone());
+            self.faults.extend(fault.cloned());
         }
         true
+    }
+
+    /// The active alarms with their open faults, for a new owner to adopt. An alarm without
+    /// its fault in the record (its owner could not read it) is left out: the new owner's
+    /// detection raises it again if the condition holds.
+    pub fn held(&self) -> Vec<(Alarm, FaultRecord)> {
+        self.alarms
+            .iter()
+            .filter_map(|a| {
+                let fault = self.faults.iter().find(|f| f.alarm_id == a.alarm_id)?;
+                Some((a.clone(), fault.clone()))
+            })
+            .collect()
     }
 }
 

@@ -86,7 +86,8 @@ proptest! {
                 for (d, site) in devices() {
                     let desired = owner_of(&d, site, live);
                     let before = claims.get(&d).cloned();
-                    match step(me, desired, before.as_ref(), live) {
+                    let working = before.as_ref().is_some_and(|b| b.owner == *me && !b.released);
+                    match step(me, desired, before.as_ref(), working, live) {
                         Step::Stay => {}
                         Step::Claim(c) | Step::Release(c) => {
                             if let Some(b) = &before {
@@ -122,9 +123,12 @@ fn a_dead_owners_device_is_taken_at_once_and_a_live_one_is_waited_for() {
         released: false,
     };
     let both = [a.clone(), b.clone()];
-    assert_eq!(step("noc-b", Some(&b), Some(&held), &both), Step::Stay);
     assert_eq!(
-        step("noc-a", Some(&b), Some(&held), &both),
+        step("noc-b", Some(&b), Some(&held), false, &both),
+        Step::Stay
+    );
+    assert_eq!(
+        step("noc-a", Some(&b), Some(&held), true, &both),
         Step::Release(Claim {
             released: true,
             ..held.clone()
@@ -132,7 +136,7 @@ fn a_dead_owners_device_is_taken_at_once_and_a_live_one_is_waited_for() {
     );
     let only_b = [b.clone()];
     assert_eq!(
-        step("noc-b", Some(&b), Some(&held), &only_b),
+        step("noc-b", Some(&b), Some(&held), false, &only_b),
         Step::Claim(Claim {
             owner: "noc-b".into(),
             epoch: 5,
@@ -180,6 +184,35 @@ mod device_alarms {
         }
     }
 
+    /// The open fault of alarm `id`, raised a while before it (a reopened fault).
+    fn fault(id: u64) -> FaultRecord {
+        let a = alarm(id, false);
+        FaultRecord {
+            id: FaultId(id),
+            alarm_id: a.alarm_id,
+            device: a.device,
+            object: a.object,
+            condition: a.condition,
+            category: a.category,
+            peak_severity: Severity::Critical,
+            raised_at: Timestamp::from_millis(500),
+            acked_at: None,
+            acked_by: None,
+            cleared_at: None,
+            cleared_by: None,
+            root_cause: None,
+            notes: Vec::new(),
+            site: None,
+            role: None,
+            reopened: 1,
+            ack_breached: false,
+            restore_breached: false,
+            ack_maintenance_ms: 0,
+            repair_maintenance_ms: 0,
+            impact: FaultImpact::default(),
+        }
+    }
+
     fn event(seq: u64, id: u64, cleared: bool) -> AlarmEvent {
         AlarmEvent {
             seq,
@@ -209,11 +242,11 @@ mod device_alarms {
                 .collect();
             let mut r = DeviceAlarms::default();
             for e in &events {
-                prop_assert!(r.apply("noc-a", 3, e));
+                prop_assert!(r.apply("noc-a", 3, e, Some(&fault(e.alarm.alarm_id.0))));
             }
             let once = r.clone();
             for e in &events[..replay.min(events.len())] {
-                prop_assert!(!r.apply("noc-a", 3, e));
+                prop_assert!(!r.apply("noc-a", 3, e, Some(&fault(e.alarm.alarm_id.0))));
             }
             prop_assert_eq!(&r, &once);
             let mut want: Vec<u64> = (0..6)
@@ -222,7 +255,12 @@ mod device_alarms {
             let mut got: Vec<u64> = r.alarms.iter().map(|a| a.alarm_id.0).collect();
             want.sort();
             got.sort();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
+            // A new owner adopts each active alarm with its own open fault, and nothing else.
+            let mut held: Vec<(u64, u64)> =
+                r.held().iter().map(|(a, f)| (a.alarm_id.0, f.alarm_id.0)).collect();
+            held.sort();
+            prop_assert_eq!(held, want.iter().map(|id| (*id, *id)).collect::<Vec<_>>());
         }
     }
 
@@ -230,16 +268,47 @@ mod device_alarms {
     fn a_newer_owner_fences_the_old_one_out() {
         let mut r = DeviceAlarms::default();
         assert!(r.may_write("noc-a", 1));
-        r.apply("noc-a", 1, &event(7, 1, false));
+        r.apply("noc-a", 1, &event(7, 1, false), Some(&fault(1)));
         assert!(r.may_write("noc-a", 1));
         assert!(!r.may_write("noc-b", 1), "another member at the same epoch");
         // noc-b takes over at epoch 2 and carries the alarm on.
         assert!(r.may_write("noc-b", 2));
         assert!(
-            r.apply("noc-b", 2, &event(3, 1, true)),
+            r.apply("noc-b", 2, &event(3, 1, true), None),
             "a new owner's own sequence"
         );
         assert!(r.alarms.is_empty());
         assert!(!r.may_write("noc-a", 1), "the stale owner");
     }
+}
+
+#[test]
+fn a_restarted_member_claims_its_own_devices_anew_and_lets_go_of_the_others() {
+    let (a, b) = (member("noc-a", None), member("noc-a-peer", None));
+    let both = [a.clone(), b.clone()];
+    let left = Claim {
+        owner: "noc-a".into(),
+        epoch: 4,
+        released: false,
+    };
+    assert_eq!(
+        step("noc-a", Some(&a), Some(&left), true, &both),
+        Step::Stay
+    );
+    assert_eq!(
+        step("noc-a", Some(&a), Some(&left), false, &both),
+        Step::Claim(Claim {
+            epoch: 5,
+            ..left.clone()
+        }),
+        "its own device, from before the restart"
+    );
+    assert_eq!(
+        step("noc-a", Some(&b), Some(&left), false, &both),
+        Step::Release(Claim {
+            released: true,
+            ..left.clone()
+        }),
+        "a device that is another's now"
+    );
 }

@@ -6,29 +6,41 @@
 //! refused by the server, so an instance that was paused or cut off cannot take back a device
 //! another has taken: it sees the newer claim and stops working on the device.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{FleetError, device_key, next_entry};
-use crate::cluster::{Claim, Member, Ownership, Step, owner_of, step};
+use super::{FleetError, device_key, next_entry, replicate};
+use crate::cluster::{Claim, DeviceAlarms, Member, Ownership, Step, owner_of, step};
 use crate::config::{ClusterConfig, Config};
+use crate::message::{AlarmInput, Handover, Taken};
 use crate::telemetry::Metrics;
 
 /// The heartbeats, one key per member.
 pub const MEMBERS: &str = "noctua_members";
 /// The claims, one key per device ([`device_key`]).
 pub const DEVICES: &str = "noctua_devices";
+/// Each member's rank, kept for good: its range of sequence numbers.
+pub const RANKS: &str = "noctua_ranks";
+/// The key in [`RANKS`] of the next rank to give out (a dot, which no member name has).
+const NEXT_RANK: &str = "next.rank";
+/// Sequence numbers in one member's range. Alarm and fault ids are sequence numbers, so
+/// ranges keep them unique across the cluster and an alarm keeps its id on another member;
+/// rank 0 is left to a single instance's history, so joining never clashes with it.
+pub const RANK_SPAN: u64 = 1_000_000_000_000;
 
-/// The two buckets, opened (or made, with `[cluster] replicas` copies).
+/// The buckets, opened (or made, with `[cluster] replicas` copies).
 struct Buckets {
     members: kv::Store,
     devices: kv::Store,
+    /// The devices' replicated alarms ([`replicate::ALARMS`]), read when a device is won.
+    alarms: kv::Store,
+    ranks: kv::Store,
 }
 
 impl Buckets {
@@ -40,12 +52,73 @@ impl Buckets {
         // Heartbeats expire by themselves: a dead member's key is gone after `dead-after`.
         let members = bucket(&js, MEMBERS, c.dead_after, c.replicas).await?;
         let devices = bucket(&js, DEVICES, Duration::ZERO, c.replicas).await?;
-        for (name, b) in [(MEMBERS, &members), (DEVICES, &devices)] {
+        let alarms = bucket(&js, replicate::ALARMS, Duration::ZERO, c.replicas).await?;
+        let ranks = bucket(&js, RANKS, Duration::ZERO, c.replicas).await?;
+        for (name, b) in [
+            (MEMBERS, &members),
+            (DEVICES, &devices),
+            (replicate::ALARMS, &alarms),
+            (RANKS, &ranks),
+        ] {
             led(name, b).await?;
         }
-        Ok(Self { members, devices })
+        Ok(Self {
+            members,
+            devices,
+            alarms,
+            ranks,
+        })
+    }
+
+    /// `me`'s rank: the one it was given at its first join, else the next free one, taken by
+    /// compare-and-set so two members never get the same.
+    async fn rank(&self, me: &str) -> Result<u64, FleetError> {
+        let failed = |e: &dyn std::fmt::Display| FleetError::Bucket {
+            bucket: RANKS,
+            reason: e.to_string(),
+        };
+        let read = |e: Option<kv::Entry>| {
+            e.filter(|e| e.operation == kv::Operation::Put)
+                .and_then(|e| {
+                    Some((
+                        std::str::from_utf8(&e.value).ok()?.parse().ok()?,
+                        e.revision,
+                    ))
+                })
+        };
+        for _ in 0..RANK_TRIES {
+            if let Some((rank, _)) = read(self.ranks.entry(me).await.map_err(|e| failed(&e))?) {
+                return Ok(rank);
+            }
+            let next = read(self.ranks.entry(NEXT_RANK).await.map_err(|e| failed(&e))?);
+            let rank: u64 = next.map_or(1, |(n, _)| n);
+            let body = (rank + 1).to_string().into_bytes();
+            let moved = match next {
+                Some((_, revision)) => self
+                    .ranks
+                    .update(NEXT_RANK, body.into(), revision)
+                    .await
+                    .is_ok(),
+                None => self.ranks.create(NEXT_RANK, body.into()).await.is_ok(),
+            };
+            // Lost to another member's join: read again. A rank taken but then not kept
+            // (a member of the same name won) is simply never used.
+            if moved
+                && self
+                    .ranks
+                    .create(me, rank.to_string().into_bytes().into())
+                    .await
+                    .is_ok()
+            {
+                return Ok(rank);
+            }
+        }
+        Err(failed(&"too many members joining at once"))
     }
 }
+
+/// Rounds of [`Buckets::rank`] before a join is tried again later.
+const RANK_TRIES: usize = 32;
 
 /// Whether `bucket`'s stream has a leader: a bucket just made has none until its replicas
 /// have elected one, and writes and watches made before then stall or fail.
@@ -99,6 +172,9 @@ pub struct Views {
     /// [`OWNERS_EVERY`] (a handover of thousands of devices rebuilds it a few times, not
     /// thousands), so a forward may briefly go to the previous owner, which counts it.
     pub owners: watch::Sender<Arc<Owners>>,
+    /// The alarm stage, told of every change of what is owned (and the alarms that come
+    /// with a device won) before `owned` is.
+    pub alarms: mpsc::Sender<AlarmInput>,
 }
 
 /// Each device's owner (device name → member name), as the claims say.
@@ -125,9 +201,13 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let c = &config.cluster;
-    let buckets = loop {
-        match Buckets::open(client.clone(), c).await {
-            Ok(b) => break b,
+    let (buckets, rank) = loop {
+        let joined = match Buckets::open(client.clone(), c).await {
+            Ok(b) => b.rank(&c.name).await.map(|rank| (b, rank)),
+            Err(e) => Err(e),
+        };
+        match joined {
+            Ok(joined) => break joined,
             Err(e) => tracing::warn!(error = %e, "cannot join the cluster yet"),
         }
         tokio::select! {
@@ -139,19 +219,22 @@ pub async fn run(
         name: c.name.clone(),
         site: c.site.clone(),
     };
-    tracing::info!(member = %me.name, devices = config.devices.len(), "joining the cluster");
+    tracing::info!(member = %me.name, rank, devices = config.devices.len(), "joining the cluster");
     // The heartbeat has its own loop, so a long round of claims never makes this member look
     // dead.
     let (live_tx, live) = watch::channel(None);
     tokio::join!(
         heartbeats(&me, c, &buckets.members, live_tx, &metrics, &cancel),
         claims(
-            &me,
-            &config,
-            &buckets.devices,
+            Claimant {
+                me: &me,
+                config: &config,
+                buckets: &buckets,
+                seq_floor: rank.saturating_mul(RANK_SPAN),
+                metrics: &metrics,
+            },
             live,
             views,
-            &metrics,
             &cancel
         ),
     );
@@ -246,18 +329,38 @@ fn live_members(
     Some(live)
 }
 
+/// Who steps the claims, and with what.
+struct Claimant<'a> {
+    me: &'a Member,
+    config: &'a Config,
+    buckets: &'a Buckets,
+    /// This member's first sequence number, from its rank.
+    seq_floor: u64,
+    metrics: &'a Metrics,
+}
+
 /// Follows every claim (a watch of the devices bucket), and at each heartbeat steps every
-/// device; stops work on a device the moment its claim moves on.
+/// device; stops work on a device the moment its claim moves on. Every change of what is
+/// owned goes to the alarm stage first (with the alarms of devices won), then to the rest.
 async fn claims(
-    me: &Member,
-    config: &Config,
-    bucket: &kv::Store,
+    who: Claimant<'_>,
     mut live: watch::Receiver<Heard>,
     views: Views,
-    metrics: &Metrics,
     cancel: &CancellationToken,
 ) {
-    let Views { owned, owners } = views;
+    let Claimant {
+        me,
+        config,
+        buckets,
+        seq_floor,
+        metrics,
+    } = who;
+    let bucket = &buckets.devices;
+    let Views {
+        owned,
+        owners,
+        alarms,
+    } = views;
     let mut devices: HashMap<String, Device> = config
         .devices
         .iter()
@@ -277,8 +380,13 @@ async fn claims(
     let mut synced = false;
     let (mut owners_dirty, mut owners_at) = (false, Instant::now());
     let mut round_due = false;
+    // What the alarm stage was last told is owned; nothing until the first round has run,
+    // so a restart does not hand over what it is about to claim again.
+    let mut told: Option<HashSet<String>> = None;
+    let mut first_round = false;
     loop {
         let owners_due = tokio::time::sleep_until((owners_at + OWNERS_EVERY).into());
+        let mut won = Vec::new();
         tokio::select! {
             () = cancel.cancelled() => break,
             // A change waits at most OWNERS_EVERY to reach the forwarder.
@@ -326,9 +434,33 @@ async fn claims(
                 owned: &owned,
                 metrics,
             };
-            owners_dirty |= round.run(&mut devices, &mut mine).await;
+            owners_dirty |= round.run(&mut devices, &mut mine, &mut won).await;
+            if told.is_none() {
+                told = Some(HashSet::new());
+                first_round = true;
+            }
+        }
+        if let Some(before) = &mut told
+            && (first_round
+                || !won.is_empty()
+                || before.len() != mine.len()
+                || mine.keys().any(|d| !before.contains(d)))
+        {
+            let handover = Handover {
+                seq_floor,
+                owned: mine.keys().cloned().collect(),
+                taken: taken(&buckets.alarms, &me.name, won).await,
+            };
+            before.clone_from(&handover.owned);
+            if alarms.send(AlarmInput::Handover(handover)).await.is_err() {
+                break;
+            }
         }
         publish(&mine, &owned, metrics);
+        if std::mem::take(&mut first_round) {
+            // Said even if nothing is owned: the replicator waits for it.
+            owned.send_modify(|_| {});
+        }
         if owners_dirty && owners_at.elapsed() >= OWNERS_EVERY {
             let known = owners_of(&devices);
             metrics
@@ -338,6 +470,33 @@ async fn claims(
             (owners_dirty, owners_at) = (false, Instant::now());
         }
     }
+}
+
+/// The alarms that come with the devices just `won`, from each one's replicated record. A
+/// device whose record is `me`'s own (or that has none) brings nothing: what this member
+/// committed is in its store already, and is newer than what it replicated.
+async fn taken(alarms: &kv::Store, me: &str, won: Vec<String>) -> Vec<Taken> {
+    futures_util::stream::iter(won)
+        .map(|device| async move {
+            let record = match alarms.entry(device_key(&device)).await {
+                Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                    serde_json::from_slice::<DeviceAlarms>(&e.value).ok()?
+                }
+                Ok(Some(_) | None) => return None,
+                Err(e) => {
+                    tracing::warn!(device = %device, error = %e, "cannot read the device's replicated alarms: carrying on with this member's own");
+                    return None;
+                }
+            };
+            (record.owner != me).then(|| Taken {
+                alarms: record.held(),
+                device,
+            })
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .filter_map(std::future::ready)
+        .collect()
+        .await
 }
 
 fn owners_of(devices: &HashMap<String, Device>) -> Owners {
@@ -379,16 +538,19 @@ enum Written {
 
 impl Round<'_> {
     /// Each device's step, written by compare-and-set; true if any claim changed here.
+    /// The devices won are added to `won`.
     async fn run(
         &self,
         devices: &mut HashMap<String, Device>,
         mine: &mut HashMap<String, u64>,
+        won: &mut Vec<String>,
     ) -> bool {
         let mut writes = Vec::new();
         for (key, d) in devices.iter() {
             let desired = owner_of(&d.name, d.site.as_deref(), self.live);
             let current = d.claim.as_ref().map(|(c, _)| c);
-            let next = match step(self.me, desired, current, self.live) {
+            let working = mine.contains_key(&d.name);
+            let next = match step(self.me, desired, current, working, self.live) {
                 Step::Stay => continue,
                 Step::Claim(c) => c,
                 Step::Release(c) => {
@@ -428,6 +590,7 @@ impl Round<'_> {
                     } else {
                         tracing::info!(device = %d.name, epoch = next.epoch, from = %from, "device taken");
                         mine.insert(d.name.clone(), next.epoch);
+                        won.push(d.name.clone());
                         self.metrics.cluster_taken.inc();
                     }
                     d.claim = Some((next, revision));

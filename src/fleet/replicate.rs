@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{device_key, next_entry};
 use crate::cluster::{DeviceAlarms, FleetAlarms, Ownership};
 use crate::config::ClusterConfig;
-use crate::model::AlarmEvent;
+use crate::model::{Alarm, AlarmEvent, AlarmId, FaultId, FaultRecord, TransitionKind};
 use crate::store::{Store, Tree};
 use crate::telemetry::Metrics;
 
@@ -36,6 +36,8 @@ const TRANSITIONS_KEPT: Duration = Duration::from_secs(7 * 86_400);
 const CURSOR_KEY: &[u8] = b"fleet_cursor";
 /// Transitions read from the journal at once.
 const BATCH: usize = 256;
+/// How long an adopted alarm waits for its device to be published as owned.
+const ADOPTED_WAIT: Duration = Duration::from_secs(1);
 /// How often the journal is looked at without a wake-up from the bus, and the view rebuilt.
 const EVERY: Duration = Duration::from_millis(100);
 
@@ -85,11 +87,12 @@ pub async fn run(
         js: &js,
         alarms: &alarms,
         ownership: &ownership,
+        fleet: &fleet,
         metrics: &metrics,
     };
     tokio::join!(
         writer.run(&store, events, &cancel),
-        follow(&alarms, fleet, &cancel)
+        follow(&alarms, &fleet, &cancel)
     );
 }
 
@@ -118,11 +121,47 @@ async fn open(js: &jetstream::Context, c: &ClusterConfig) -> Result<kv::Store, S
     Ok(alarms)
 }
 
+/// What the writer remembers between transitions.
+#[derive(Default)]
+struct Records {
+    /// Each device's record as last read or written here, with its revision.
+    devices: HashMap<String, (DeviceAlarms, Option<u64>)>,
+    /// The open fault of each active alarm whose fault has another id (it reopened).
+    faults: HashMap<AlarmId, FaultId>,
+    /// The epoch each owned device's record was last written afresh at.
+    epochs: HashMap<String, u64>,
+}
+
+/// The open fault of `e`'s alarm as the store has it now (none once cleared: a later
+/// transition of the journal may be on disk already, and the record follows it soon).
+fn open_fault(
+    store: &Store,
+    e: &AlarmEvent,
+    hints: &mut HashMap<AlarmId, FaultId>,
+) -> Result<Option<FaultRecord>, Later> {
+    let id = e.alarm.alarm_id;
+    if e.alarm.is_cleared() {
+        hints.remove(&id);
+        return Ok(None);
+    }
+    let fault = store
+        .open_fault_of(id, hints.get(&id).copied())
+        .map_err(|e| e.to_string())?;
+    if let Some(f) = &fault
+        && f.id.0 != id.0
+    {
+        hints.insert(id, f.id);
+    }
+    Ok(fault)
+}
+
 struct Writer<'a> {
     me: &'a str,
     js: &'a jetstream::Context,
     alarms: &'a kv::Store,
     ownership: &'a watch::Receiver<Arc<Ownership>>,
+    /// The fleet-wide view, which says which devices have a record anywhere.
+    fleet: &'a watch::Sender<Arc<FleetAlarms>>,
     metrics: &'a Metrics,
 }
 
@@ -143,14 +182,19 @@ impl Writer<'_> {
                 return;
             }
         };
-        // Each device's record as last read or written here, with its revision.
-        let mut records: HashMap<String, (DeviceAlarms, Option<u64>)> = HashMap::new();
+        let mut records = Records::default();
         let mut tick = tokio::time::interval(EVERY);
+        // Until membership's first round nothing is known to be owned: the backlog waits.
+        let mut ownership = self.ownership.clone();
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = ownership.changed() => if changed.is_err() {
+                return;
+            },
+        }
         loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = events.recv() => {}
-                _ = tick.tick() => {}
+            if let Err(why) = self.rebuild(store, &mut records).await {
+                tracing::warn!(error = %why, "cannot write the records of devices won yet; trying again");
             }
             'drain: loop {
                 let batch = match store.durable_history_after(cursor, BATCH) {
@@ -165,7 +209,7 @@ impl Writer<'_> {
                 };
                 let mut through = cursor;
                 for e in &batch {
-                    if let Err(why) = self.replicate(e, &mut records).await {
+                    if let Err(why) = self.replicate(e, store, &mut records).await {
                         tracing::warn!(seq = e.seq, error = %why, "replication paused; trying again");
                         self.save(store, through, &mut cursor);
                         break 'drain;
@@ -176,6 +220,14 @@ impl Writer<'_> {
                 if last < cursor || batch.len() < BATCH {
                     break;
                 }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = events.recv() => {}
+                _ = tick.tick() => {}
+                changed = ownership.changed() => if changed.is_err() {
+                    return;
+                },
             }
         }
     }
@@ -193,15 +245,47 @@ impl Writer<'_> {
     async fn replicate(
         &self,
         e: &AlarmEvent,
-        records: &mut HashMap<String, (DeviceAlarms, Option<u64>)>,
+        store: &Store,
+        records: &mut Records,
     ) -> Result<(), Later> {
+        // The device's new owner carries the alarm on from the record as it stands.
+        if e.kind == TransitionKind::HandedOver {
+            records.faults.remove(&e.alarm.alarm_id);
+            return Ok(());
+        }
         let device = &e.alarm.device;
-        let Some(epoch) = self.ownership.borrow().epoch(device) else {
+        let mut epoch = self.ownership.borrow().epoch(device);
+        if epoch.is_none() && e.kind == TransitionKind::Adopted {
+            // Adopted a moment before membership said the device is owned (it tells the alarm
+            // stage first).
+            let mut ownership = self.ownership.clone();
+            let owned = ownership.wait_for(|o| o.owns(device));
+            let _ = tokio::time::timeout(ADOPTED_WAIT, owned).await;
+            epoch = self.ownership.borrow().epoch(device);
+        }
+        let Some(epoch) = epoch else {
             self.metrics.cluster_not_replicated.inc();
             return Ok(());
         };
+        let fault = open_fault(store, e, &mut records.faults)?;
+        let change = |r: &mut DeviceAlarms| r.apply(self.me, epoch, e, fault.as_ref());
+        self.write(device, epoch, records, change).await?;
+        self.publish(&device_key(device), epoch, e).await?;
+        self.metrics.cluster_replicated.inc();
+        Ok(())
+    }
+
+    /// Writes `device`'s record as `change` makes it (false: nothing to write), by
+    /// compare-and-set at `epoch`; refused, and counted, if a newer owner has written it.
+    async fn write(
+        &self,
+        device: &str,
+        epoch: u64,
+        records: &mut Records,
+        change: impl Fn(&mut DeviceAlarms) -> bool,
+    ) -> Result<(), Later> {
         let key = device_key(device);
-        let (mut record, mut revision) = match records.get(&key) {
+        let (mut record, mut revision) = match records.devices.get(&key) {
             Some(r) => r.clone(),
             None => self.read(&key).await?,
         };
@@ -213,8 +297,8 @@ impl Writer<'_> {
                 return Ok(());
             }
             let mut next = record.clone();
-            if !next.apply(self.me, epoch, e) {
-                break;
+            if !change(&mut next) {
+                return Ok(());
             }
             let body = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
             let written = match revision {
@@ -231,15 +315,79 @@ impl Writer<'_> {
             };
             match written {
                 Ok(r) => {
-                    records.insert(key.clone(), (next, Some(r)));
-                    break;
+                    records.devices.insert(key, (next, Some(r)));
+                    return Ok(());
                 }
                 // Written meanwhile (by a new owner, or our own retry): read it and decide again.
                 Err(_) => (record, revision) = self.read(&key).await?,
             }
         }
-        self.publish(&key, epoch, e).await?;
-        self.metrics.cluster_replicated.inc();
+        Err(format!("the record of {device} kept changing under us"))
+    }
+
+    /// Writes afresh, from the store, the record of each device owned at an epoch not yet
+    /// written here whose record is this member's own (or none): a device claimed again
+    /// after a restart. The store has every transition this member committed, so the record
+    /// then holds the device's alarms as they are here, whatever the journal's tail before
+    /// the cursor missed (a crash, or ownership not yet known); what comes after `through`
+    /// follows as before. A device with no alarms here and none in the fleet view needs no
+    /// write.
+    async fn rebuild(&self, store: &Store, records: &mut Records) -> Result<(), Later> {
+        let owned = self.ownership.borrow().clone();
+        let Ownership::Owned(owned) = &*owned else {
+            return Ok(());
+        };
+        let due: Vec<(&String, u64)> = owned
+            .iter()
+            .filter(|(d, e)| records.epochs.get(*d) != Some(*e))
+            .map(|(d, e)| (d, *e))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        // What `through` says is in the record, read before the alarms: a transition that
+        // lands between the two is applied again after, which changes nothing.
+        let through = store.last_seq().map_err(|e| e.to_string())?;
+        let mut here: HashMap<&str, Vec<Alarm>> = HashMap::new();
+        let active: Vec<Alarm> = store.scan(Tree::ActiveAlarms).map_err(|e| e.to_string())?;
+        for a in &active {
+            if owned.contains_key(&a.device) {
+                here.entry(a.device.as_str()).or_default().push(a.clone());
+            }
+        }
+        let fleet = self.fleet.borrow().clone();
+        for (device, epoch) in due {
+            let alarms = here.remove(device.as_str()).unwrap_or_default();
+            if !alarms.is_empty() || fleet.contains_key(device) {
+                let mut faults = Vec::new();
+                for a in &alarms {
+                    let hint = records.faults.get(&a.alarm_id).copied();
+                    let fault = store
+                        .open_fault_of(a.alarm_id, hint)
+                        .map_err(|e| e.to_string())?;
+                    faults.extend(fault);
+                }
+                let fresh = DeviceAlarms {
+                    device: device.clone(),
+                    owner: self.me.to_owned(),
+                    epoch,
+                    through,
+                    alarms,
+                    faults,
+                };
+                self.write(device, epoch, records, |r| {
+                    // Another member's record: what this member took from it comes as
+                    // adopted transitions, and what it left here goes unreplicated.
+                    let theirs = !r.owner.is_empty() && r.owner != self.me;
+                    if !theirs {
+                        *r = fresh.clone();
+                    }
+                    !theirs
+                })
+                .await?;
+            }
+            records.epochs.insert(device.clone(), epoch);
+        }
         Ok(())
     }
 
@@ -272,7 +420,7 @@ impl Writer<'_> {
 /// Follows every device's record into the fleet-wide view, rebuilt at most every [`EVERY`].
 async fn follow(
     alarms: &kv::Store,
-    fleet: watch::Sender<Arc<FleetAlarms>>,
+    fleet: &watch::Sender<Arc<FleetAlarms>>,
     cancel: &CancellationToken,
 ) {
     let mut view = FleetAlarms::new();

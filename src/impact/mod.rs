@@ -187,6 +187,17 @@ impl ImpactEngine {
         let mut out = Vec::new();
         for t in transitions.iter_mut() {
             let (at, seq) = (t.event.at, t.event.seq);
+            if t.event.kind == TransitionKind::HandedOver {
+                // Gone from this member as if cleared; its cost runs on with the new owner.
+                let mut gone = t.event.alarm.clone();
+                gone.alarm_cleared_time = Some(at);
+                let direct = self.board.apply(&self.model, &gone);
+                for s in self.board.recompute(&self.model, &direct) {
+                    out.push(self.commit_status(s, at, seq));
+                }
+                self.stale |= self.affected.remove(&gone.alarm_id).is_some();
+                continue;
+            }
             let alarm = &mut t.event.alarm;
             let touched = self.model.touched_by(alarm);
             let customers = if alarm.is_cleared() || alarm.perceived_severity < self.affecting {

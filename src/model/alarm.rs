@@ -422,6 +422,12 @@ pub enum TransitionKind {
     RestoreOverdue,
     /// Suppression started or ended (root cause, flapping, maintenance).
     SuppressionChanged,
+    /// Cluster: this member took the alarm over, as it was, with its device from a member
+    /// that died or gave the device up. Not a raise: the alarm keeps its id and its fault.
+    Adopted,
+    /// Cluster: the alarm's device went to another member, which carries it on; it leaves
+    /// this member's active alarms and open faults without a clear.
+    HandedOver,
 }
 
 impl TransitionKind {
@@ -438,6 +444,8 @@ impl TransitionKind {
             TransitionKind::AckOverdue => "ack_overdue",
             TransitionKind::RestoreOverdue => "restore_overdue",
             TransitionKind::SuppressionChanged => "suppression_changed",
+            TransitionKind::Adopted => "adopted",
+            TransitionKind::HandedOver => "handed_over",
         }
     }
 }

@@ -168,6 +168,9 @@ pub async fn run_stage(
                                 Err(e) => tracing::warn!(error = %e, "replayed acknowledgement refused"),
                             }
                         }
+                        AlarmInput::Handover(h) => {
+                            p.transitions.extend(manager.on_handover(h, Timestamp::now()));
+                        }
                         AlarmInput::Action(c, reply) => {
                             match action(&mut handling.planner, &store, &c) {
                                 Ok(changes) => {

@@ -263,6 +263,7 @@ async fn join_cluster(
     let views = membership::Views {
         owned: ownership_tx,
         owners: owners_tx,
+        alarms: pipeline.alarm_inputs(),
     };
     let metrics = pipeline.metrics.clone();
     tasks.spawn(membership::run(

@@ -171,6 +171,12 @@ impl Pipeline {
         self.config.subscribe()
     }
 
+    /// Where the alarm stage takes its inputs (the cluster's handovers); a holder must let go
+    /// when the daemon stops, or the stage never drains.
+    pub fn alarm_inputs(&self) -> mpsc::Sender<AlarmInput> {
+        self.alarm_inputs.clone()
+    }
+
     /// Stops accepting samples, lets every stage drain in order, then makes everything durable.
     pub async fn drain(self) -> Result<(), StoreError> {
         drop(self.samples);

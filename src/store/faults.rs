@@ -139,6 +139,23 @@ impl Store {
         Ok(faults)
     }
 
+    /// The open fault record of active alarm `alarm`, with its notes. The fault its raise
+    /// opened has the alarm's own id, so it is one read; a reopened fault has an earlier id
+    /// and takes a scan, which `FaultId` hints (a fault found before) spare.
+    pub fn open_fault_of(
+        &self,
+        alarm: AlarmId,
+        hint: Option<FaultId>,
+    ) -> Result<Option<FaultRecord>, StoreError> {
+        let open = |f: &FaultRecord| f.alarm_id == alarm && f.cleared_at.is_none();
+        for id in hint.into_iter().chain([FaultId(alarm.0)]) {
+            if let Some(f) = self.fault(id)?.filter(open) {
+                return Ok(Some(f));
+            }
+        }
+        Ok(self.faults_of_alarm(alarm)?.into_iter().find(open))
+    }
+
     /// The stored post-incident report of a fault, if one was assembled.
     pub fn incident_report(&self, id: FaultId) -> Result<Option<IncidentReport>, StoreError> {
         let Some(mut r) =

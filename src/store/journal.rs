@@ -14,11 +14,12 @@ use super::{
     Alarm, AlarmEvent, FaultRecord, JOURNAL_ROW, LAST_SEQ_KEY, OUTBOX_CURSOR_KEY, Store,
     StoreError, Ticket, Timestamp, Transition, Tree, decode, encode,
 };
-use crate::model::ServiceState;
+use crate::model::{ServiceState, TransitionKind};
 
 impl Store {
     /// Commits a batch of alarm transitions in one transaction: for each, the active alarm
-    /// (removed when cleared) and its fault record; for the batch, its journal rows and the
+    /// (removed when cleared) and its fault record (both removed when handed over to another
+    /// cluster member); for the batch, its journal rows and the
     /// sequence high-water mark. One transaction per batch is what makes alarm storms affordable.
     ///
     /// Each transition names the notification id it was computed from (`None` for a raise); if
@@ -177,12 +178,17 @@ impl Store {
                             found,
                         }));
                     }
-                    if t.event.alarm.is_cleared() {
+                    if t.event.kind == TransitionKind::HandedOver {
+                        // The alarm and its open fault are the new owner's now.
                         active.remove(&e.alarm_key)?;
+                        faults.remove(&e.fault_key)?;
+                    } else if t.event.alarm.is_cleared() {
+                        active.remove(&e.alarm_key)?;
+                        faults.insert(&e.fault_key, e.fault.as_slice())?;
                     } else {
                         active.insert(&e.alarm_key, e.alarm.as_slice())?;
+                        faults.insert(&e.fault_key, e.fault.as_slice())?;
                     }
-                    faults.insert(&e.fault_key, e.fault.as_slice())?;
                     if let Some((key, note)) = &e.note {
                         notes.insert(key, note.as_slice())?;
                     }

@@ -109,6 +109,30 @@ impl NatsCluster {
         cluster
     }
 
+    /// Every transition on the replicated stream, in stream order, as JSON: what a fleet
+    /// subscriber has seen.
+    pub fn transitions(&self) -> Vec<serde_json::Value> {
+        let url = format!("nats://127.0.0.1:{}", self.ports[0]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream("NOCTUA_TRANSITIONS").await.unwrap();
+            let last = stream.info().await.unwrap().state.last_sequence;
+            let mut out = Vec::new();
+            for seq in 1..=last {
+                // A message removed (none are, within a test) is simply not there.
+                if let Ok(m) = stream.get_raw_message(seq).await {
+                    out.push(serde_json::from_slice(&m.payload).unwrap());
+                }
+            }
+            out
+        })
+    }
+
     /// `[cluster] nats` for a noctua instance: every node.
     pub fn servers(&self) -> String {
         self.ports

@@ -178,7 +178,9 @@
     const id = a.alarmId;
     if (e.kind === "cleared") state.clearedAt.set(id, Date.now());
     else state.clearedAt.delete(id);
-    state.alarms.set(id, a);
+    // Gone to another cluster member, which carries it on: not this member's to show.
+    if (e.kind === "handed_over") state.alarms.delete(id);
+    else state.alarms.set(id, a);
     if (["raised", "escalated", "cleared", "de_escalated"].includes(e.kind)) state.changed.set(id, Date.now());
     if (live && e.notified && (e.kind === "raised" || e.kind === "escalated")) alert(a);
     if (state.detailOpen === id) openDetail(id);
