@@ -61,6 +61,7 @@ fn main() {
         heartbeat: Duration::from_secs(2),
         dead_after: Duration::from_secs(10),
         extra: EXTRA,
+        senders: 1,
     };
     let mut members: Vec<Daemon> = NAMES
         .iter()

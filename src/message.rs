@@ -146,15 +146,17 @@ pub enum AlarmInput {
     Handover(Handover),
 }
 
-/// Cluster: the devices this member owns now, the active alarms it takes over with the ones
-/// it has just won, and where its own sequence numbers start.
+/// Cluster: the devices another member holds now, the active alarms this member takes over
+/// with the ones it has just won, and where its own sequence numbers start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Handover {
     /// This member's first sequence number (its rank's range): alarm and fault ids are
     /// sequence numbers, so members' ranges keep them unique across the cluster.
     pub seq_floor: u64,
-    /// Every device this member owns; its other devices' alarms are handed over.
-    pub owned: HashSet<String>,
+    /// Every device another member has claimed: their alarms here are handed over. A device
+    /// this member only stopped working on (cut off from NATS) keeps its alarms until
+    /// another member has it, so nothing goes while nobody holds it.
+    pub elsewhere: HashSet<String>,
     /// Devices just won, each with the alarms its previous owner replicated.
     pub taken: Vec<Taken>,
 }

@@ -24,6 +24,7 @@ fn instance(dir: &Path, nats: &NatsCluster, name: &str) -> Daemon {
         heartbeat: Duration::from_millis(300),
         dead_after: DEAD_AFTER,
         extra: WITH_TRAPS,
+        senders: 1,
     };
     member.start(dir, nats)
 }
@@ -129,21 +130,27 @@ const WITH_TRAPS: &str = "[snmp]\ninterval = \"1h\"\n\
      [traps]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
      [alarms]\nclear-hold-down = \"0s\"\n";
 
+const LINK_DOWN: &str = "1.3.6.1.6.3.1.1.5.3";
+
 fn link_down(to: &Daemon) {
-    link_trap(to, "1.3.6.1.6.3.1.1.5.3");
+    link_trap(to, LINK_DOWN, 7);
 }
 
 fn link_up(to: &Daemon) {
-    link_trap(to, "1.3.6.1.6.3.1.1.5.4");
+    link_trap(to, "1.3.6.1.6.3.1.1.5.4", 7);
 }
 
-/// linkDown or linkUp of ifIndex 7 on gnb-00 (from 127.0.0.1), sent to `to`.
-fn link_trap(to: &Daemon, oid: &str) {
+/// linkDown or linkUp of `if_index` on gnb-00 (from 127.0.0.1), sent to `to`.
+fn link_trap(to: &Daemon, oid: &str, if_index: u32) {
     let to = format!("127.0.0.1:{}", bound_port(&to.bound["traps"]));
+    let (column, value) = (
+        format!("1.3.6.1.2.1.2.2.1.1.{if_index}"),
+        if_index.to_string(),
+    );
     let out = std::process::Command::new("snmptrap")
         .env("MIBS", "")
         .args(["-v", "2c", "-c", "public", &to, "", oid])
-        .args(["1.3.6.1.2.1.2.2.1.1.7", "i", "7"])
+        .args([column.as_str(), "i", value.as_str()])
         .output()
         .expect("snmptrap (scripts/setup-peers.sh installs snmp)");
     assert_success(&out, "snmptrap");
@@ -160,12 +167,17 @@ fn fleet_alarms_of(d: &Daemon, device: &str) -> usize {
 
 /// The ids of `device`'s active alarms that `path` lists.
 fn ids_of(d: &Daemon, path: &str, device: &str) -> Vec<String> {
+    listed(d, path, |a| a["device"] == device)
+}
+
+/// The ids of the active alarms that `path` lists and `keep` keeps.
+fn listed(d: &Daemon, path: &str, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
     get(d.port, path)
         .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["items"].as_array().cloned())
         .unwrap_or_default()
         .iter()
-        .filter(|a| a["device"] == device)
+        .filter(|a| keep(a))
         .filter_map(|a| a["alarmId"].as_str().map(str::to_owned))
         .collect()
 }
@@ -353,4 +365,77 @@ fn an_active_alarm_goes_on_at_the_survivor_and_is_not_raised_or_cleared_twice() 
         .filter(|e| e["kind"] == "raised" && e["alarm"]["device"] == "gnb-00")
         .count();
     assert_eq!(raises, 1, "the condition was raised once in all");
+}
+
+/// Links that go down in the NATS-node test.
+const STORM: u32 = 120;
+
+#[test]
+fn a_nats_node_killed_during_a_storm_loses_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsCluster::start(dir.path());
+    let mut a = instance(dir.path(), &nats, "noc-a");
+    let mut b = instance(dir.path(), &nats, "noc-b");
+    wait_shared(&mut [&mut a, &mut b], Duration::from_secs(30));
+    let owner = if owner_among("gnb-00", &["noc-a", "noc-b"]) == "noc-a" {
+        &a
+    } else {
+        &b
+    };
+
+    // A storm of link-downs on gnb-00; a third of the way in, kill -9 a NATS node.
+    for i in 1..=STORM {
+        link_trap(owner, LINK_DOWN, i);
+        if i == STORM / 3 {
+            nats.kill(0);
+        }
+    }
+
+    // Every alarm committed is in the fleet-wide view, on both members, once. (Each trap
+    // also asks for a poll, which finds no agent: a device-down alarm may come too.)
+    let is_link_down =
+        |a: &serde_json::Value| a["device"] == "gnb-00" && a["condition"] == "link_down";
+    let link_ids = |d: &Daemon, path: &str| {
+        let mut ids = listed(d, path, is_link_down);
+        ids.sort();
+        ids
+    };
+    let fleet_ids = |d: &Daemon| link_ids(d, "/api/v1/alarms?scope=fleet&limit=1000");
+    let links = STORM as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet_ids(&a).len() != links || fleet_ids(&b).len() != links {
+        assert!(
+            Instant::now() < deadline,
+            "the fleet view has {} and {} of {links} alarms\n{}",
+            fleet_ids(&a).len(),
+            fleet_ids(&b).len(),
+            [log(&a), log(&b)].join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fleet_ids(&a), fleet_ids(&b));
+    let local: usize = [&a, &b]
+        .iter()
+        .map(|d| link_ids(d, "/api/v1/alarms?limit=1000").len())
+        .sum();
+    assert_eq!(local, links, "each alarm is held by one member");
+
+    // And on the stream (which a record written afresh after a rejoin may be ahead of):
+    // each of them raised exactly once.
+    let raised = || {
+        let mut ids: Vec<String> = nats
+            .transitions()
+            .iter()
+            .filter(|e| e["kind"] == "raised" && is_link_down(&e["alarm"]))
+            .filter_map(|e| e["alarm"]["alarmId"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let want = fleet_ids(&a);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raised().len() < want.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(raised(), want, "{}", [log(&a), log(&b)].join("\n---\n"));
 }

@@ -779,7 +779,12 @@ fn a_handed_over_alarm_leaves_the_active_alarms_and_open_faults_and_stays_in_his
     let mut m = manager();
     let raised = one(m.on_verdict(verdict("r1", Severity::Major, 1)));
     commit(&store, &raised).unwrap();
-    let gone = one(m.on_handover(Handover::default(), Timestamp::from_millis(2)));
+    let elsewhere = ["r1".to_owned()].into();
+    let handover = Handover {
+        elsewhere,
+        ..Handover::default()
+    };
+    let gone = one(m.on_handover(handover, Timestamp::from_millis(2)));
     commit(&store, &gone).unwrap();
     assert!(store.scan::<Alarm>(Tree::ActiveAlarms).unwrap().is_empty());
     assert_eq!(store.fault(raised.fault.id).unwrap(), None);

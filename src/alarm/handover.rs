@@ -14,6 +14,7 @@ impl AlarmManager {
     pub fn on_handover(&mut self, h: Handover, now: Timestamp) -> Vec<Transition> {
         self.last_seq = self.last_seq.max(h.seq_floor);
         let mut out = Vec::new();
+        let won: HashSet<String> = h.taken.iter().map(|t| t.device.clone()).collect();
         for mut taken in h.taken {
             let coming: HashSet<AlarmId> = taken.alarms.iter().map(|(a, _)| a.alarm_id).collect();
             let stale =
@@ -26,7 +27,7 @@ impl AlarmManager {
                 self.adopt(alarm, fault, now, &mut out);
             }
         }
-        for key in &self.keys(|k, _| !h.owned.contains(&k.0)) {
+        for key in &self.keys(|k, _| h.elsewhere.contains(&k.0) && !won.contains(&k.0)) {
             self.hand_over(key, now, &mut out);
         }
         out

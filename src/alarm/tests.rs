@@ -465,7 +465,7 @@ proptest! {
 /// A cluster member's range of sequence numbers (any rank will do here).
 const SPAN: u64 = 1_000_000_000_000;
 
-fn owning(devices: &[&str]) -> HashSet<String> {
+fn names(devices: &[&str]) -> HashSet<String> {
     devices.iter().map(|d| (*d).to_owned()).collect()
 }
 
@@ -489,7 +489,7 @@ fn an_adopted_alarm_goes_on_at_its_new_owner_with_its_id_and_its_fault() {
     let adopted = b.on_handover(
         Handover {
             seq_floor: 2 * SPAN,
-            owned: owning(&["enb", "core"]),
+            elsewhere: names(&["bh"]),
             taken: vec![taken],
         },
         t(3 * MIN),
@@ -523,13 +523,13 @@ fn alarms_of_devices_gone_elsewhere_are_handed_over_unannounced_and_a_won_record
     let mut m = AlarmManager::restore(&config(0), vec![], vec![], 0, t(0));
     m.on_verdict(verdict("core", Severity::Major, MIN));
     let enb = m.on_verdict(verdict("enb", Severity::Major, MIN));
-    let handover = |owned: &[&str], taken: Vec<Taken>| Handover {
+    let handover = |elsewhere: &[&str], taken: Vec<Taken>| Handover {
         seq_floor: 0,
-        owned: owning(owned),
+        elsewhere: names(elsewhere),
         taken,
     };
 
-    let out = m.on_handover(handover(&["core"], vec![]), t(2 * MIN));
+    let out = m.on_handover(handover(&["enb"], vec![]), t(2 * MIN));
     assert_eq!(kinds(&out), [(HandedOver, false)]);
     assert_eq!(out[0].event.alarm.alarm_id, enb[0].event.alarm.alarm_id);
     assert_eq!(out[0].expected, Some(enb[0].event.seq));
@@ -539,7 +539,7 @@ fn alarms_of_devices_gone_elsewhere_are_handed_over_unannounced_and_a_won_record
     );
     assert_eq!(m.active_count(), 1);
     assert!(
-        m.on_handover(handover(&["core"], vec![]), t(2 * MIN))
+        m.on_handover(handover(&["enb"], vec![]), t(2 * MIN))
             .is_empty()
     );
 
@@ -549,7 +549,7 @@ fn alarms_of_devices_gone_elsewhere_are_handed_over_unannounced_and_a_won_record
         device: "core".into(),
         alarms: vec![],
     };
-    let out = m.on_handover(handover(&["core"], vec![won]), t(3 * MIN));
+    let out = m.on_handover(handover(&["enb"], vec![won]), t(3 * MIN));
     assert_eq!(kinds(&out), [(HandedOver, false)]);
     assert_eq!(m.active_count(), 0);
     let again = m.on_verdict(verdict("core", Severity::Major, 4 * MIN));

@@ -380,10 +380,11 @@ async fn claims(
     let mut synced = false;
     let (mut owners_dirty, mut owners_at) = (false, Instant::now());
     let mut round_due = false;
-    // What the alarm stage was last told is owned; nothing until the first round has run,
-    // so a restart does not hand over what it is about to claim again.
-    let mut told: Option<HashSet<String>> = None;
-    let mut first_round = false;
+    // The alarm stage is told nothing until the first round has run, so a restart does not
+    // hand over what it is about to claim again; then it is told of every device won and of
+    // every change of the devices other members hold.
+    let (mut told, mut first_round) = (false, false);
+    let mut elsewhere: HashSet<String> = HashSet::new();
     loop {
         let owners_due = tokio::time::sleep_until((owners_at + OWNERS_EVERY).into());
         let mut won = Vec::new();
@@ -435,23 +436,31 @@ async fn claims(
                 metrics,
             };
             owners_dirty |= round.run(&mut devices, &mut mine, &mut won).await;
-            if told.is_none() {
-                told = Some(HashSet::new());
-                first_round = true;
-            }
+            first_round = !told;
+            told = true;
         }
-        if let Some(before) = &mut told
-            && (first_round
-                || !won.is_empty()
-                || before.len() != mine.len()
-                || mine.keys().any(|d| !before.contains(d)))
-        {
+        let mut moved = false;
+        if owners_dirty && owners_at.elapsed() >= OWNERS_EVERY {
+            let known = owners_of(&devices);
+            metrics
+                .cluster_devices_unowned
+                .set((devices.len() - known.len()) as i64);
+            let now_elsewhere = elsewhere_of(&known, &me.name);
+            moved = now_elsewhere != elsewhere;
+            elsewhere = now_elsewhere;
+            owners.send_replace(Arc::new(known));
+            (owners_dirty, owners_at) = (false, Instant::now());
+        }
+        if told && (first_round || moved || !won.is_empty()) {
+            if !moved {
+                // As the claims are now, with the devices just won.
+                elsewhere = elsewhere_of(&owners_of(&devices), &me.name);
+            }
             let handover = Handover {
                 seq_floor,
-                owned: mine.keys().cloned().collect(),
+                elsewhere: elsewhere.clone(),
                 taken: taken(&buckets.alarms, &me.name, won).await,
             };
-            before.clone_from(&handover.owned);
             if alarms.send(AlarmInput::Handover(handover)).await.is_err() {
                 break;
             }
@@ -460,14 +469,6 @@ async fn claims(
         if std::mem::take(&mut first_round) {
             // Said even if nothing is owned: the replicator waits for it.
             owned.send_modify(|_| {});
-        }
-        if owners_dirty && owners_at.elapsed() >= OWNERS_EVERY {
-            let known = owners_of(&devices);
-            metrics
-                .cluster_devices_unowned
-                .set((devices.len() - known.len()) as i64);
-            owners.send_replace(Arc::new(known));
-            (owners_dirty, owners_at) = (false, Instant::now());
         }
     }
 }
@@ -497,6 +498,15 @@ async fn taken(alarms: &kv::Store, me: &str, won: Vec<String>) -> Vec<Taken> {
         .filter_map(std::future::ready)
         .collect()
         .await
+}
+
+/// The devices another member than `me` holds.
+fn elsewhere_of(owners: &Owners, me: &str) -> HashSet<String> {
+    owners
+        .iter()
+        .filter(|(_, owner)| *owner != me)
+        .map(|(device, _)| device.clone())
+        .collect()
 }
 
 fn owners_of(devices: &HashMap<String, Device>) -> Owners {

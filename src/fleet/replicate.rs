@@ -18,6 +18,7 @@ use async_nats::jetstream::{self, kv, stream};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::membership::Owners;
 use super::{device_key, next_entry};
 use crate::cluster::{DeviceAlarms, FleetAlarms, Ownership};
 use crate::config::ClusterConfig;
@@ -49,6 +50,8 @@ pub struct Replicator {
     pub store: Store,
     /// What this member owns, with epochs.
     pub ownership: watch::Receiver<Arc<Ownership>>,
+    /// Every claimed device's owner, as membership last said.
+    pub owners: watch::Receiver<Arc<Owners>>,
     /// Wakes it when transitions are committed.
     pub events: broadcast::Receiver<crate::model::AlarmEvent>,
     /// Where the fleet-wide view goes.
@@ -79,6 +82,7 @@ pub async fn run(
         me,
         store,
         ownership,
+        owners,
         events,
         fleet,
     } = r;
@@ -87,6 +91,7 @@ pub async fn run(
         js: &js,
         alarms: &alarms,
         ownership: &ownership,
+        owners: &owners,
         fleet: &fleet,
         metrics: &metrics,
     };
@@ -160,6 +165,7 @@ struct Writer<'a> {
     js: &'a jetstream::Context,
     alarms: &'a kv::Store,
     ownership: &'a watch::Receiver<Arc<Ownership>>,
+    owners: &'a watch::Receiver<Arc<Owners>>,
     /// The fleet-wide view, which says which devices have a record anywhere.
     fleet: &'a watch::Sender<Arc<FleetAlarms>>,
     metrics: &'a Metrics,
@@ -264,6 +270,16 @@ impl Writer<'_> {
             epoch = self.ownership.borrow().epoch(device);
         }
         let Some(epoch) = epoch else {
+            // Still claimed by this member, which is cut off or rejoining: it goes once the
+            // device is claimed again. Another member's, or no one's: not ours to replicate.
+            if self
+                .owners
+                .borrow()
+                .get(device)
+                .is_some_and(|o| o == self.me)
+            {
+                return Err(format!("{device} is not claimed again yet"));
+            }
             self.metrics.cluster_not_replicated.inc();
             return Ok(());
         };
@@ -318,8 +334,15 @@ impl Writer<'_> {
                     records.devices.insert(key, (next, Some(r)));
                     return Ok(());
                 }
-                // Written meanwhile (by a new owner, or our own retry): read it and decide again.
-                Err(_) => (record, revision) = self.read(&key).await?,
+                // Written meanwhile (by a new owner, or our own retry): read it and decide
+                // again. Unchanged, it was not a conflict (a leader being elected, a timeout).
+                Err(why) => {
+                    let (now, at) = self.read(&key).await?;
+                    if at == revision {
+                        return Err(why);
+                    }
+                    (record, revision) = (now, at);
+                }
             }
         }
         Err(format!("the record of {device} kept changing under us"))

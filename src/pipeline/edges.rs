@@ -277,7 +277,7 @@ async fn join_cluster(
     let forwarder = forward::Forwarder {
         me: config.cluster.name.clone(),
         outgoing,
-        owners,
+        owners: owners.clone(),
         ownership: ownership.clone(),
         here: pipeline.samples.clone(),
     };
@@ -291,6 +291,7 @@ async fn join_cluster(
         me: config.cluster.name.clone(),
         store: store.clone(),
         ownership: ownership.clone(),
+        owners,
         events: pipeline.events.subscribe(),
         fleet,
     };

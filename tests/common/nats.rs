@@ -109,18 +109,18 @@ impl NatsCluster {
         cluster
     }
 
+    /// kill -9 node `i`; it is left out of [`NatsCluster::servers`] from then on.
+    pub fn kill(&mut self, i: usize) {
+        let mut node = self.nodes.remove(i);
+        let _ = node.kill();
+        let _ = node.wait();
+        self.ports.remove(i);
+    }
+
     /// Every transition on the replicated stream, in stream order, as JSON: what a fleet
     /// subscriber has seen.
     pub fn transitions(&self) -> Vec<serde_json::Value> {
-        let url = format!("nats://127.0.0.1:{}", self.ports[0]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let client = async_nats::connect(url).await.unwrap();
-            let js = async_nats::jetstream::new(client);
-            let mut stream = js.get_stream("NOCTUA_TRANSITIONS").await.unwrap();
+        self.on_stream(|mut stream| async move {
             let last = stream.info().await.unwrap().state.last_sequence;
             let mut out = Vec::new();
             for seq in 1..=last {
@@ -130,6 +130,28 @@ impl NatsCluster {
                 }
             }
             out
+        })
+    }
+
+    /// How many transitions the replicated stream holds.
+    pub fn transitions_count(&self) -> u64 {
+        self.on_stream(|mut stream| async move { stream.info().await.unwrap().state.messages })
+    }
+
+    /// `read` of the transitions stream, through the first live node.
+    fn on_stream<T, F: std::future::Future<Output = T>>(
+        &self,
+        read: impl FnOnce(async_nats::jetstream::stream::Stream) -> F,
+    ) -> T {
+        let url = format!("nats://127.0.0.1:{}", self.ports[0]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            read(js.get_stream("NOCTUA_TRANSITIONS").await.unwrap()).await
         })
     }
 
@@ -150,11 +172,13 @@ pub struct Member<'a> {
     pub heartbeat: Duration,
     pub dead_after: Duration,
     pub extra: &'a str,
+    /// How many devices (the first ones) have the `v2` credentials, to send traps as.
+    pub senders: usize,
 }
 
 impl Member<'_> {
     /// Starts this member under `dir/NAME` on `nats`, with devices `gnb-00`, `gnb-01`, … at
-    /// 127.0.0.1, .2, …; the first one has the `v2` credentials (it sends the tests' traps).
+    /// 127.0.0.1, .2, …; the first `senders` have the `v2` credentials (to send traps as).
     pub fn start(&self, dir: &Path, nats: &NatsCluster) -> Daemon {
         let dir = dir.join(self.name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -173,7 +197,7 @@ impl Member<'_> {
             );
             extra.push_str(&format!(
                 "\n[[device]]\nname = \"gnb-{i:02}\"\naddress = \"{ip}\"\nrole = \"base-station\"\n{}",
-                if i == 0 { "credentials = \"v2\"\n" } else { "" }
+                if i < self.senders { "credentials = \"v2\"\n" } else { "" }
             ));
         }
         let config = write_config(&dir, 0, &extra);
