@@ -615,6 +615,10 @@ pub struct TailArgs {
     /// Print transitions as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Every cluster member's alarms and transitions, as replicated, instead of this
+    /// instance's (a reconnect starts again from the active alarms).
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 /// `noctua alarms list`.

@@ -189,7 +189,11 @@ fn dispatch(command: Command) -> Result<(), Fail> {
             let api = api.map_err(fail(RecordsError::is_usage))?;
             let text = match a.command {
                 A::Tail(t) => {
-                    let query = [("severity", t.min_severity), ("device", t.device)];
+                    let query = [
+                        ("severity", t.min_severity),
+                        ("device", t.device),
+                        ("scope", t.fleet.then(|| "fleet".to_owned())),
+                    ];
                     let mut out = std::io::stdout().lock();
                     return api.tail(&query, t.json, &mut out).map_err(run);
                 }

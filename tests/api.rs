@@ -60,6 +60,8 @@ fn engineers_list_acknowledge_and_clear_through_the_api() {
         // One instance has no fleet to show, and no scope but local or fleet exists.
         ("/api/v1/alarms?scope=fleet", 400),
         ("/api/v1/alarms?scope=world", 400),
+        ("/api/v1/alarms/stream?scope=fleet", 400),
+        ("/api/v1/alarms/stream?scope=world", 400),
         ("/api/v1/alarms/abc", 400),
         ("/api/v1/alarms/999999", 404),
         ("/api/v1/faults?since=whenever", 400),

@@ -210,6 +210,30 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
         (&mut b, &mut a)
     };
 
+    // `alarms tail --fleet` on the member that does not own the device.
+    let mut tail = std::process::Command::new(BIN)
+        .args(["alarms", "tail", "--fleet", "--json", "--server"])
+        .arg(format!("http://127.0.0.1:{}", other.port))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, tailed) = std::sync::mpsc::channel::<String>();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let summary = tailed.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(summary.starts_with("0 active alarms"), "{summary}");
+
     link_down(other);
     let deadline = Instant::now() + Duration::from_secs(20);
     while alarms_of(owner, "gnb-00") != 1 {
@@ -275,6 +299,23 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
     wait_until(owner, |d| alarms_of(d, "gnb-00") == 0);
     wait_until(other, |d| fleet_alarms_of(d, "gnb-00") == 0);
     assert!(gauge(owner, "noctua_cluster_transitions_replicated_total").unwrap() >= 3.0);
+    // The tail saw the owner's raise and clear, heard by the other member.
+    let mut kinds = Vec::new();
+    while !kinds.contains(&"cleared".to_owned()) {
+        let line = tailed
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the fleet tail showed only {kinds:?}"));
+        let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(e["alarm"]["device"], "gnb-00", "{line}");
+        kinds.push(e["kind"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("raised"),
+        "{kinds:?}"
+    );
+    let _ = tail.kill();
+    let _ = tail.wait();
     assert_eq!(
         gauge(owner, "noctua_cluster_refused_writes_total"),
         Some(0.0)

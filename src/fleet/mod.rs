@@ -5,6 +5,7 @@
 pub mod forward;
 pub mod membership;
 pub mod replicate;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -121,7 +121,7 @@ async fn list_alarms(
                 ));
             };
             let mut page = Window::new(q.offset, q.limit, Alarm::urgency_order);
-            let view = fleet.borrow().clone();
+            let view = fleet.alarms.borrow().clone();
             for a in view.values().flat_map(|d| &d.alarms) {
                 if ack.is_none_or(|k| a.ack_state == k) && shown(a) {
                     page.push(a.clone());

@@ -49,6 +49,15 @@ pub struct HttpState {
     pub customer_keys: CustomerKeys,
     /// One customer import at a time.
     pub imports: Arc<tokio::sync::Mutex<()>>,
-    /// In a cluster, every device's replicated active alarms (`scope=fleet`).
-    pub fleet: Option<watch::Receiver<Arc<FleetAlarms>>>,
+    /// In a cluster, what `scope=fleet` answers from.
+    pub fleet: Option<FleetView>,
+}
+
+/// The fleet as this member sees it.
+#[derive(Clone)]
+pub struct FleetView {
+    /// Every device's replicated active alarms.
+    pub alarms: watch::Receiver<Arc<FleetAlarms>>,
+    /// Every member's transitions as they land on the replicated stream.
+    pub events: broadcast::Sender<AlarmEvent>,
 }

@@ -10,6 +10,10 @@
 //! carry no id, since a service's state is current, not history. A transition that sends a
 //! proactive notice is followed by an `impact` event with it.
 //!
+//! With `scope=fleet` (a cluster member), the snapshot is every device's replicated active
+//! alarms and the transitions are every member's, from the replicated stream; a reconnect
+//! starts again from a snapshot.
+//!
 //! Gap-freedom: the live feed is subscribed *before* the store is read, and everything the
 //! store already holds is skipped on the live feed by sequence number. A client too slow for
 //! the live feed is caught up from the store again instead of losing events.
@@ -28,7 +32,7 @@ use tokio::sync::mpsc;
 use crate::model::{Alarm, AlarmEvent, Severity, Timestamp};
 use crate::northbound::params::{category_param, severity_param};
 use crate::northbound::reply::ApiError;
-use crate::northbound::state::HttpState;
+use crate::northbound::state::{FleetView, HttpState};
 use crate::store::{Store, StoreError};
 
 /// Filters of the stream; clears always pass a severity filter, so a client never keeps an
@@ -43,6 +47,8 @@ pub struct StreamQuery {
     /// flapping, maintenance), each marked `notified: false`. The console shows them greyed.
     #[serde(default)]
     suppressed: bool,
+    /// `local` (default) or `fleet`: every cluster member's alarms, as replicated.
+    scope: Option<String>,
 }
 
 struct Filter {
@@ -113,9 +119,27 @@ pub async fn stream(
             "too many live-stream clients (http.max-stream-clients); try again later",
         ));
     };
+    let fleet = match q.scope.as_deref().unwrap_or("local") {
+        "local" => None,
+        "fleet" => Some(
+            s.fleet
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("scope=fleet needs [cluster] enabled"))?,
+        ),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown scope `{other}`: expected local or fleet"
+            )));
+        }
+    };
     let (tx, rx) = mpsc::channel::<Event>(256);
     tokio::spawn(async move {
-        feed(s, filter, resume, tx).await;
+        s.metrics.http_sse_clients.inc();
+        match fleet {
+            None => feed(&s, filter, resume, tx).await,
+            Some(fleet) => feed_fleet(&s, &fleet, filter, tx).await,
+        }
+        s.metrics.http_sse_clients.dec();
         drop(slot);
     });
     let events =
@@ -127,8 +151,7 @@ pub async fn stream(
 }
 
 /// Produces one client's events until it goes away or the daemon stops.
-async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sender<Event>) {
-    s.metrics.http_sse_clients.inc();
+async fn feed(s: &HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sender<Event>) {
     // Subscribe before reading the store: whatever is committed after the read is then on
     // the live feed.
     let mut live = s.events.subscribe();
@@ -200,7 +223,48 @@ async fn feed(s: HttpState, filter: Filter, resume: Option<u64>, tx: mpsc::Sende
     }
     .await;
     let _: Result<(), Closed> = result;
-    s.metrics.http_sse_clients.dec();
+}
+
+/// One client's events with `scope=fleet`: a snapshot of every device's replicated active
+/// alarms, then every member's transitions as they land on the replicated stream. Sequence
+/// numbers are each member's own, so a reconnect (its `Last-Event-ID` is not taken) gets a
+/// fresh snapshot, as does a client too slow for the live feed.
+async fn feed_fleet(s: &HttpState, fleet: &FleetView, filter: Filter, tx: mpsc::Sender<Event>) {
+    let mut live = fleet.events.subscribe();
+    let snapshot = || {
+        let view = fleet.alarms.borrow().clone();
+        let mut active: Vec<Alarm> = view
+            .values()
+            .flat_map(|d| &d.alarms)
+            .filter(|a| filter.passes_active(a))
+            .cloned()
+            .collect();
+        active.sort_by(Alarm::urgency_order);
+        let snapshot = Snapshot {
+            active_alarms: active,
+            last_seq: 0,
+            started_at: s.started_at,
+        };
+        json_event("snapshot", None, &snapshot)
+    };
+    let result: Result<(), Closed> = async {
+        send(&tx, snapshot()).await?;
+        loop {
+            let next = tokio::select! {
+                () = s.stop.cancelled() => return Ok(()),
+                () = tx.closed() => return Ok(()),
+                next = live.recv() => next,
+            };
+            match next {
+                Ok(e) if filter.passes_event(&e) => send_transition(&tx, &e).await?,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => send(&tx, snapshot()).await?,
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+    .await;
+    let _ = result;
 }
 
 /// The client went away (or the store failed under it); either way the feed ends.

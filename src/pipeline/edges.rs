@@ -9,20 +9,20 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::FleetAlarms;
 use crate::cluster::Ownership;
 use crate::config::Config;
-use crate::fleet::{self, FleetError, forward, membership, replicate};
+use crate::fleet::{self, FleetError, forward, membership, replicate, tail};
 use crate::impact::customers::CustomerKeys;
 use crate::ingest::SampleSink;
 use crate::ingest::{netflow, probe, snmp, trap};
 use crate::message::InterfaceSpeeds;
-use crate::model::Timestamp;
-use crate::northbound::state::HttpState;
+use crate::model::{AlarmEvent, Timestamp};
+use crate::northbound::state::{FleetView, HttpState};
 use crate::northbound::{http, incident, mqtt};
 use crate::pipeline::Pipeline;
 use crate::pipeline::thread::on_own_thread;
@@ -116,6 +116,7 @@ pub async fn start(
 
     // In a cluster, the fleet-wide view the API answers `scope=fleet` from.
     let (fleet_tx, fleet) = watch::channel(Arc::default());
+    let (fleet_events, _) = broadcast::channel(FLEET_EVENTS);
     let http_state = HttpState {
         metrics: pipeline.metrics.clone(),
         store: store.clone(),
@@ -132,7 +133,10 @@ pub async fn start(
         impact: pipeline.impact.clone(),
         customer_keys: CustomerKeys::from_config(&config.impact),
         imports: Arc::new(tokio::sync::Mutex::new(())),
-        fleet: config.cluster.enabled.then_some(fleet),
+        fleet: config.cluster.enabled.then(|| FleetView {
+            alarms: fleet,
+            events: fleet_events.clone(),
+        }),
     };
     let (stop, http_config) = (cancel.clone(), config.http.clone());
     tasks.spawn(async move {
@@ -169,6 +173,7 @@ pub async fn start(
                 store,
                 ownership: ownership_tx,
                 fleet: fleet_tx,
+                fleet_events,
             };
             join_cluster(config, pipeline, doors, tasks, cancel).await?
         }
@@ -240,7 +245,12 @@ struct Doors<'a> {
     store: &'a Store,
     ownership: watch::Sender<Arc<Ownership>>,
     fleet: watch::Sender<Arc<FleetAlarms>>,
+    fleet_events: broadcast::Sender<AlarmEvent>,
 }
+
+/// Fleet transitions a slow live-stream client may fall behind by before it gets a fresh
+/// snapshot instead.
+const FLEET_EVENTS: usize = 1024;
 
 /// Connects to the cluster and starts membership, forwarding and replication; returns the
 /// sources' sink, which forwards what is of another member's device.
@@ -255,6 +265,7 @@ async fn join_cluster(
         store,
         ownership: ownership_tx,
         fleet,
+        fleet_events,
     } = doors;
     let client = fleet::connect(&config.cluster).await?;
     ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
@@ -295,6 +306,12 @@ async fn join_cluster(
         events: pipeline.events.subscribe(),
         fleet,
     };
+    tasks.spawn(tail::run(
+        client.clone(),
+        fleet_events,
+        config.cluster.heartbeat,
+        cancel.clone(),
+    ));
     tasks.spawn(replicate::run(
         client,
         config.cluster.clone(),
