@@ -211,26 +211,11 @@ fn a_trap_at_the_wrong_member_is_forwarded_to_the_owner_which_alone_raises_the_a
     };
 
     // `alarms tail --fleet` on the member that does not own the device.
-    let mut tail = std::process::Command::new(BIN)
-        .args(["alarms", "tail", "--fleet", "--json", "--server"])
-        .arg(format!("http://127.0.0.1:{}", other.port))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, tailed) = std::sync::mpsc::channel::<String>();
-    let stdout = tail.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut tail, tailed) = spawn_lines(
+        std::process::Command::new(BIN)
+            .args(["alarms", "tail", "--fleet", "--json", "--server"])
+            .arg(format!("http://127.0.0.1:{}", other.port)),
+    );
     let summary = tailed.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(summary.starts_with("0 active alarms"), "{summary}");
 

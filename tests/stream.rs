@@ -115,31 +115,14 @@ fn stream_resumes_without_gap_or_duplicate() {
 
 #[test]
 fn alarms_tail_follows_and_survives_a_daemon_restart() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     store_with_alarms(dir.path());
     let config = write_config(dir.path(), 0, &format!("token = \"{TOKEN}\"\n"));
     let mut d = start(dir.path(), &config);
     let port = d.port;
     let server = format!("http://127.0.0.1:{port}");
-    let mut tail = std::process::Command::new(BIN)
-        .args(["alarms", "tail", "--server", &server])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let stdout = tail.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut tail, lines) =
+        spawn_lines(std::process::Command::new(BIN).args(["alarms", "tail", "--server", &server]));
     let next = || lines.recv_timeout(WAIT).expect("a line from tail");
     assert_eq!(
         next(),

@@ -344,6 +344,30 @@ pub fn cli(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Starts `command` with its stdout read line by line on a thread of its own, for a test to
+/// wait on with a timeout (a follower like `alarms tail` never ends by itself).
+pub fn spawn_lines(command: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, lines)
+}
+
 /// What a command printed, stdout then stderr.
 pub fn text(o: &std::process::Output) -> String {
     format!(

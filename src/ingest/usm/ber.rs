@@ -1,7 +1,8 @@
-//! The BER pieces noctua's engine writes (reading is snmp2's `AsnReader`).
+//! The BER pieces noctua's engine writes (reading is snmp2's `AsnReader`); benches build
+//! traps with them too.
 
 /// A BER tag-length-value.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let n = content.len();
     if n < 0x80 {
@@ -17,7 +18,7 @@ pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// A BER INTEGER: two's complement, shortest form.
-pub(crate) fn integer(n: i64) -> Vec<u8> {
+pub fn integer(n: i64) -> Vec<u8> {
     let bytes = n.to_be_bytes();
     let mut start = 0;
     while start < 7
@@ -30,7 +31,7 @@ pub(crate) fn integer(n: i64) -> Vec<u8> {
 }
 
 /// The content of an unsigned (Counter32) value.
-pub(crate) fn unsigned(n: u32) -> Vec<u8> {
+pub fn unsigned(n: u32) -> Vec<u8> {
     let bytes = u64::from(n).to_be_bytes();
     let mut start = 0;
     while start < 7 && bytes[start] == 0 && bytes[start + 1] & 0x80 == 0 {
@@ -40,7 +41,7 @@ pub(crate) fn unsigned(n: u32) -> Vec<u8> {
 }
 
 /// The content of an OBJECT IDENTIFIER.
-pub(crate) fn oid_body(arcs: &[u32]) -> Vec<u8> {
+pub fn oid_body(arcs: &[u32]) -> Vec<u8> {
     let mut out = Vec::new();
     let (first, rest) = match arcs {
         [a, b, rest @ ..] => (a * 40 + b, rest),
