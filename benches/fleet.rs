@@ -18,6 +18,8 @@
 mod common;
 #[path = "support/disk.rs"]
 mod disk;
+#[path = "support/udp.rs"]
+mod udp;
 #[path = "support/v9.rs"]
 mod v9;
 use disk::dir_bytes;
@@ -332,21 +334,6 @@ fn threads(pid: u32) -> BTreeMap<String, f64> {
     out
 }
 
-/// Kernel drops on the daemon's UDP sockets (`/proc/net/udp`'s last column) for `port`.
-fn udp_drops(port: u16) -> u64 {
-    let hex = format!(":{port:04X} ");
-    std::fs::read_to_string("/proc/net/udp")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").contains(&hex))
-        })
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn main() {
     let minutes = env("FLEET_MINUTES", 10).max(4);
     let devices = env("FLEET_DEVICES", 10_000).max(STORM_DEVICES * 2);
@@ -433,7 +420,7 @@ fn main() {
     let warm = scrape(http);
     let (warm_threads, warm_store) = (threads(pid), dir_bytes(&dir.path().join("store")));
     let warm_at = Instant::now();
-    let warm_drops = udp_drops(flow_port);
+    let warm_drops = udp::drops(flow_port);
     let mut peak_rss = 0.0f64;
     let mut rss_log = String::new();
     let mut sample_rss = |label: &str| {
@@ -482,7 +469,7 @@ fn main() {
     for t in load {
         let _ = t.join();
     }
-    let kernel_drops = udp_drops(flow_port) - warm_drops;
+    let kernel_drops = udp::drops(flow_port) - warm_drops;
 
     let d = |name: &str| sum(&end, name) - sum(&warm, name);
     println!(
