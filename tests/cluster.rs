@@ -465,3 +465,40 @@ fn a_nats_node_killed_during_a_storm_loses_nothing_committed() {
     }
     assert_eq!(raised(), want, "{}", [log(&a), log(&b)].join("\n---\n"));
 }
+
+#[test]
+fn a_member_started_before_nats_owns_nothing_then_joins_and_counts_a_malformed_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut early = None;
+    let nats = NatsCluster::start_after(dir.path(), |servers| {
+        let member = Member {
+            name: "noc-a",
+            devices: DEVICES,
+            heartbeat: Duration::from_millis(300),
+            dead_after: DEAD_AFTER,
+            extra: WITH_TRAPS,
+            senders: 1,
+        };
+        let mut a = member.start_on(dir.path(), servers);
+        // Up, answering, and working on nothing while it cannot join.
+        wait_until(&mut a, |d| {
+            gauge(d, "noctua_cluster_connected") == Some(0.0)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(gauge(&a, "noctua_cluster_devices_owned"), Some(0.0));
+        assert_eq!(get(a.port, "/api/v1/alarms").map(|(s, _)| s), Some(200));
+        early = Some(a);
+    });
+    let mut a = early.unwrap();
+    wait_shared(&mut [&mut a], Duration::from_secs(30));
+    assert_eq!(gauge(&a, "noctua_cluster_connected"), Some(1.0));
+
+    // A batch on its forwarding subject that is not one is counted and changes nothing.
+    let malformed = "noctua_cluster_forward_dropped_total{reason=\"malformed\"}";
+    assert_eq!(gauge(&a, malformed), Some(0.0));
+    nats.publish("noctua.samples.noc-a", b"{\"not\": \"a batch\"");
+    wait_until(&mut a, |d| gauge(d, malformed) == Some(1.0));
+    assert_eq!(alarms_of(&a, "gnb-00"), 0);
+    link_down(&a);
+    wait_until(&mut a, |d| alarms_of(d, "gnb-00") == 1);
+}

@@ -40,7 +40,14 @@ impl Drop for NatsCluster {
 impl NatsCluster {
     /// Starts three nodes under `dir` and waits until JetStream has a meta leader.
     pub fn start(dir: &Path) -> Self {
+        Self::start_after(dir, |_| {})
+    }
+
+    /// [`NatsCluster::start`], once `before` has run with what `[cluster] nats` will be
+    /// (for what must start while NATS is not there yet).
+    pub fn start_after(dir: &Path, before: impl FnOnce(&str)) -> Self {
         let ports: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
+        before(&servers_of(&ports));
         let routes: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
         let monitors: Vec<u16> = (0..3).map(|_| fixed_port()).collect();
         let route_list = routes
@@ -138,31 +145,53 @@ impl NatsCluster {
         self.on_stream(|mut stream| async move { stream.info().await.unwrap().state.messages })
     }
 
-    /// `read` of the transitions stream, through the first live node.
+    /// `read` of the transitions stream.
     fn on_stream<T, F: std::future::Future<Output = T>>(
         &self,
         read: impl FnOnce(async_nats::jetstream::stream::Stream) -> F,
+    ) -> T {
+        self.with_client(|client| async move {
+            let js = async_nats::jetstream::new(client);
+            read(js.get_stream("NOCTUA_TRANSITIONS").await.unwrap()).await
+        })
+    }
+
+    /// `work` with a client of the first live node.
+    fn with_client<T, F: std::future::Future<Output = T>>(
+        &self,
+        work: impl FnOnce(async_nats::Client) -> F,
     ) -> T {
         let url = format!("nats://127.0.0.1:{}", self.ports[0]);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async {
-            let client = async_nats::connect(url).await.unwrap();
-            let js = async_nats::jetstream::new(client);
-            read(js.get_stream("NOCTUA_TRANSITIONS").await.unwrap()).await
-        })
+        runtime.block_on(async { work(async_nats::connect(url).await.unwrap()).await })
     }
 
     /// `[cluster] nats` for a noctua instance: every node.
     pub fn servers(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+        servers_of(&self.ports)
     }
+
+    /// Publishes `body` on core NATS `subject`.
+    pub fn publish(&self, subject: &str, body: &'static [u8]) {
+        self.with_client(|client| async move {
+            client
+                .publish(subject.to_owned(), body.into())
+                .await
+                .unwrap();
+            client.flush().await.unwrap();
+        })
+    }
+}
+
+fn servers_of(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How a test member runs: its devices, heartbeat and `dead-after`, and config before them.
@@ -180,13 +209,18 @@ impl Member<'_> {
     /// Starts this member under `dir/NAME` on `nats`, with devices `gnb-00`, `gnb-01`, … at
     /// 127.0.0.1, .2, …; the first `senders` have the `v2` credentials (to send traps as).
     pub fn start(&self, dir: &Path, nats: &NatsCluster) -> Daemon {
+        self.start_on(dir, &nats.servers())
+    }
+
+    /// [`Member::start`] with `[cluster] nats` = `servers`.
+    pub fn start_on(&self, dir: &Path, servers: &str) -> Daemon {
         let dir = dir.join(self.name);
         std::fs::create_dir_all(&dir).unwrap();
         let mut extra = self.extra.to_owned();
         extra += &format!(
             "\n[cluster]\nenabled = true\nnats = [{}]\nname = \"{}\"\n\
              heartbeat = \"{}ms\"\ndead-after = \"{}ms\"\nreplicas = 3\n",
-            nats.servers(),
+            servers,
             self.name,
             self.heartbeat.as_millis(),
             self.dead_after.as_millis()
