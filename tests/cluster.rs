@@ -502,3 +502,58 @@ fn a_member_started_before_nats_owns_nothing_then_joins_and_counts_a_malformed_f
     link_down(&a);
     wait_until(&mut a, |d| alarms_of(d, "gnb-00") == 1);
 }
+
+#[path = "../benches/support/v9.rs"]
+mod v9;
+
+/// The sum of every series of `name` at `d` (whatever their labels).
+fn total(d: &Daemon, name: &str) -> f64 {
+    let (_, text) = get(d.port, "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_template_announced_to_one_member_decodes_the_exporters_flows_at_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path());
+    let extra = format!("{WITH_TRAPS}[netflow]\nenabled = true\nlisten = [\"127.0.0.1:0\"]\n");
+    let member = |name| Member {
+        name,
+        devices: DEVICES,
+        heartbeat: Duration::from_millis(300),
+        dead_after: DEAD_AFTER,
+        extra: &extra,
+        senders: 1,
+    };
+    let mut a = member("noc-a").start(dir.path(), &nats);
+    let mut b = member("noc-b").start(dir.path(), &nats);
+    wait_shared(&mut [&mut a, &mut b], Duration::from_secs(30));
+    let send = |to: &Daemon, datagram: Vec<u8>| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = bound_port(&to.bound["netflow"][0]);
+        socket.send_to(&datagram, ("127.0.0.1", port)).unwrap();
+    };
+
+    // gnb-00 (127.0.0.1) announces its template to noc-a only.
+    send(&a, v9::twenty_field_datagram(7, 300, true, 1));
+    wait_until(&mut a, |d| {
+        gauge(d, "noctua_netflow_templates") == Some(1.0)
+    });
+    wait_until(&mut b, |d| {
+        gauge(d, "noctua_netflow_templates") == Some(1.0)
+    });
+
+    // Its next datagram, data only, reaches noc-b, which decodes it with the shared template.
+    let decoded = total(&b, "noctua_netflow_records_total");
+    send(&b, v9::twenty_field_datagram(7, 300, false, 2));
+    wait_until(&mut b, |d| {
+        total(d, "noctua_netflow_records_total") >= decoded + 21.0
+    });
+    assert_eq!(
+        gauge(&b, "noctua_netflow_unknown_template_sets_total"),
+        Some(0.0)
+    );
+}

@@ -6,6 +6,7 @@ pub mod forward;
 pub mod membership;
 pub mod replicate;
 pub mod tail;
+pub mod templates;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,14 +9,14 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::FleetAlarms;
 use crate::cluster::Ownership;
 use crate::config::Config;
-use crate::fleet::{self, FleetError, forward, membership, replicate, tail};
+use crate::fleet::{self, FleetError, forward, membership, replicate, tail, templates};
 use crate::impact::customers::CustomerKeys;
 use crate::ingest::SampleSink;
 use crate::ingest::{netflow, probe, snmp, trap};
@@ -166,6 +166,19 @@ pub async fn start(
     // it owns none until it has joined, and what its sources hear of other members' devices
     // goes on to them.
     let (ownership_tx, ownership) = watch::channel(Arc::new(Ownership::All));
+    // In a cluster, the collector's templates are shared with the other members.
+    let (template_share, templates) = match config.cluster.enabled && !netflow_sockets.is_empty() {
+        false => (None, None),
+        true => {
+            let (learned_tx, learned) = mpsc::unbounded_channel();
+            let (heard, heard_rx) = mpsc::channel(TEMPLATES_HEARD);
+            let collector = netflow::TemplateShare {
+                learned: learned_tx,
+                heard: heard_rx,
+            };
+            (Some(collector), Some(templates::Share { learned, heard }))
+        }
+    };
     let sink = match config.cluster.enabled {
         false => pipeline.samples.clone(),
         true => {
@@ -174,6 +187,7 @@ pub async fn start(
                 ownership: ownership_tx,
                 fleet: fleet_tx,
                 fleet_events,
+                templates,
             };
             join_cluster(config, pipeline, doors, tasks, cancel).await?
         }
@@ -198,6 +212,7 @@ pub async fn start(
                 samples,
                 metrics,
                 learned_speeds,
+                template_share,
                 cancel,
             )
         })?);
@@ -246,7 +261,11 @@ struct Doors<'a> {
     ownership: watch::Sender<Arc<Ownership>>,
     fleet: watch::Sender<Arc<FleetAlarms>>,
     fleet_events: broadcast::Sender<AlarmEvent>,
+    templates: Option<templates::Share>,
 }
+
+/// Batches of other members' templates waiting for the collector.
+const TEMPLATES_HEARD: usize = 64;
 
 /// Fleet transitions a slow live-stream client may fall behind by before it gets a fresh
 /// snapshot instead.
@@ -266,6 +285,7 @@ async fn join_cluster(
         ownership: ownership_tx,
         fleet,
         fleet_events,
+        templates,
     } = doors;
     let client = fleet::connect(&config.cluster).await?;
     ownership_tx.send_replace(Arc::new(Ownership::Owned(Default::default())));
@@ -306,6 +326,15 @@ async fn join_cluster(
         events: pipeline.events.subscribe(),
         fleet,
     };
+    if let Some(share) = templates {
+        let run = templates::run(
+            client.clone(),
+            config.cluster.clone(),
+            share,
+            cancel.clone(),
+        );
+        tasks.spawn(run);
+    }
     tasks.spawn(tail::run(
         client.clone(),
         fleet_events,

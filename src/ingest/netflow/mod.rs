@@ -492,17 +492,43 @@ pub fn stored_templates(store: &Store) -> Vec<TemplateDef> {
     }
 }
 
-/// Hands the template changes of the last second to the writer, or keeps them if it is busy.
-fn hand_to_writer(collector: &mut Collector, writer: &mpsc::Sender<Vec<TemplateChange>>) {
+/// Hands the template changes of the last second to the writer, or keeps them if it is busy;
+/// in a cluster, shares them too (a change kept for the writer is shared again with it, which
+/// changes nothing).
+fn hand_to_writer(
+    collector: &mut Collector,
+    writer: &mpsc::Sender<Vec<TemplateChange>>,
+    share: Option<&TemplateShare>,
+) {
     let changes = collector.take_template_changes();
     if changes.is_empty() {
         return;
+    }
+    if let Some(share) = share {
+        let _ = share.learned.send(changes.clone());
     }
     if let Err(
         mpsc::error::TrySendError::Full(changes) | mpsc::error::TrySendError::Closed(changes),
     ) = writer.try_send(changes)
     {
         collector.requeue_template_changes(changes);
+    }
+}
+
+/// In a cluster, the collector's end of the shared templates: what it learns goes out, what
+/// the other members learned comes in.
+pub struct TemplateShare {
+    /// The template changes of each second, as they are also stored.
+    pub learned: mpsc::UnboundedSender<Vec<TemplateChange>>,
+    /// Other members' templates, taken as if kept from an earlier run.
+    pub heard: mpsc::Receiver<Vec<TemplateDef>>,
+}
+
+/// The next batch of templates another member learned; never, outside a cluster.
+async fn heard(share: &mut Option<TemplateShare>) -> Option<Vec<TemplateDef>> {
+    match share {
+        Some(s) => s.heard.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -545,6 +571,7 @@ pub async fn run(
     samples: SampleSink,
     metrics: Arc<Metrics>,
     speeds: watch::Receiver<InterfaceSpeeds>,
+    mut share: Option<TemplateShare>,
     cancel: CancellationToken,
 ) {
     // Sockets belong to the runtime that registers them: this one.
@@ -579,8 +606,11 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
                 collector.flush(Timestamp::now().as_millis(), &mut emit);
-                hand_to_writer(&mut collector, &to_writer);
+                hand_to_writer(&mut collector, &to_writer, share.as_ref());
                 kernel_drops.count(&sockets, &metrics);
+            }
+            Some(defs) = heard(&mut share) => {
+                collector.restore(defs, Timestamp::now().as_millis());
             }
             i = poll_fn(|cx| {
                 for (i, s) in sockets.iter().enumerate() {
@@ -605,7 +635,7 @@ pub async fn run(
             }
         }
     }
-    hand_to_writer(&mut collector, &to_writer);
+    hand_to_writer(&mut collector, &to_writer, share.as_ref());
     drop(to_writer);
     // The last batch is written before the pipeline's final flush.
     let _ = writer.await;
