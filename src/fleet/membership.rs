@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{FleetError, device_key, next_entry, replicate};
+use super::{FleetError, bucket, device_key, next_entry, replicate};
 use crate::cluster::{Claim, DeviceAlarms, Member, Ownership, Step, owner_of, step};
 use crate::config::{ClusterConfig, Config};
 use crate::message::{AlarmInput, Handover, Taken};
@@ -139,29 +139,6 @@ async fn led(name: &'static str, bucket: &kv::Store) -> Result<(), FleetError> {
             reason: "no leader elected yet".to_owned(),
         }),
     }
-}
-
-async fn bucket(
-    js: &jetstream::Context,
-    name: &'static str,
-    max_age: Duration,
-    replicas: usize,
-) -> Result<kv::Store, FleetError> {
-    if let Ok(store) = js.get_key_value(name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket: name.to_owned(),
-        history: 1,
-        max_age,
-        num_replicas: replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| FleetError::Bucket {
-        bucket: name,
-        reason: e.to_string(),
-    })
 }
 
 /// What the membership task tells the rest of the daemon.

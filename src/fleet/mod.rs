@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::ServerAddr;
+use async_nats::jetstream::{self, kv};
 
 use crate::config::ClusterConfig;
 
@@ -121,6 +122,31 @@ pub fn device_key(device: &str) -> String {
         }
     }
     key
+}
+
+/// The KV bucket `name`, made (one value per key, `replicas` copies, values kept for
+/// `max_age`, zero for ever) if this is the cluster's first start.
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    name: &'static str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, FleetError> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.to_owned(),
+        history: 1,
+        max_age,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| FleetError::Bucket {
+        bucket: name,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::membership::Owners;
-use super::{device_key, next_entry};
+use super::{bucket, device_key, next_entry};
 use crate::cluster::{DeviceAlarms, FleetAlarms, Ownership};
 use crate::config::ClusterConfig;
 use crate::model::{Alarm, AlarmEvent, AlarmId, FaultId, FaultRecord, TransitionKind};
@@ -102,18 +102,9 @@ pub async fn run(
 }
 
 async fn open(js: &jetstream::Context, c: &ClusterConfig) -> Result<kv::Store, String> {
-    let alarms = match js.get_key_value(ALARMS).await {
-        Ok(a) => a,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: ALARMS.to_owned(),
-                history: 1,
-                num_replicas: c.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?,
-    };
+    let alarms = bucket(js, ALARMS, Duration::ZERO, c.replicas)
+        .await
+        .map_err(|e| e.to_string())?;
     js.get_or_create_stream(stream::Config {
         name: TRANSITIONS.to_owned(),
         subjects: vec!["noctua.transitions.>".to_owned()],

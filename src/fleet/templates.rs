@@ -3,12 +3,15 @@
 //! exporter announced the template to another: each member puts the templates its collector
 //! learns, and hands its collector the ones the others put.
 
+use std::time::Duration;
+
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::bucket;
 use crate::config::ClusterConfig;
 use crate::ingest::netflow::decode::{TemplateChange, TemplateDef, TemplateKey};
 
@@ -64,18 +67,9 @@ async fn follow(
     cancel: &CancellationToken,
 ) -> Result<(), String> {
     let js = jetstream::new(client.clone());
-    let bucket = match js.get_key_value(TEMPLATES).await {
-        Ok(b) => b,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: TEMPLATES.to_owned(),
-                history: 1,
-                num_replicas: c.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?,
-    };
+    let bucket = bucket(&js, TEMPLATES, Duration::ZERO, c.replicas)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut watch = bucket
         .watch_with_history(">")
         .await
