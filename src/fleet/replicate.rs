@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, kv, stream};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -204,16 +205,34 @@ impl Writer<'_> {
                 let Some(last) = batch.last().map(|e| e.seq) else {
                     break;
                 };
-                let mut through = cursor;
+                let mut acks = Vec::with_capacity(batch.len());
+                let mut failed = None;
                 for e in &batch {
-                    if let Err(why) = self.replicate(e, store, &mut records).await {
-                        tracing::warn!(seq = e.seq, error = %why, "replication paused; trying again");
-                        self.save(store, through, &mut cursor);
-                        break 'drain;
+                    match self.replicate(e, store, &mut records).await {
+                        Ok(ack) => acks.push((e.seq, ack)),
+                        Err(why) => {
+                            failed = Some((e.seq, why));
+                            break;
+                        }
                     }
-                    through = e.seq;
+                }
+                // The stream's acks, awaited once per batch (the publishes went out in order):
+                // the cursor moves past what the stream has acknowledged, in order.
+                let mut through = cursor;
+                for (seq, ack) in acks {
+                    if let Some(ack) = ack
+                        && let Err(e) = ack.await
+                    {
+                        failed = Some((seq, e.to_string()));
+                        break;
+                    }
+                    through = seq;
                 }
                 self.save(store, through, &mut cursor);
+                if let Some((seq, why)) = failed {
+                    tracing::warn!(seq, error = %why, "replication paused; trying again");
+                    break 'drain;
+                }
                 if last < cursor || batch.len() < BATCH {
                     break;
                 }
@@ -244,11 +263,11 @@ impl Writer<'_> {
         e: &AlarmEvent,
         store: &Store,
         records: &mut Records,
-    ) -> Result<(), Later> {
+    ) -> Result<Option<PublishAckFuture>, Later> {
         // The device's new owner carries the alarm on from the record as it stands.
         if e.kind == TransitionKind::HandedOver {
             records.faults.remove(&e.alarm.alarm_id);
-            return Ok(());
+            return Ok(None);
         }
         let device = &e.alarm.device;
         let mut epoch = self.ownership.borrow().epoch(device);
@@ -272,14 +291,14 @@ impl Writer<'_> {
                 return Err(format!("{device} is not claimed again yet"));
             }
             self.metrics.cluster_not_replicated.inc();
-            return Ok(());
+            return Ok(None);
         };
         let fault = open_fault(store, e, &mut records.faults)?;
         let change = |r: &mut DeviceAlarms| r.apply(self.me, epoch, e, fault.as_ref());
         self.write(device, epoch, records, change).await?;
-        self.publish(&device_key(device), epoch, e).await?;
+        let ack = self.publish(&device_key(device), epoch, e).await?;
         self.metrics.cluster_replicated.inc();
-        Ok(())
+        Ok(Some(ack))
     }
 
     /// Writes `device`'s record as `change` makes it (false: nothing to write), by
@@ -416,7 +435,13 @@ impl Writer<'_> {
         }
     }
 
-    async fn publish(&self, key: &str, epoch: u64, e: &AlarmEvent) -> Result<(), Later> {
+    /// Sends `e` to the stream; its ack is waited for with the rest of the batch.
+    async fn publish(
+        &self,
+        key: &str,
+        epoch: u64,
+        e: &AlarmEvent,
+    ) -> Result<PublishAckFuture, Later> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", format!("{}-{}", self.me, e.seq).as_str());
         headers.insert("Noctua-Epoch", epoch.to_string().as_str());
@@ -424,10 +449,7 @@ impl Writer<'_> {
         self.js
             .publish_with_headers(format!("noctua.transitions.{key}"), headers, body.into())
             .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 }
 
