@@ -5,7 +5,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+
 use super::{Daemon, get, start, write_config};
+
+/// How long a test's own NATS reads keep trying through a cluster that is electing leaders.
+const NATS_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A free port below Linux's ephemeral range (32768 and up). The nodes dial each other's
 /// route ports while they start, and a port from the ephemeral range (what binding port 0
@@ -128,45 +133,79 @@ impl NatsCluster {
     /// subscriber has seen.
     pub fn transitions(&self) -> Vec<serde_json::Value> {
         self.on_stream(|mut stream| async move {
-            let last = stream.info().await.unwrap().state.last_sequence;
+            let last = stream
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .state
+                .last_sequence;
             let mut out = Vec::new();
             for seq in 1..=last {
-                // A message removed (none are, within a test) is simply not there.
-                if let Ok(m) = stream.get_raw_message(seq).await {
-                    out.push(serde_json::from_slice(&m.payload).unwrap());
+                match stream.get_raw_message(seq).await {
+                    Ok(m) => out.push(serde_json::from_slice(&m.payload).unwrap()),
+                    // A message removed (none are, within a test) is simply not there.
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                    Err(e) => return Err(e.to_string()),
                 }
             }
-            out
+            Ok(out)
         })
     }
 
     /// How many transitions the replicated stream holds.
     pub fn transitions_count(&self) -> u64 {
-        self.on_stream(|mut stream| async move { stream.info().await.unwrap().state.messages })
-    }
-
-    /// `read` of the transitions stream.
-    fn on_stream<T, F: std::future::Future<Output = T>>(
-        &self,
-        read: impl FnOnce(async_nats::jetstream::stream::Stream) -> F,
-    ) -> T {
-        self.with_client(|client| async move {
-            let js = async_nats::jetstream::new(client);
-            read(js.get_stream("NOCTUA_TRANSITIONS").await.unwrap()).await
+        self.on_stream(|mut stream| async move {
+            Ok(stream
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .state
+                .messages)
         })
     }
 
-    /// `work` with a client of the first live node.
-    fn with_client<T, F: std::future::Future<Output = T>>(
+    /// `read` of the transitions stream.
+    fn on_stream<T, F: std::future::Future<Output = Result<T, String>>>(
         &self,
-        work: impl FnOnce(async_nats::Client) -> F,
+        read: impl Fn(async_nats::jetstream::stream::Stream) -> F,
+    ) -> T {
+        self.with_client(|client| async {
+            let js = async_nats::jetstream::new(client);
+            let stream = js
+                .get_stream("NOCTUA_TRANSITIONS")
+                .await
+                .map_err(|e| e.to_string())?;
+            read(stream).await
+        })
+    }
+
+    /// `work` with a client of the first live node, tried again for up to [`NATS_PATIENCE`]:
+    /// right after a node is killed, requests time out until the streams' leaders are elected
+    /// again, and a reader would not see a lost message from a timed-out one.
+    fn with_client<T, F: std::future::Future<Output = Result<T, String>>>(
+        &self,
+        work: impl Fn(async_nats::Client) -> F,
     ) -> T {
         let url = format!("nats://127.0.0.1:{}", self.ports[0]);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async { work(async_nats::connect(url).await.unwrap()).await })
+        let deadline = Instant::now() + NATS_PATIENCE;
+        loop {
+            let attempt = runtime.block_on(async {
+                let client = async_nats::connect(&url).await.map_err(|e| e.to_string())?;
+                work(client).await
+            });
+            match attempt {
+                Ok(done) => return done,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("NATS request failed, trying again: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!("NATS did not answer for {NATS_PATIENCE:?}: {e}"),
+            }
+        }
     }
 
     /// `[cluster] nats` for a noctua instance: every node.
@@ -180,8 +219,8 @@ impl NatsCluster {
             client
                 .publish(subject.to_owned(), body.into())
                 .await
-                .unwrap();
-            client.flush().await.unwrap();
+                .map_err(|e| e.to_string())?;
+            client.flush().await.map_err(|e| e.to_string())
         })
     }
 }
